@@ -1,0 +1,68 @@
+"""One error tree for the whole tool.
+
+Every failure a user can cause or meet ends up as a ``CiOrasError`` subclass carrying the documented exit code
+(DESIGN.md §3) and a hint naming the fix. Lower layers translate HTTP and OS errors into this tree at their
+boundary, so the CLI needs exactly one handler and never shows a traceback for an expected failure.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_VERIFICATION_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_AUTH = 4
+EXIT_REGISTRY = 5
+EXIT_INTEGRITY = 6
+
+
+class CiOrasError(Exception):
+    """Base of every error ci-oras reports; ``str()`` is the one-line message."""
+
+    exit_code = EXIT_REGISTRY
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}: {self.hint}"
+        return self.message
+
+
+class VerificationFailed(CiOrasError):
+    """A required referrer is missing (the gate said no)."""
+
+    exit_code = EXIT_VERIFICATION_FAILED
+
+
+class UsageError(CiOrasError):
+    """Bad input: a malformed reference, a missing file, conflicting flags."""
+
+    exit_code = EXIT_USAGE
+
+
+class NotFoundError(CiOrasError):
+    """The manifest, blob, tag or repository does not exist."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class AuthError(CiOrasError):
+    """Authentication failed or the credentials lack the permission."""
+
+    exit_code = EXIT_AUTH
+
+
+class RegistryError(CiOrasError):
+    """The registry or network failed, after retries."""
+
+    exit_code = EXIT_REGISTRY
+
+
+class IntegrityError(CiOrasError):
+    """Content does not match its digest or size, or an archive is unsafe to unpack."""
+
+    exit_code = EXIT_INTEGRITY

@@ -1,0 +1,97 @@
+"""Content digests: parse, compute (also incrementally, while streaming) and verify."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from ci_oras.errors import IntegrityError, UsageError
+
+_HEX_LENGTH = {"sha256": 64, "sha512": 128}
+_DIGEST_RE = re.compile(r"^(?P<alg>[a-z0-9]+(?:[.+_-][a-z0-9]+)*):(?P<hex>[a-zA-Z0-9=_-]+)$")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A validated ``algorithm:hex`` digest. Only sha256 and sha512 are accepted, as registries do."""
+
+    algorithm: str
+    hex: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        match = _DIGEST_RE.match(text)
+        if not match:
+            raise UsageError(f"invalid digest {text!r}", hint="expected sha256:<64 hex characters>")
+        algorithm, hex_part = match.group("alg"), match.group("hex")
+        expected = _HEX_LENGTH.get(algorithm)
+        if expected is None:
+            raise UsageError(f"unsupported digest algorithm in {text!r}", hint="use sha256 or sha512")
+        if len(hex_part) != expected or not re.fullmatch(r"[0-9a-f]+", hex_part):
+            raise UsageError(
+                f"invalid digest {text!r}", hint=f"{algorithm} needs {expected} lowercase hex characters"
+            )
+        return cls(algorithm, hex_part)
+
+
+def is_digest(text: str) -> bool:
+    try:
+        Digest.parse(text)
+    except UsageError:
+        return False
+    return True
+
+
+def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+class Verifier:
+    """Hashes content as it streams past and checks it against the expected digest and size at the end.
+
+    Streaming verification lets a multi-gigabyte blob be checked without holding it in memory.
+    """
+
+    def __init__(self, expected_digest: str, expected_size: int | None = None) -> None:
+        parsed = Digest.parse(expected_digest)
+        self.expected_digest = expected_digest
+        self.expected_size = expected_size
+        self._hash = hashlib.new(parsed.algorithm)
+        self._algorithm = parsed.algorithm
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self.size += len(chunk)
+        if self.expected_size is not None and self.size > self.expected_size:
+            raise IntegrityError(
+                f"content for {self.expected_digest} is larger than the expected {self.expected_size} bytes",
+                hint="the source is corrupt or the descriptor is wrong",
+            )
+
+    @property
+    def digest(self) -> str:
+        return f"{self._algorithm}:{self._hash.hexdigest()}"
+
+    def verify(self) -> None:
+        if self.expected_size is not None and self.size != self.expected_size:
+            raise IntegrityError(
+                f"size mismatch for {self.expected_digest}: expected {self.expected_size} bytes, got {self.size}",
+                hint="the source is corrupt or the descriptor is wrong",
+            )
+        actual = self.digest
+        if actual != self.expected_digest:
+            raise IntegrityError(
+                f"digest mismatch: expected {self.expected_digest}, got {actual}",
+                hint="the content was corrupted or tampered with; do not use it",
+            )
+
+
+def verify_bytes(data: bytes, expected_digest: str, expected_size: int | None = None) -> None:
+    verifier = Verifier(expected_digest, expected_size)
+    verifier.update(data)
+    verifier.verify()

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from ci_oras.errors import EXIT_INTEGRITY, IntegrityError, UsageError
+from ci_oras.oci.digest import Digest, Verifier, digest_bytes, is_digest, verify_bytes
+
+
+def test_parse_and_compute() -> None:
+    data = b"hello"
+    digest = digest_bytes(data)
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert Digest.parse(digest).algorithm == "sha256"
+    assert is_digest(digest) and not is_digest("sha256:abc")
+    assert digest_bytes(data, "sha512").startswith("sha512:")
+
+
+@pytest.mark.parametrize("text", ["sha256", "sha256:", "sha256:" + "A" * 64, "sha1:" + "a" * 40, "sha256:" + "a" * 63])
+def test_invalid_digests(text: str) -> None:
+    with pytest.raises(UsageError):
+        Digest.parse(text)
+
+
+def test_streaming_verifier_accepts_exact_content() -> None:
+    verifier = Verifier(digest_bytes(b"abcdef"), 6)
+    for chunk in (b"ab", b"cd", b"ef"):
+        verifier.update(chunk)
+    verifier.verify()
+
+
+@pytest.mark.parametrize(("content", "size"), [(b"abcdeX", 6), (b"abcde", 6), (b"abcdefg", 6)])
+def test_streaming_verifier_rejects(content: bytes, size: int) -> None:
+    with pytest.raises(IntegrityError) as info:
+        verify_bytes(content, digest_bytes(b"abcdef"), size)
+    assert info.value.exit_code == EXIT_INTEGRITY
