@@ -1,0 +1,1 @@
+"""Talking to remote registries: transport, authentication, credentials and the referrers API."""
