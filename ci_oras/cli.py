@@ -1,0 +1,317 @@
+"""The ``ci-oras`` command line: parse flags, open targets, call one step, report the result.
+
+Each command is a thin shell around one step in ``ci_oras.steps``. Step modules, httpx and the stores are
+imported inside the commands so that ``ci-oras --help`` and layout-only runs start fast. Errors are mapped to
+exit codes in one place, ``main()``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ci_oras import __version__
+from ci_oras.errors import CiOrasError, UsageError
+
+app = typer.Typer(
+    name="ci-oras",
+    help="Supply-chain steps for CI/CD pipelines on OCI registries and OCI image layouts.\n\n"
+    "References: REGISTRY/REPO[:TAG][@DIGEST], or oci:PATH[:TAG|@DIGEST] for an OCI layout on disk.\n\n"
+    "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 not found, "
+    "4 authentication denied, 5 registry or network error, 6 integrity error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+manifest_app = typer.Typer(help="Manifest commands.", no_args_is_help=True)
+app.add_typer(manifest_app, name="manifest")
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+OutputOpt = Annotated[
+    OutputFormat, typer.Option("--output", "-O", help="text: a short human result; json: one JSON document on stdout.")
+]
+PlainHttpOpt = Annotated[
+    Optional[bool],
+    typer.Option("--plain-http/--no-plain-http",
+                 help="Use HTTP instead of HTTPS. Default: plain HTTP for localhost/127.0.0.1 only."),
+]
+InsecureOpt = Annotated[bool, typer.Option("--insecure", help="Skip TLS verification (testing only; loud warning).")]
+CaFileOpt = Annotated[Optional[str], typer.Option("--ca-file", help="PEM file of CA certificates to trust.")]
+UsernameOpt = Annotated[Optional[str], typer.Option("--username", "-u", help="Registry username.")]
+PasswordOpt = Annotated[
+    Optional[str], typer.Option("--password", "-p", help="Registry password (prefer --password-stdin).")
+]
+PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read the password or token from stdin.")]
+
+
+class Options:
+    """The connection flags every registry command shares, gathered once."""
+
+    def __init__(self, output: OutputFormat, plain_http: bool | None, insecure: bool, ca_file: str | None,
+                 username: str | None, password: str | None, password_stdin: bool) -> None:
+        self.output = output
+        self.plain_http = plain_http
+        self.insecure = insecure
+        self.ca_file = ca_file
+        self.username = username
+        self.password = _read_password(password, password_stdin)
+
+
+def _read_password(password: str | None, password_stdin: bool) -> str | None:
+    if password_stdin:
+        if password is not None:
+            raise UsageError("--password and --password-stdin are mutually exclusive", hint="use --password-stdin")
+        value = sys.stdin.read().rstrip("\r\n")
+        if not value:
+            raise UsageError("--password-stdin read an empty password", hint="pipe the password into ci-oras")
+        return value
+    if password is not None:
+        from ci_oras.emit.text import warn
+
+        warn("using --password on the command line is insecure (shell history, process list); "
+             "use --password-stdin")
+    return password
+
+
+@contextmanager
+def runtime(options: Options) -> Iterator[Any]:
+    from ci_oras.registry.transport import TransportOptions
+    from ci_oras.runtime import LoginFlags, Runtime
+
+    transport = TransportOptions(plain_http=options.plain_http, insecure=options.insecure, ca_file=options.ca_file)
+    run = Runtime(transport, LoginFlags(options.username, options.password), os.environ)
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+def report(options: Options, result: Any, text: Callable[[], str]) -> None:
+    """JSON document on stdout, or the short text on stderr."""
+    if options.output is OutputFormat.json:
+        from ci_oras.emit.json_output import write_document
+
+        write_document(result.document())
+    else:
+        from ci_oras.emit.text import say
+
+        say(text())
+
+
+def _parse(reference: str) -> Any:
+    from ci_oras.oci.reference import parse_reference
+
+    return parse_reference(reference)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"ci-oras {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Supply-chain steps for CI/CD pipelines on OCI registries."""
+
+
+@app.command()
+def push(
+    reference: Annotated[str, typer.Argument(help="Where to push: REGISTRY/REPO[:TAG[,TAG...]] or oci:PATH[:TAG].")],
+    files: Annotated[Optional[list[str]], typer.Argument(help="FILE[:MEDIA_TYPE]; a directory is packed as tar+gzip.")] = None,
+    artifact_type: Annotated[Optional[str], typer.Option("--artifact-type", help="The artifact's type.")] = None,
+    annotation: Annotated[Optional[list[str]], typer.Option("--annotation", "-a", help="Manifest annotation KEY=VALUE.")] = None,
+    annotation_file: Annotated[Optional[str], typer.Option("--annotation-file", help="ORAS-style annotation JSON.")] = None,
+    output: OutputOpt = OutputFormat.text,
+    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
+    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Push files and directories as an OCI artifact (empty config, artifactType), like 'oras push'."""
+    from ci_oras.files import load_annotation_file, parse_annotations, parse_file_argument
+    from ci_oras.steps.push import PushOptions
+    from ci_oras.steps.push import push as push_step
+
+    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
+    ref = _parse(reference)
+    if ref.digest:
+        raise UsageError(f"cannot push to a digest reference {reference!r}", hint="push to a tag or a bare repository")
+    specs = [parse_file_argument(item) for item in files or []]
+    from_file = load_annotation_file(annotation_file) if annotation_file else None
+    manifest_annotations = {**(from_file.manifest if from_file else {}), **parse_annotations(annotation or [])}
+    created, mtime = _creation_time()
+    push_options = PushOptions(
+        artifact_type=artifact_type, annotations=manifest_annotations,
+        config_annotations=from_file.config if from_file else None,
+        file_annotations=from_file.files if from_file else None, created=created, mtime=mtime,
+    )
+    with runtime(opts) as run:
+        result = push_step(run.open(ref, create=True), ref.repository_name, ref.tags, specs, push_options)
+    report(opts, result, lambda: f"Pushed {result.reference}\nDigest: {result.digest}")
+
+
+def _creation_time() -> tuple[str, int | None]:
+    """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now; RFC 3339 in UTC like ORAS writes it."""
+    from datetime import datetime, timezone
+
+    epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch_text:
+        if not epoch_text.isdigit():
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
+                             hint="set it to a Unix timestamp, e.g. $(git log -1 --format=%ct)")
+        epoch = int(epoch_text)
+        return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), epoch
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), None
+
+
+@app.command()
+def pull(
+    reference: Annotated[str, typer.Argument(help="What to pull: REGISTRY/REPO:TAG, …@DIGEST or oci:PATH:TAG.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory to write files into.")] = Path("."),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files with different content.")] = False,
+    output: OutputOpt = OutputFormat.text,
+    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
+    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Pull an artifact's files, verifying every digest and unpacking directories safely."""
+    from ci_oras.steps.pull import pull as pull_step
+
+    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
+    ref = _require_reference(reference)
+    with runtime(opts) as run:
+        result = pull_step(run.open(ref), ref.reference, str(ref), output_dir, overwrite=overwrite)
+    report(opts, result, lambda: "\n".join(
+        [f"{'Skipped (identical)' if f.skipped else 'Pulled'} {f.path}" for f in result.files]
+        + [f"Pulled {result.reference}", f"Digest: {result.digest}"]))
+
+
+def _require_reference(reference: str) -> Any:
+    ref = _parse(reference)
+    if ref.reference is None:
+        raise UsageError(f"reference {reference!r} names no tag or digest", hint="add :TAG or @sha256:...")
+    if len(ref.tags) > 1:
+        raise UsageError(f"reference {reference!r} names several tags", hint="name one tag or a digest")
+    return ref
+
+
+@manifest_app.command("fetch")
+def manifest_fetch(
+    reference: Annotated[str, typer.Argument(help="REGISTRY/REPO:TAG, …@DIGEST or oci:PATH:TAG.")],
+    output: OutputOpt = OutputFormat.text,
+    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
+    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Print the exact manifest bytes (text) or a JSON document describing it (--output json)."""
+    from ci_oras.steps.manifest import fetch_manifest
+
+    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
+    ref = _require_reference(reference)
+    with runtime(opts) as run:
+        result = fetch_manifest(run.open(ref), ref.reference, str(ref))
+    if opts.output is OutputFormat.json:
+        report(opts, result, str)
+    else:
+        sys.stdout.buffer.write(result.manifest.raw)
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+
+
+@app.command()
+def tags(
+    repository: Annotated[str, typer.Argument(help="REGISTRY/REPO or oci:PATH.")],
+    output: OutputOpt = OutputFormat.text,
+    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
+    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """List tags, one per line on stdout."""
+    from ci_oras.steps.tags import list_tags
+
+    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
+    ref = _parse(repository)
+    with runtime(opts) as run:
+        result = list_tags(run.open(ref), ref.repository_name)
+    if opts.output is OutputFormat.json:
+        report(opts, result, str)
+    else:
+        for tag in result.tags:
+            print(tag)
+
+
+@app.command()
+def delete(
+    reference: Annotated[str, typer.Argument(help="The manifest to delete: REGISTRY/REPO:TAG or …@DIGEST.")],
+    output: OutputOpt = OutputFormat.text,
+    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
+    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Delete one manifest (every tag pointing at it goes too). No prompt: this runs in CI."""
+    from ci_oras.steps.delete import delete_manifest
+
+    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
+    ref = _require_reference(reference)
+    with runtime(opts) as run:
+        result = delete_manifest(run.open(ref), ref.reference, str(ref))
+    report(opts, result, lambda: f"Deleted {result.reference}\nDigest: {result.digest}")
+
+
+@app.command()
+def login(
+    registry: Annotated[str, typer.Argument(help="Registry host, e.g. ghcr.io or 127.0.0.1:5000.")],
+    output: OutputOpt = OutputFormat.text,
+    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
+    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Check the credentials against the registry, then store them in the docker config like 'docker login'."""
+    from ci_oras.steps.login import login as login_step
+
+    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
+    if not opts.username or opts.password is None:
+        raise UsageError("login needs --username and a password", hint="use -u USER --password-stdin")
+    with runtime(opts) as run:
+        result = login_step(run, registry, opts.username, opts.password)
+    report(opts, result, lambda: f"Login succeeded for {result.registry} (stored in {result.stored_in})")
+
+
+@app.command()
+def logout(
+    registry: Annotated[str, typer.Argument(help="Registry host to forget.")],
+    output: OutputOpt = OutputFormat.text,
+) -> None:
+    """Remove stored credentials for a registry from the docker config."""
+    from ci_oras.steps.login import logout as logout_step
+
+    opts = Options(output, None, False, None, None, None, False)
+    result = logout_step(registry, os.environ)
+    report(opts, result, lambda: f"{'Removed' if result.removed else 'No'} credentials for {result.registry}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one handler maps every ci-oras error to its exit code and a one-line message.
+
+    The command-line parser itself reports usage errors (exit 2) in its standalone mode.
+    """
+    from ci_oras.emit.text import error
+
+    try:
+        app(args=argv)
+    except CiOrasError as exc:
+        error(str(exc))
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)

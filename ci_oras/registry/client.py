@@ -1,0 +1,188 @@
+"""One registry host: authenticated requests, retries, redirects without credentials, errors mapped.
+
+Everything that turns an HTTP answer into a ``CiOrasError`` lives here, so the store above deals only in
+successful responses and the user sees one line naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ci_oras.errors import AuthError, CiOrasError, IntegrityError, NotFoundError, RegistryError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ci_oras.registry.auth import Authenticator
+    from ci_oras.registry.transport import TransportOptions
+
+_MAX_REDIRECTS = 5
+_INTEGRITY_CODES = frozenset({"DIGEST_INVALID", "SIZE_INVALID", "BLOB_UPLOAD_INVALID"})
+_NOT_FOUND_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN"})
+
+
+def _read_error_body(response: httpx.Response) -> bytes:
+    try:
+        return response.read()[:65536]
+    except Exception:  # a streamed body that cannot be read any more
+        return b""
+
+
+def registry_error_detail(response: httpx.Response) -> tuple[str | None, str]:
+    """The first ``{"errors":[{code, message}]}`` entry of a registry error body, as (code, text)."""
+    try:
+        body = json.loads(_read_error_body(response))
+    except (ValueError, UnicodeDecodeError):
+        return None, ""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return None, ""
+    first = errors[0]
+    code = str(first.get("code") or "") or None
+    message = str(first.get("message") or "")
+    detail = first.get("detail")
+    if isinstance(detail, str) and detail and detail not in message:
+        message = f"{message} ({detail})" if message else detail
+    return code, message
+
+
+class RegistryClient:
+    """Requests to one registry host, sharing the run's httpx client and authenticator."""
+
+    def __init__(
+        self,
+        host: str,
+        api_host: str,
+        *,
+        plain_http: bool,
+        http: httpx.Client,
+        auth: Authenticator,
+        options: TransportOptions,
+    ) -> None:
+        self.host = host
+        self.api_host = api_host
+        self.base_url = f"{'http' if plain_http else 'https'}://{api_host}"
+        self.http = http
+        self.auth = auth
+        self.options = options
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        scopes: tuple[str, ...],
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        content: bytes | Iterator[bytes] | Callable[[], Any] | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+        describe: str,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send with auth; follow redirects (credentials only to our own host); raise mapped errors.
+
+        ``content`` may be a callable returning a fresh body each time, so streamed uploads can be re-sent
+        after an auth challenge. Answers listed in ``ok`` are returned; anything else raises.
+        """
+        from ci_oras.registry.transport import send_with_retries
+
+        target = url if url.startswith(("http://", "https://")) else self.url(url)
+        for _ in range(3):
+            authorization = self.auth.authorization(self.host, scopes)
+            response = self._send(method, target, authorization, headers, params, content, stream, retry, describe)
+            if response.status_code == 401:
+                challenge = response.headers.get("WWW-Authenticate")
+                response.close()
+                self.auth.handle_challenge(self.host, challenge, scopes)
+                continue
+            hops = 0
+            while response.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
+                hops += 1
+                location = response.headers.get("Location")
+                response.close()
+                if not location or hops > _MAX_REDIRECTS:
+                    raise RegistryError(f"{describe}: too many or broken redirects from {self.host}")
+                next_url = response.url.join(location)
+                same_origin = (next_url.scheme, next_url.host, next_url.port) == (
+                    response.url.scheme, response.url.host, response.url.port)
+                redirect_auth = authorization if same_origin else None
+                response = send_with_retries(
+                    self.http,
+                    lambda u=next_url, a=redirect_auth: self.http.build_request(  # type: ignore[misc]
+                        method, u, headers=_with_auth(headers, a)),
+                    self.options,
+                    stream=stream,
+                    describe=describe,
+                )
+            if response.status_code in ok:
+                return response
+            raise self.error_for(response, describe)
+        raise AuthError(f"authentication with {self.host} did not settle", hint="check your credentials")
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        authorization: str | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        content: bytes | Iterator[bytes] | Callable[[], Any] | None,
+        stream: bool,
+        retry: bool,
+        describe: str,
+    ) -> httpx.Response:
+        from ci_oras.registry.transport import send_with_retries
+
+        def build() -> httpx.Request:
+            body = content() if callable(content) else content
+            return self.http.build_request(
+                method, url, headers=_with_auth(headers, authorization), params=params, content=body
+            )
+
+        return send_with_retries(self.http, build, self.options, stream=stream, retry=retry, describe=describe)
+
+    def error_for(self, response: httpx.Response, describe: str) -> CiOrasError:
+        """Translate a failed answer into the error tree (exit codes per DESIGN.md §3)."""
+        status = response.status_code
+        code, message = registry_error_detail(response)
+        response.close()
+        said = f": {code} {message}".rstrip() if code or message else ""
+        where = f"{describe} at {self.host} ({status}{said})"
+        if status == 404 or code in _NOT_FOUND_CODES:
+            return NotFoundError(f"not found: {where}", hint="check the repository, tag or digest")
+        if status == 403 or code == "DENIED":
+            credential = self.auth.credential(self.host)
+            source = f" for the credentials from {credential.source}" if credential else ""
+            return AuthError(f"access denied: {where}{source}",
+                             hint="the account lacks permission for this repository or action")
+        if status == 401:
+            return AuthError(f"authentication failed: {where}", hint="check --username/--password-stdin or docker login")
+        if code in _INTEGRITY_CODES:
+            return IntegrityError(f"registry rejected the content: {where}",
+                                  hint="the uploaded bytes do not match their digest or size")
+        if status == 429:
+            return RegistryError(f"rate limited: {where}", hint="retry later or authenticate for a higher limit")
+        if status == 405:
+            return RegistryError(f"operation not supported: {where}",
+                                 hint="the registry does not allow this operation (deletes may be disabled)")
+        if status == 400 and code is None and self.base_url.startswith("http://") and (
+            response.request.method == "HEAD" or b"HTTP request to an HTTPS server" in _read_error_body(response)
+        ):
+            return RegistryError(f"{self.host} answered 400 to plain HTTP; it probably speaks HTTPS",
+                                 hint="pass --no-plain-http (and --ca-file if its CA is private)")
+        if status in (400, 413, 415):
+            return UsageError(f"registry refused the request: {where}", hint="check the content you are pushing")
+        return RegistryError(f"registry error: {where}", hint="retry later; the registry or network failed")
+
+
+def _with_auth(headers: Mapping[str, str] | None, authorization: str | None) -> dict[str, str]:
+    merged = dict(headers or {})
+    if authorization:
+        merged["Authorization"] = authorization
+    return merged

@@ -1,0 +1,125 @@
+"""HTTP plumbing shared by every registry call: one client, timeouts, TLS settings and retries.
+
+Only this package and ``store/registry.py`` import httpx. Connection errors, 429 (honouring ``Retry-After``)
+and 5xx answers are retried with exponential backoff and full jitter, so a CI job survives a registry hiccup
+but still fails within a bounded time.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+from ci_oras import __version__
+from ci_oras.errors import RegistryError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+USER_AGENT = f"ci-oras/{__version__}"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """What the user chose about the connection; shared by every host in one run."""
+
+    plain_http: bool | None = None  # None: plain HTTP for loopback hosts only
+    insecure: bool = False
+    ca_file: str | None = None
+    timeout: float = 60.0
+    retries: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 20.0
+
+
+def make_client(options: TransportOptions) -> httpx.Client:
+    """One client per run: connection pooling across threads, redirects handled by us (see client.py)."""
+    import ssl
+
+    import httpx
+
+    verify: bool | ssl.SSLContext = True
+    if options.insecure:
+        verify = False
+    elif options.ca_file:
+        try:
+            verify = ssl.create_default_context(cafile=options.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load --ca-file {options.ca_file}: {exc}",
+                             hint="pass a PEM file with the CA certificate") from exc
+    return httpx.Client(
+        verify=verify,
+        timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+    )
+
+
+def retry_delay(attempt: int, options: TransportOptions, retry_after: str | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based)."""
+    if retry_after:
+        seconds = _parse_retry_after(retry_after)
+        if seconds is not None:
+            return min(seconds, options.max_backoff * 3)
+    ceiling = min(options.max_backoff, options.backoff * (2 ** (attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _parse_retry_after(value: str) -> float | None:
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def send_with_retries(
+    client: httpx.Client,
+    build: Callable[[], httpx.Request],
+    options: TransportOptions,
+    *,
+    stream: bool = False,
+    retry: bool = True,
+    describe: str = "request",
+) -> httpx.Response:
+    """Send the request ``build()`` makes, rebuilding it for each retry (bodies may be single-use)."""
+    import httpx
+
+    attempts = options.retries + 1 if retry else 1
+    for attempt in range(1, attempts + 1):
+        request = build()
+        try:
+            response = client.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            if attempt >= attempts:
+                raise RegistryError(
+                    f"{describe} to {request.url.host}:{request.url.port or ''} failed: {_describe_transport(exc)}",
+                    hint="check the registry address, --plain-http/--ca-file, and the network",
+                ) from exc
+            time.sleep(retry_delay(attempt, options))
+            continue
+        if response.status_code in RETRY_STATUSES and attempt < attempts:
+            delay = retry_delay(attempt, options, response.headers.get("Retry-After"))
+            response.close()
+            time.sleep(delay)
+            continue
+        return response
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _describe_transport(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "TLS certificate not trusted (use --ca-file, or --insecure only for testing)"
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        return "TLS handshake failed (is this a plain-HTTP registry? try --plain-http)"
+    return text.splitlines()[0]

@@ -1,0 +1,66 @@
+"""What one CLI invocation opens: targets for references, sharing one registry session.
+
+The CLI builds a ``Runtime`` from its flags and the environment, opens targets through it and closes it at
+the end. Credentials given as flags are bound to the registry of the reference they were given with, so they
+are never sent to any other host a command touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ci_oras.oci.reference import LayoutReference, Reference, RegistryReference
+from ci_oras.registry.credentials import Credential, resolve_credential
+from ci_oras.registry.transport import TransportOptions
+
+if TYPE_CHECKING:
+    from ci_oras.registry.session import RegistrySession
+    from ci_oras.store.protocols import Target
+
+
+@dataclass(frozen=True)
+class LoginFlags:
+    username: str | None = None
+    password: str | None = None
+
+
+class Runtime:
+    def __init__(self, transport: TransportOptions, login: LoginFlags, env: Mapping[str, str]) -> None:
+        self.transport = transport
+        self.login = login
+        self.env = env
+        self._flag_hosts: set[str] = set()
+        self._session: RegistrySession | None = None
+
+    def credential_for(self, host: str) -> Credential | None:
+        if host in self._flag_hosts:
+            return resolve_credential(host, username=self.login.username, password=self.login.password, env=self.env)
+        return resolve_credential(host, env=self.env)
+
+    @property
+    def session(self) -> RegistrySession:
+        if self._session is None:
+            from ci_oras.registry.session import RegistrySession
+
+            self._session = RegistrySession(self.transport, self.credential_for)
+        return self._session
+
+    def open(self, reference: Reference, *, create: bool = False, use_login_flags: bool = True) -> Target:
+        """A target for ``reference``; ``create`` means "about to write": a layout is created if absent and a
+        registry repository asks for push access up front."""
+        if isinstance(reference, LayoutReference):
+            from ci_oras.store.layout import OCILayout
+
+            return OCILayout(reference.path, create=create)
+        assert isinstance(reference, RegistryReference)
+        if use_login_flags and (self.login.username is not None or self.login.password is not None):
+            self._flag_hosts.add(reference.registry)
+        from ci_oras.store.registry import RegistryRepository
+
+        return RegistryRepository(reference, self.session.client_for(reference), writable=create)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()

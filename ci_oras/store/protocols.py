@@ -1,0 +1,82 @@
+"""One-method capabilities every store offers, composed into the ``Target`` role the steps use.
+
+Steps and graph algorithms speak only to these protocols, never to a concrete store, so the same code copies
+registry→layout, layout→registry and registry→registry. Optional abilities (cross-repository mount, a native
+referrers API) are separate protocols detected at run time, each with a generic fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from typing import Protocol, runtime_checkable
+
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.manifest import Manifest
+
+#: Manifests are small by design (distribution refuses over 4 MiB); anything larger is not a manifest.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+#: A verified stream of content; a generator so callers can ``close()`` it early and release the connection.
+ByteStream = Generator[bytes, None, None]
+
+
+class Fetcher(Protocol):
+    def fetch(self, desc: Descriptor) -> ByteStream:
+        """Stream the content of ``desc``; the digest and size are verified, raising IntegrityError at the end.
+
+        The caller must exhaust or ``close()`` the iterator (``contextlib.closing``) to release the connection.
+        """
+
+
+class ManifestFetcher(Protocol):
+    def fetch_manifest(self, reference: str) -> Manifest:
+        """Fetch and parse the manifest at a tag or digest; by digest the bytes are verified."""
+
+
+class Pusher(Protocol):
+    def push_blob(self, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        """Store a blob whose bytes are ``chunks``; the store verifies digest and size."""
+
+    def push_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+        """Store the exact manifest bytes, under ``tag`` when given (one write), else by digest only."""
+
+
+class Exists(Protocol):
+    def exists(self, desc: Descriptor) -> bool:
+        """True when the store already has this blob or manifest."""
+
+
+class Resolver(Protocol):
+    def resolve(self, reference: str) -> Descriptor:
+        """The descriptor (media type, digest, size) a tag or digest points at; NotFoundError otherwise."""
+
+
+class Tagger(Protocol):
+    def tag(self, manifest: Manifest, tag: str) -> None:
+        """Point ``tag`` at ``manifest`` (already stored)."""
+
+
+class TagLister(Protocol):
+    def tags(self) -> list[str]:
+        """Every tag in the repository or layout, sorted."""
+
+
+class Deleter(Protocol):
+    def delete(self, desc: Descriptor) -> None:
+        """Delete a manifest (and whatever tags point at it); NotFoundError when absent."""
+
+
+@runtime_checkable
+class Mounter(Protocol):
+    def mount(self, desc: Descriptor, from_repository: str) -> bool:
+        """Try a cross-repository blob mount; False when the registry refused (then upload instead)."""
+
+
+class Target(Fetcher, ManifestFetcher, Pusher, Exists, Resolver, Tagger, TagLister, Deleter, Protocol):
+    """Everything a step needs from a place content lives. ``name`` is shown to users."""
+
+    @property
+    def name(self) -> str: ...
+
+    def close(self) -> None:
+        """Release connections and locks."""

@@ -1,0 +1,308 @@
+"""A repository on a remote registry (distribution-spec v1.1), behind the store protocols.
+
+Blobs stream in both directions and are verified while they pass; manifests are pushed as their exact bytes.
+Uploads use POST then a single streamed PUT, or PATCH chunks above ``chunk_threshold`` (always continuing at the
+newest ``Location``, which distribution changes after every chunk).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from ci_oras.errors import IntegrityError, NotFoundError, RegistryError
+from ci_oras.oci import mediatypes
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.digest import Verifier, digest_bytes, is_digest
+from ci_oras.oci.manifest import Manifest, parse_manifest
+from ci_oras.oci.reference import RegistryReference
+from ci_oras.registry.auth import repository_scope
+from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ci_oras.registry.client import RegistryClient
+
+CHUNK = 1024 * 1024
+DEFAULT_CHUNK_THRESHOLD = 256 * 1024 * 1024
+
+
+class RegistryRepository:
+    """``Target`` for ``REGISTRY/REPO``; thread-safe (one shared client)."""
+
+    def __init__(
+        self,
+        reference: RegistryReference,
+        client: RegistryClient,
+        *,
+        chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+        chunk_size: int = 64 * 1024 * 1024,
+        writable: bool = False,
+    ) -> None:
+        self.reference = reference
+        self.repository = reference.repository
+        self.client = client
+        self.chunk_threshold = chunk_threshold
+        self.chunk_size = chunk_size
+        self._push = (repository_scope(self.repository, "pull", "push"),)
+        # A repository opened for writing asks for pull,push from the first request, so one token serves the
+        # whole operation instead of a pull token for the HEADs and a second one for the uploads.
+        self._pull = self._push if writable else (repository_scope(self.repository, "pull"),)
+        self._delete = (repository_scope(self.repository, "delete"),)
+        #: Upload sessions a refused mount opened; reused by the next push of that blob (saves a POST).
+        self._open_uploads: dict[str, str] = {}
+        self._lock = threading.Lock()
+        #: Headers of the last manifest PUT answer (``OCI-Subject`` tells whether the registry lists referrers).
+        self.last_push_headers: dict[str, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self.reference.repository_name
+
+    def _path(self, kind: str, ref: str = "") -> str:
+        return f"/v2/{self.repository}/{kind}/{ref}"
+
+    # -- probing --------------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """``GET /v2/``: proves the registry speaks the API and the credentials work."""
+        self.client.request("GET", "/v2/", scopes=(), describe="ping").close()
+
+    # -- blobs ----------------------------------------------------------------------------------------
+
+    def exists(self, desc: Descriptor) -> bool:
+        kind = "manifests" if desc.is_manifest else "blobs"
+        headers = {"Accept": mediatypes.MANIFEST_ACCEPT} if desc.is_manifest else None
+        response = self.client.request(
+            "HEAD", self._path(kind, desc.digest), scopes=self._pull, headers=headers,
+            ok=(200, 404), describe=f"check {desc.digest}",
+        )
+        response.close()
+        return response.status_code == 200
+
+    def fetch(self, desc: Descriptor) -> ByteStream:
+        kind = "manifests" if desc.is_manifest else "blobs"
+        headers = {"Accept": mediatypes.MANIFEST_ACCEPT} if desc.is_manifest else None
+        response = self.client.request(
+            "GET", self._path(kind, desc.digest), scopes=self._pull, headers=headers, stream=True,
+            describe=f"fetch {desc.digest}",
+        )
+        return _verified_stream(response, desc)
+
+    def push_blob(self, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        with self._lock:
+            location = self._open_uploads.pop(desc.digest, None)
+        if location is None:
+            location = self._start_upload()
+        if desc.size > self.chunk_threshold:
+            self._upload_chunked(location, desc, chunks)
+        else:
+            self._upload_monolithic(location, desc, chunks)
+
+    def mount(self, desc: Descriptor, from_repository: str) -> bool:
+        """Cross-repository mount; a refused mount's upload session is kept for the following push."""
+        scopes = (repository_scope(from_repository, "pull"),) + self._push
+        response = self.client.request(
+            "POST", self._path("blobs", "uploads/"), params={"mount": desc.digest, "from": from_repository},
+            scopes=scopes, ok=(201, 202), describe=f"mount {desc.digest}", content=b"",
+        )
+        response.close()
+        if response.status_code == 201:
+            return True
+        location = response.headers.get("Location")
+        if location:
+            with self._lock:
+                self._open_uploads[desc.digest] = str(response.url.join(location))
+        return False
+
+    def _start_upload(self) -> str:
+        response = self.client.request(
+            "POST", self._path("blobs", "uploads/"), scopes=self._push, ok=(202,),
+            describe="start upload", content=b"",
+        )
+        response.close()
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"registry {self.client.host} started an upload without a Location header")
+        return str(response.url.join(location))
+
+    def _upload_monolithic(self, location: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        verifier = Verifier(desc.digest, desc.size)
+        body = _verifying(chunks, verifier)
+        response = self.client.request(
+            "PUT", _with_digest(location, desc.digest), scopes=self._push,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
+            content=body, ok=(201,), describe=f"upload {desc.digest}", retry=False,
+        )
+        response.close()
+        verifier.verify()
+
+    def _upload_chunked(self, location: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        verifier = Verifier(desc.digest, desc.size)
+        offset = 0
+        for piece in _regroup(_verifying(chunks, verifier), self.chunk_size):
+            size = sum(len(part) for part in piece)
+            response = self.client.request(
+                "PATCH", location, scopes=self._push,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(size),
+                    "Content-Range": f"{offset}-{offset + size - 1}",
+                },
+                content=iter(piece), ok=(202,), describe=f"upload chunk of {desc.digest}", retry=False,
+            )
+            response.close()
+            offset += size
+            new_location = response.headers.get("Location")
+            if new_location:
+                location = str(response.url.join(new_location))
+        verifier.verify()
+        response = self.client.request(
+            "PUT", _with_digest(location, desc.digest), scopes=self._push,
+            headers={"Content-Length": "0"}, content=b"", ok=(201,), describe=f"finish upload {desc.digest}",
+        )
+        response.close()
+
+    # -- manifests ------------------------------------------------------------------------------------
+
+    def resolve(self, reference: str) -> Descriptor:
+        response = self.client.request(
+            "HEAD", self._path("manifests", reference), scopes=self._pull,
+            headers={"Accept": mediatypes.MANIFEST_ACCEPT}, describe=f"resolve {self._shown(reference)}",
+        )
+        response.close()
+        digest = response.headers.get("Docker-Content-Digest")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        length = response.headers.get("Content-Length")
+        if is_digest(reference) and digest and digest != reference:
+            raise IntegrityError(f"registry {self.client.host} answered {digest} for {reference}")
+        if not digest or not length or not mediatypes.is_manifest_type(media_type):
+            # Some registries omit the digest on HEAD: fall back to fetching the bytes.
+            return self.fetch_manifest(reference).descriptor
+        return Descriptor(media_type=media_type, digest=digest, size=int(length))
+
+    def fetch_manifest(self, reference: str) -> Manifest:
+        response = self.client.request(
+            "GET", self._path("manifests", reference), scopes=self._pull,
+            headers={"Accept": mediatypes.MANIFEST_ACCEPT}, stream=True,
+            describe=f"fetch manifest {self._shown(reference)}",
+        )
+        try:
+            raw = _read_limited(response, MAX_MANIFEST_BYTES, reference)
+        finally:
+            response.close()
+        actual = digest_bytes(raw)
+        expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
+        if expected and expected.startswith("sha256:") and expected != actual:
+            raise IntegrityError(
+                f"manifest {self._shown(reference)} from {self.client.host} has digest {actual}, expected {expected}",
+                hint="the registry or a proxy altered the manifest; do not use it",
+            )
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or None
+        return parse_manifest(raw, media_type, actual)
+
+    def push_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+        response = self.client.request(
+            "PUT", self._path("manifests", tag or manifest.digest), scopes=self._push,
+            headers={"Content-Type": manifest.media_type}, content=manifest.raw, ok=(200, 201),
+            describe=f"push manifest {manifest.digest}",
+        )
+        response.close()
+        returned = response.headers.get("Docker-Content-Digest")
+        if returned and returned.startswith("sha256:") and returned != manifest.digest:
+            raise IntegrityError(
+                f"registry {self.client.host} stored manifest as {returned}, expected {manifest.digest}",
+                hint="the registry rewrote the manifest bytes",
+            )
+        self.last_push_headers = dict(response.headers)
+
+    def tag(self, manifest: Manifest, tag: str) -> None:
+        self.push_manifest(manifest, tag)
+
+    def tags(self) -> list[str]:
+        found: list[str] = []
+        url: str | None = self._path("tags", "list")
+        params: dict[str, str] | None = {"n": "1000"}
+        while url:
+            response = self.client.request("GET", url, scopes=self._pull, params=params, describe="list tags")
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise RegistryError(f"registry {self.client.host} returned an invalid tag list") from exc
+            finally:
+                response.close()
+            found.extend(body.get("tags") or [])
+            url = _next_link(response)
+            params = None
+        return sorted(set(found))
+
+    def delete(self, desc: Descriptor) -> None:
+        if not desc.is_manifest:
+            raise NotFoundError(f"{desc.digest} is not a manifest", hint="delete removes manifests only")
+        scopes = self._delete + self._push
+        response = self.client.request(
+            "DELETE", self._path("manifests", desc.digest), scopes=scopes, ok=(200, 202),
+            describe=f"delete {desc.digest}",
+        )
+        response.close()
+
+    def close(self) -> None:
+        """The shared client belongs to the session; nothing to release per repository."""
+
+    def _shown(self, reference: str) -> str:
+        return f"{self.name}@{reference}" if is_digest(reference) else f"{self.name}:{reference}"
+
+
+def _verified_stream(response: httpx.Response, desc: Descriptor) -> ByteStream:
+    verifier = Verifier(desc.digest, desc.size)
+    try:
+        for chunk in response.iter_bytes(CHUNK):
+            verifier.update(chunk)
+            yield chunk
+    finally:
+        response.close()
+    verifier.verify()
+
+
+def _verifying(chunks: Iterable[bytes], verifier: Verifier) -> Iterator[bytes]:
+    for chunk in chunks:
+        verifier.update(chunk)
+        yield chunk
+
+
+def _regroup(chunks: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    """Group a stream into pieces of about ``size`` bytes, each a list of the original chunks (no copy)."""
+    piece: list[bytes] = []
+    filled = 0
+    for chunk in chunks:
+        piece.append(chunk)
+        filled += len(chunk)
+        if filled >= size:
+            yield piece
+            piece, filled = [], 0
+    if piece:
+        yield piece
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return f"{location}{'&' if '?' in location else '?'}digest={digest}"
+
+
+def _read_limited(response: httpx.Response, limit: int, reference: str) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise RegistryError(f"manifest {reference} is larger than {limit} bytes; refusing to read it")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    link = response.links.get("next")
+    if not link or not link.get("url"):
+        return None
+    return str(response.url.join(link["url"]))

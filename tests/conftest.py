@@ -1,0 +1,123 @@
+"""Shared pytest fixtures: real registries from ``tests/harness``.
+
+Only wiring lives here; the logic is in :mod:`harness` so it can be read and
+tested on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Make ``import harness`` work whatever pytest's import mode (prepend adds this
+# directory already; importlib does not) and whether or not tests/ is a package.
+_TESTS_DIR = Path(__file__).resolve().parent
+if str(_TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(_TESTS_DIR))
+
+from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistry, start_registry
+from harness.registry import INSTALL_HINT
+
+_INTEGRATION_DIR = _TESTS_DIR / "integration"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs a real docker-registry process (tests/integration/)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark everything under tests/integration/ so ``-m 'not integration'`` works."""
+    for item in items:
+        if _INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _start(workdir: Path, mode: str, **opts: Any) -> RunningRegistry:
+    """Start a registry; a missing binary fails in CI and skips elsewhere.
+
+    CI must never go green by silently skipping the integration suite.
+    """
+    try:
+        return start_registry(workdir, mode, **opts)
+    except RegistryBinaryNotFoundError as exc:
+        message = str(exc)  # already carries the install hint
+        if INSTALL_HINT not in message:
+            message += f" (install: {INSTALL_HINT})"
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+def _session_registry(tmp_path_factory: pytest.TempPathFactory, mode: str) -> Iterator[RunningRegistry]:
+    registry = _start(tmp_path_factory.mktemp(f"registry-{mode}"), mode)
+    try:
+        yield registry
+    finally:
+        registry.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """Plain-HTTP registry without auth, shared by the whole session."""
+    yield from _session_registry(tmp_path_factory, "plain")
+
+
+@pytest.fixture(scope="session")
+def registry_htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """HTTP registry with Basic auth (``username``/``password`` on the handle)."""
+    yield from _session_registry(tmp_path_factory, "htpasswd")
+
+
+@pytest.fixture(scope="session")
+def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """HTTP registry with token auth; ``.issuer`` records token requests.
+
+    Shared: call ``registry_token.issuer.clear_requests()`` before asserting
+    on recorded requests.
+    """
+    yield from _session_registry(tmp_path_factory, "token")
+
+
+@pytest.fixture(scope="session")
+def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """HTTPS registry signed by a private CA (``.ca_file``), no auth."""
+    yield from _session_registry(tmp_path_factory, "tls")
+
+
+@pytest.fixture
+def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryFactory]:
+    """``factory(mode, **opts)`` starts a private registry stopped after the test.
+
+    For tests that need a non-default set-up (anonymous pull, an authorizer,
+    ``extra_config``) or that would disturb the shared ones.
+    """
+    started: list[RunningRegistry] = []
+
+    def factory(mode: str, **opts: Any) -> RunningRegistry:
+        registry = _start(tmp_path_factory.mktemp(f"registry-{mode}"), mode, **opts)
+        started.append(registry)
+        return registry
+
+    try:
+        yield factory
+    finally:
+        for registry in reversed(started):
+            registry.stop()
+
+
+@pytest.fixture
+def unique_repo() -> str:
+    """A fresh repository name so tests never collide on shared registries."""
+    return f"test/{uuid.uuid4().hex[:8]}"

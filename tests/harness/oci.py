@@ -1,0 +1,147 @@
+"""Raw-HTTP helpers to seed and inspect a registry without ci_oras.
+
+Integration tests need content that was *not* written by the code under test
+(otherwise a symmetric bug in push and pull would go unnoticed), so these
+helpers speak the distribution API directly with httpx. They follow what
+REGISTRY-NOTES.md measured on distribution 2.8.2: upload with ``POST`` then a
+single ``PUT ?digest=`` (a monolithic ``POST ?digest=`` silently drops the
+body), and always send an OCI ``Accept`` on manifest reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "MANIFEST_ACCEPT",
+    "OCI_EMPTY_JSON",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "PushedImage",
+    "digest_of",
+    "parse_challenge",
+    "push_blob",
+    "push_image",
+    "push_manifest",
+]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY_JSON = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+#: distribution answers 404 to a manifest GET whose Accept lacks the OCI types.
+MANIFEST_ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_MANIFEST_LIST}"
+
+_CHALLENGE_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
+
+
+def digest_of(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """Split ``Bearer realm="..",service="..",scope=".."`` into parts.
+
+    Only the single-challenge form distribution sends is handled; quoted
+    values may contain commas and spaces (multi-scope ``scope``).
+    """
+    scheme, _, rest = header.strip().partition(" ")
+    params: dict[str, str] = {}
+    for match in _CHALLENGE_PARAM_RE.finditer(rest):
+        quoted, bare = match.group(2), match.group(3)
+        value = quoted.replace('\\"', '"').replace("\\\\", "\\") if quoted is not None else bare
+        params[match.group(1).lower()] = value
+    return scheme, params
+
+
+def push_blob(client: httpx.Client, base_url: str, repo: str, data: bytes) -> str:
+    """Upload ``data`` as a blob (POST, then PUT ``?digest=``); return its digest."""
+    digest = digest_of(data)
+    started = client.post(f"{base_url}/v2/{repo}/blobs/uploads/")
+    if started.status_code != 202:
+        raise AssertionError(f"upload start: {started.status_code} {started.text}")
+    location = started.headers["Location"]
+    separator = "&" if "?" in location else "?"
+    url = location if location.startswith("http") else base_url + location
+    done = client.put(
+        f"{url}{separator}digest={digest}",
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    if done.status_code != 201:
+        raise AssertionError(f"upload finish: {done.status_code} {done.text}")
+    return digest
+
+
+def push_manifest(
+    client: httpx.Client,
+    base_url: str,
+    repo: str,
+    reference: str,
+    manifest: bytes,
+    media_type: str = OCI_MANIFEST,
+) -> str:
+    """PUT a manifest by tag or digest; return the registry's digest header."""
+    resp = client.put(
+        f"{base_url}/v2/{repo}/manifests/{reference}",
+        content=manifest,
+        headers={"Content-Type": media_type},
+    )
+    if resp.status_code != 201:
+        raise AssertionError(f"manifest put: {resp.status_code} {resp.text}")
+    return str(resp.headers.get("Docker-Content-Digest") or digest_of(manifest))
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    """What :func:`push_image` uploaded, for later assertions."""
+
+    repo: str
+    tag: str
+    manifest: bytes
+    manifest_digest: str
+    config_digest: str
+    layer_digest: str
+    layer: bytes
+
+
+def push_image(
+    client: httpx.Client,
+    base_url: str,
+    repo: str,
+    tag: str = "latest",
+    layer: bytes = b"hello from the ci-oras test harness\n",
+    artifact_type: str | None = "application/vnd.ci-oras.test",
+) -> PushedImage:
+    """Push a one-layer OCI artifact (empty ``{}`` config, one layer) and tag it."""
+    config = b"{}"
+    config_digest = push_blob(client, base_url, repo, config)
+    layer_digest = push_blob(client, base_url, repo, layer)
+    body: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config_digest, "size": len(config)},
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": layer_digest,
+                "size": len(layer),
+                "annotations": {"org.opencontainers.image.title": "hello.txt"},
+            }
+        ],
+    }
+    if artifact_type is not None:
+        body["artifactType"] = artifact_type
+    manifest = json.dumps(body, separators=(",", ":")).encode()
+    manifest_digest = push_manifest(client, base_url, repo, tag, manifest)
+    return PushedImage(repo, tag, manifest, manifest_digest, config_digest, layer_digest, layer)
