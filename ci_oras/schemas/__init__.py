@@ -1,0 +1,15 @@
+"""JSON Schemas of the documents ``--output json`` prints, one per step, shipped with the package."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+STEPS = ("push", "pull", "manifest", "tags", "delete", "login", "logout")
+
+
+def load_schema(step: str) -> dict[str, Any]:
+    text = resources.files(__name__).joinpath(f"{step}.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
