@@ -61,6 +61,11 @@ class RegistryError(CiOrasError):
 
     exit_code = EXIT_REGISTRY
 
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        #: A transient failure (connection error, 429, 5xx): an operation that can replay its input may retry.
+        self.retryable = retryable
+
 
 class IntegrityError(CiOrasError):
     """Content does not match its digest or size, or an archive is unsafe to unpack."""

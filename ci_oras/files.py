@@ -27,7 +27,7 @@ from ci_oras.oci.descriptor import (
     Descriptor,
 )
 
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ class PreparedLayer:
     descriptor: Descriptor
     source: Path
 
-    def chunks(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes]:
+        """Each iteration reopens the file, so an interrupted upload can be retried from the start."""
         with self.source.open("rb") as handle:
             while chunk := handle.read(READ_CHUNK):
                 yield chunk

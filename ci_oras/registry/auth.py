@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 _PARAM_RE = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 #: Client id sent in OAuth2 token requests, as docker and oras send theirs.
 CLIENT_ID = "ci-oras"
+#: The token spec's default lifetime when the answer names none.
+_DEFAULT_TOKEN_SECONDS = 60
+_EXPIRY_MARGIN_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,17 @@ def merge_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
 
 
 @dataclass
+class _Token:
+    value: str
+    expires_at: float
+    #: Fetched in answer to a 401 for this very request; a refusal then means "not allowed", not "expired".
+    fresh: bool = False
+
+
+@dataclass
 class _HostState:
     challenge: Challenge | None = None
-    tokens: dict[tuple[str, ...], str] = field(default_factory=dict)
+    tokens: dict[tuple[str, ...], _Token] = field(default_factory=dict)
     refresh_token: str | None = None
 
 
@@ -113,10 +125,13 @@ class Authenticator:
             return self._basic_header(host)
         if challenge.scheme == "bearer":
             key = merge_scopes(scopes)
-            token = state.tokens.get(key)
-            if token is None:
-                token = self._fetch_token(host, challenge, key)
-            return f"Bearer {token}"
+            with self._lock:
+                cached = state.tokens.get(key)
+                if cached is not None:
+                    cached.fresh = False
+            if cached is not None and cached.expires_at > time.monotonic():
+                return f"Bearer {cached.value}"
+            return f"Bearer {self._fetch_token(host, challenge, key)}"
         return None
 
     def handle_challenge(self, host: str, header: str | None, scopes: tuple[str, ...]) -> str:
@@ -140,12 +155,14 @@ class Authenticator:
             if challenge.params.get("scope"):
                 requested.append(challenge.params["scope"])
             key = merge_scopes(requested)
-            if previous is not None and previous.scheme == "bearer" and key in state.tokens:
-                # The token we sent for exactly these scopes was refused: the grant lacks the permission.
-                with self._lock:
-                    state.tokens.pop(key, None)
+            with self._lock:
+                refused = state.tokens.pop(key, None)
+                fresh = refused is not None and refused.fresh
+            if fresh:
+                # A token fetched for exactly these scopes during this request was refused: the grant
+                # lacks the permission. A cached token that was refused may merely have expired: renew it.
                 raise self._denied(host, 401, insufficient=True)
-            return f"Bearer {self._fetch_token(host, challenge, key)}"
+            return f"Bearer {self._fetch_token(host, challenge, key, fresh=True)}"
         raise AuthError(f"unsupported authentication scheme {challenge.scheme!r} at {host}")
 
     def _basic_header(self, host: str) -> str | None:
@@ -156,7 +173,7 @@ class Authenticator:
         raw = f"{credential.username}:{secret}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
-    def _fetch_token(self, host: str, challenge: Challenge, scopes: tuple[str, ...]) -> str:
+    def _fetch_token(self, host: str, challenge: Challenge, scopes: tuple[str, ...], *, fresh: bool = False) -> str:
         realm = challenge.realm
         if not realm:
             raise AuthError(f"registry {host} sent a Bearer challenge without a realm")
@@ -179,8 +196,13 @@ class Authenticator:
         token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
             raise RegistryError(f"token service for {host} returned no token")
+        lifetime = body.get("expires_in")
+        if not isinstance(lifetime, (int, float)) or lifetime <= 0:
+            lifetime = _DEFAULT_TOKEN_SECONDS
+        # Renew a little early so a token never expires between our check and the registry's.
+        expires_at = time.monotonic() + max(float(lifetime) - _EXPIRY_MARGIN_SECONDS, 0.0)
         with self._lock:
-            state.tokens[scopes] = token
+            state.tokens[scopes] = _Token(token, expires_at, fresh)
             if isinstance(body.get("refresh_token"), str) and refresh:
                 state.refresh_token = body["refresh_token"]
         return token

@@ -93,13 +93,13 @@ class RegistryClient:
         from ci_oras.registry.transport import send_with_retries
 
         target = url if url.startswith(("http://", "https://")) else self.url(url)
+        authorization = self.auth.authorization(self.host, scopes)
         for _ in range(3):
-            authorization = self.auth.authorization(self.host, scopes)
             response = self._send(method, target, authorization, headers, params, content, stream, retry, describe)
             if response.status_code == 401:
                 challenge = response.headers.get("WWW-Authenticate")
                 response.close()
-                self.auth.handle_challenge(self.host, challenge, scopes)
+                authorization = self.auth.handle_challenge(self.host, challenge, scopes)
                 continue
             hops = 0
             while response.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
@@ -167,7 +167,8 @@ class RegistryClient:
             return IntegrityError(f"registry rejected the content: {where}",
                                   hint="the uploaded bytes do not match their digest or size")
         if status == 429:
-            return RegistryError(f"rate limited: {where}", hint="retry later or authenticate for a higher limit")
+            return RegistryError(f"rate limited: {where}", hint="retry later or authenticate for a higher limit",
+                                 retryable=True)
         if status == 405:
             return RegistryError(f"operation not supported: {where}",
                                  hint="the registry does not allow this operation (deletes may be disabled)")
@@ -178,7 +179,8 @@ class RegistryClient:
                                  hint="pass --no-plain-http (and --ca-file if its CA is private)")
         if status in (400, 413, 415):
             return UsageError(f"registry refused the request: {where}", hint="check the content you are pushing")
-        return RegistryError(f"registry error: {where}", hint="retry later; the registry or network failed")
+        return RegistryError(f"registry error: {where}", hint="retry later; the registry or network failed",
+                             retryable=status >= 500)
 
 
 def _with_auth(headers: Mapping[str, str] | None, authorization: str | None) -> dict[str, str]:

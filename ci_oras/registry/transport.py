@@ -104,6 +104,7 @@ def send_with_retries(
                 raise RegistryError(
                     f"{describe} to {request.url.host}:{request.url.port or ''} failed: {_describe_transport(exc)}",
                     hint="check the registry address, --plain-http/--ca-file, and the network",
+                    retryable=True,
                 ) from exc
             time.sleep(retry_delay(attempt, options))
             continue

@@ -63,7 +63,7 @@ def push(target: Target, repository: str, tags: tuple[str, ...], files: list[Fil
     uploaded = 0
     with prepare_layers(files, file_annotations=options.file_annotations, mtime=options.mtime) as layers:
         for layer in layers:
-            uploaded += ensure_blob(target, layer.descriptor, layer.chunks())
+            uploaded += ensure_blob(target, layer.descriptor, layer)
         uploaded += ensure_empty_config(target)
         layer_descriptors = [layer.descriptor for layer in layers] or [EMPTY_DESCRIPTOR]
         manifest = build_image_manifest(

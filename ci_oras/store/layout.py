@@ -30,6 +30,7 @@ from ci_oras.oci.descriptor import ANNOTATION_REF_NAME, Descriptor
 from ci_oras.oci.digest import Digest, Verifier, is_digest, verify_bytes
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
+from ci_oras.store.verify import verified
 
 if sys.platform == "win32":  # pragma: no cover - exercised only on Windows runners
     import msvcrt
@@ -104,16 +105,12 @@ class OCILayout:
         return self._stream(path, desc)
 
     def _stream(self, path: Path, desc: Descriptor) -> ByteStream:
-        verifier = Verifier(desc.digest, desc.size)
         try:
             handle = path.open("rb")
         except FileNotFoundError as exc:  # deleted between fetch() and the first read
             raise NotFoundError(f"blob {desc.digest} not found in {self.name}") from exc
         with handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                verifier.update(chunk)
-                yield chunk
-        verifier.verify()
+            yield from verified(iter(lambda: handle.read(CHUNK_SIZE), b""), desc)
 
     def _read_blob(self, desc: Descriptor) -> bytes:
         """Read a manifest-sized blob whole, verified; manifests are parsed, so they must fit in memory."""

@@ -8,24 +8,25 @@ newest ``Location``, which distribution changes after every chunk).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ci_oras.errors import IntegrityError, NotFoundError, RegistryError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.oci.digest import Verifier, digest_bytes, is_digest
+from ci_oras.oci.digest import digest_bytes, is_digest
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.oci.reference import RegistryReference
 from ci_oras.registry.auth import repository_scope
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
+from ci_oras.store.verify import verified
 
 if TYPE_CHECKING:
     import httpx
 
     from ci_oras.registry.client import RegistryClient
 
-CHUNK = 1024 * 1024
 DEFAULT_CHUNK_THRESHOLD = 256 * 1024 * 1024
 
 
@@ -84,22 +85,78 @@ class RegistryRepository:
 
     def fetch(self, desc: Descriptor) -> ByteStream:
         kind = "manifests" if desc.is_manifest else "blobs"
-        headers = {"Accept": mediatypes.MANIFEST_ACCEPT} if desc.is_manifest else None
+        headers = {"Accept": mediatypes.MANIFEST_ACCEPT} if desc.is_manifest else {}
+        path = self._path(kind, desc.digest)
         response = self.client.request(
-            "GET", self._path(kind, desc.digest), scopes=self._pull, headers=headers, stream=True,
-            describe=f"fetch {desc.digest}",
+            "GET", path, scopes=self._pull, headers=headers, stream=True, describe=f"fetch {desc.digest}",
         )
-        return _verified_stream(response, desc)
+        return verified(self._resuming_body(response, path, headers, desc), desc)
+
+    def _resuming_body(self, response: httpx.Response, path: str, headers: dict[str, str],
+                       desc: Descriptor) -> ByteStream:
+        """The body of ``response``; when the connection breaks, continue with a ``Range`` request.
+
+        A multi-gigabyte pull should survive a dropped connection without starting over. A registry that
+        ignores ``Range`` (answers 200) is handled too: the bytes already received are skipped.
+        """
+        import httpx
+
+        from ci_oras.registry.transport import retry_delay
+
+        received = 0
+        skip = 0
+        attempt = 0
+        while True:
+            try:
+                try:
+                    for chunk in response.iter_bytes():
+                        if skip:
+                            dropped = min(skip, len(chunk))
+                            chunk, skip = chunk[dropped:], skip - dropped
+                            if not chunk:
+                                continue
+                        received += len(chunk)
+                        yield chunk
+                    return
+                finally:
+                    response.close()
+            except httpx.TransportError as exc:
+                attempt += 1
+                if attempt > self.client.options.retries:
+                    raise RegistryError(
+                        f"download of {desc.digest} from {self.client.host} broke off after {received} bytes "
+                        f"({type(exc).__name__})", hint="retry later; the registry or network failed") from exc
+            time.sleep(retry_delay(attempt, self.client.options))
+            response = self.client.request(
+                "GET", path, scopes=self._pull, headers={**headers, "Range": f"bytes={received}-"}, stream=True,
+                ok=(200, 206), describe=f"resume {desc.digest}",
+            )
+            skip = received if response.status_code == 200 else 0
 
     def push_blob(self, desc: Descriptor, chunks: Iterable[bytes]) -> None:
-        with self._lock:
-            location = self._open_uploads.pop(desc.digest, None)
-        if location is None:
-            location = self._start_upload()
-        if desc.size > self.chunk_threshold:
-            self._upload_chunked(location, desc, chunks)
-        else:
-            self._upload_monolithic(location, desc, chunks)
+        """Upload a blob; a transient failure restarts the upload when ``chunks`` can be iterated again.
+
+        A generator can be read once, so its upload cannot be retried; a re-iterable source (a list, or an
+        object whose ``__iter__`` reopens a file) gets the transport's retries with a fresh upload session.
+        """
+        from ci_oras.registry.transport import retry_delay
+
+        attempts = self.client.options.retries + 1 if iter(chunks) is not chunks else 1
+        for attempt in range(1, attempts + 1):
+            with self._lock:
+                location = self._open_uploads.pop(desc.digest, None)
+            try:
+                if location is None:
+                    location = self._start_upload()
+                if desc.size > self.chunk_threshold:
+                    self._upload_chunked(location, desc, chunks)
+                else:
+                    self._upload_monolithic(location, desc, chunks)
+                return
+            except RegistryError as exc:
+                if not exc.retryable or attempt == attempts:
+                    raise
+            time.sleep(retry_delay(attempt, self.client.options))
 
     def mount(self, desc: Descriptor, from_repository: str) -> bool:
         """Cross-repository mount; a refused mount's upload session is kept for the following push."""
@@ -129,21 +186,18 @@ class RegistryRepository:
         return str(response.url.join(location))
 
     def _upload_monolithic(self, location: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
-        verifier = Verifier(desc.digest, desc.size)
-        body = _verifying(chunks, verifier)
         response = self.client.request(
             "PUT", _with_digest(location, desc.digest), scopes=self._push,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-            content=body, ok=(201,), describe=f"upload {desc.digest}", retry=False,
+            content=_exact_size(chunks, desc), ok=(201,), describe=f"upload {desc.digest}", retry=False,
         )
         response.close()
-        verifier.verify()
 
     def _upload_chunked(self, location: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
-        verifier = Verifier(desc.digest, desc.size)
+        pieces = _Pieces(_exact_size(chunks, desc))
         offset = 0
-        for piece in _regroup(_verifying(chunks, verifier), self.chunk_size):
-            size = sum(len(part) for part in piece)
+        while offset < desc.size:
+            size = min(self.chunk_size, desc.size - offset)
             response = self.client.request(
                 "PATCH", location, scopes=self._push,
                 headers={
@@ -151,14 +205,14 @@ class RegistryRepository:
                     "Content-Length": str(size),
                     "Content-Range": f"{offset}-{offset + size - 1}",
                 },
-                content=iter(piece), ok=(202,), describe=f"upload chunk of {desc.digest}", retry=False,
+                content=pieces.next_piece(size), ok=(202,), describe=f"upload chunk of {desc.digest}", retry=False,
             )
             response.close()
             offset += size
             new_location = response.headers.get("Location")
             if new_location:
                 location = str(response.url.join(new_location))
-        verifier.verify()
+        pieces.finish()
         response = self.client.request(
             "PUT", _with_digest(location, desc.digest), scopes=self._push,
             headers={"Content-Length": "0"}, content=b"", ok=(201,), describe=f"finish upload {desc.digest}",
@@ -184,15 +238,7 @@ class RegistryRepository:
         return Descriptor(media_type=media_type, digest=digest, size=int(length))
 
     def fetch_manifest(self, reference: str) -> Manifest:
-        response = self.client.request(
-            "GET", self._path("manifests", reference), scopes=self._pull,
-            headers={"Accept": mediatypes.MANIFEST_ACCEPT}, stream=True,
-            describe=f"fetch manifest {self._shown(reference)}",
-        )
-        try:
-            raw = _read_limited(response, MAX_MANIFEST_BYTES, reference)
-        finally:
-            response.close()
+        response, raw = self._get_manifest_bytes(reference)
         actual = digest_bytes(raw)
         expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
         if expected and expected.startswith("sha256:") and expected != actual:
@@ -202,6 +248,31 @@ class RegistryRepository:
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or None
         return parse_manifest(raw, media_type, actual)
+
+    def _get_manifest_bytes(self, reference: str) -> tuple[httpx.Response, bytes]:
+        """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet)."""
+        import httpx
+
+        from ci_oras.registry.transport import retry_delay
+
+        attempt = 0
+        while True:
+            response = self.client.request(
+                "GET", self._path("manifests", reference), scopes=self._pull,
+                headers={"Accept": mediatypes.MANIFEST_ACCEPT}, stream=True,
+                describe=f"fetch manifest {self._shown(reference)}",
+            )
+            try:
+                return response, _read_limited(response, MAX_MANIFEST_BYTES, reference)
+            except httpx.TransportError as exc:
+                attempt += 1
+                if attempt > self.client.options.retries:
+                    raise RegistryError(
+                        f"reading manifest {self._shown(reference)} from {self.client.host} failed "
+                        f"({type(exc).__name__})", hint="retry later; the registry or network failed") from exc
+            finally:
+                response.close()
+            time.sleep(retry_delay(attempt, self.client.options))
 
     def push_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
         response = self.client.request(
@@ -255,35 +326,52 @@ class RegistryRepository:
         return f"{self.name}@{reference}" if is_digest(reference) else f"{self.name}:{reference}"
 
 
-def _verified_stream(response: httpx.Response, desc: Descriptor) -> ByteStream:
-    verifier = Verifier(desc.digest, desc.size)
-    try:
-        for chunk in response.iter_bytes(CHUNK):
-            verifier.update(chunk)
-            yield chunk
-    finally:
-        response.close()
-    verifier.verify()
+def _exact_size(chunks: Iterable[bytes], desc: Descriptor) -> Iterator[bytes]:
+    """Pass chunks through, failing if they are not exactly ``desc.size`` bytes.
 
-
-def _verifying(chunks: Iterable[bytes], verifier: Verifier) -> Iterator[bytes]:
+    The digest itself is not re-hashed here: the registry verifies the ``?digest=`` of every upload and
+    answers DIGEST_INVALID (an IntegrityError) on a mismatch, so hashing on our side too would only halve the
+    throughput. Sources are verified where they are read (``fetch``).
+    """
+    sent = 0
     for chunk in chunks:
-        verifier.update(chunk)
+        sent += len(chunk)
+        if sent > desc.size:
+            raise IntegrityError(f"content for {desc.digest} is larger than its {desc.size} bytes",
+                                 hint="the file changed while it was being pushed; push again")
         yield chunk
+    if sent != desc.size:
+        raise IntegrityError(f"content for {desc.digest} is {sent} bytes, expected {desc.size}",
+                             hint="the file changed while it was being pushed; push again")
 
 
-def _regroup(chunks: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
-    """Group a stream into pieces of about ``size`` bytes, each a list of the original chunks (no copy)."""
-    piece: list[bytes] = []
-    filled = 0
-    for chunk in chunks:
-        piece.append(chunk)
-        filled += len(chunk)
-        if filled >= size:
-            yield piece
-            piece, filled = [], 0
-    if piece:
-        yield piece
+class _Pieces:
+    """Cuts one stream into consecutive pieces of exact sizes without buffering a piece in memory.
+
+    Each PATCH streams its piece straight from the source; only the tail of a chunk that straddles two pieces
+    is carried over.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._source = chunks
+        self._leftover = b""
+
+    def next_piece(self, size: int) -> Iterator[bytes]:
+        need = size
+        while need > 0:
+            chunk = self._leftover or next(self._source, b"")
+            self._leftover = b""
+            if not chunk:
+                return  # the size check in _exact_size reports the short source
+            if len(chunk) > need:
+                chunk, self._leftover = chunk[:need], chunk[need:]
+            need -= len(chunk)
+            yield chunk
+
+    def finish(self) -> None:
+        """Run the source to its end so its size check fires for a longer-than-declared source."""
+        for _ in self._source:
+            pass
 
 
 def _with_digest(location: str, digest: str) -> str:

@@ -1,0 +1,692 @@
+"""A recording, fault-injecting reverse proxy in front of a real registry.
+
+Transport behaviour (retries, ``Retry-After``, dropped connections, redirects
+to blob storage on another host) cannot be provoked on a healthy local
+``docker-registry``, so tests put :class:`RegistryProxy` between the client
+and the registry. It forwards every request faithfully -- method, path and
+query, headers, a streamed body -- and streams the answer back, rewriting
+``Location`` headers that point at the upstream so a client keeps talking to
+the proxy. Every request is recorded (with the proxy's answer) so tests can
+assert what the client really sent.
+
+Hooks:
+
+* :meth:`RegistryProxy.inject` answers the next ``times`` matching requests
+  with a status of our choosing instead of forwarding them (503, 429 with
+  ``Retry-After``, or a forged 200 with a tampered body).
+* :meth:`RegistryProxy.drop_connection` closes the socket without answering.
+* :meth:`RegistryProxy.redirect_blobs_to` answers blob GETs with a ``307``
+  to a :class:`BlobStorageServer`, which is addressed as ``localhost`` (not
+  ``127.0.0.1``) so it is a *different host* for the client: credentials
+  must not follow the redirect there, which the storage server records.
+
+Both servers bind 127.0.0.1 on port 0, serve from daemon threads, and are
+usable as context managers. Like the rest of the harness this module does
+not import ``ci_oras``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
+    from typing_extensions import Self
+
+__all__ = [
+    "BlobStorageServer",
+    "ProxyRecord",
+    "RegistryProxy",
+    "Rule",
+    "StorageRecord",
+    "matching",
+]
+
+CHUNK = 64 * 1024
+#: Headers that describe one connection, not the message; never forwarded.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_BLOB_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$")
+
+
+def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+@dataclass
+class ProxyRecord:
+    """One request the proxy received, and what it answered.
+
+    ``time`` is ``time.monotonic()`` when the request head arrived (to measure
+    a client's back-off). ``status`` and ``response_headers`` are filled in
+    *before* the answer is written, so a client that has its answer always
+    finds them. ``action`` is ``forwarded``, ``injected``, ``dropped``,
+    ``redirected`` or ``failed`` (the upstream could not be reached).
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    time: float
+    action: str = "forwarded"
+    status: int | None = None
+    response_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def target(self) -> str:
+        """Path plus ``?query`` exactly as the client sent it."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        return parse_qs(self.query, keep_blank_values=True)
+
+    def header(self, name: str) -> str | None:
+        """A request header (case-insensitive), or None."""
+        return _header(self.headers, name)
+
+    def response_header(self, name: str) -> str | None:
+        """A header of the proxy's answer (after ``Location`` rewriting), or None."""
+        return _header(self.response_headers, name)
+
+
+Predicate = Callable[[ProxyRecord], bool]
+
+
+def matching(method: str | None = None, path: str | None = None, query: str | None = None) -> Predicate:
+    """A predicate for :meth:`RegistryProxy.inject` and friends.
+
+    ``method`` is compared case-insensitively; ``path`` and ``query`` are
+    regular expressions searched (``re.search``) in the request's path and
+    raw query string.
+    """
+    path_re = re.compile(path) if path is not None else None
+    query_re = re.compile(query) if query is not None else None
+
+    def predicate(record: ProxyRecord) -> bool:
+        if method is not None and record.method.upper() != method.upper():
+            return False
+        if path_re is not None and not path_re.search(record.path):
+            return False
+        return not (query_re is not None and not query_re.search(record.query))
+
+    return predicate
+
+
+@dataclass
+class Rule:
+    """An active hook; ``remaining`` counts down, ``hits`` lists what it caught."""
+
+    kind: str  # "inject" or "drop"
+    predicate: Predicate
+    remaining: int
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    hits: list[ProxyRecord] = field(default_factory=list)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: Any
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away (a CLI process exiting with idle keep-alive connections) is routine.
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Background:
+    """Serve a ``_Server`` from a daemon thread; start/stop/context manager."""
+
+    _handler: type[BaseHTTPRequestHandler]
+    _name = "server"
+
+    def __init__(self) -> None:
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), self._handler)
+        server.owner = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self._name}-{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, close the listening socket (idempotent).
+
+        Handler threads are daemons blocked on idle keep-alive connections at
+        most; they end with the client or the interpreter.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"{self._name} is not running")
+        return int(self._server.server_address[1])
+
+
+class _BaseHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle keep-alive connection is closed after this
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        return  # requests are recorded structurally
+
+    # -- request bodies
+
+    def _request_body(self) -> Iterator[bytes]:
+        """The request body in chunks, from ``Content-Length`` or chunked framing."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            yield from self._chunked_body()
+            return
+        remaining = int(self.headers.get("Content-Length") or 0)
+        while remaining > 0:
+            data = self.rfile.read(min(remaining, CHUNK))
+            if not data:
+                raise ConnectionError("client closed the connection mid-body")
+            remaining -= len(data)
+            yield data
+
+    def _chunked_body(self) -> Iterator[bytes]:
+        while True:
+            line = self.rfile.readline(65537)
+            if not line:
+                raise ConnectionError("client closed the connection mid-body")
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return
+            remaining = size
+            while remaining > 0:
+                data = self.rfile.read(min(remaining, CHUNK))
+                if not data:
+                    raise ConnectionError("client closed the connection mid-body")
+                remaining -= len(data)
+                yield data
+            self.rfile.readline(3)  # CRLF after the chunk
+
+    def _has_body(self) -> bool:
+        return "Transfer-Encoding" in self.headers or "Content-Length" in self.headers
+
+    def _discard_body(self) -> None:
+        for _ in self._request_body():
+            pass
+
+    # -- answers
+
+    def _send_simple(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """Answer with ``body``; a ``Content-Length`` in ``headers`` other than ``len(body)`` is sent as is
+        and the connection closed after the body (a response cut short mid-body)."""
+        self.send_response_only(status)
+        length = str(len(body))
+        for name, value in headers.items():
+            if name.lower() == "content-length":
+                length = value
+            elif name.lower() not in ("transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", length)
+        if length != str(len(body)):
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def _relay(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]]) -> None:
+        """Write ``response``'s status, ``headers`` and streamed body to the client."""
+        self.send_response_only(response.status, response.reason)
+        for name, value in headers:
+            self.send_header(name, value)
+        no_body = self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
+        length = response.getheader("Content-Length")
+        if no_body or length is not None:
+            self.end_headers()
+            if no_body:
+                return
+            while True:
+                data = response.read1(CHUNK)
+                if not data:
+                    break
+                self.wfile.write(data)
+            return
+        # Upstream chunked (or close-delimited): re-chunk for our client.
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        while True:
+            data = response.read1(CHUNK)
+            if not data:
+                break
+            self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _upstream_connection(base: str, ssl_context: ssl.SSLContext | None, timeout: float) -> http.client.HTTPConnection:
+    parts = urlsplit(base)
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=timeout,
+            context=ssl_context or ssl.create_default_context(),
+        )
+    return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+
+
+def _upstream_base(upstream: Any) -> str:
+    url = upstream if isinstance(upstream, str) else upstream.url  # a RunningRegistry
+    return str(url).rstrip("/")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The proxy
+
+
+class _ProxyHandler(_BaseHandler):
+    def _handle(self) -> None:
+        proxy: RegistryProxy = self.server.owner
+        split = urlsplit(self.path)
+        record = ProxyRecord(
+            method=self.command,
+            path=split.path,
+            query=split.query,
+            headers=tuple(self.headers.items()),
+            time=time.monotonic(),
+        )
+        proxy._record(record)
+        try:
+            rule = proxy._take_rule(record)
+            if rule is not None and rule.kind == "drop":
+                self._discard_body()
+                record.action = "dropped"
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if rule is not None:
+                self._discard_body()
+                record.action = "injected"
+                record.status = rule.status
+                record.response_headers = tuple(rule.headers.items())
+                self._send_simple(rule.status, rule.headers, rule.body)
+                return
+            self._forward(proxy, record)
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
+
+    def _forward(self, proxy: RegistryProxy, record: ProxyRecord) -> None:
+        upstream = urlsplit(proxy.upstream)
+        redirect = None
+        storage = proxy.storage
+        if storage is not None and self.command == "GET":
+            redirect = _BLOB_PATH_RE.match(record.path)
+
+        conn = _upstream_connection(proxy.upstream, proxy.ssl_context, proxy.timeout)
+        try:
+            try:
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                conn.putheader("Host", upstream.netloc)
+                for name, value in self.headers.items():
+                    if name.lower() in HOP_BY_HOP or name.lower() == "host":
+                        continue
+                    conn.putheader(name, value)
+                chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+                if chunked:
+                    conn.putheader("Transfer-Encoding", "chunked")
+                conn.endheaders()
+                for data in self._request_body():
+                    conn.send(b"%X\r\n%s\r\n" % (len(data), data) if chunked else data)
+                if chunked:
+                    conn.send(b"0\r\n\r\n")
+                response = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                record.action = "failed"
+                record.status = 502
+                self.close_connection = True
+                self._send_simple(502, {"Content-Type": "text/plain"}, f"proxy: upstream failed: {exc}".encode())
+                return
+
+            if redirect is not None and response.status == 200 and storage is not None:
+                # The registry authorised the request and has the blob: send the client to storage instead.
+                response.close()
+                location = (
+                    f"{storage.url}/blob/{redirect.group('digest')}?name={quote(redirect.group('name'), safe='')}"
+                )
+                record.action = "redirected"
+                record.status = 307
+                record.response_headers = (("Location", location),)
+                self._send_simple(307, {"Location": location}, b"")
+                return
+
+            headers = []
+            for name, value in response.getheaders():
+                if name.lower() in HOP_BY_HOP:
+                    continue
+                if name.lower() == "location":
+                    value = proxy._rewrite_location(value)
+                headers.append((name, value))
+            record.status = response.status
+            record.response_headers = tuple(headers)
+            if response.getheader("Content-Length") is None and "chunked" not in (
+                response.getheader("Transfer-Encoding") or ""
+            ).lower() and self.command != "HEAD" and response.status not in (204, 304):
+                self.close_connection = True  # close-delimited upstream body; we re-chunk it anyway
+            self._relay(response, headers)
+        finally:
+            conn.close()
+
+
+class RegistryProxy(_Background):
+    """Reverse proxy on ``127.0.0.1:PORT`` in front of ``upstream``.
+
+    ``upstream`` is a URL (``http://127.0.0.1:5000``) or anything with a
+    ``.url`` (a :class:`~.registry.RunningRegistry`). Starts on construction
+    unless ``start=False``.
+    """
+
+    _handler = _ProxyHandler
+    _name = "registry-proxy"
+
+    def __init__(
+        self,
+        upstream: Any,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 60.0,
+        start: bool = True,
+    ) -> None:
+        super().__init__()
+        self.upstream = _upstream_base(upstream)
+        self.ssl_context = ssl_context
+        if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
+            self.ssl_context = upstream.ssl_context()
+        self.timeout = timeout
+        self.storage: BlobStorageServer | None = None
+        self._records: list[ProxyRecord] = []
+        self._rules: list[Rule] = []
+        self._lock = threading.Lock()
+        if start:
+            self.start()
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``: what goes into a reference (a loopback host: plain HTTP by default)."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    # -- records
+
+    @property
+    def requests(self) -> list[ProxyRecord]:
+        """A snapshot of every request seen so far, in arrival order."""
+        with self._lock:
+            return list(self._records)
+
+    def requests_matching(self, predicate: Predicate | None = None, **kwargs: str) -> list[ProxyRecord]:
+        """Recorded requests for which ``predicate`` (or ``matching(**kwargs)``) holds."""
+        test = predicate or matching(**kwargs)
+        return [record for record in self.requests if test(record)]
+
+    def clear(self) -> None:
+        """Forget recorded requests (not the hooks)."""
+        with self._lock:
+            self._records.clear()
+
+    def _record(self, record: ProxyRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    # -- hooks
+
+    def inject(
+        self,
+        predicate: Predicate | None,
+        status: int,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> Rule:
+        """Answer the next ``times`` requests matching ``predicate`` (None: any) with ``status``."""
+        rule = Rule("inject", predicate or (lambda _r: True), times, status, dict(headers or {}), body)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def drop_connection(self, predicate: Predicate | None, times: int = 1) -> Rule:
+        """Close the connection without answering the next ``times`` matching requests."""
+        rule = Rule("drop", predicate or (lambda _r: True), times)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear_rules(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def redirect_blobs_to(self, storage: BlobStorageServer | None) -> None:
+        """Answer authorised ``GET /v2/<name>/blobs/<digest>`` with a 307 to ``storage`` (None: stop).
+
+        The GET is first forwarded upstream: only when the registry answers
+        200 (credentials accepted, blob present) is the answer replaced by the
+        redirect, as a registry with redirecting blob storage behaves; a 401
+        challenge or a 404 passes through unchanged.
+        """
+        self.storage = storage
+
+    def _take_rule(self, record: ProxyRecord) -> Rule | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.remaining > 0 and rule.predicate(record):
+                    rule.remaining -= 1
+                    rule.hits.append(record)
+                    return rule
+        return None
+
+    def _rewrite_location(self, value: str) -> str:
+        if value.startswith(self.upstream + "/") or value == self.upstream:
+            return self.url + value[len(self.upstream):]
+        return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Blob storage on "another host"
+
+
+@dataclass
+class StorageRecord:
+    """One request the storage server received."""
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    time: float
+    status: int | None = None
+
+    def header(self, name: str) -> str | None:
+        return _header(self.headers, name)
+
+
+class _StorageHandler(_BaseHandler):
+    def _handle(self) -> None:
+        storage: BlobStorageServer = self.server.owner
+        split = urlsplit(self.path)
+        record = StorageRecord(self.command, split.path, split.query, tuple(self.headers.items()), time.monotonic())
+        storage._record(record)
+        try:
+            self._discard_body()
+            match = re.fullmatch(r"/blob/(?P<digest>[^/]+)", split.path)
+            name = (parse_qs(split.query).get("name") or [""])[0]
+            if self.command not in ("GET", "HEAD") or match is None or not name:
+                record.status = 404
+                self._send_simple(404, {"Content-Type": "text/plain"}, b"not found\n")
+                return
+            storage._serve(self, record, name, match.group("digest"))
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+class BlobStorageServer(_Background):
+    """Serves ``/blob/<digest>?name=<repo>`` by fetching the blob from the registry itself.
+
+    Listens on 127.0.0.1 but is addressed as ``http://localhost:PORT`` (its
+    :attr:`url`), a different host name from the registry's ``127.0.0.1``.
+    It never looks at the client's ``Authorization``; it authenticates to the
+    upstream with its *own* ``username``/``password`` (Basic, or a Bearer
+    token fetched from the challenge's realm). Every request's headers are
+    recorded in :attr:`requests`.
+    """
+
+    _handler = _StorageHandler
+    _name = "blob-storage"
+
+    def __init__(
+        self,
+        upstream: Any,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        start: bool = True,
+    ) -> None:
+        super().__init__()
+        self.upstream = _upstream_base(upstream)
+        self.username = username
+        self.password = password
+        self.ssl_context = ssl_context
+        if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
+            self.ssl_context = upstream.ssl_context()
+        self._records: list[StorageRecord] = []
+        self._lock = threading.Lock()
+        if start:
+            self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def requests(self) -> list[StorageRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def _record(self, record: StorageRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def _serve(self, handler: _StorageHandler, record: StorageRecord, name: str, digest: str) -> None:
+        import httpx
+
+        auth = (self.username, self.password) if self.username is not None and self.password is not None else None
+        verify: Any = self.ssl_context if self.ssl_context is not None else True
+        url = f"{self.upstream}/v2/{name}/blobs/{digest}"
+        with httpx.Client(verify=verify, timeout=30.0, follow_redirects=True) as client:
+            headers: dict[str, str] = {}
+            response = client.send(client.build_request(handler.command, url, headers=headers),
+                                   auth=auth, stream=True)
+            challenge = response.headers.get("WWW-Authenticate", "")
+            if response.status_code == 401 and challenge.lower().startswith("bearer"):
+                response.close()
+                token = self._bearer_token(client, challenge, auth)
+                headers["Authorization"] = f"Bearer {token}"
+                response = client.send(client.build_request(handler.command, url, headers=headers), stream=True)
+            try:
+                status = response.status_code
+                record.status = status
+                if status != 200:
+                    body = response.read() if handler.command != "HEAD" else b""
+                    handler._send_simple(status, {"Content-Type": response.headers.get("Content-Type", "")}, body)
+                    return
+                handler.send_response_only(200)
+                handler.send_header("Content-Type", "application/octet-stream")
+                handler.send_header("Docker-Content-Digest", digest)
+                length = response.headers.get("Content-Length")
+                if length is not None:
+                    handler.send_header("Content-Length", length)
+                    handler.end_headers()
+                    if handler.command != "HEAD":
+                        for data in response.iter_raw(CHUNK):
+                            handler.wfile.write(data)
+                    return
+                handler.send_header("Transfer-Encoding", "chunked")
+                handler.end_headers()
+                if handler.command != "HEAD":
+                    for data in response.iter_raw(CHUNK):
+                        handler.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+                handler.wfile.write(b"0\r\n\r\n")
+            finally:
+                response.close()
+
+    @staticmethod
+    def _bearer_token(client: Any, challenge: str, auth: tuple[str, str] | None) -> str:
+        params = {m.group(1).lower(): m.group(2) for m in re.finditer(r'([A-Za-z0-9_-]+)="([^"]*)"', challenge)}
+        query = {k: v for k, v in params.items() if k in ("service", "scope")}
+        answer = client.get(params["realm"], params=query, auth=auth)
+        answer.raise_for_status()
+        body = answer.json()
+        return str(body.get("token") or body.get("access_token"))
