@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
-from harness.oci import MANIFEST_ACCEPT, digest_of, push_image
+from harness.oci import MANIFEST_ACCEPT, digest_of, push_image, push_manifest
 from harness.proxy import BlobStorageServer, RegistryProxy, matching
 from harness.registry import RegistryFactory, RunningRegistry
 
@@ -278,3 +278,28 @@ def test_blob_upload_restarts_after_503(
     with httpx.Client(timeout=10) as client:
         stored = client.get(f"{registry_plain.url}/v2/{unique_repo}/blobs/{digest_of(data)}")
     assert stored.content == data
+
+
+def test_tags_follow_link_pagination(
+    registry_plain: RunningRegistry, proxy: RegistryProxy, unique_repo: str, env: dict[str, str]
+) -> None:
+    """distribution 2.8 answers tags/list in one page; registries that paginate send a Link header (RFC 5988).
+
+    The proxy answers the first page itself, as a paginating registry would, with a relative ``next`` link;
+    the second page comes from the real registry.
+    """
+    with httpx.Client(timeout=10) as client:
+        image = push_image(client, registry_plain.url, unique_repo, tag="zeta")
+        push_manifest(client, registry_plain.url, unique_repo, "eta", image.manifest)
+    first_page = ('{"name":"%s","tags":["alpha","beta"]}' % unique_repo).encode()
+    proxy.inject(matching("GET", rf"/v2/{unique_repo}/tags/list$", query=r"^n=1000$"), 200, times=1,
+                 headers={"Content-Type": "application/json",
+                          "Link": f'</v2/{unique_repo}/tags/list?n=2&last=beta>; rel="next"'},
+                 body=first_page)
+
+    result = run_cli("tags", f"{proxy.host}/{unique_repo}", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["alpha", "beta", "eta", "zeta"]
+    pages = proxy.requests_matching(method="GET", path=r"/tags/list$")
+    assert [p.query for p in pages] == ["n=1000", "n=2&last=beta"]
