@@ -6,7 +6,7 @@ set -euo pipefail
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ci-oras-demo.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-repo="${CI_ORAS_DEMO_REPO:-oci:$work/layout}"
+repo="${CI_ORAS_DEMO_REPO:-oci:$work/layout/readme/example}"
 read -r -a flags <<< "${CI_ORAS_DEMO_FLAGS:-}"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
 

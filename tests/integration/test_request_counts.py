@@ -1,0 +1,97 @@
+"""Request-count regression guard: the core steps replayed from cassettes of a real registry conversation.
+
+The cassettes under ``cassettes/test_request_counts/`` were recorded against a real ``docker-registry``
+(``pytest tests/integration/test_request_counts.py --record-mode=rewrite`` records them again). A normal run
+replays them with recording off, so a step that sends one request more than it used to hits a request the
+cassette does not have and fails; every recorded request must also be used, so an accidental extra request
+in the recording is noticed too. The expected sequences below are the protocol minimum, written down.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.registry import RegistryFactory
+
+from ci_oras.files import FileSpec
+from ci_oras.oci.reference import RegistryReference, parse_registry_reference
+from ci_oras.registry.transport import TransportOptions
+from ci_oras.runtime import LoginFlags, Runtime
+from ci_oras.steps.delete import delete_manifest
+from ci_oras.steps.manifest import fetch_manifest
+from ci_oras.steps.pull import pull
+from ci_oras.steps.push import PushOptions, push
+from ci_oras.steps.tags import list_tags
+
+REPO = "cassette/walkthrough"
+REPLAY_HOST = "127.0.0.1:5000"  # any loopback host: replay matches method, path and query only
+
+# push of one file and one directory into an empty repository: per blob a HEAD (absent) and the two-request
+# upload (POST opens the session, PUT sends the bytes), the empty config likewise, then one PUT per tag.
+PUSH = [("HEAD", "blob"), ("POST", "upload"), ("PUT", "upload"),
+        ("HEAD", "blob"), ("POST", "upload"), ("PUT", "upload"),
+        ("HEAD", "blob"), ("POST", "upload"), ("PUT", "upload"),
+        ("PUT", "manifest"), ("PUT", "manifest")]
+FETCH = [("GET", "manifest")]
+PULL = [("GET", "manifest"), ("GET", "blob"), ("GET", "blob")]
+TAGS = [("GET", "tags")]
+DELETE = [("HEAD", "manifest"), ("DELETE", "manifest")]
+
+
+@pytest.fixture
+def vcr_config() -> dict[str, Any]:
+    return {"match_on": ["method", "path", "query"], "decode_compressed_response": False}
+
+
+def _kind(path: str) -> str:
+    for pattern, kind in ((r"/blobs/uploads/", "upload"), (r"/blobs/", "blob"), (r"/manifests/", "manifest"),
+                          (r"/tags/list", "tags")):
+        if re.search(pattern, path):
+            return kind
+    return path
+
+
+def _sequence(cassette: Any) -> list[tuple[str, str]]:
+    return [(request.method, _kind(request.path)) for request in cassette.requests]
+
+
+def _host(request: pytest.FixtureRequest) -> str:
+    if request.config.getoption("--record-mode") in (None, "none"):
+        return REPLAY_HOST
+    factory: RegistryFactory = request.getfixturevalue("registry_factory")
+    return factory("plain").host  # a fresh registry, so the recording starts from an empty repository
+
+
+@pytest.mark.vcr
+def test_walkthrough_request_sequence(vcr: Any, request: pytest.FixtureRequest, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    (src / "details").mkdir(parents=True)
+    (src / "readme.md").write_text("# Example\n")
+    (src / "details" / "one.txt").write_text("one\n")
+    monkeypatch.chdir(src)
+    reference = parse_registry_reference(f"{_host(request)}/{REPO}:v1,stable")
+    assert isinstance(reference, RegistryReference)
+    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)})
+    try:
+        target = run.open(reference, create=True)
+        files = [FileSpec(Path("readme.md"), "readme.md", "text/markdown"), FileSpec(Path("details"), "details")]
+        options = PushOptions(artifact_type="application/vnd.acme.readme.v1", created="2024-01-01T00:00:00Z",
+                              mtime=1704067200)
+        pushed = push(target, reference.repository_name, reference.tags, files, options)
+        fetched = fetch_manifest(target, "v1", "v1")
+        assert fetched.manifest.digest == pushed.digest
+        pulled = pull(target, pushed.digest, "walkthrough", tmp_path / "out")
+        assert (tmp_path / "out" / "details" / "one.txt").read_text() == "one\n"
+        assert [f.title for f in pulled.files] == ["readme.md", "details"]
+        assert list_tags(target, reference.repository_name).tags == ("stable", "v1")
+        deleted = delete_manifest(target, "v1", "v1")
+        assert deleted.digest == pushed.digest
+    finally:
+        run.close()
+    assert _sequence(vcr) == PUSH + FETCH + PULL + TAGS + DELETE
+    if request.config.getoption("--record-mode") in (None, "none"):
+        assert vcr.all_played, "a recorded request was not replayed: the step now sends fewer; re-record"
