@@ -7,6 +7,8 @@ exit codes in one place, ``main()``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -58,10 +60,11 @@ PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read t
 
 
 class Options:
-    """The connection flags every registry command shares, gathered once."""
+    """The output and connection flags every registry command shares, gathered once."""
 
-    def __init__(self, output: OutputFormat, plain_http: bool | None, insecure: bool, ca_file: str | None,
-                 username: str | None, password: str | None, password_stdin: bool) -> None:
+    def __init__(self, output: OutputFormat = OutputFormat.text, plain_http: bool | None = None,
+                 insecure: bool = False, ca_file: str | None = None, username: str | None = None,
+                 password: str | None = None, password_stdin: bool = False) -> None:
         self.output = output
         self.plain_http = plain_http
         self.insecure = insecure
@@ -84,6 +87,44 @@ def _read_password(password: str | None, password_stdin: bool) -> str | None:
         warn("using --password on the command line is insecure (shell history, process list); "
              "use --password-stdin")
     return password
+
+
+_CONNECTION_PARAMETERS = [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+    for name, annotation, default in (
+        ("output", OutputOpt, OutputFormat.text),
+        ("plain_http", PlainHttpOpt, None),
+        ("insecure", InsecureOpt, False),
+        ("ca_file", CaFileOpt, None),
+        ("username", UsernameOpt, None),
+        ("password", PasswordOpt, None),
+        ("password_stdin", PasswordStdinOpt, False),
+    )
+]
+
+
+def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a command that takes the shared output and connection flags as one ``options: Options``.
+
+    The flags are appended to the command's own parameters in its signature, so typer shows and parses them
+    after the subcommand like every other option, and the command body receives them gathered.
+    """
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "options"]
+        parameters = own + _CONNECTION_PARAMETERS
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> None:
+            shared = {p.name: kwargs.pop(p.name) for p in _CONNECTION_PARAMETERS}
+            func(options=Options(**shared), **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        group.command(name)(wrapper)
+        return wrapper
+
+    return decorate
 
 
 @contextmanager
@@ -132,23 +173,21 @@ def _root(
     """Supply-chain steps for CI/CD pipelines on OCI registries."""
 
 
-@app.command()
+@command(app)
 def push(
-    reference: Annotated[str, typer.Argument(help="Where to push: REGISTRY/REPO[:TAG[,TAG...]] or oci:PATH[:TAG].")],
-    files: Annotated[Optional[list[str]], typer.Argument(help="FILE[:MEDIA_TYPE]; a directory is packed as tar+gzip.")] = None,
+    reference: Annotated[str, typer.Argument(metavar="REF", help="Where to push: REGISTRY/REPO[:TAG[,TAG...]] or oci:PATH[:TAG].")],
+    files: Annotated[Optional[list[str]], typer.Argument(metavar="FILE[:MEDIA_TYPE]...", help="Files; a directory is packed as tar+gzip.")] = None,
     artifact_type: Annotated[Optional[str], typer.Option("--artifact-type", help="The artifact's type.")] = None,
     annotation: Annotated[Optional[list[str]], typer.Option("--annotation", "-a", help="Manifest annotation KEY=VALUE.")] = None,
     annotation_file: Annotated[Optional[str], typer.Option("--annotation-file", help="ORAS-style annotation JSON.")] = None,
-    output: OutputOpt = OutputFormat.text,
-    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
-    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+    *,
+    options: Options,
 ) -> None:
     """Push files and directories as an OCI artifact (empty config, artifactType), like 'oras push'."""
     from ci_oras.files import load_annotation_file, parse_annotations, parse_file_argument
     from ci_oras.steps.push import PushOptions
     from ci_oras.steps.push import push as push_step
 
-    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
     ref = _parse(reference)
     if ref.digest:
         raise UsageError(f"cannot push to a digest reference {reference!r}", hint="push to a tag or a bare repository")
@@ -161,9 +200,9 @@ def push(
         config_annotations=from_file.config if from_file else None,
         file_annotations=from_file.files if from_file else None, created=created, mtime=mtime,
     )
-    with runtime(opts) as run:
+    with runtime(options) as run:
         result = push_step(run.open(ref, create=True), ref.repository_name, ref.tags, specs, push_options)
-    report(opts, result, lambda: f"Pushed {result.reference}\nDigest: {result.digest}")
+    report(options, result, lambda: f"Pushed {result.reference}\nDigest: {result.digest}")
 
 
 def _creation_time() -> tuple[str, int | None]:
@@ -180,23 +219,21 @@ def _creation_time() -> tuple[str, int | None]:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), None
 
 
-@app.command()
+@command(app)
 def pull(
-    reference: Annotated[str, typer.Argument(help="What to pull: REGISTRY/REPO:TAG, …@DIGEST or oci:PATH:TAG.")],
+    reference: Annotated[str, typer.Argument(metavar="REF", help="What to pull: REGISTRY/REPO:TAG, …@DIGEST or oci:PATH:TAG.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory to write files into.")] = Path("."),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files with different content.")] = False,
-    output: OutputOpt = OutputFormat.text,
-    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
-    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+    *,
+    options: Options,
 ) -> None:
     """Pull an artifact's files, verifying every digest and unpacking directories safely."""
     from ci_oras.steps.pull import pull as pull_step
 
-    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
     ref = _require_reference(reference)
-    with runtime(opts) as run:
+    with runtime(options) as run:
         result = pull_step(run.open(ref), ref.reference, str(ref), output_dir, overwrite=overwrite)
-    report(opts, result, lambda: "\n".join(
+    report(options, result, lambda: "\n".join(
         [f"{'Skipped (identical)' if f.skipped else 'Pulled'} {f.path}" for f in result.files]
         + [f"Pulled {result.reference}", f"Digest: {result.digest}"]))
 
@@ -210,95 +247,87 @@ def _require_reference(reference: str) -> Any:
     return ref
 
 
-@manifest_app.command("fetch")
+@command(manifest_app, "fetch")
 def manifest_fetch(
-    reference: Annotated[str, typer.Argument(help="REGISTRY/REPO:TAG, …@DIGEST or oci:PATH:TAG.")],
-    output: OutputOpt = OutputFormat.text,
-    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
-    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+    reference: Annotated[str, typer.Argument(metavar="REF", help="REGISTRY/REPO:TAG, …@DIGEST or oci:PATH:TAG.")],
+    *,
+    options: Options,
 ) -> None:
     """Print the exact manifest bytes (text) or a JSON document describing it (--output json)."""
     from ci_oras.steps.manifest import fetch_manifest
 
-    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
     ref = _require_reference(reference)
-    with runtime(opts) as run:
+    with runtime(options) as run:
         result = fetch_manifest(run.open(ref), ref.reference, str(ref))
-    if opts.output is OutputFormat.json:
-        report(opts, result, str)
+    if options.output is OutputFormat.json:
+        report(options, result, str)
     else:
         sys.stdout.buffer.write(result.manifest.raw)
         sys.stdout.buffer.write(b"\n")
         sys.stdout.flush()
 
 
-@app.command()
+@command(app)
 def tags(
-    repository: Annotated[str, typer.Argument(help="REGISTRY/REPO or oci:PATH.")],
-    output: OutputOpt = OutputFormat.text,
-    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
-    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+    repository: Annotated[str, typer.Argument(metavar="REPO", help="REGISTRY/REPO or oci:PATH.")],
+    *,
+    options: Options,
 ) -> None:
     """List tags, one per line on stdout."""
     from ci_oras.steps.tags import list_tags
 
-    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
     ref = _parse(repository)
-    with runtime(opts) as run:
+    with runtime(options) as run:
         result = list_tags(run.open(ref), ref.repository_name)
-    if opts.output is OutputFormat.json:
-        report(opts, result, str)
+    if options.output is OutputFormat.json:
+        report(options, result, str)
     else:
         for tag in result.tags:
             print(tag)
 
 
-@app.command()
+@command(app)
 def delete(
-    reference: Annotated[str, typer.Argument(help="The manifest to delete: REGISTRY/REPO:TAG or …@DIGEST.")],
-    output: OutputOpt = OutputFormat.text,
-    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
-    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+    reference: Annotated[str, typer.Argument(metavar="REF", help="The manifest to delete: REGISTRY/REPO:TAG or …@DIGEST.")],
+    *,
+    options: Options,
 ) -> None:
     """Delete one manifest (every tag pointing at it goes too). No prompt: this runs in CI."""
     from ci_oras.steps.delete import delete_manifest
 
-    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
     ref = _require_reference(reference)
-    with runtime(opts) as run:
+    with runtime(options) as run:
         result = delete_manifest(run.open(ref), ref.reference, str(ref))
-    report(opts, result, lambda: f"Deleted {result.reference}\nDigest: {result.digest}")
+    report(options, result, lambda: f"Deleted {result.reference}\nDigest: {result.digest}")
 
 
-@app.command()
+@command(app)
 def login(
-    registry: Annotated[str, typer.Argument(help="Registry host, e.g. ghcr.io or 127.0.0.1:5000.")],
-    output: OutputOpt = OutputFormat.text,
-    plain_http: PlainHttpOpt = None, insecure: InsecureOpt = False, ca_file: CaFileOpt = None,
-    username: UsernameOpt = None, password: PasswordOpt = None, password_stdin: PasswordStdinOpt = False,
+    registry: Annotated[str, typer.Argument(metavar="HOST", help="Registry host, e.g. ghcr.io or 127.0.0.1:5000.")],
+    *,
+    options: Options,
 ) -> None:
     """Check the credentials against the registry, then store them in the docker config like 'docker login'."""
     from ci_oras.steps.login import login as login_step
 
-    opts = Options(output, plain_http, insecure, ca_file, username, password, password_stdin)
-    if not opts.username or opts.password is None:
+    if not options.username or options.password is None:
         raise UsageError("login needs --username and a password", hint="use -u USER --password-stdin")
-    with runtime(opts) as run:
-        result = login_step(run, registry, opts.username, opts.password)
-    report(opts, result, lambda: f"Login succeeded for {result.registry} (stored in {result.stored_in})")
+    with runtime(options) as run:
+        result = login_step(run, registry, options.username, options.password)
+    report(options, result, lambda: f"Login succeeded for {result.registry} (stored in {result.stored_in})")
 
 
 @app.command()
 def logout(
-    registry: Annotated[str, typer.Argument(help="Registry host to forget.")],
+    registry: Annotated[str, typer.Argument(metavar="HOST", help="Registry host to forget.")],
     output: OutputOpt = OutputFormat.text,
 ) -> None:
     """Remove stored credentials for a registry from the docker config."""
     from ci_oras.steps.login import logout as logout_step
 
-    opts = Options(output, None, False, None, None, None, False)
+    options = Options(output)
     result = logout_step(registry, os.environ)
-    report(opts, result, lambda: f"{'Removed' if result.removed else 'No'} credentials for {result.registry}")
+    report(options, result, lambda: f"{'Removed' if result.removed else 'No'} credentials for {result.registry}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from ci_oras.errors import NotFoundError, UsageError
 from ci_oras.oci import gojson, mediatypes
 from ci_oras.oci.descriptor import ANNOTATION_REF_NAME, Descriptor
-from ci_oras.oci.digest import Digest, Verifier, is_digest, verify_bytes
+from ci_oras.oci.digest import Digest, is_digest, verify_bytes
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
 from ci_oras.store.verify import verified
@@ -87,13 +87,10 @@ class OCILayout:
         """Stream ``chunks`` to a temporary file, verify digest and size, then rename it into place."""
         target = self.blob_path(desc.digest)
         _ensure_dir(target.parent)
-        verifier = Verifier(desc.digest, desc.size)
 
         def write(handle: Any) -> None:
-            for chunk in chunks:
-                verifier.update(chunk)
+            for chunk in verified(chunks, desc):
                 handle.write(chunk)
-            verifier.verify()
 
         _atomic_write(target, write, keep_existing=True)
 
