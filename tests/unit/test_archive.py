@@ -394,3 +394,38 @@ def test_unpack_streams_and_a_failing_source_leaves_nothing(tmp_path: Path) -> N
         unpack_tar_gzip(source(), dest, "dist", expected_tar_digest=packed.tar_digest, overwrite=False)
     assert "deep.txt" in seen_staged_files
     assert os.listdir(dest) == []
+
+
+def test_unpacks_an_oras_style_archive(tmp_path: Path) -> None:
+    """What ``oras push`` writes for a directory: USTAR headers from Go's archive/tar, directory names without a
+    trailing slash (ORAS overwrites the header name), uid/gid 0, empty user and group names, and a gzip
+    stream with no file name. ``oras pull`` output must unpack identically with ci-oras."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, kind, data in [("docs", tarfile.DIRTYPE, None), ("docs/a.txt", tarfile.REGTYPE, b"alpha\n"),
+                                 ("docs/sub", tarfile.DIRTYPE, None), ("docs/sub/b.txt", tarfile.REGTYPE, b"beta\n"),
+                                 ("docs/link", tarfile.SYMTYPE, None)]:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 1700000000
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "a.txt"
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    tar_bytes = raw.getvalue()
+    compressed = io.BytesIO()
+    with gzip.GzipFile(fileobj=compressed, mode="wb", mtime=0, filename="") as gz:
+        gz.write(tar_bytes)
+    blob = compressed.getvalue()
+
+    dest = tmp_path / "out"
+    dest.mkdir()
+    unpack_tar_gzip([blob[:100], blob[100:]], dest, "docs", expected_tar_digest=sha256(tar_bytes), overwrite=False)
+
+    assert (dest / "docs" / "a.txt").read_bytes() == b"alpha\n"
+    assert (dest / "docs" / "sub" / "b.txt").read_bytes() == b"beta\n"
+    assert os.readlink(dest / "docs" / "link") == "a.txt"
