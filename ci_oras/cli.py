@@ -205,6 +205,179 @@ def push(
     report(options, result, lambda: f"Pushed {result.reference}\nDigest: {result.digest}")
 
 
+ReferrersOpt = Annotated[
+    str, typer.Option("--referrers", metavar="auto|api|tag",
+                      help="Referrers API or tag-schema fallback; auto probes the registry once per repository."),
+]
+ArtifactTypeListOpt = Annotated[
+    Optional[list[str]], typer.Option("--artifact-type", help="Only referrers of this type (repeatable).")
+]
+
+
+def _referrers_mode(value: str) -> Any:
+    from ci_oras.registry.referrers import ReferrersMode
+
+    try:
+        return ReferrersMode(value)
+    except ValueError:
+        raise UsageError(f"invalid --referrers {value!r}", hint="use auto, api or tag") from None
+
+
+@command(app)
+def attach(
+    subject: Annotated[str, typer.Argument(metavar="SUBJECT", help="What to attach to: REF:TAG or REF@DIGEST.")],
+    files: Annotated[Optional[list[str]], typer.Argument(metavar="FILE[:MEDIA_TYPE]...", help="Files; directories are packed.")] = None,
+    artifact_type: Annotated[str, typer.Option("--artifact-type", help="The referrer's artifact type (required).")] = "",
+    annotation: Annotated[Optional[list[str]], typer.Option("--annotation", "-a", help="Manifest annotation KEY=VALUE.")] = None,
+    annotation_file: Annotated[Optional[str], typer.Option("--annotation-file", help="ORAS-style annotation JSON.")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="Attach to this OS/ARCH child of an index.")] = None,
+    referrers: ReferrersOpt = "auto",
+    *,
+    options: Options,
+) -> None:
+    """Attach files to SUBJECT as an OCI 1.1 referrer (like 'oras attach')."""
+    from ci_oras.files import load_annotation_file, parse_annotations, parse_file_argument
+
+    if not artifact_type:
+        raise UsageError("attach needs --artifact-type", hint="e.g. --artifact-type application/vnd.acme.report.v1")
+    specs = [parse_file_argument(item) for item in files or []]
+    from_file = load_annotation_file(annotation_file) if annotation_file else None
+    annotations = {**(from_file.manifest if from_file else {}), **parse_annotations(annotation or [])}
+    _attach(options, subject, specs, artifact_type, annotations, platform, referrers, "attach", None,
+            from_file.files if from_file else None)
+
+
+@command(app, "attach-sbom")
+def attach_sbom(
+    subject: Annotated[str, typer.Argument(metavar="SUBJECT", help="What the SBOM describes: REF:TAG or REF@DIGEST.")],
+    sbom: Annotated[Path, typer.Argument(metavar="FILE", help="CycloneDX (JSON/XML) or SPDX (JSON/tag-value) SBOM.")],
+    artifact_type: Annotated[Optional[str], typer.Option("--artifact-type", help="Override the detected type.")] = None,
+    annotation: Annotated[Optional[list[str]], typer.Option("--annotation", "-a", help="Extra annotation KEY=VALUE.")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="Attach to this OS/ARCH child of an index.")] = None,
+    referrers: ReferrersOpt = "auto",
+    *,
+    options: Options,
+) -> None:
+    """Attach an SBOM, detecting its format and recording spec version, creation time and tool."""
+    from ci_oras.files import parse_annotations
+    from ci_oras.formats.sbom import detect_sbom
+
+    _require_file(sbom)
+    if artifact_type:
+        detected_type, media_type, detected, fmt = artifact_type, None, {}, None
+    else:
+        found = detect_sbom(sbom)
+        detected_type, media_type, detected, fmt = found.artifact_type, found.media_type, found.annotations, found.format
+    annotations = {**detected, **parse_annotations(annotation or [])}
+    _attach(options, subject, [_single_file(sbom, media_type)], detected_type, annotations, platform, referrers,
+            "attach-sbom", fmt, None)
+
+
+@command(app, "attach-signature")
+def attach_signature(
+    subject: Annotated[str, typer.Argument(metavar="SUBJECT", help="What is signed: REF:TAG or REF@DIGEST.")],
+    signature: Annotated[Path, typer.Argument(metavar="FILE", help="Notary JWS/COSE envelope or Sigstore bundle.")],
+    artifact_type: Annotated[Optional[str], typer.Option("--artifact-type", help="For other signature formats.")] = None,
+    media_type: Annotated[Optional[str], typer.Option("--media-type", help="Layer media type for other formats.")] = None,
+    annotation: Annotated[Optional[list[str]], typer.Option("--annotation", "-a", help="Extra annotation KEY=VALUE.")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="Attach to this OS/ARCH child of an index.")] = None,
+    referrers: ReferrersOpt = "auto",
+    *,
+    options: Options,
+) -> None:
+    """Attach a signature: Notary Project (JWS, COSE) and Sigstore bundles are recognised."""
+    from ci_oras.files import parse_annotations
+    from ci_oras.formats.signature import detect_signature
+
+    _require_file(signature)
+    if artifact_type and media_type:
+        detected_type, layer_type, detected, fmt = artifact_type, media_type, {}, None
+    elif artifact_type or media_type:
+        raise UsageError("--artifact-type and --media-type go together",
+                         hint="give both to attach a signature format ci-oras does not recognise")
+    else:
+        found = detect_signature(signature)
+        detected_type, layer_type, detected, fmt = found.artifact_type, found.media_type, found.annotations, found.format
+    annotations = {**detected, **parse_annotations(annotation or [])}
+    _attach(options, subject, [_single_file(signature, layer_type)], detected_type, annotations, platform,
+            referrers, "attach-signature", fmt, None)
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise UsageError(f"file not found: {path}", hint="check the path")
+
+
+def _single_file(path: Path, media_type: str | None) -> Any:
+    """SBOMs and signatures are titled by their file name: CI tools write them anywhere (/tmp, build/…)."""
+    from ci_oras.files import FileSpec
+
+    return FileSpec(path=path, title=path.name, media_type=media_type)
+
+
+def _attach(options: Options, subject: str, specs: list[Any], artifact_type: str, annotations: dict[str, str],
+            platform: str | None, referrers: str, step: str, detected_format: str | None,
+            file_annotations: dict[str, dict[str, str]] | None) -> None:
+    from ci_oras.steps.attach import AttachOptions, attach as attach_step, resolve_subject
+
+    ref = _require_reference(subject)
+    mode = _referrers_mode(referrers)
+    created, mtime = _creation_time()
+    attach_options = AttachOptions(artifact_type=artifact_type, annotations=annotations,
+                                   file_annotations=file_annotations, created=created, mtime=mtime, platform=platform)
+    with runtime(options) as run:
+        target = run.open(ref, create=True, referrers=mode)
+        subject_desc = resolve_subject(target, ref.reference, str(ref), platform)
+        result = attach_step(target, ref.repository_name, subject_desc, specs, attach_options, step=step,
+                             detected_format=detected_format)
+    report(options, result, lambda: "\n".join(
+        ([f"Detected {result.format}"] if result.format else [])
+        + [f"Attached to {ref.repository_name}@{result.subject.digest}", f"Reference: {result.reference}",
+           f"Digest: {result.digest}"]))
+
+
+class GraphFormat(str, Enum):
+    tree = "tree"
+    json = "json"
+    table = "table"
+    mermaid = "mermaid"
+
+
+@command(app)
+def discover(
+    reference: Annotated[str, typer.Argument(metavar="REF", help="The subject: REF:TAG or REF@DIGEST.")],
+    artifact_type: ArtifactTypeListOpt = None,
+    depth: Annotated[Optional[int], typer.Option("--depth", min=1, help="Levels to follow (default: all).")] = None,
+    graph_format: Annotated[GraphFormat, typer.Option("--format", help="How to print the graph on stdout.")] = GraphFormat.tree,
+    include_children: Annotated[bool, typer.Option("--include-children", help="For an index, also its manifests' referrers.")] = False,
+    show_annotations: Annotated[bool, typer.Option("--annotations", help="Show annotations in the tree.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Parallel listings per level.")] = 8,
+    referrers: ReferrersOpt = "auto",
+    *,
+    options: Options,
+) -> None:
+    """Show the referrers graph below REF: signatures, SBOMs, and what refers to them."""
+    from ci_oras.emit.graph import render_mermaid, render_table, render_tree
+    from ci_oras.graph.discover import DiscoverOptions
+    from ci_oras.steps.discover import discover_graph
+
+    ref = _require_reference(reference)
+    mode = _referrers_mode(referrers)
+    discover_options = DiscoverOptions(artifact_types=tuple(artifact_type or ()), depth=depth,
+                                       include_children=include_children, concurrency=concurrency)
+    with runtime(options) as run:
+        result = discover_graph(run.open(ref, referrers=mode), ref.repository_name, ref.reference, discover_options)
+    if options.output is OutputFormat.json or graph_format is GraphFormat.json:
+        from ci_oras.emit.json_output import write_document
+
+        write_document(result.document())
+        return
+    render: dict[GraphFormat, Callable[[], str]] = {GraphFormat.tree: lambda: render_tree(result.root, annotations=show_annotations),
+              GraphFormat.table: lambda: render_table(result.root),
+              GraphFormat.mermaid: lambda: render_mermaid(result.root)}
+    print(render[graph_format]())
+
+
 def _creation_time() -> tuple[str, int | None]:
     """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now; RFC 3339 in UTC like ORAS writes it."""
     from datetime import datetime, timezone

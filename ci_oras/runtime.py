@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ci_oras.oci.reference import LayoutReference, Reference, RegistryReference
 from ci_oras.registry.credentials import Credential, resolve_credential
+from ci_oras.registry.referrers import ReferrersMode
 from ci_oras.registry.transport import TransportOptions
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ class Runtime:
             self._session = RegistrySession(self.transport, self.credential_for)
         return self._session
 
-    def open(self, reference: Reference, *, create: bool = False, use_login_flags: bool = True) -> Target:
+    def open(self, reference: Reference, *, create: bool = False, use_login_flags: bool = True,
+             referrers: ReferrersMode = ReferrersMode.auto) -> Target:
         """A target for ``reference``; ``create`` means "about to write": a layout is created if absent and a
         registry repository asks for push access up front."""
         if isinstance(reference, LayoutReference):
@@ -59,7 +61,8 @@ class Runtime:
             self._flag_hosts.add(reference.registry)
         from ci_oras.store.registry import RegistryRepository
 
-        return RegistryRepository(reference, self.session.client_for(reference), writable=create)
+        return RegistryRepository(reference, self.session.client_for(reference), writable=create,
+                                  referrers_mode=referrers)
 
     def close(self) -> None:
         if self._session is not None:

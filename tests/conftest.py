@@ -121,3 +121,22 @@ def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
 def unique_repo() -> str:
     """A fresh repository name so tests never collide on shared registries."""
     return f"test/{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def fake_registry() -> Iterator[Any]:
+    """``fake_registry(**switches)`` starts an in-process spec-faithful OCI registry (with the referrers API),
+    stopped after the test. Switches: see :class:`harness.fake_registry.FakeRegistry`."""
+    from harness.fake_registry import FakeRegistry
+
+    started: list[FakeRegistry] = []
+
+    def factory(**switches: Any) -> FakeRegistry:
+        started.append(FakeRegistry(**switches))
+        return started[-1]
+
+    try:
+        yield factory
+    finally:
+        for registry in reversed(started):
+            registry.stop()

@@ -67,6 +67,8 @@ class RegistryClient:
         self.http = http
         self.auth = auth
         self.options = options
+        #: Whether each repository serves the referrers API, learned once per run (DESIGN §4).
+        self.referrers_api: dict[str, bool] = {}
 
     def url(self, path: str) -> str:
         return self.base_url + path

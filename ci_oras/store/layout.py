@@ -29,6 +29,7 @@ from ci_oras.oci import gojson, mediatypes
 from ci_oras.oci.descriptor import ANNOTATION_REF_NAME, Descriptor
 from ci_oras.oci.digest import Digest, is_digest, verify_bytes
 from ci_oras.oci.manifest import Manifest, parse_manifest
+from ci_oras.oci.referrers import fallback_tag, filter_by_type, referrer_descriptor
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
 from ci_oras.store.verify import verified
 
@@ -54,6 +55,7 @@ class OCILayout:
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self._display = str(path)
         self.root = Path(path)
+        self._subjects: dict[str, list[Descriptor]] | None = None
         if create:
             self._create()
         elif not (self.root / LAYOUT_FILE).is_file():
@@ -174,6 +176,41 @@ class OCILayout:
         """Every entry of index.json in order, tags included as ref.name annotations (referrers are here too)."""
         return [desc for desc, _tag in self._listed()]
 
+    # -- referrers (ORAS's convention: referrer manifests listed untagged in index.json) ------------------------
+
+    def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
+        """Listed manifests whose ``subject`` is ``subject``, plus a fallback-tag index other tools wrote."""
+        found = {d.digest: d for d in self._subject_map().get(subject.digest, [])}
+        tag = fallback_tag(subject.digest)
+        if any(name == tag for _desc, name in self._listed()):
+            index = self.fetch_manifest(tag)
+            if index.is_index and index.digest != subject.digest:
+                for desc in index.manifests:
+                    found.setdefault(desc.digest, desc)
+        return filter_by_type(list(found.values()), artifact_type)
+
+    def push_referrer(self, manifest: Manifest) -> None:
+        """Store it untagged: index.json lists it, and the lock keeps concurrent writers from losing it."""
+        self.push_manifest(manifest)
+
+    def _subject_map(self) -> dict[str, list[Descriptor]]:
+        """subject digest → referrers, from every manifest listed in index.json (parsed once per instance)."""
+        if self._subjects is None:
+            subjects: dict[str, list[Descriptor]] = {}
+            seen: set[str] = set()
+            for desc, _tag in self._listed():
+                if desc.digest in seen or not mediatypes.is_manifest_type(desc.media_type):
+                    continue
+                seen.add(desc.digest)
+                try:
+                    manifest = self.fetch_manifest(desc.digest)
+                except NotFoundError:
+                    continue  # listed but its blob is gone: nothing to follow
+                if manifest.subject is not None:
+                    subjects.setdefault(manifest.subject.digest, []).append(referrer_descriptor(manifest))
+            self._subjects = subjects
+        return self._subjects
+
     def delete(self, desc: Descriptor) -> None:
         """Forget a manifest: its index entries and its blob. Its layers stay (garbage collection is separate)."""
         path = self.blob_path(desc.digest)
@@ -216,6 +253,7 @@ class OCILayout:
 
     def _update_index(self, change: Callable[[list[Any]], list[Any]]) -> bool:
         """Apply ``change`` to the entries under the lock (the caller holds it); True when something changed."""
+        self._subjects = None  # the referrers map is derived from the entries
         doc = self._read_index()
         before = _manifests(doc)
         after = change(list(before))

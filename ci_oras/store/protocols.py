@@ -66,13 +66,28 @@ class Deleter(Protocol):
         """Delete a manifest (and whatever tags point at it); NotFoundError when absent."""
 
 
+class ReferrerLister(Protocol):
+    def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
+        """Manifests whose ``subject`` is ``subject`` (of ``artifact_type`` when given), as listed descriptors."""
+
+
+class ReferrerPusher(Protocol):
+    def push_referrer(self, manifest: Manifest) -> None:
+        """Store a manifest that has a ``subject`` and make it discoverable from that subject.
+
+        Raises RegistryError when the store kept it but cannot list it: a referrer nobody can discover must
+        not be reported as attached.
+        """
+
+
 @runtime_checkable
 class Mounter(Protocol):
     def mount(self, desc: Descriptor, from_repository: str) -> bool:
         """Try a cross-repository blob mount; False when the registry refused (then upload instead)."""
 
 
-class Target(Fetcher, ManifestFetcher, Pusher, Exists, Resolver, Tagger, TagLister, Deleter, Protocol):
+class Target(Fetcher, ManifestFetcher, Pusher, Exists, Resolver, Tagger, TagLister, Deleter, ReferrerLister,
+             ReferrerPusher, Protocol):
     """Everything a step needs from a place content lives. ``name`` is shown to users."""
 
     @property

@@ -19,6 +19,7 @@ from ci_oras.oci.digest import digest_bytes, is_digest
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.oci.reference import RegistryReference
 from ci_oras.registry.auth import repository_scope
+from ci_oras.registry.referrers import RegistryReferrers, ReferrersMode, SettleOptions
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
 from ci_oras.store.verify import verified
 
@@ -41,6 +42,8 @@ class RegistryRepository:
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
         chunk_size: int = 64 * 1024 * 1024,
         writable: bool = False,
+        referrers_mode: ReferrersMode = ReferrersMode.auto,
+        settle: SettleOptions | None = None,
     ) -> None:
         self.reference = reference
         self.repository = reference.repository
@@ -55,8 +58,9 @@ class RegistryRepository:
         #: Upload sessions a refused mount opened; reused by the next push of that blob (saves a POST).
         self._open_uploads: dict[str, str] = {}
         self._lock = threading.Lock()
-        #: Headers of the last manifest PUT answer (``OCI-Subject`` tells whether the registry lists referrers).
-        self.last_push_headers: dict[str, str] = {}
+        self.referrers_backend = RegistryReferrers(
+            client, self.repository, self, self._pull, mode=referrers_mode, settle=settle
+        )
 
     @property
     def name(self) -> str:
@@ -238,6 +242,15 @@ class RegistryRepository:
         return Descriptor(media_type=media_type, digest=digest, size=int(length))
 
     def fetch_manifest(self, reference: str) -> Manifest:
+        return self._fetch_manifest_and_etag(reference)[0]
+
+    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None] | None:
+        try:
+            return self._fetch_manifest_and_etag(reference)
+        except NotFoundError:
+            return None
+
+    def _fetch_manifest_and_etag(self, reference: str) -> tuple[Manifest, str | None]:
         response, raw = self._get_manifest_bytes(reference)
         actual = digest_bytes(raw)
         expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
@@ -247,7 +260,7 @@ class RegistryRepository:
                 hint="the registry or a proxy altered the manifest; do not use it",
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or None
-        return parse_manifest(raw, media_type, actual)
+        return parse_manifest(raw, media_type, actual), response.headers.get("ETag")
 
     def _get_manifest_bytes(self, reference: str) -> tuple[httpx.Response, bytes]:
         """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet)."""
@@ -275,19 +288,33 @@ class RegistryRepository:
             time.sleep(retry_delay(attempt, self.client.options))
 
     def push_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+        self.put_manifest(manifest, tag or manifest.digest)
+
+    def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
+                     ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
         response = self.client.request(
-            "PUT", self._path("manifests", tag or manifest.digest), scopes=self._push,
-            headers={"Content-Type": manifest.media_type}, content=manifest.raw, ok=(200, 201),
+            "PUT", self._path("manifests", reference), scopes=self._push,
+            headers={"Content-Type": manifest.media_type, **(headers or {})}, content=manifest.raw, ok=ok,
             describe=f"push manifest {manifest.digest}",
         )
         response.close()
         returned = response.headers.get("Docker-Content-Digest")
-        if returned and returned.startswith("sha256:") and returned != manifest.digest:
+        if response.status_code < 300 and returned and returned.startswith("sha256:") and returned != manifest.digest:
             raise IntegrityError(
                 f"registry {self.client.host} stored manifest as {returned}, expected {manifest.digest}",
                 hint="the registry rewrote the manifest bytes",
             )
-        self.last_push_headers = dict(response.headers)
+        return response
+
+    # -- referrers ------------------------------------------------------------------------------------
+
+    def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
+        return self.referrers_backend.list_referrers(subject.digest, artifact_type)
+
+    def push_referrer(self, manifest: Manifest) -> None:
+        response = self.put_manifest(manifest, manifest.digest)
+        headers = {key.lower(): value for key, value in response.headers.items()}
+        self.referrers_backend.ensure_listed(manifest, headers)
 
     def tag(self, manifest: Manifest, tag: str) -> None:
         self.push_manifest(manifest, tag)

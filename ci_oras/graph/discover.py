@@ -1,0 +1,108 @@
+"""Discover the referrers graph below a manifest, level by level, each level fetched concurrently.
+
+Listing the referrers of one subject is one request (or one page chain); the subjects of a level are
+independent, so they are asked in parallel on a bounded pool: the time to discover a level stays flat in
+the number of subjects up to the pool size. A digest already seen is shown again but not expanded, so an
+index whose referrer refers back to it (a loop) terminates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ci_oras.oci import mediatypes
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.store.protocols import Target
+
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass(eq=False)
+class Node:
+    """One manifest in the graph and what refers to it."""
+
+    descriptor: Descriptor
+    reference: str
+    referrers: list[Node] = field(default_factory=list)
+    #: For an index root with children included: its manifests, each with its own referrers.
+    children: list[Node] = field(default_factory=list)
+    #: Already shown elsewhere in the graph (a loop or a shared referrer): not expanded again.
+    repeated: bool = False
+
+    def walk(self) -> list[tuple[int, Node, Node | None]]:
+        """Every node below this one as (depth, node, subject), depth first."""
+        out: list[tuple[int, Node, Node | None]] = []
+
+        def visit(node: Node, depth: int) -> None:
+            for child in node.children:
+                out.append((depth + 1, child, node))
+                visit(child, depth + 1)
+            for referrer in node.referrers:
+                out.append((depth + 1, referrer, node))
+                visit(referrer, depth + 1)
+
+        visit(self, 0)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """ORAS 1.3's nested JSON: reference, mediaType, digest, size, artifactType, annotations, referrers."""
+        doc: dict[str, Any] = {
+            "reference": self.reference,
+            "mediaType": self.descriptor.media_type,
+            "digest": self.descriptor.digest,
+            "size": self.descriptor.size,
+        }
+        if self.descriptor.artifact_type:
+            doc["artifactType"] = self.descriptor.artifact_type
+        if self.descriptor.annotations:
+            doc["annotations"] = dict(self.descriptor.annotations)
+        if self.children:
+            doc["manifests"] = [child.to_dict() for child in self.children]
+        doc["referrers"] = [referrer.to_dict() for referrer in self.referrers]
+        return doc
+
+
+@dataclass(frozen=True)
+class DiscoverOptions:
+    artifact_types: Sequence[str] = ()
+    depth: int | None = None  # None: the whole graph
+    include_children: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+
+
+def discover(target: Target, repository: str, root: Descriptor, options: DiscoverOptions) -> Node:
+    """Build the graph below ``root``; ``repository`` names nodes as ``repository@digest``."""
+    top = Node(root, f"{repository}@{root.digest}")
+    seen = {root.digest}
+    frontier = [top]
+    if options.include_children and mediatypes.is_index_type(root.media_type):
+        index = target.fetch_manifest(root.digest)
+        for child in index.manifests:
+            node = Node(child, f"{repository}@{child.digest}", repeated=child.digest in seen)
+            top.children.append(node)
+            if not node.repeated:
+                seen.add(child.digest)
+                frontier.append(node)
+    wanted = list(options.artifact_types)
+    server_filter = wanted[0] if len(wanted) == 1 else None
+    level = 0
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-discover") as pool:
+        while frontier and (options.depth is None or level < options.depth):
+            listings = list(pool.map(lambda node: target.referrers(node.descriptor, server_filter), frontier))
+            next_frontier: list[Node] = []
+            for node, listed in zip(frontier, listings):
+                for desc in listed:
+                    if wanted and desc.artifact_type not in wanted:
+                        continue
+                    referrer = Node(desc, f"{repository}@{desc.digest}", repeated=desc.digest in seen)
+                    node.referrers.append(referrer)
+                    if not referrer.repeated:
+                        seen.add(desc.digest)
+                        next_frontier.append(referrer)
+            frontier = next_frontier
+            level += 1
+    return top
+

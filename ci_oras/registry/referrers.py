@@ -1,0 +1,299 @@
+"""Referrers on a registry: the OCI 1.1 referrers API, and the tag-schema fallback, safe under concurrent writers.
+
+Listing tries ``GET /v2/<name>/referrers/<digest>`` first. Only a 200 with an image-index content type proves
+the API; a plain 404 (not ``NAME_UNKNOWN``) or anything that is not an index (some registries answer HTML)
+means "no API", and the answer is remembered per repository for the rest of the run. Without the API the
+referrers live in an image index tagged ``sha256-<hex>`` (the subject's digest with ``:`` replaced); a tag
+that is not an index, or that resolves to the subject itself (a known registry bug), is ignored.
+
+Making a referrer discoverable after its manifest is pushed is the delicate part:
+
+- API path (the registry answered ``OCI-Subject``): read the list back; some registries drop list updates
+  under concurrent pushes, so re-PUT the manifest until it is listed.
+- Tag schema: read-merge-write the fallback index, then read it back until our entry is there. Registries
+  ignore ``If-Match`` (distribution does), so a writer that read the index before our write can still
+  overwrite it after we checked. We therefore keep watching until the index has stayed unchanged, with our
+  entry, for a quiet period; every writer does the same, so whoever writes last also repairs what it dropped.
+
+Failure to get listed ends in an exit-5 error: reporting success for a referrer nobody can discover would
+let a deployment gate pass or fail on a lie.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from ci_oras.errors import RegistryError
+from ci_oras.oci import mediatypes
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.manifest import Manifest, build_index, parse_manifest
+from ci_oras.oci.referrers import fallback_tag, filter_by_type, referrer_descriptor
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ci_oras.registry.client import RegistryClient
+
+
+class ReferrersMode(str, Enum):
+    """``--referrers``: detect (auto), or force the API or the tag schema."""
+
+    auto = "auto"
+    api = "api"
+    tag = "tag"
+
+
+class ManifestStore(Protocol):
+    """What the referrers logic needs from the repository it belongs to (``store/registry.py``)."""
+
+    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None] | None:
+        """The manifest at ``reference`` and its ETag, or None when absent."""
+
+    def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
+                     ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
+        """PUT the exact bytes; returns the (closed) response for its headers and status."""
+
+
+@dataclass
+class SettleOptions:
+    """How long the tag-schema writer keeps watching its entry (seconds); tests may shorten these."""
+
+    quiet: float = 1.0
+    interval: float = 0.5
+    limit: float = 60.0
+    max_writes: int = 30
+
+
+@dataclass
+class _Fallback:
+    manifests: list[Descriptor] = field(default_factory=list)
+    etag: str | None = None
+    exists: bool = False
+    digest: str | None = None
+
+
+class RegistryReferrers:
+    """Referrers of one repository on one registry."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        repository: str,
+        store: ManifestStore,
+        pull_scopes: tuple[str, ...],
+        *,
+        mode: ReferrersMode = ReferrersMode.auto,
+        settle: SettleOptions | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.repository = repository
+        self.store = store
+        self.pull_scopes = pull_scopes
+        self.mode = mode
+        self.settle = settle or SettleOptions()
+        self._sleep = sleep
+        #: Requests made, by purpose; benchmarks and tests read it.
+        self.stats: dict[str, int] = {}
+
+    # -- API detection, remembered per repository ------------------------------------------------------------
+
+    @property
+    def api_supported(self) -> bool | None:
+        return self.client.referrers_api.get(self.repository)
+
+    def _remember(self, supported: bool) -> None:
+        self.client.referrers_api[self.repository] = supported
+
+    def _use_api(self) -> bool:
+        if self.mode is ReferrersMode.tag:
+            return False
+        if self.mode is ReferrersMode.api:
+            return True
+        return self.api_supported is not False
+
+    # -- listing ---------------------------------------------------------------------------------------------
+
+    def list_referrers(self, subject_digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        """Every referrer of ``subject_digest`` (of ``artifact_type`` when given)."""
+        if self._use_api():
+            listed = self._list_api(subject_digest, artifact_type)
+            if listed is not None:
+                return listed
+            if self.mode is ReferrersMode.api:
+                raise RegistryError(
+                    f"registry {self.client.host} does not serve the referrers API for {self.repository}",
+                    hint="use --referrers tag (or auto) for this registry",
+                )
+        return filter_by_type(self._read_fallback(subject_digest).manifests, artifact_type)
+
+    def _count(self, what: str) -> None:
+        self.stats[what] = self.stats.get(what, 0) + 1
+
+    def _list_api(self, subject_digest: str, artifact_type: str | None) -> list[Descriptor] | None:
+        """The API's answer, following ``Link`` pages; None when this registry has no referrers API."""
+        from ci_oras.registry.client import registry_error_detail
+
+        url: str | None = f"/v2/{self.repository}/referrers/{subject_digest}"
+        params = {"artifactType": artifact_type} if artifact_type else None
+        found: list[Descriptor] = []
+        filtered_by_server = False
+        while url:
+            self._count("referrers-api")
+            response = self.client.request(
+                "GET", url, scopes=self.pull_scopes, params=params, ok=(200, 404),
+                headers={"Accept": mediatypes.OCI_INDEX}, describe=f"list referrers of {subject_digest}",
+            )
+            try:
+                content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+                if response.status_code == 404:
+                    code, _ = registry_error_detail(response)
+                    if code == "NAME_UNKNOWN":
+                        return []  # the repository does not exist yet: nothing refers to anything
+                    self._remember(False)
+                    return None
+                if content_type != mediatypes.OCI_INDEX:
+                    self._remember(False)  # e.g. an HTML page answered with 200
+                    return None
+                try:
+                    index = parse_manifest(response.read(), mediatypes.OCI_INDEX)
+                except Exception:
+                    self._remember(False)
+                    return None
+            finally:
+                response.close()
+            self._remember(True)
+            applied = response.headers.get("OCI-Filters-Applied", "")
+            filtered_by_server = filtered_by_server or "artifactType" in [p.strip() for p in applied.split(",")]
+            found.extend(index.manifests)
+            link = response.links.get("next", {}).get("url")
+            url = str(response.url.join(link)) if link else None
+            params = None
+        return found if filtered_by_server else filter_by_type(found, artifact_type)
+
+    def _read_fallback(self, subject_digest: str) -> _Fallback:
+        self._count("fallback-get")
+        got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
+        if got is None:
+            return _Fallback()
+        manifest, etag = got
+        if not manifest.is_index or manifest.digest == subject_digest:
+            # Not a referrers index (or the registry resolved the tag to the subject itself): ignore it,
+            # but note that the tag exists so a write replaces it.
+            return _Fallback(exists=True, etag=etag, digest=manifest.digest)
+        return _Fallback(list(manifest.manifests), etag, True, manifest.digest)
+
+    # -- after a referrer is pushed -----------------------------------------------------------------------------
+
+    def ensure_listed(self, manifest: Manifest, push_headers: dict[str, str]) -> None:
+        """Make ``manifest`` (just pushed by digest) discoverable from its subject, or raise RegistryError."""
+        subject = manifest.subject
+        if subject is None:
+            return
+        if self.mode is ReferrersMode.tag:
+            self._ensure_in_fallback(subject.digest, manifest)
+            return
+        confirmed = push_headers.get("oci-subject") == subject.digest
+        if confirmed or self.mode is ReferrersMode.api:
+            if self._ensure_listed_by_api(subject.digest, manifest):
+                return
+        self._ensure_in_fallback(subject.digest, manifest)
+
+    def _ensure_listed_by_api(self, subject_digest: str, manifest: Manifest) -> bool:
+        """Read the list back, re-PUTting the manifest until listed; False when there is no API after all."""
+        for attempt in range(1, self.settle.max_writes + 1):
+            listed = self._list_api(subject_digest, manifest.effective_artifact_type)
+            if listed is None:
+                if self.mode is ReferrersMode.api:
+                    raise RegistryError(
+                        f"registry {self.client.host} accepted the referrer but serves no referrers API",
+                        hint="use --referrers tag (or auto) for this registry",
+                    )
+                return False
+            if any(d.digest == manifest.digest for d in listed):
+                return True
+            self._sleep(_jitter(attempt))
+            self._count("manifest-reput")
+            self.store.put_manifest(manifest, manifest.digest)
+        raise self._not_discoverable(manifest, subject_digest)
+
+    def _ensure_in_fallback(self, subject_digest: str, manifest: Manifest) -> None:
+        entry = referrer_descriptor(manifest)
+        #: Every entry seen in the index during this call. A writer that read before someone else's write can
+        #: drop entries; whoever saw them puts them back, so they survive even after their owner has finished.
+        known: dict[str, Descriptor] = {}
+        writes = 0
+        started = time.monotonic()
+        listed_since: float | None = None
+        last_digest: str | None = None
+        while True:
+            current = self._read_fallback(subject_digest)
+            if writes and not self._holds(current, entry, known):
+                # Our write was overwritten: back off, then merge with a fresh read. Never sleep between a
+                # read and the write based on it: that widens the window for overwriting others' entries.
+                self._sleep(_jitter(writes))
+                current = self._read_fallback(subject_digest)
+            for desc in current.manifests:
+                known.setdefault(desc.digest, desc)
+            now = time.monotonic()
+            if self._holds(current, entry, known):
+                if current.digest != last_digest or listed_since is None:
+                    listed_since = now  # the index changed under us: start the quiet period again
+                last_digest = current.digest
+                if now - listed_since >= self.settle.quiet or now - started >= self.settle.limit:
+                    return
+                self._sleep(self.settle.interval * random.uniform(0.8, 1.2))
+                continue
+            listed_since = None
+            if writes >= self.settle.max_writes or now - started >= self.settle.limit:
+                raise self._not_discoverable(manifest, subject_digest)
+            writes += 1
+            listed = {d.digest for d in current.manifests}
+            missing = [d for d in known.values() if d.digest not in listed]
+            self._write_fallback(subject_digest, current, [*current.manifests, *missing, entry] if entry.digest
+                                 not in known else [*current.manifests, *missing])
+
+    @staticmethod
+    def _holds(current: _Fallback, entry: Descriptor, known: dict[str, Descriptor]) -> bool:
+        """The index lists our entry and every entry we have seen in it."""
+        listed = {d.digest for d in current.manifests}
+        return entry.digest in listed and all(digest in listed for digest in known)
+
+    def remove_from_fallback(self, subject_digest: str, referrer_digest: str) -> bool:
+        """Drop a deleted referrer's entry from the subject's fallback index; True when one was removed."""
+        for attempt in range(1, self.settle.max_writes + 1):
+            current = self._read_fallback(subject_digest)
+            kept = [d for d in current.manifests if d.digest != referrer_digest]
+            if len(kept) == len(current.manifests):
+                return attempt > 1
+            self._write_fallback(subject_digest, current, kept)
+            self._sleep(_jitter(attempt) / 4)
+        raise RegistryError(f"could not update the referrers index of {subject_digest} on {self.client.host}",
+                            hint="other writers kept changing it; retry")
+
+    def _write_fallback(self, subject_digest: str, current: _Fallback, manifests: list[Descriptor]) -> None:
+        index = build_index(manifests)
+        # Conditional headers cost nothing and protect us on registries that honour them; a 412 only means
+        # someone else wrote first, and the caller's loop re-reads and merges again.
+        headers = {"If-Match": current.etag} if current.exists and current.etag else (
+            {} if current.exists else {"If-None-Match": "*"})
+        self._count("fallback-put")
+        self.store.put_manifest(index, fallback_tag(subject_digest), headers=headers, ok=(200, 201, 412))
+
+    def _not_discoverable(self, manifest: Manifest, subject_digest: str) -> RegistryError:
+        return RegistryError(
+            f"referrer {manifest.digest} was pushed to {self.client.host}/{self.repository} but is not listed "
+            f"as a referrer of {subject_digest}",
+            hint="the registry kept dropping the referrers update; retry the attach",
+        )
+
+
+def _jitter(attempt: int) -> float:
+    """Full jitter, growing with the attempt: spreads parallel CI jobs apart."""
+    return random.uniform(0.05, min(2.0, 0.1 * 2 ** min(attempt, 5)))
+

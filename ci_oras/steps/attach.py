@@ -1,0 +1,121 @@
+"""``attach`` (and the SBOM and signature flavours): push an artifact whose ``subject`` is another manifest.
+
+The subject may be a tag or a digest, including the digest of another referrer (a signature of an SBOM), or,
+with ``platform``, one child of an image index. The referrer is made discoverable before the step reports
+success (see ``registry/referrers.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ci_oras.errors import NotFoundError, UsageError
+from ci_oras.files import FileSpec, prepare_layers
+from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, Descriptor, Platform
+from ci_oras.oci.manifest import build_image_manifest
+from ci_oras.steps.common import ensure_blob, ensure_empty_config
+from ci_oras.store.protocols import Target
+
+
+@dataclass(frozen=True)
+class AttachOptions:
+    artifact_type: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    file_annotations: dict[str, dict[str, str]] | None = None
+    created: str | None = None
+    mtime: int | None = None
+    platform: str | None = None
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    step: str
+    reference: str
+    digest: str
+    media_type: str
+    artifact_type: str
+    size: int
+    subject: Descriptor
+    layers: tuple[Descriptor, ...]
+    annotations: dict[str, str]
+    blobs_uploaded: int
+    format: str | None = None  # what attach-sbom / attach-signature detected
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "schema": f"ci-oras/{self.step}/v1",
+            "reference": self.reference,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "artifactType": self.artifact_type,
+            "size": self.size,
+            "subject": self.subject.to_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "annotations": dict(self.annotations),
+            "blobsUploaded": self.blobs_uploaded,
+        }
+        if self.format is not None:
+            doc["format"] = self.format
+        return doc
+
+
+def parse_platform(text: str) -> Platform:
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"invalid platform {text!r}", hint="use OS/ARCH or OS/ARCH/VARIANT, e.g. linux/arm64")
+    return Platform(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None)
+
+
+def resolve_subject(target: Target, reference: str, shown: str, platform: str | None = None) -> Descriptor:
+    """The descriptor to refer to: the manifest at ``reference``, or its child for ``platform``."""
+    if platform is None:
+        return _plain(target.resolve(reference))
+    wanted = parse_platform(platform)
+    index = target.fetch_manifest(reference)
+    if not index.is_index:
+        raise UsageError(f"{shown} is not an image index, so --platform cannot pick a child",
+                         hint="leave out --platform to attach to the manifest itself")
+    for child in index.manifests:
+        got = child.platform
+        if got and got.os == wanted.os and got.architecture == wanted.architecture and (
+                wanted.variant is None or got.variant == wanted.variant):
+            return _plain(child)
+    available = ", ".join(str(c.platform) for c in index.manifests if c.platform) or "none"
+    raise NotFoundError(f"{shown} has no manifest for platform {platform}", hint=f"available: {available}")
+
+
+def _plain(desc: Descriptor) -> Descriptor:
+    """A subject descriptor carries only what identifies the manifest (as ORAS writes it)."""
+    return Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
+
+
+def attach(target: Target, repository: str, subject: Descriptor, files: list[FileSpec],
+           options: AttachOptions, *, step: str = "attach", detected_format: str | None = None) -> AttachResult:
+    if not options.artifact_type:
+        raise UsageError("attach needs --artifact-type", hint="e.g. --artifact-type application/vnd.acme.report.v1")
+    annotations = dict(options.annotations)
+    if options.created and ANNOTATION_CREATED not in annotations:
+        annotations[ANNOTATION_CREATED] = options.created
+    uploaded = 0
+    with prepare_layers(files, file_annotations=options.file_annotations, mtime=options.mtime) as layers:
+        for layer in layers:
+            uploaded += ensure_blob(target, layer.descriptor, layer)
+        uploaded += ensure_empty_config(target)
+        layer_descriptors = [layer.descriptor for layer in layers] or [EMPTY_DESCRIPTOR]
+        manifest = build_image_manifest(artifact_type=options.artifact_type, config=EMPTY_DESCRIPTOR,
+                                        layers=layer_descriptors, subject=subject, annotations=annotations)
+        target.push_referrer(manifest)
+    return AttachResult(
+        step=step,
+        reference=f"{repository}@{manifest.digest}",
+        digest=manifest.digest,
+        media_type=manifest.media_type,
+        artifact_type=options.artifact_type,
+        size=len(manifest.raw),
+        subject=subject,
+        layers=tuple(layer_descriptors),
+        annotations=annotations,
+        blobs_uploaded=uploaded,
+        format=detected_format,
+    )
