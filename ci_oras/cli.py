@@ -443,6 +443,8 @@ def manifest_fetch(
 @command(app)
 def tags(
     repository: Annotated[str, typer.Argument(metavar="REPO", help="REGISTRY/REPO or oci:PATH.")],
+    exclude_digest_tags: Annotated[bool, typer.Option("--exclude-digest-tags",
+                                                      help="Hide referrers fallback tags (sha256-<hex>).")] = False,
     *,
     options: Options,
 ) -> None:
@@ -451,7 +453,7 @@ def tags(
 
     ref = _parse(repository)
     with runtime(options) as run:
-        result = list_tags(run.open(ref), ref.repository_name)
+        result = list_tags(run.open(ref), ref.repository_name, exclude_digest_tags=exclude_digest_tags)
     if options.output is OutputFormat.json:
         report(options, result, str)
     else:

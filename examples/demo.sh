@@ -33,6 +33,30 @@ echo "pulled files are byte-for-byte identical" >&2
 digest="$(ci-oras manifest fetch "$repo:v1" --output json "${flags[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')"
 echo "digest: $digest" >&2
 
-# 5. Delete it.
+# 5. Attach referrers (OCI 1.1): a signature, a multi-file docs artifact and an SBOM.
+printf '{"signature":"example"}\n' > signature.json
+step ci-oras attach "$repo:v1" signature.json --artifact-type signature/example "${flags[@]}"
+mkdir -p docs && printf 'usage\n' > docs/usage.md && printf 'faq\n' > docs/faq.md
+step ci-oras attach "$repo:v1" docs/usage.md docs/faq.md --artifact-type application/vnd.acme.docs.v1 "${flags[@]}"
+cat > sbom.cdx.json <<'SBOM'
+{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+ "metadata": {"timestamp": "2024-05-02T10:15:30Z",
+              "tools": {"components": [{"type": "application", "name": "syft", "version": "1.4.1"}]}},
+ "components": [{"type": "library", "name": "readme-renderer", "version": "1.0.0"}]}
+SBOM
+step ci-oras attach-sbom "$repo:v1" sbom.cdx.json "${flags[@]}"
+
+# 6. Sign the SBOM: find its digest with discover, then attach a signature to it (a deep graph).
+sbom_digest="$(ci-oras discover "$repo:v1" --artifact-type application/vnd.cyclonedx+json --output json "${flags[@]}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["referrers"][0]["digest"])')"
+printf '{"signature":"of the sbom"}\n' > sbom-signature.json
+step ci-oras attach "$repo@$sbom_digest" sbom-signature.json --artifact-type signature/example "${flags[@]}"
+
+# 7. The whole graph, and one referrer pulled by digest.
+step ci-oras discover "$repo:v1" "${flags[@]}"
+step ci-oras pull "$repo@$sbom_digest" -o pulled-sbom "${flags[@]}"
+cmp sbom.cdx.json pulled-sbom/sbom.cdx.json && echo "pulled SBOM is byte-for-byte identical" >&2
+
+# 8. Delete the artifact.
 step ci-oras delete "$repo@$digest" "${flags[@]}"
 echo "demo finished" >&2

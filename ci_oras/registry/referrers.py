@@ -13,7 +13,8 @@ Making a referrer discoverable after its manifest is pushed is the delicate part
 - Tag schema: read-merge-write the fallback index, then read it back until our entry is there. Registries
   ignore ``If-Match`` (distribution does), so a writer that read the index before our write can still
   overwrite it after we checked. We therefore keep watching until the index has stayed unchanged, with our
-  entry, for a quiet period; every writer does the same, so whoever writes last also repairs what it dropped.
+  entry, for a few spaced reads; every writer re-adds the entries it has seen, so whoever writes last also
+  repairs what an earlier stale write dropped.
 
 Failure to get listed ends in an exit-5 error: reporting success for a referrer nobody can discover would
 let a deployment gate pass or fail on a lie.
@@ -61,9 +62,13 @@ class ManifestStore(Protocol):
 
 @dataclass
 class SettleOptions:
-    """How long the tag-schema writer keeps watching its entry (seconds); tests may shorten these."""
+    """How the tag-schema writer watches its entry after writing; tests may shorten the interval.
 
-    quiet: float = 1.0
+    Done when ``quiet_checks`` further reads, ``interval`` seconds apart, find the index unchanged with our
+    entry (a count, not a duration, so the request sequence is deterministic). ``limit`` bounds the whole wait.
+    """
+
+    quiet_checks: int = 2
     interval: float = 0.5
     limit: float = 60.0
     max_writes: int = 30
@@ -224,16 +229,16 @@ class RegistryReferrers:
 
     def _ensure_in_fallback(self, subject_digest: str, manifest: Manifest) -> None:
         entry = referrer_descriptor(manifest)
-        #: Every entry seen in the index during this call. A writer that read before someone else's write can
-        #: drop entries; whoever saw them puts them back, so they survive even after their owner has finished.
-        known: dict[str, Descriptor] = {}
+        #: Our entry and every entry seen in the index during this call. A writer that read before someone
+        #: else's write can drop entries; whoever saw them puts them back, so they survive their owner.
+        known: dict[str, Descriptor] = {entry.digest: entry}
         writes = 0
         started = time.monotonic()
-        listed_since: float | None = None
+        unchanged = 0
         last_digest: str | None = None
         while True:
             current = self._read_fallback(subject_digest)
-            if writes and not self._holds(current, entry, known):
+            if writes and not _lists_all(current, known):
                 # Our write was overwritten: back off, then merge with a fresh read. Never sleep between a
                 # read and the write based on it: that widens the window for overwriting others' entries.
                 self._sleep(_jitter(writes))
@@ -241,28 +246,22 @@ class RegistryReferrers:
             for desc in current.manifests:
                 known.setdefault(desc.digest, desc)
             now = time.monotonic()
-            if self._holds(current, entry, known):
-                if current.digest != last_digest or listed_since is None:
-                    listed_since = now  # the index changed under us: start the quiet period again
+            if _lists_all(current, known):
+                # Count reads that find the index as we last saw it; any change starts the count again.
+                unchanged = unchanged + 1 if current.digest == last_digest else 0
                 last_digest = current.digest
-                if now - listed_since >= self.settle.quiet or now - started >= self.settle.limit:
+                if unchanged >= self.settle.quiet_checks or now - started >= self.settle.limit:
                     return
                 self._sleep(self.settle.interval * random.uniform(0.8, 1.2))
                 continue
-            listed_since = None
+            unchanged = 0
+            last_digest = None
             if writes >= self.settle.max_writes or now - started >= self.settle.limit:
                 raise self._not_discoverable(manifest, subject_digest)
             writes += 1
             listed = {d.digest for d in current.manifests}
             missing = [d for d in known.values() if d.digest not in listed]
-            self._write_fallback(subject_digest, current, [*current.manifests, *missing, entry] if entry.digest
-                                 not in known else [*current.manifests, *missing])
-
-    @staticmethod
-    def _holds(current: _Fallback, entry: Descriptor, known: dict[str, Descriptor]) -> bool:
-        """The index lists our entry and every entry we have seen in it."""
-        listed = {d.digest for d in current.manifests}
-        return entry.digest in listed and all(digest in listed for digest in known)
+            self._write_fallback(subject_digest, current, [*current.manifests, *missing])
 
     def remove_from_fallback(self, subject_digest: str, referrer_digest: str) -> bool:
         """Drop a deleted referrer's entry from the subject's fallback index; True when one was removed."""
@@ -291,6 +290,11 @@ class RegistryReferrers:
             f"as a referrer of {subject_digest}",
             hint="the registry kept dropping the referrers update; retry the attach",
         )
+
+
+def _lists_all(current: _Fallback, known: dict[str, Descriptor]) -> bool:
+    listed = {d.digest for d in current.manifests}
+    return all(digest in listed for digest in known)
 
 
 def _jitter(attempt: int) -> float:

@@ -6,7 +6,8 @@ import json
 from importlib import resources
 from typing import Any
 
-STEPS = ("push", "pull", "manifest", "tags", "delete", "login", "logout")
+STEPS = ("push", "pull", "manifest", "tags", "delete", "login", "logout", "attach", "attach-sbom",
+         "attach-signature", "discover")
 
 
 def load_schema(step: str) -> dict[str, Any]:

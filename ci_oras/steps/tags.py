@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ci_oras.store.protocols import Target
+
+_DIGEST_TAG = re.compile(r"^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})$")
 
 
 @dataclass(frozen=True)
@@ -17,5 +20,9 @@ class TagsResult:
         return {"schema": "ci-oras/tags/v1", "repository": self.repository, "tags": list(self.tags)}
 
 
-def list_tags(target: Target, repository: str) -> TagsResult:
-    return TagsResult(repository=repository, tags=tuple(target.tags()))
+def list_tags(target: Target, repository: str, *, exclude_digest_tags: bool = False) -> TagsResult:
+    """``exclude_digest_tags`` hides tags shaped like a digest (``sha256-<hex>``): referrers fallback indexes."""
+    tags = target.tags()
+    if exclude_digest_tags:
+        tags = [tag for tag in tags if not _DIGEST_TAG.match(tag)]
+    return TagsResult(repository=repository, tags=tuple(tags))

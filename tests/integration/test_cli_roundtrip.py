@@ -149,3 +149,17 @@ def test_push_without_tag_pushes_by_digest(registry_plain: RunningRegistry, tmp_
                          headers={"Accept": MANIFEST_ACCEPT})
     assert response.status_code == 200
     assert httpx.get(f"{registry_plain.url}/v2/{unique_repo}/tags/list").json().get("tags") in (None, [])
+
+
+def test_tags_can_hide_referrers_fallback_tags(registry_plain: RunningRegistry, tmp_path: Path,
+                                               unique_repo: str) -> None:
+    (tmp_path / "f").write_text("subject")
+    (tmp_path / "sig").write_text("signature")
+    env = clean_env(tmp_path)
+    repo = f"{registry_plain.host}/{unique_repo}"
+    pushed = run_cli("push", f"{repo}:v1", "f", "-O", "json", env=env, cwd=tmp_path)
+    assert run_cli("attach", f"{repo}:v1", "sig", "--artifact-type", "signature/example", env=env,
+                   cwd=tmp_path).returncode == 0
+    fallback = "sha256-" + pushed.json()["digest"].split(":")[1]
+    assert run_cli("tags", repo, env=env).stdout.split() == [fallback, "v1"]
+    assert run_cli("tags", repo, "--exclude-digest-tags", env=env).stdout.split() == ["v1"]

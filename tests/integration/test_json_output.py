@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.registry import RunningRegistry
+from samples.make_samples import cyclonedx_json, make_chain, notary_jws
 
 from ci_oras.schemas import STEPS, load_schema
 
@@ -52,3 +53,24 @@ def test_errors_keep_stdout_empty(tmp_path: Path) -> None:
     result = run_cli("manifest", "fetch", f"oci:{tmp_path / 'missing'}:v1", "-O", "json", env=clean_env(tmp_path))
     assert result.returncode == 3
     assert result.stdout == ""
+
+
+def test_referrer_documents_match_schemas(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    (src / "report.txt").write_text("report")
+    (src / "bom.json").write_bytes(cyclonedx_json())
+    (src / "sig.jws").write_bytes(notary_jws(make_chain()))
+    env = clean_env(tmp_path)
+    layout = f"oci:{tmp_path / 'layout'}"
+    assert run_cli("push", f"{layout}:v1", "a.txt", env=env, cwd=src).returncode == 0
+    _validate("attach", run_cli("attach", f"{layout}:v1", "report.txt", "--artifact-type", "application/x.report",
+                                "-O", "json", env=env, cwd=src))
+    sbom = run_cli("attach-sbom", f"{layout}:v1", "bom.json", "-O", "json", env=env, cwd=src)
+    _validate("attach-sbom", sbom)
+    _validate("attach-signature", run_cli("attach-signature", f"{layout}@{sbom.json()['digest']}", "sig.jws",
+                                          "-O", "json", env=env, cwd=src))
+    discovered = run_cli("discover", f"{layout}:v1", "-O", "json", env=env)
+    _validate("discover", discovered)
+    assert discovered.json()["count"] == 3

@@ -48,7 +48,7 @@ def vcr_config() -> dict[str, Any]:
 
 def _kind(path: str) -> str:
     for pattern, kind in ((r"/blobs/uploads/", "upload"), (r"/blobs/", "blob"), (r"/manifests/", "manifest"),
-                          (r"/tags/list", "tags")):
+                          (r"/tags/list", "tags"), (r"/referrers/", "referrers")):
         if re.search(pattern, path):
             return kind
     return path
@@ -95,3 +95,47 @@ def test_walkthrough_request_sequence(vcr: Any, request: pytest.FixtureRequest, 
     assert _sequence(vcr) == PUSH + FETCH + PULL + TAGS + DELETE
     if request.config.getoption("--record-mode") in (None, "none"):
         assert vcr.all_played, "a recorded request was not replayed: the step now sends fewer; re-record"
+
+
+# attach on a registry without the referrers API (tag schema), subject given by tag, one new file:
+# resolve the subject; upload the layer; the empty config already exists; the manifest by digest; then the
+# subject's fallback index: read (absent), write, read back, and two spaced re-reads that find it unchanged
+# (the watch that keeps parallel CI jobs from losing each other's entries, see registry/referrers.py).
+ATTACH = [("HEAD", "manifest"),
+          ("HEAD", "blob"), ("POST", "upload"), ("PUT", "upload"),
+          ("HEAD", "blob"),
+          ("PUT", "manifest"),
+          ("GET", "manifest"), ("PUT", "manifest"), ("GET", "manifest"), ("GET", "manifest"), ("GET", "manifest")]
+
+
+@pytest.mark.vcr
+def test_attach_request_sequence_on_tag_schema(vcr: Any, request: pytest.FixtureRequest, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_oras.registry.referrers import ReferrersMode, SettleOptions
+    from ci_oras.steps.attach import AttachOptions, attach, resolve_subject
+    from ci_oras.store.registry import RegistryRepository
+
+    (tmp_path / "subject.txt").write_text("the subject\n")
+    (tmp_path / "signature.json").write_text('{"signature": "example"}\n')
+    monkeypatch.chdir(tmp_path)
+    reference = parse_registry_reference(f"{_host(request)}/cassette/attach:v1")
+    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)})
+    try:
+        target = RegistryRepository(reference, run.session.client_for(reference), writable=True,
+                                    referrers_mode=ReferrersMode.auto, settle=SettleOptions(interval=0.01))
+        push(target, reference.repository_name, reference.tags,
+             [FileSpec(Path("subject.txt"), "subject.txt")], PushOptions(created="2024-01-01T00:00:00Z"))
+        subject = resolve_subject(target, "v1", "v1")
+        result = attach(target, reference.repository_name, subject, [FileSpec(Path("signature.json"),
+                        "signature.json")], AttachOptions(artifact_type="signature/example",
+                                                          created="2024-01-01T00:00:00Z"))
+        assert [d.digest for d in target.referrers(subject)] == [result.digest]
+    finally:
+        run.close()
+    sequence = _sequence(vcr)
+    before = sequence.index(("PUT", "manifest")) + 1  # the subject's push ends with its manifest
+    assert sequence[before:before + len(ATTACH)] == ATTACH
+    # Listing: the API probe (404: no API, remembered) and the fallback index.
+    assert sequence[before + len(ATTACH):] == [("GET", "referrers"), ("GET", "manifest")]
+    if request.config.getoption("--record-mode") in (None, "none"):
+        assert vcr.all_played
