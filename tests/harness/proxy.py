@@ -346,6 +346,8 @@ class _ProxyHandler(_BaseHandler):
             time=time.monotonic(),
         )
         proxy._record(record)
+        if proxy.latency:
+            time.sleep(proxy.latency)  # a round trip to a registry that is not on this machine
         try:
             rule = proxy._take_rule(record)
             if rule is not None and rule.kind == "drop":
@@ -457,6 +459,8 @@ class RegistryProxy(_Background):
         if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
             self.ssl_context = upstream.ssl_context()
         self.timeout = timeout
+        #: Seconds added to every request, to model a remote registry (benchmarks of concurrency).
+        self.latency = 0.0
         self.storage: BlobStorageServer | None = None
         self._records: list[ProxyRecord] = []
         self._rules: list[Rule] = []

@@ -1,0 +1,144 @@
+"""attach and discover on a registry without the referrers API (tag schema), through a latency proxy.
+
+Run: ``python benchmarks/bench_referrers.py [--latency-ms 20] [--attaches 5]``.
+
+A local docker-registry answers in about a millisecond, which hides what concurrency buys; a proxy in front
+of it adds ``--latency-ms`` to every request, like a registry across a network. The script reports:
+
+- ``ci-oras attach`` (whole CLI processes): wall time and the requests each one sent, next to the protocol
+  minimum written down below;
+- ``discover`` of a subject whose N referrers each have one referrer (depth 2), N = 1 … 100, with one worker
+  and with the default eight: time per level should stay flat in N up to the pool size. The minimum is one
+  listing per node (2N + 1) plus resolving the root and the one-time API probe: 2N + 3 requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, push_blob, push_image, push_manifest  # noqa: E402
+from harness.proxy import RegistryProxy  # noqa: E402
+from harness.registry import start_registry  # noqa: E402
+
+# attach of one small file to a subject given by tag, on a tag-schema registry (see test_request_counts.py):
+# HEAD subject, HEAD+POST+PUT layer, HEAD config, PUT manifest, GET+PUT fallback index = 8 protocol-minimum
+# requests, plus 1 read-back (the only way to detect a lost update) and 2 spaced re-reads (the concurrency
+# watch), = 11.
+ATTACH_MINIMUM = 8
+ATTACH_EXPECTED = 11
+
+
+def seed_graph(client: httpx.Client, url: str, repo: str, width: int) -> str:
+    """A subject with ``width`` referrers, each with one referrer of its own, written by raw HTTP."""
+    subject = push_image(client, url, repo, tag="v1")
+    config = push_blob(client, url, repo, b"{}")
+
+    def referrer(of: str, size: int, name: str) -> tuple[dict[str, object], str]:
+        body = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.bench",
+            "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
+            "layers": [{"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": of, "size": size},
+            "annotations": {"bench": name}}).encode()
+        digest = push_manifest(client, url, repo, "sha256:" + hashlib.sha256(body).hexdigest(), body)
+        return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body), "artifactType": "application/vnd.bench",
+                "annotations": {"bench": name}}, digest
+
+    def write_index(subject_digest: str, entries: list[dict[str, object]]) -> None:
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+        push_manifest(client, url, repo, "sha256-" + subject_digest.split(":")[1], index, OCI_INDEX)
+
+    level_one = []
+    for number in range(width):
+        entry, digest = referrer(subject.manifest_digest, len(subject.manifest), f"r{number}")
+        child, _ = referrer(digest, int(entry["size"]), f"r{number}.1")  # type: ignore[call-overload]
+        write_index(digest, [child])
+        level_one.append(entry)
+    write_index(subject.manifest_digest, level_one)
+    return subject.manifest_digest
+
+
+def time_discover(host: str, repo: str, concurrency: int) -> tuple[float, int]:
+    from ci_oras.graph.discover import DiscoverOptions
+    from ci_oras.oci.reference import parse_reference
+    from ci_oras.registry.transport import TransportOptions
+    from ci_oras.runtime import LoginFlags, Runtime
+    from ci_oras.steps.discover import discover_graph
+
+    run = Runtime(TransportOptions(), LoginFlags(), {})
+    try:
+        target = run.open(parse_reference(f"{host}/{repo}:v1"))
+        started = time.perf_counter()
+        result = discover_graph(target, f"{host}/{repo}", "v1", DiscoverOptions(concurrency=concurrency))
+        return time.perf_counter() - started, result.count
+    finally:
+        run.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--attaches", type=int, default=5)
+    parser.add_argument("--widths", default="1,2,4,8,16,32,100")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ci-oras-bench-ref-"))
+    registry = start_registry(work / "registry", "plain")
+    proxy = RegistryProxy(registry)
+    proxy.latency = args.latency_ms / 1000
+    try:
+        with httpx.Client(timeout=60) as client:
+            push_image(client, registry.url, "bench/attach", tag="v1")
+        (work / "sig.json").write_text('{"signature": "bench"}\n')
+        print(f"latency per request: {args.latency_ms:.0f} ms (proxy in front of docker-registry)\n")
+        print("ci-oras attach (whole CLI process), tag schema")
+        times, counts = [], []
+        for number in range(args.attaches):
+            (work / "sig.json").write_text(f'{{"signature": "bench {number}"}}\n')
+            proxy.clear()
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "ci_oras", "attach", f"{proxy.host}/bench/attach:v1",
+                                   "sig.json", "--artifact-type", "signature/example"], cwd=work,
+                                  capture_output=True, text=True)
+            times.append(time.perf_counter() - started)
+            if done.returncode:
+                raise SystemExit(done.stderr)
+            counts.append(len(proxy.requests))
+        print(f"  wall time median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f})")
+        print(f"  requests per attach: {sorted(set(counts))} (protocol minimum {ATTACH_MINIMUM}, "
+              f"with the lost-update read-back and watch {ATTACH_EXPECTED})")
+        print("  the watch adds two ~0.5 s pauses: most of the wall time on a fast registry\n")
+
+        print("discover, depth 2 (N referrers, each with one referrer)")
+        print(f"  {'N':>4} {'nodes':>6} {'1 worker s':>11} {'8 workers s':>12} {'requests':>9}")
+        with httpx.Client(timeout=60) as client:
+            for width in (int(w) for w in args.widths.split(",")):
+                repo = f"bench/discover{width}"
+                seed_graph(client, registry.url, repo, width)
+                proxy.clear()
+                serial, found = time_discover(proxy.host, repo, 1)
+                requests = len(proxy.requests)
+                parallel, found_parallel = time_discover(proxy.host, repo, 8)
+                assert found == found_parallel == 2 * width, (found, found_parallel)
+                print(f"  {width:>4} {found:>6} {serial:>11.2f} {parallel:>12.2f} {requests:>9}")
+    finally:
+        proxy.stop()
+        registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
