@@ -59,6 +59,8 @@ class Node:
             doc["artifactType"] = self.descriptor.artifact_type
         if self.descriptor.annotations:
             doc["annotations"] = dict(self.descriptor.annotations)
+        if self.repeated:
+            doc["repeated"] = True  # shown elsewhere in the graph; its referrers are listed there
         if self.children:
             doc["manifests"] = [child.to_dict() for child in self.children]
         doc["referrers"] = [referrer.to_dict() for referrer in self.referrers]

@@ -7,6 +7,7 @@ successful responses and the user sees one line naming the problem and the fix.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,13 @@ class RegistryClient:
         self.options = options
         #: Whether each repository serves the referrers API, learned once per run (DESIGN §4).
         self.referrers_api: dict[str, bool] = {}
+        self._probe_locks: dict[str, threading.Lock] = {}
+        self._probe_locks_guard = threading.Lock()
+
+    def probe_lock(self, repository: str) -> threading.Lock:
+        """One lock per repository, so concurrent listings share a single referrers-API probe."""
+        with self._probe_locks_guard:
+            return self._probe_locks.setdefault(repository, threading.Lock())
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -126,6 +126,14 @@ class RegistryReferrers:
 
     def list_referrers(self, subject_digest: str, artifact_type: str | None = None) -> list[Descriptor]:
         """Every referrer of ``subject_digest`` (of ``artifact_type`` when given)."""
+        if self.mode is ReferrersMode.auto and self.api_supported is None:
+            # The first listing in a repository probes the API; parallel listings (discover lists a level
+            # at once) wait for its answer instead of each probing.
+            with self.client.probe_lock(self.repository):
+                if self.api_supported is None:
+                    listed = self._list_api(subject_digest, artifact_type)
+                    if listed is not None:
+                        return listed
         if self._use_api():
             listed = self._list_api(subject_digest, artifact_type)
             if listed is not None:
@@ -194,6 +202,11 @@ class RegistryReferrers:
         return _Fallback(list(manifest.manifests), etag, True, manifest.digest)
 
     # -- after a referrer is pushed -----------------------------------------------------------------------------
+
+    def require_api(self, subject_digest: str) -> None:
+        """With ``--referrers api``, refuse before pushing anything when the registry has no referrers API."""
+        if self.mode is ReferrersMode.api and self.api_supported is None:
+            self.list_referrers(subject_digest)
 
     def ensure_listed(self, manifest: Manifest, push_headers: dict[str, str]) -> None:
         """Make ``manifest`` (just pushed by digest) discoverable from its subject, or raise RegistryError."""

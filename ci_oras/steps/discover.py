@@ -15,7 +15,7 @@ class DiscoverResult:
 
     @property
     def count(self) -> int:
-        """Referrers found at any depth (index children themselves not counted)."""
+        """Distinct referrers found at any depth (index children and repeated nodes not counted)."""
         return _count(self.root)
 
     def document(self) -> dict[str, Any]:
@@ -28,4 +28,4 @@ def discover_graph(target: Target, repository: str, reference: str, options: Dis
 
 
 def _count(node: Node) -> int:
-    return sum(1 + _count(r) for r in node.referrers) + sum(_count(c) for c in node.children)
+    return sum(0 if r.repeated else 1 + _count(r) for r in node.referrers) + sum(_count(c) for c in node.children)

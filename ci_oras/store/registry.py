@@ -312,6 +312,8 @@ class RegistryRepository:
         return self.referrers_backend.list_referrers(subject.digest, artifact_type)
 
     def push_referrer(self, manifest: Manifest) -> None:
+        if manifest.subject is not None:
+            self.referrers_backend.require_api(manifest.subject.digest)
         response = self.put_manifest(manifest, manifest.digest)
         headers = {key.lower(): value for key, value in response.headers.items()}
         self.referrers_backend.ensure_listed(manifest, headers)

@@ -19,7 +19,15 @@ import httpx
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.fake_registry import FakeRegistry, FakeRequest
-from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob, push_image, push_manifest
+from harness.oci import (
+    OCI_EMPTY_JSON,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    digest_of,
+    push_blob,
+    push_image,
+    push_manifest,
+)
 
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_REGISTRY, EXIT_USAGE
 from ci_oras.oci.descriptor import Descriptor
@@ -307,6 +315,10 @@ def test_without_api_the_tag_schema_is_used_and_probed_once(
     (put,) = manifest_puts(fake, attached["digest"])
     assert put.response_header("OCI-Subject") is None
     assert fallback_index(fake, "app", subject["digest"]) == [attached["digest"]]
+    stored, referrer = fake.manifest("app", fallback_tag(subject["digest"])), fake.manifest("app", attached["digest"])
+    assert stored is not None and referrer is not None
+    # The fallback index lists the referrer as the API would: type, size, artifactType and annotations.
+    assert stored.json()["manifests"] == [referrer.descriptor()]
 
     fake.clear()
     found = discover(cli, f"{fake.host}/app:v1")
@@ -314,7 +326,7 @@ def test_without_api_the_tag_schema_is_used_and_probed_once(
     # Two levels listed (the image, then the report), one probe: the 404 is remembered for the repository.
     (probe,) = referrers_gets(fake)
     assert probe.status == 404
-    assert probe.response_header("Content-Type").startswith("text/plain")
+    assert (probe.response_header("Content-Type") or "").startswith("text/plain")
     assert len(fallback_requests(fake, subject["digest"], "GET")) == 1
     assert len(fallback_requests(fake, attached["digest"], "GET")) == 1
 
@@ -353,7 +365,7 @@ def test_html_answer_means_no_api(fake_registry: FakeFactory, client: httpx.Clie
     attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt")
     # This fake still sends OCI-Subject; the read-back gets HTML, so the client falls back to the tag schema.
     html = referrers_gets(fake)
-    assert html and all(r.status == 200 and r.response_header("Content-Type").startswith("text/html")
+    assert html and all(r.status == 200 and (r.response_header("Content-Type") or "").startswith("text/html")
                         for r in html)
     assert fallback_index(fake, "app", subject["digest"]) == [attached["digest"]]
 
@@ -429,10 +441,27 @@ def test_referrers_tag_forces_the_tag_schema_on_an_api_registry(
     assert fallback_requests(fake, subject["digest"], "GET")
 
 
+def test_referrers_api_trusts_the_api_without_oci_subject(
+        fake_registry: FakeFactory, client: httpx.Client, cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    # Forced to the API, a missing OCI-Subject header is no reason for the tag schema: the read-back decides.
+    fake = fake_registry(oci_subject_header=False)
+    subject = seed_image(client, fake, "app")
+    fake.clear()
+
+    attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt", "--referrers", "api")
+    assert fake.tags("app") == ["v1"]
+    assert not fallback_requests(fake, subject["digest"])
+    # The probe before pushing (so a registry without the API is refused before anything is written),
+    # then the read-back that confirms the listing.
+    assert [r.status for r in referrers_gets(fake)] == [200, 200]
+    assert [d["digest"] for d in fake.referrers("app", subject["digest"])] == [attached["digest"]]
+
+
 def test_referrers_api_on_a_registry_without_it_fails_clearly(
         fake_registry: FakeFactory, client: httpx.Client, cli: Callable[..., CliResult], tmp_path: Path) -> None:
     fake = fake_registry(referrers_api=False)
     subject = seed_image(client, fake, "app")
+    fake.clear()
     (tmp_path / "report.txt").write_text("report\n")
 
     attached = cli("attach", f"{fake.host}/app:v1", "report.txt", "--artifact-type", REPORT, "--referrers", "api")
@@ -441,6 +470,8 @@ def test_referrers_api_on_a_registry_without_it_fails_clearly(
     assert "--referrers tag" in attached.stderr
     assert attached.stdout == ""
     assert fake.tags("app") == ["v1"], "no fallback index may be written in api mode"
+    assert not [r for r in fake.requests if r.method == "PUT" and "/manifests/" in r.path], \
+        "the referrer manifest must not be pushed when it could not be listed"
 
     found = cli("discover", f"{fake.host}/app:v1", "--referrers", "api")
     assert found.returncode == EXIT_REGISTRY, found.stderr
@@ -540,3 +571,18 @@ def test_attach_to_a_missing_subject_or_without_type(fake_registry: FakeFactory,
     assert untyped.returncode == EXIT_USAGE, untyped.stderr
     assert "--artifact-type" in untyped.stderr
     assert writes(fake) == []
+
+
+def test_missing_api_is_probed_once_even_when_a_level_is_listed_in_parallel(
+        fake_registry: FakeFactory, client: httpx.Client, cli: Callable[..., CliResult]) -> None:
+    # --include-children lists the index and both children on the first level, concurrently: the "no API"
+    # answer is per repository, so one probe must serve all three (and every later level).
+    fake = fake_registry(referrers_api=False)
+    index, children = seed_platform_index(client, fake.url, "app", "v1")
+    fake.clear()
+
+    found = discover(cli, f"{fake.host}/app:v1", "--include-children")
+    assert found["count"] == 0 and len(found["manifests"]) == 2
+    assert len(referrers_gets(fake)) == 1, [r.target for r in referrers_gets(fake)]
+    for digest in (index["digest"], *(child["digest"] for child in children.values())):
+        assert len(fallback_requests(fake, digest, "GET")) == 1

@@ -1,0 +1,272 @@
+"""Referrers on the real registry (distribution 2.8: no referrers API, so the ``sha256-<hex>`` tag schema).
+
+A deep supply-chain graph is built once through the CLI (image ← SBOM ← signature ← countersignature, the
+signature attached to the SBOM's digest) and then looked at in every ``discover`` format. A loop that only a
+hand-made (or broken) set of fallback indexes can produce is seeded by raw HTTP: discover must terminate.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from harness.cli import CliResult, clean_env, run_cli
+from harness.oci import (
+    MANIFEST_ACCEPT,
+    OCI_EMPTY_JSON,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    digest_of,
+    push_blob,
+    push_image,
+    push_manifest,
+)
+from harness.registry import RunningRegistry
+from samples.make_samples import cyclonedx_json, make_chain, notary_jws
+
+CYCLONEDX = "application/vnd.cyclonedx+json"
+NOTARY = "application/vnd.cncf.notary.signature"
+COUNTER = "application/vnd.example.countersignature.v1"
+REPORT = "application/vnd.example.report.v1"
+
+
+def _compact(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _fallback_tag(digest: str) -> str:
+    return digest.replace(":", "-")
+
+
+def _ok(result: CliResult) -> CliResult:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _raw_fallback(registry: RunningRegistry, repo: str, subject_digest: str) -> dict[str, Any]:
+    response = httpx.get(f"{registry.url}/v2/{repo}/manifests/{_fallback_tag(subject_digest)}",
+                         headers={"Accept": MANIFEST_ACCEPT}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith(OCI_INDEX)
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+@dataclass(frozen=True)
+class DeepGraph:
+    registry: RunningRegistry
+    repo: str
+    env: dict[str, str]
+    image: str
+    sbom: str
+    signature: str
+    countersignature: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.registry.host}/{self.repo}"
+
+    def cli(self, *args: str) -> CliResult:
+        return run_cli(*args, env=self.env)
+
+
+@pytest.fixture(scope="module")
+def deep_graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeepGraph]:
+    """image ← SBOM ← Notary signature (of the SBOM) ← countersignature, attached with the real CLI."""
+    work = tmp_path_factory.mktemp("deep-graph")
+    repo = f"test/deep-{uuid.uuid4().hex[:8]}"
+    env = clean_env(work)
+    with httpx.Client(timeout=30) as client:
+        image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
+    (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
+    (work / "bom.sig").write_bytes(notary_jws(make_chain()))
+    (work / "countersig.txt").write_text("countersigned by the release manager\n")
+    ref = f"{registry_plain.host}/{repo}"
+
+    sbom = _ok(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work)).json()
+    signature = _ok(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
+                            env=env, cwd=work)).json()
+    counter = _ok(run_cli("attach", f"{ref}@{signature['digest']}", "countersig.txt", "--artifact-type", COUNTER,
+                          "-O", "json", env=env, cwd=work)).json()
+    assert sbom["subject"]["digest"] == image
+    assert signature["subject"]["digest"] == sbom["digest"]
+    assert counter["subject"]["digest"] == signature["digest"]
+    yield DeepGraph(registry_plain, repo, env, image, sbom["digest"], signature["digest"], counter["digest"])
+
+
+def test_fallback_indexes_hold_each_level(deep_graph: DeepGraph) -> None:
+    g = deep_graph
+    for subject, referrer, artifact_type in ((g.image, g.sbom, CYCLONEDX), (g.sbom, g.signature, NOTARY),
+                                             (g.signature, g.countersignature, COUNTER)):
+        index = _raw_fallback(g.registry, g.repo, subject)
+        assert [(e["digest"], e["artifactType"]) for e in index["manifests"]] == [(referrer, artifact_type)]
+        assert index["manifests"][0]["mediaType"] == OCI_MANIFEST
+    tags = _ok(g.cli("tags", g.ref)).stdout.split()
+    assert sorted(tags) == sorted(["v1", *(_fallback_tag(d) for d in (g.image, g.sbom, g.signature))])
+
+
+def test_discover_tree_shows_the_whole_depth(deep_graph: DeepGraph) -> None:
+    g = deep_graph
+    tree = _ok(g.cli("discover", f"{g.ref}:v1")).stdout.splitlines()
+    assert tree == [
+        f"{g.ref}@{g.image}",
+        f"└── {CYCLONEDX}",
+        f"    └── {g.sbom}",
+        f"        └── {NOTARY}",
+        f"            └── {g.signature}",
+        f"                └── {COUNTER}",
+        f"                    └── {g.countersignature}",
+    ]
+
+
+def test_discover_json_nests_referrers(deep_graph: DeepGraph) -> None:
+    g = deep_graph
+    doc = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "json")).json()
+    assert doc["schema"] == "ci-oras/discover/v1"
+    assert doc["digest"] == g.image and doc["count"] == 3
+    (sbom,) = doc["referrers"]
+    (signature,) = sbom["referrers"]
+    (counter,) = signature["referrers"]
+    assert (sbom["digest"], sbom["artifactType"]) == (g.sbom, CYCLONEDX)
+    assert sbom["annotations"]["dev.ci-oras.sbom.format"] == "cyclonedx"
+    assert (signature["digest"], signature["artifactType"]) == (g.signature, NOTARY)
+    assert "io.cncf.notary.x509chain.thumbprint#S256" in signature["annotations"]
+    assert (counter["digest"], counter["artifactType"], counter["referrers"]) == (g.countersignature, COUNTER, [])
+    assert counter["reference"] == f"{g.ref}@{g.countersignature}"
+    # --output json is the same document.
+    assert _ok(g.cli("discover", f"{g.ref}:v1", "--output", "json")).json() == doc
+
+
+def test_discover_depth_limits_the_walk(deep_graph: DeepGraph) -> None:
+    g = deep_graph
+    one = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "1", "-O", "json")).json()
+    assert [(n["digest"], n["referrers"]) for n in one["referrers"]] == [(g.sbom, [])]
+    assert one["count"] == 1
+    two = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "2", "-O", "json")).json()
+    assert two["count"] == 2 and two["referrers"][0]["referrers"][0]["referrers"] == []
+    # Starting from the middle of the graph works the same way.
+    middle = _ok(g.cli("discover", f"{g.ref}@{g.sbom}", "-O", "json")).json()
+    assert middle["digest"] == g.sbom and middle["count"] == 2
+    tree = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "1")).stdout
+    assert g.sbom in tree and g.signature not in tree
+    zero = g.cli("discover", f"{g.ref}:v1", "--depth", "0")
+    assert zero.returncode == 2
+
+
+def test_discover_table_and_mermaid(deep_graph: DeepGraph) -> None:
+    g = deep_graph
+    table = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "table")).stdout.splitlines()
+    assert table[0].split() == ["DEPTH", "ARTIFACT", "TYPE", "DIGEST", "SUBJECT"]
+    rows = [line.split() for line in table[1:]]
+    assert rows == [["1", CYCLONEDX, g.sbom, g.image], ["2", NOTARY, g.signature, g.sbom],
+                    ["3", COUNTER, g.countersignature, g.signature]]
+
+    mermaid = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "mermaid")).stdout
+    lines = mermaid.splitlines()
+    assert lines[0] == "graph TD"
+    for digest in (g.sbom, g.signature, g.countersignature):
+        short = digest[: len("sha256:") + 12]
+        assert short in mermaid
+    assert f"{g.ref}@{g.image}" in mermaid
+    edges = [line.strip() for line in lines if "-->" in line]
+    assert edges == ["n0 --> n1", "n1 --> n2", "n2 --> n3"]
+
+
+def _seed_loop(registry: RunningRegistry, repo: str) -> tuple[str, str]:
+    """Index I ← referrer R, and R's fallback index lists I (and R itself) again; returns (I, R)."""
+    base = registry.url
+    with httpx.Client(timeout=30) as client:
+        image = push_image(client, base, repo, tag="image")
+        index_raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": image.manifest_digest, "size": len(image.manifest),
+             "platform": {"architecture": "amd64", "os": "linux"}}]})
+        index = push_manifest(client, base, repo, "loop", index_raw, OCI_INDEX)
+        index_desc = {"mediaType": OCI_INDEX, "digest": index, "size": len(index_raw)}
+        report = b"a report about the index\n"
+        layer = push_blob(client, base, repo, report)
+        referrer_raw = _compact({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": REPORT,
+            "config": {"mediaType": OCI_EMPTY_JSON, "digest": image.config_digest, "size": 2},
+            "layers": [{"mediaType": "text/plain", "digest": layer, "size": len(report)}],
+            "subject": index_desc,
+        })
+        referrer = push_manifest(client, base, repo, digest_of(referrer_raw), referrer_raw)
+        referrer_desc = {"mediaType": OCI_MANIFEST, "digest": referrer, "size": len(referrer_raw),
+                         "artifactType": REPORT}
+        push_manifest(client, base, repo, _fallback_tag(index), _compact(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [referrer_desc]}), OCI_INDEX)
+        push_manifest(client, base, repo, _fallback_tag(referrer), _compact(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [index_desc, referrer_desc]}), OCI_INDEX)
+    return index, referrer
+
+
+def test_discover_terminates_on_a_loop(registry_plain: RunningRegistry, tmp_path: Path, unique_repo: str) -> None:
+    """A loop only hand-made or broken fallback indexes can build: shown once, never expanded again."""
+    repo = unique_repo
+    index, referrer = _seed_loop(registry_plain, repo)
+    env = clean_env(tmp_path)
+    ref = f"{registry_plain.host}/{repo}"
+    tree = run_cli("discover", f"{ref}:loop", env=env, timeout=30)
+    assert tree.returncode == 0, tree.stderr
+    assert tree.stdout.splitlines() == [
+        f"{ref}@{index}",
+        f"└── {REPORT}",
+        f"    └── {referrer}",
+        f"        ├── {OCI_INDEX}",
+        f"        │   └── {index} (shown above)",
+        f"        └── {REPORT}",
+        f"            └── {referrer} (shown above)",
+    ]
+
+    doc = run_cli("discover", f"{ref}:loop", "-O", "json", env=env, timeout=30)
+    assert doc.returncode == 0, doc.stderr
+    (node,) = doc.json()["referrers"]
+    assert node["digest"] == referrer
+    assert [(n["digest"], n["referrers"]) for n in node["referrers"]] == [(index, []), (referrer, [])]
+
+    for fmt in ("table", "mermaid"):
+        shown = run_cli("discover", f"{ref}:loop", "--format", fmt, env=env, timeout=30)
+        assert shown.returncode == 0, shown.stderr
+        assert referrer[: len("sha256:") + 12] in shown.stdout
+
+
+def test_attach_and_discover_with_token_auth(registry_token: RunningRegistry, tmp_path: Path,
+                                             unique_repo: str) -> None:
+    """The tag schema needs pull and push on the repository: one token serves the whole attach."""
+    issuer = registry_token.issuer
+    assert issuer and registry_token.username and registry_token.password
+    env = clean_env(tmp_path, {"CI_ORAS_USERNAME": registry_token.username,
+                               "CI_ORAS_PASSWORD": registry_token.password})
+    ref = f"{registry_token.host}/{unique_repo}"
+    (tmp_path / "app.txt").write_text("app\n")
+    (tmp_path / "report.txt").write_text("report\n")
+    _ok(run_cli("push", f"{ref}:v1", "app.txt", env=env, cwd=tmp_path))
+
+    issuer.clear_requests()
+    attached = _ok(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-O", "json",
+                           env=env, cwd=tmp_path)).json()
+    assert [r.scopes for r in issuer.requests] == [(f"repository:{unique_repo}:pull,push",)]
+
+    issuer.clear_requests()
+    found = _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
+    assert [n["digest"] for n in found["referrers"]] == [attached["digest"]]
+    assert [r.scopes for r in issuer.requests] == [(f"repository:{unique_repo}:pull",)]
+
+
+def test_discover_json_marks_repeated_nodes(registry_plain: RunningRegistry, tmp_path: Path,
+                                            unique_repo: str) -> None:
+    """In JSON a node shown above must be told apart from a node without referrers (the tree says
+    "(shown above)"); otherwise a consumer reads "the index has no referrers", which is false."""
+    index, referrer = _seed_loop(registry_plain, unique_repo)
+    doc = run_cli("discover", f"{registry_plain.host}/{unique_repo}:loop", "-O", "json", env=clean_env(tmp_path),
+                  timeout=30)
+    assert doc.returncode == 0, doc.stderr
+    (node,) = doc.json()["referrers"]
+    assert node.get("repeated") in (None, False)
+    assert [(n["digest"], n.get("repeated")) for n in node["referrers"]] == [(index, True), (referrer, True)]
