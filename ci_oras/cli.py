@@ -464,16 +464,55 @@ def tags(
 @command(app)
 def delete(
     reference: Annotated[str, typer.Argument(metavar="REF", help="The manifest to delete: REGISTRY/REPO:TAG or …@DIGEST.")],
+    graph: Annotated[bool, typer.Option(
+        "--graph", help="Also delete every referrer below it (signatures, SBOMs, their referrers) and, for "
+                        "an index, its manifests.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go; change nothing.")] = False,
+    referrers: ReferrersOpt = "auto",
     *,
     options: Options,
 ) -> None:
-    """Delete one manifest (every tag pointing at it goes too). No prompt: this runs in CI."""
-    from ci_oras.steps.delete import delete_manifest
+    """Delete a manifest (every tag pointing at it goes too), or with --graph its whole referrers graph.
+
+    A deleted referrer is also removed from its subject's referrers index. No prompt: this runs in CI.
+    """
+    from ci_oras.emit.text import warn
+    from ci_oras.steps.delete import DeleteOptions, delete as delete_step
 
     ref = _require_reference(reference)
+    mode = _referrers_mode(referrers)
     with runtime(options) as run:
-        result = delete_manifest(run.open(ref), ref.reference, str(ref))
-    report(options, result, lambda: f"Deleted {result.reference}\nDigest: {result.digest}")
+        result = delete_step(run.open(ref, referrers=mode), ref.repository_name, ref.reference, str(ref),
+                             DeleteOptions(graph=graph, dry_run=dry_run))
+    outcome = result.outcome
+    if result.orphaned:
+        count = len(result.orphaned)
+        verb = "would be" if dry_run else ("is" if count == 1 else "are")
+        warn(f"{count} referrer{'s' if count != 1 else ''} of {result.digest} {verb} left without "
+             f"{'its' if count == 1 else 'their'} subject; delete {'it' if count == 1 else 'them'} with "
+             f"'ci-oras delete --graph {ref.repository_name}@{result.digest}'")
+
+    def text() -> str:
+        def kind(desc: Any) -> str:
+            return str(desc.artifact_type or desc.media_type)
+
+        if dry_run:
+            lines = [f"{'  ' * depth}{action.descriptor.digest}  {kind(action.descriptor)}"
+                     for depth, action in result.tree_order()]
+            lines += [f"Would delete the referrers index of {d.digest}" for d in outcome.indexes_deleted]
+            lines += [f"Would update the referrers index of {d.digest}" for d in outcome.indexes_updated]
+            count = len(outcome.deleted)
+            return "\n".join([f"Dry run: would delete {count} manifest{'s' if count != 1 else ''}:", *lines])
+        lines = [f"Deleted {a.descriptor.digest}  {kind(a.descriptor)}" for a in outcome.deleted]
+        lines += [f"Already deleted {a.descriptor.digest}" for a in outcome.already_deleted]
+        lines += [f"Deleted the referrers index of {d.digest}" for d in outcome.indexes_deleted]
+        lines += [f"Updated the referrers index of {d.digest}" for d in outcome.indexes_updated]
+        count, gone = len(outcome.deleted), len(outcome.already_deleted)
+        lines.append(f"Deleted {result.reference} ({count} manifest{'s' if count != 1 else ''}"
+                     f"{f', {gone} already gone' if gone else ''})")
+        return "\n".join([*lines, f"Digest: {result.digest}"])
+
+    report(options, result, text)
 
 
 @command(app)
@@ -519,3 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+
+# Commands that live in their own modules register themselves on `app` when imported.
+from ci_oras.commands import promote as _promote  # noqa: E402,F401
+from ci_oras.commands import verify as _verify  # noqa: E402,F401

@@ -57,6 +57,17 @@ step ci-oras discover "$repo:v1" "${flags[@]}"
 step ci-oras pull "$repo@$sbom_digest" -o pulled-sbom "${flags[@]}"
 cmp sbom.cdx.json pulled-sbom/sbom.cdx.json && echo "pulled SBOM is byte-for-byte identical" >&2
 
-# 8. Delete the artifact.
-step ci-oras delete "$repo@$digest" "${flags[@]}"
+# 8. A release gate: an SBOM that is itself signed, and a signature, must be attached.
+step ci-oras verify "$repo:v1" --require 'sbom>signature/example' --require signature/example "${flags[@]}"
+
+# 9. Promote the artifact with its whole graph to staging, look at it there, pull a referrer by digest.
+staging="${repo%/readme/example}/sample-staging/readme/example"
+step ci-oras promote "$repo:v1" "$staging:v1" "${flags[@]}"
+step ci-oras discover "$staging:v1" "${flags[@]}"
+step ci-oras pull "$staging@$sbom_digest" -o pulled-from-staging "${flags[@]}"
+cmp sbom.cdx.json pulled-from-staging/sbom.cdx.json && echo "SBOM promoted byte-for-byte" >&2
+
+# 10. Delete both graphs: every referrer, deepest first, then the artifact.
+step ci-oras delete "$staging:v1" --graph "${flags[@]}"
+step ci-oras delete "$repo@$digest" --graph "${flags[@]}"
 echo "demo finished" >&2

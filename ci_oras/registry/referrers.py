@@ -59,6 +59,9 @@ class ManifestStore(Protocol):
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
         """PUT the exact bytes; returns the (closed) response for its headers and status."""
 
+    def exists(self, desc: Descriptor) -> bool:
+        """HEAD: whether the manifest is (still) stored."""
+
 
 @dataclass
 class SettleOptions:
@@ -210,22 +213,33 @@ class RegistryReferrers:
 
     def ensure_listed(self, manifest: Manifest, push_headers: dict[str, str]) -> None:
         """Make ``manifest`` (just pushed by digest) discoverable from its subject, or raise RegistryError."""
-        subject = manifest.subject
-        if subject is None:
+        if manifest.subject is not None:
+            confirmed = push_headers.get("oci-subject") == manifest.subject.digest
+            self.ensure_all_listed(manifest.subject.digest, [manifest], confirmed_by_registry=confirmed)
+
+    def ensure_all_listed(self, subject_digest: str, manifests: list[Manifest], *,
+                          confirmed_by_registry: bool) -> None:
+        """Make every manifest (all referrers of one subject, already pushed) discoverable, in one index write.
+
+        ``confirmed_by_registry``: every push answered ``OCI-Subject`` for this subject. A promotion passes
+        all referrers of a subject at once, so a tag-schema index is written once, not once per referrer.
+        """
+        if not manifests:
             return
         if self.mode is ReferrersMode.tag:
-            self._ensure_in_fallback(subject.digest, manifest)
+            self._ensure_in_fallback(subject_digest, manifests)
             return
-        confirmed = push_headers.get("oci-subject") == subject.digest
-        if confirmed or self.mode is ReferrersMode.api:
-            if self._ensure_listed_by_api(subject.digest, manifest):
+        if confirmed_by_registry or self.mode is ReferrersMode.api:
+            if self._ensure_listed_by_api(subject_digest, manifests):
                 return
-        self._ensure_in_fallback(subject.digest, manifest)
+        self._ensure_in_fallback(subject_digest, manifests)
 
-    def _ensure_listed_by_api(self, subject_digest: str, manifest: Manifest) -> bool:
-        """Read the list back, re-PUTting the manifest until listed; False when there is no API after all."""
+    def _ensure_listed_by_api(self, subject_digest: str, manifests: list[Manifest]) -> bool:
+        """Read the list back, re-PUTting what is missing until listed; False when there is no API after all."""
+        types = {m.effective_artifact_type for m in manifests}
+        wanted = types.pop() if len(types) == 1 else None
         for attempt in range(1, self.settle.max_writes + 1):
-            listed = self._list_api(subject_digest, manifest.effective_artifact_type)
+            listed = self._list_api(subject_digest, wanted)
             if listed is None:
                 if self.mode is ReferrersMode.api:
                     raise RegistryError(
@@ -233,18 +247,22 @@ class RegistryReferrers:
                         hint="use --referrers tag (or auto) for this registry",
                     )
                 return False
-            if any(d.digest == manifest.digest for d in listed):
+            present = {d.digest for d in listed}
+            missing = [m for m in manifests if m.digest not in present]
+            if not missing:
                 return True
             self._sleep(_jitter(attempt))
-            self._count("manifest-reput")
-            self.store.put_manifest(manifest, manifest.digest)
-        raise self._not_discoverable(manifest, subject_digest)
+            for manifest in missing:
+                self._count("manifest-reput")
+                self.store.put_manifest(manifest, manifest.digest)
+        raise self._not_discoverable(manifests[0], subject_digest)
 
-    def _ensure_in_fallback(self, subject_digest: str, manifest: Manifest) -> None:
-        entry = referrer_descriptor(manifest)
-        #: Our entry and every entry seen in the index during this call. A writer that read before someone
-        #: else's write can drop entries; whoever saw them puts them back, so they survive their owner.
-        known: dict[str, Descriptor] = {entry.digest: entry}
+    def _ensure_in_fallback(self, subject_digest: str, manifests: list[Manifest]) -> None:
+        #: Our entries and every entry seen in the index during this call. A writer that read before someone
+        #: else's write can drop entries; whoever saw them puts them back, so they survive their owner. An
+        #: entry whose manifest has been deleted meanwhile is let go (one HEAD, only when it went missing).
+        known: dict[str, Descriptor] = {m.digest: referrer_descriptor(m) for m in manifests}
+        ours = set(known)
         writes = 0
         started = time.monotonic()
         unchanged = 0
@@ -260,6 +278,8 @@ class RegistryReferrers:
                 known.setdefault(desc.digest, desc)
             now = time.monotonic()
             if _lists_all(current, known):
+                if not writes:
+                    return  # already listed (a re-run): we changed nothing, so there is nothing to watch
                 # Count reads that find the index as we last saw it; any change starts the count again.
                 unchanged = unchanged + 1 if current.digest == last_digest else 0
                 last_digest = current.digest
@@ -270,23 +290,17 @@ class RegistryReferrers:
             unchanged = 0
             last_digest = None
             if writes >= self.settle.max_writes or now - started >= self.settle.limit:
-                raise self._not_discoverable(manifest, subject_digest)
-            writes += 1
+                raise self._not_discoverable(manifests[0], subject_digest)
             listed = {d.digest for d in current.manifests}
             missing = [d for d in known.values() if d.digest not in listed]
-            self._write_fallback(subject_digest, current, [*current.manifests, *missing])
-
-    def remove_from_fallback(self, subject_digest: str, referrer_digest: str) -> bool:
-        """Drop a deleted referrer's entry from the subject's fallback index; True when one was removed."""
-        for attempt in range(1, self.settle.max_writes + 1):
-            current = self._read_fallback(subject_digest)
-            kept = [d for d in current.manifests if d.digest != referrer_digest]
-            if len(kept) == len(current.manifests):
-                return attempt > 1
-            self._write_fallback(subject_digest, current, kept)
-            self._sleep(_jitter(attempt) / 4)
-        raise RegistryError(f"could not update the referrers index of {subject_digest} on {self.client.host}",
-                            hint="other writers kept changing it; retry")
+            gone = [d.digest for d in missing if d.digest not in ours and not self.store.exists(d)]
+            for digest in gone:  # deleted meanwhile (ci-oras delete): an entry must not outlive its manifest
+                del known[digest]
+            if gone and _lists_all(current, known):
+                continue
+            writes += 1
+            self._write_fallback(subject_digest, current, [*current.manifests, *(d for d in missing
+                                                                                  if d.digest in known)])
 
     def _write_fallback(self, subject_digest: str, current: _Fallback, manifests: list[Descriptor]) -> None:
         index = build_index(manifests)
@@ -303,6 +317,66 @@ class RegistryReferrers:
             f"as a referrer of {subject_digest}",
             hint="the registry kept dropping the referrers update; retry the attach",
         )
+
+    # -- after a referrer or a subject is deleted ------------------------------------------------------------
+
+    def _keeps_fallback(self) -> bool:
+        """Whether the client maintains the tag-schema index here: not where the registry lists referrers.
+
+        In ``auto`` mode before any listing the answer is unknown; then the fallback tag is simply read (one
+        request, the same as a probe) and an index found there is kept consistent.
+        """
+        if self.mode is ReferrersMode.api:
+            return False
+        return self.mode is ReferrersMode.tag or self.api_supported is not True
+
+    def real_fallback_index(self, subject_digest: str) -> tuple[Manifest, str | None] | None:
+        """The subject's ``sha256-<hex>`` index and its ETag, when the client keeps one and it is a real index
+        (not some other manifest, not the subject itself resolved through the dash-tag bug)."""
+        if not self._keeps_fallback():
+            return None
+        self._count("fallback-get")
+        got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
+        if got is None or not got[0].is_index or got[0].digest == subject_digest:
+            return None
+        return got
+
+    def forget_in_fallback(self, subject_digest: str, referrer_digest: str,
+                           delete_manifest: Callable[[str], bool]) -> bool:
+        """Remove a deleted referrer from the subject's fallback index; True when the index changed.
+
+        The index is read back after every change: a concurrent writer may have re-added the entry (writers
+        keep entries they saw, see ``_ensure_in_fallback``). An index that would become empty is deleted by
+        its digest instead (distribution removes the tag with it); a concurrent writer that already replaced
+        it has moved the tag to another digest, so its index survives our delete.
+        """
+        changed = False
+        for attempt in range(1, self.settle.max_writes + 1):
+            got = self.real_fallback_index(subject_digest)
+            if got is None:
+                return changed
+            index, etag = got
+            kept = [d for d in index.manifests if d.digest != referrer_digest]
+            if len(kept) == len(index.manifests):
+                return changed
+            if kept:
+                current = _Fallback(list(index.manifests), etag, True, index.digest)
+                self._write_fallback(subject_digest, current, kept)
+            else:
+                self._count("fallback-delete")
+                delete_manifest(index.digest)
+            changed = True
+            self._sleep(_jitter(attempt) / 4)
+        raise RegistryError(f"could not update the referrers index of {subject_digest} on {self.client.host}",
+                            hint="other writers kept changing it; retry")
+
+    def drop_fallback(self, subject_digest: str, delete_manifest: Callable[[str], bool]) -> bool:
+        """Delete the fallback index of a deleted subject (by digest); True when there was one."""
+        got = self.real_fallback_index(subject_digest)
+        if got is None:
+            return False
+        self._count("fallback-delete")
+        return delete_manifest(got[0].digest)
 
 
 def _lists_all(current: _Fallback, known: dict[str, Descriptor]) -> bool:

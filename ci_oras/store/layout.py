@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,12 @@ class OCILayout:
         """Store it untagged: index.json lists it, and the lock keeps concurrent writers from losing it."""
         self.push_manifest(manifest)
 
+    def push_referrers(self, subject: Descriptor, manifests: list[Manifest], stored: Collection[str] = ()) -> None:
+        """Every one is (re)listed: a blob can exist without its index.json entry if a copy was interrupted,
+        and re-listing an already listed manifest changes nothing on disk."""
+        for manifest in manifests:
+            self.push_manifest(manifest)
+
     def _subject_map(self) -> dict[str, list[Descriptor]]:
         """subject digest → referrers, from every manifest listed in index.json (parsed once per instance)."""
         if self._subjects is None:
@@ -300,6 +306,79 @@ class OCILayout:
             layout = gojson.dumps({"imageLayoutVersion": LAYOUT_VERSION})
             # oci-layout last: its presence is what marks the directory as a complete layout.
             _atomic_write(self.root / LAYOUT_FILE, lambda handle: handle.write(layout))
+
+    # -- referrers bookkeeping after deletes (ReferrersIndexKeeper) ------------------------------------------
+    #
+    # ci-oras lists a layout's referrers as untagged index.json entries, which go away with the manifest.
+    # Another tool may have written the tag schema's ``sha256-<hex>`` index into the layout; it is kept
+    # consistent here.
+
+    def referrers_index(self, subject: Descriptor) -> Descriptor | None:
+        return self._fallback_entry(subject.digest)
+
+    def forget_referrer(self, subject: Descriptor, referrer_digest: str) -> bool:
+        """Remove the entry from another tool's fallback index: rewritten (other fields kept), or untagged and
+        deleted when it would become empty."""
+        from ci_oras.errors import CiOrasError
+        from ci_oras.oci.digest import digest_bytes
+
+        tag = fallback_tag(subject.digest)
+        with self._locked():
+            desc = self._fallback_entry(subject.digest)
+            if desc is None:
+                return False
+            try:
+                doc = json.loads(self._read_blob(desc))
+            except (CiOrasError, ValueError):
+                return False  # its blob is missing or unreadable: nothing to edit (listing ignores it too)
+            entries = doc.get("manifests") if isinstance(doc, dict) else None
+            if not isinstance(entries, list):
+                return False
+            kept = [entry for entry in entries if _entry_digest(entry) != referrer_digest]
+            if len(kept) == len(entries):
+                return False
+            if kept:
+                data = gojson.dumps({**doc, "manifests": kept})
+                new = Descriptor(media_type=desc.media_type, digest=digest_bytes(data), size=len(data))
+                self.push_blob(new, [data])
+                self._update_index(lambda items: [
+                    self._repointed(item, new) if _ref_name(item) == tag else item for item in items])
+            else:
+                self._update_index(lambda items: [item for item in items if _ref_name(item) != tag])
+            self._remove_unlisted_blob(desc.digest)
+            return True
+
+    def drop_referrers_index(self, subject: Descriptor) -> bool:
+        """Untag and delete the subject's fallback index (a tag on the subject itself is left alone)."""
+        tag = fallback_tag(subject.digest)
+        with self._locked():
+            desc = self._fallback_entry(subject.digest)
+            if desc is None:
+                return False
+            self._update_index(lambda items: [item for item in items if _ref_name(item) != tag])
+            self._remove_unlisted_blob(desc.digest)
+            return True
+
+    def _fallback_entry(self, subject_digest: str) -> Descriptor | None:
+        """The index tagged ``sha256-<hex>`` for the subject, unless the tag names the subject or no index."""
+        tag = fallback_tag(subject_digest)
+        tagged = [desc for desc, name in self._listed() if name == tag]
+        if not tagged:
+            return None
+        desc = tagged[-1]  # the last entry wins, as in resolve()
+        if desc.digest == subject_digest or not mediatypes.is_index_type(desc.media_type):
+            return None
+        return _without_ref_name(desc)
+
+    def _remove_unlisted_blob(self, digest: str) -> None:
+        """Delete a manifest blob no index.json entry lists any more (the caller holds the lock)."""
+        if all(desc.digest != digest for desc, _tag in self._listed()):
+            self.blob_path(digest).unlink(missing_ok=True)
+
+    @staticmethod
+    def _repointed(entry: Any, desc: Descriptor) -> Any:
+        """The same entry (tag and other fields kept) pointing at ``desc``."""
+        return {**entry, "mediaType": desc.media_type, "digest": desc.digest, "size": desc.size}
 
 
 # -- index entries (pure functions on the raw JSON, so unknown fields survive) -----------------------------------

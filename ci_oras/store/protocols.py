@@ -7,7 +7,7 @@ referrers API) are separate protocols detected at run time, each with a generic 
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Collection, Generator, Iterable
 from typing import Protocol, runtime_checkable
 
 from ci_oras.oci.descriptor import Descriptor
@@ -79,6 +79,11 @@ class ReferrerPusher(Protocol):
         not be reported as attached.
         """
 
+    def push_referrers(self, subject: Descriptor, manifests: list[Manifest],
+                       stored: Collection[str] = ()) -> None:
+        """Store every referrer of ``subject`` not in ``stored`` (digests the store already has) and make them
+        all discoverable with as few list updates as the store allows (one index write per subject)."""
+
 
 @runtime_checkable
 class Mounter(Protocol):
@@ -86,8 +91,28 @@ class Mounter(Protocol):
         """Try a cross-repository blob mount; False when the registry refused (then upload instead)."""
 
 
+class ReferrersIndexKeeper(Protocol):
+    """Keeps the referrers lists a store maintains on the client side (the tag schema's ``sha256-<hex>`` index)
+    consistent when manifests are deleted. Where the store lists referrers itself (a registry with the
+    referrers API, a layout's untagged index.json entries) there is nothing to keep and the methods do nothing.
+    """
+
+    def referrers_index(self, subject: Descriptor) -> Descriptor | None:
+        """The client-maintained referrers index of ``subject``, if there is a real one (read only)."""
+
+    def forget_referrer(self, subject: Descriptor, referrer_digest: str) -> bool:
+        """Remove a deleted referrer's entry from ``subject``'s referrers index; an index left empty is deleted
+        rather than rewritten. True when something changed."""
+
+    def drop_referrers_index(self, subject: Descriptor) -> bool:
+        """Delete ``subject``'s referrers index (the subject is being deleted); True when one was deleted.
+
+        A tag that resolves to the subject itself (a known registry bug) is not an index and is left alone.
+        """
+
+
 class Target(Fetcher, ManifestFetcher, Pusher, Exists, Resolver, Tagger, TagLister, Deleter, ReferrerLister,
-             ReferrerPusher, Protocol):
+             ReferrerPusher, ReferrersIndexKeeper, Protocol):
     """Everything a step needs from a place content lives. ``name`` is shown to users."""
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ci_oras.errors import IntegrityError, NotFoundError, RegistryError
@@ -145,7 +145,9 @@ class RegistryRepository:
         """
         from ci_oras.registry.transport import retry_delay
 
-        attempts = self.client.options.retries + 1 if iter(chunks) is not chunks else 1
+        # An iterator is single-use; any other iterable is iterated afresh for a retry. (Never call iter() to
+        # find out: for a source stream that starts a download.)
+        attempts = 1 if isinstance(chunks, Iterator) else self.client.options.retries + 1
         for attempt in range(1, attempts + 1):
             with self._lock:
                 location = self._open_uploads.pop(desc.digest, None)
@@ -312,11 +314,22 @@ class RegistryRepository:
         return self.referrers_backend.list_referrers(subject.digest, artifact_type)
 
     def push_referrer(self, manifest: Manifest) -> None:
-        if manifest.subject is not None:
-            self.referrers_backend.require_api(manifest.subject.digest)
-        response = self.put_manifest(manifest, manifest.digest)
-        headers = {key.lower(): value for key, value in response.headers.items()}
-        self.referrers_backend.ensure_listed(manifest, headers)
+        if manifest.subject is None:
+            self.push_manifest(manifest)
+            return
+        self.push_referrers(manifest.subject, [manifest])
+
+    def push_referrers(self, subject: Descriptor, manifests: list[Manifest], stored: Collection[str] = ()) -> None:
+        backend = self.referrers_backend
+        backend.require_api(subject.digest)
+        confirmed = bool(manifests)
+        for manifest in manifests:
+            if manifest.digest in stored:
+                confirmed = confirmed and backend.api_supported is True
+                continue
+            response = self.put_manifest(manifest, manifest.digest)
+            confirmed = confirmed and response.headers.get("OCI-Subject") == subject.digest
+        backend.ensure_all_listed(subject.digest, manifests, confirmed_by_registry=confirmed)
 
     def tag(self, manifest: Manifest, tag: str) -> None:
         self.push_manifest(manifest, tag)
@@ -353,6 +366,33 @@ class RegistryRepository:
 
     def _shown(self, reference: str) -> str:
         return f"{self.name}@{reference}" if is_digest(reference) else f"{self.name}:{reference}"
+
+    # -- referrers bookkeeping after deletes (ReferrersIndexKeeper) -------------------------------------
+
+    def referrers_index(self, subject: Descriptor) -> Descriptor | None:
+        got = self.referrers_backend.real_fallback_index(subject.digest)
+        if got is None:
+            return None
+        index = got[0]
+        return Descriptor(media_type=index.media_type, digest=index.digest, size=len(index.raw))
+
+    def forget_referrer(self, subject: Descriptor, referrer_digest: str) -> bool:
+        """Tag schema: rewrite the subject's ``sha256-<hex>`` index without the entry (deleted when emptied).
+        With the referrers API the registry updates its list itself: nothing to do."""
+        backend = self.referrers_backend
+        return backend.forget_in_fallback(subject.digest, referrer_digest, self._delete_if_present)
+
+    def drop_referrers_index(self, subject: Descriptor) -> bool:
+        return self.referrers_backend.drop_fallback(subject.digest, self._delete_if_present)
+
+    def _delete_if_present(self, digest: str) -> bool:
+        """DELETE a manifest by digest (a tag cannot be deleted on distribution); False when it was gone."""
+        response = self.client.request(
+            "DELETE", self._path("manifests", digest), scopes=self._delete + self._push, ok=(200, 202, 404),
+            describe=f"delete {digest}",
+        )
+        response.close()
+        return response.status_code != 404
 
 
 def _exact_size(chunks: Iterable[bytes], desc: Descriptor) -> Iterator[bytes]:

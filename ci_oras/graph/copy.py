@@ -1,0 +1,262 @@
+"""Copy a manifest with its whole graph — index children, referrers, referrers of referrers — between targets.
+
+The order is what keeps a destination consistent even if the process is killed at any moment:
+
+1. walk the source graph (manifests are small: fetched once, level by level, in parallel);
+2. copy the blobs the destination lacks, in parallel, streamed source → destination (or mounted when both
+   are repositories on one registry);
+3. push manifests one at a time, children before their index and every subject before its referrers
+   (strict registries refuse a referrer whose subject is unknown), then make each subject's referrers
+   discoverable with one list update per subject;
+4. point the destination tags at the root **last**, so a tag never names an incomplete graph.
+
+Everything already at the destination is skipped after a HEAD, so re-running a finished copy writes
+nothing. A worker never waits for another worker (the pool cannot deadlock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.manifest import Manifest
+from ci_oras.store.protocols import Mounter, Target
+
+DEFAULT_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    referrers: bool = True
+    artifact_types: Sequence[str] = ()  # only referrers of these types (and what refers to them)
+    exclude_artifact_types: Sequence[str] = ()
+    concurrency: int = DEFAULT_CONCURRENCY
+    dry_run: bool = False
+    #: Called from worker threads with (what happened, bytes): "blob", "mount", "skip-blob", "manifest", …
+    progress: Callable[[str, int], None] | None = None
+
+
+@dataclass
+class CopyStats:
+    manifests_copied: int = 0
+    manifests_skipped: int = 0
+    blobs_copied: int = 0
+    blobs_mounted: int = 0
+    blobs_skipped: int = 0
+    bytes_copied: int = 0
+    referrers: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Graph:
+    """The source graph: manifests by digest, in an order where dependencies come first."""
+
+    root: Manifest
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    #: subject digest → its referrers' digests (only the ones selected for copying)
+    referrers: dict[str, list[str]] = field(default_factory=dict)
+    #: referrer digest → subject digest
+    subject_of: dict[str, str] = field(default_factory=dict)
+
+    def blobs(self) -> list[Descriptor]:
+        seen: dict[str, Descriptor] = {}
+        for manifest in self.manifests.values():
+            if not manifest.is_index:
+                for blob in manifest.children():
+                    seen.setdefault(blob.digest, blob)
+        return list(seen.values())
+
+    def push_order(self) -> list[Manifest]:
+        """Depth-first, dependencies first: an index's children before it, a subject before its referrers."""
+        ordered: list[Manifest] = []
+        done: set[str] = set()
+        visiting: set[str] = set()
+
+        def visit(digest: str) -> None:
+            if digest in done or digest in visiting or digest not in self.manifests:
+                return
+            visiting.add(digest)
+            manifest = self.manifests[digest]
+            if manifest.is_index:
+                for child in manifest.manifests:
+                    visit(child.digest)
+            if digest in self.subject_of:
+                visit(self.subject_of[digest])
+            visiting.discard(digest)
+            done.add(digest)
+            ordered.append(manifest)
+            for referrer in self.referrers.get(digest, []):
+                visit(referrer)
+
+        visit(self.root.digest)
+        for digest in list(self.manifests):
+            visit(digest)
+        return ordered
+
+
+def walk(source: Target, root: Manifest, options: CopyOptions) -> Graph:
+    """Fetch every manifest of the graph below ``root`` once; per level, listings then fetches in parallel.
+
+    ``artifact_types`` selects the referrers of the root (and of an index root's children); what refers to a
+    selected referrer comes along (an SBOM keeps its signature). ``exclude_artifact_types`` applies at every
+    depth.
+    """
+    graph = Graph(root=root, manifests={root.digest: root})
+    top_level = {root.digest}
+    if root.is_index:
+        top_level.update(child.digest for child in root.manifests)
+    frontier = [root]
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency * 2), thread_name_prefix="ci-oras-walk") as pool:
+        while frontier:
+            listings = list(pool.map(lambda m: _referrers_of(source, m, options, m.digest in top_level), frontier))
+            wanted: list[tuple[str, Descriptor, bool]] = []  # (subject digest or "", descriptor, is referrer)
+            for manifest, referrers in zip(frontier, listings):
+                if manifest.is_index:
+                    wanted.extend(("", child, False) for child in manifest.manifests)
+                wanted.extend((manifest.digest, desc, True) for desc in referrers)
+            fresh = [item for item in wanted if item[1].digest not in graph.manifests]
+            unique = {item[1].digest: item for item in fresh}
+            fetched = list(pool.map(lambda item: source.fetch_manifest(item[1].digest), unique.values()))
+            for manifest in fetched:
+                graph.manifests[manifest.digest] = manifest
+            frontier = fetched
+            for subject, desc, is_referrer in wanted:
+                if is_referrer and desc.digest not in graph.subject_of and desc.digest != subject:
+                    graph.subject_of[desc.digest] = subject
+                    graph.referrers.setdefault(subject, []).append(desc.digest)
+    return graph
+
+
+def _referrers_of(source: Target, manifest: Manifest, options: CopyOptions, top_level: bool) -> list[Descriptor]:
+    if not options.referrers:
+        return []
+    listed = source.referrers(manifest.descriptor)
+    return [desc for desc in listed if _selected(desc, options, top_level)]
+
+
+def _selected(desc: Descriptor, options: CopyOptions, top_level: bool) -> bool:
+    kind = desc.artifact_type
+    if kind in options.exclude_artifact_types:
+        return False
+    return not (top_level and options.artifact_types and kind not in options.artifact_types)
+
+
+class _SourceBlob:
+    """A re-iterable source stream: each iteration fetches again, so a failed upload can be retried."""
+
+    def __init__(self, source: Target, desc: Descriptor) -> None:
+        self.source = source
+        self.desc = desc
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.source.fetch(self.desc)
+
+
+def copy_blobs(source: Target, destination: Target, blobs: list[Descriptor], options: CopyOptions,
+               stats: CopyStats, mount_from: str | None) -> None:
+    """Each blob: HEAD the destination; mount when on the same registry; else stream it across."""
+
+    def copy_one(desc: Descriptor) -> None:
+        if destination.exists(desc):
+            stats.add(blobs_skipped=1)
+            _report(options, "skip-blob", desc.size)
+            return
+        if options.dry_run:
+            stats.add(blobs_copied=1, bytes_copied=desc.size)
+            return
+        if mount_from is not None and isinstance(destination, Mounter) and destination.mount(desc, mount_from):
+            stats.add(blobs_mounted=1)
+            _report(options, "mount", desc.size)
+            return
+        destination.push_blob(desc, _SourceBlob(source, desc))
+        stats.add(blobs_copied=1, bytes_copied=desc.size)
+        _report(options, "blob", desc.size)
+
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-copy") as pool:
+        # list() re-raises the first worker error; the pool finishes or cancels the rest on exit.
+        list(pool.map(copy_one, blobs))
+
+
+def copy_manifests(destination: Target, graph: Graph, options: CopyOptions, stats: CopyStats) -> None:
+    """Children before their index, every subject before its referrers; referrers one level at a time.
+
+    The subjects of one level are independent (each has its own referrers list), so their referrers are
+    pushed and listed in parallel: on a tag-schema registry the watch after each index write then costs
+    about a second per level of the graph, not per subject.
+    """
+    order = graph.push_order()
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-head") as pool:
+        exists = list(pool.map(lambda m: destination.exists(m.descriptor), order))
+        pusher = _ManifestPusher(destination, graph, options, stats, {m.digest for m, e in zip(order, exists) if e})
+        level = [m for m in order if m.digest not in graph.subject_of]
+        for manifest in level:
+            pusher.push_plain(manifest)
+        while level:
+            subjects = [m for m in level if graph.referrers.get(m.digest)]
+            for subject in subjects:  # index referrers need their children first; sequential and rare
+                for referrer in pusher.referrers_of(subject):
+                    for child in referrer.manifests if referrer.is_index else ():
+                        if child.digest in graph.manifests:
+                            pusher.push_plain(graph.manifests[child.digest])
+            pushed = list(pool.map(pusher.push_referrers_of, subjects))
+            level = [referrer for batch in pushed for referrer in batch]
+
+
+class _ManifestPusher:
+    def __init__(self, destination: Target, graph: Graph, options: CopyOptions, stats: CopyStats,
+                 present: set[str]) -> None:
+        self.destination = destination
+        self.graph = graph
+        self.options = options
+        self.stats = stats
+        self.present = present
+        self.done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def referrers_of(self, subject: Manifest) -> list[Manifest]:
+        return [self.graph.manifests[d] for d in self.graph.referrers.get(subject.digest, [])]
+
+    def push_plain(self, manifest: Manifest) -> None:
+        with self._lock:
+            if manifest.digest in self.done:
+                return
+            self.done.add(manifest.digest)
+        if manifest.digest in self.present:
+            self.stats.add(manifests_skipped=1)
+            return
+        if not self.options.dry_run:
+            self.destination.push_manifest(manifest)
+        self.stats.add(manifests_copied=1)
+        _report(self.options, "manifest", len(manifest.raw))
+
+    def push_referrers_of(self, subject: Manifest) -> list[Manifest]:
+        """Push and list one subject's referrers together; returns them (the next level's subjects)."""
+        with self._lock:
+            referrers = [m for m in self.referrers_of(subject) if m.digest not in self.done]
+            self.done.update(m.digest for m in referrers)
+        if not referrers:
+            return []
+        copied = [m for m in referrers if m.digest not in self.present]
+        self.stats.add(manifests_copied=len(copied), manifests_skipped=len(referrers) - len(copied),
+                       referrers=len(referrers))
+        if not self.options.dry_run:
+            # One list update per subject, even when every referrer is already there (a re-run, or a copy
+            # killed before its index write): the store reads the list and writes only what is missing.
+            self.destination.push_referrers(subject.descriptor, referrers, stored=self.present)
+        for referrer in copied:
+            _report(self.options, "manifest", len(referrer.raw))
+        return referrers
+
+
+def _report(options: CopyOptions, what: str, size: int) -> None:
+    if options.progress is not None:
+        options.progress(what, size)

@@ -1,0 +1,105 @@
+"""``promote``: copy an image or artifact with its whole graph to another repository, registry or layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ci_oras.errors import UsageError
+from ci_oras.graph.copy import CopyOptions, CopyStats, copy_blobs, copy_manifests, walk
+from ci_oras.oci.manifest import Manifest
+from ci_oras.store.protocols import Target
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    source: str
+    destination: str
+    digest: str
+    media_type: str
+    tags: tuple[str, ...]
+    tags_written: tuple[str, ...]
+    stats: CopyStats
+    dry_run: bool
+
+    def document(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "schema": "ci-oras/promote/v1",
+            "source": self.source,
+            "destination": self.destination,
+            "reference": self.destination,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "tags": list(self.tags),
+            "tagsWritten": list(self.tags_written),
+            "copied": {"manifests": s.manifests_copied, "blobs": s.blobs_copied},
+            "mounted": s.blobs_mounted,
+            "skipped": {"manifests": s.manifests_skipped, "blobs": s.blobs_skipped},
+            "bytes": s.bytes_copied,
+            "referrers": s.referrers,
+            "dryRun": self.dry_run,
+        }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a promotion: the open target, how to show it, and the tag or digest named."""
+
+    target: Target
+    repository: str
+    reference: str | None
+    tags: tuple[str, ...] = ()
+    digest: str | None = None
+    #: Set when both sides are repositories on one registry: blobs are mounted from this repository.
+    mount_from: str | None = None
+
+
+def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, platform: str | None = None,
+            on_plan: Callable[[int, int], Callable[[str, int], None] | None] | None = None) -> PromoteResult:
+    """``on_plan(blob count, bytes)`` may return a progress callback once the size of the copy is known."""
+    from ci_oras.steps.attach import resolve_subject
+
+    if source.reference is None:
+        raise UsageError(f"{source.repository} names no tag or digest", hint="promote REPO:TAG or REPO@DIGEST")
+    root: Manifest = source.target.fetch_manifest(source.reference)
+    if platform is not None:
+        child = resolve_subject(source.target, source.reference, f"{source.repository}:{source.reference}", platform)
+        root = source.target.fetch_manifest(child.digest)
+    if destination.digest and destination.digest != root.digest:
+        raise UsageError(f"destination digest {destination.digest} is not the source's {root.digest}",
+                         hint="name the destination by tag (or leave the digest out)")
+    tags = destination.tags
+    graph = walk(source.target, root, options)
+    blobs = graph.blobs()
+    if on_plan is not None:
+        callback = on_plan(len(blobs), sum(b.size for b in blobs))
+        if callback is not None:
+            options = replace(options, progress=callback)
+    stats = CopyStats()
+    copy_blobs(source.target, destination.target, blobs, options, stats, destination.mount_from)
+    copy_manifests(destination.target, graph, options, stats)
+    written = _point_tags(destination.target, root, tags, options.dry_run)
+    shown = f"{destination.repository}:{tags[0]}" if tags else f"{destination.repository}@{root.digest}"
+    return PromoteResult(
+        source=f"{source.repository}@{root.digest}", destination=shown, digest=root.digest,
+        media_type=root.media_type, tags=tags, tags_written=written, stats=stats, dry_run=options.dry_run,
+    )
+
+
+def _point_tags(destination: Target, root: Manifest, tags: tuple[str, ...], dry_run: bool) -> tuple[str, ...]:
+    """The last step: a tag that already names the root is left alone, so a re-run writes nothing."""
+    from ci_oras.errors import NotFoundError
+
+    written = []
+    for tag in tags:
+        try:
+            if destination.resolve(tag).digest == root.digest:
+                continue
+        except NotFoundError:
+            pass
+        if not dry_run:
+            destination.tag(root, tag)
+        written.append(tag)
+    return tuple(written)

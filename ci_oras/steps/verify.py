@@ -1,0 +1,319 @@
+"""``verify``: the deployment gate — do the required referrers (SBOM, signature, signed SBOM, …) exist?
+
+Evaluation asks the registry as little as possible:
+
+- Level by level from the subject(s): every node that some requirement still has to look below is listed
+  **once** per check, whatever the number of requirements that need it; the nodes of a level are listed in
+  parallel on a bounded pool (as ``discover`` does).
+- A node is listed with a server-side ``artifactType`` filter only when everything needed there is one artifact
+  type written out; otherwise (aliases span several types, or several specs meet at the node) without one, and
+  the matching is done here.
+- A chain descends only into referrers matching its current element: ``sbom>signature`` lists the referrers of
+  the SBOMs, never those of an unrelated report.
+
+With ``wait``, unmet requirements are checked again every ``interval`` until they hold or the time is up
+(registries that index referrers asynchronously list a fresh referrer only after a while). Each check opens a
+fresh target, so nothing listed earlier is served from a cache; requirements already met are not asked again.
+The subject itself must exist at the first check (NotFoundError, exit 3, otherwise).
+
+``platform`` checks one child of an image index, ``all_platforms`` every child (buildx's attestation manifests,
+``vnd.docker.reference.type`` or platform ``unknown/unknown``, are not platforms and are skipped); otherwise
+the manifest REF names — an index included — is the subject.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ci_oras.errors import NotFoundError, UsageError
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.manifest import Manifest
+from ci_oras.steps.attach import parse_platform
+from ci_oras.store.protocols import Target
+from ci_oras.verify_spec import Matcher, Requirement
+
+DEFAULT_INTERVAL = 5.0
+DEFAULT_CONCURRENCY = 8
+#: buildx stores provenance/SBOM attestations as extra index entries marked with this annotation.
+ANNOTATION_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
+
+Chain = tuple[Matcher, ...]
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    requirements: tuple[Requirement, ...]
+    platform: str | None = None
+    all_platforms: bool = False
+    wait: float = 0.0
+    interval: float = DEFAULT_INTERVAL
+    concurrency: int = DEFAULT_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the requirements are checked against: REF's manifest, or one platform child of it."""
+
+    descriptor: Descriptor
+    platform: str | None = None
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+
+@dataclass(frozen=True)
+class RequirementResult:
+    requirement: Requirement
+    subject: Subject
+    #: First-level referrers of the subject that satisfy the whole requirement, in listing order.
+    found: tuple[str, ...] = ()
+    #: Every complete path of digests, first-level referrer first.
+    paths: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def satisfied(self) -> bool:
+        return len(self.found) >= self.requirement.count
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "spec": self.requirement.spec,
+            "satisfied": self.satisfied,
+            "found": list(self.found),
+            "needed": self.requirement.count,
+            "paths": [list(path) for path in self.paths],
+            "subject": self.subject.digest,
+        }
+        if self.subject.platform is not None:
+            doc["platform"] = self.subject.platform
+        return doc
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Handed to the progress hook after a check that left requirements unmet, before sleeping."""
+
+    attempt: int
+    elapsed: float
+    remaining: float
+    next_check: float
+    unmet: tuple[RequirementResult, ...]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    reference: str
+    root: Descriptor
+    results: tuple[RequirementResult, ...]
+    attempts: int
+    waited: float
+    #: Referrer listings made over all checks (each is one request, or one page chain, on a registry).
+    listings: int
+
+    @property
+    def ok(self) -> bool:
+        return all(result.satisfied for result in self.results)
+
+    @property
+    def unmet(self) -> tuple[RequirementResult, ...]:
+        return tuple(result for result in self.results if not result.satisfied)
+
+    @property
+    def missing(self) -> list[str]:
+        """Specs unmet for at least one subject, each once, in the order they were required."""
+        out: list[str] = []
+        for result in self.unmet:
+            if result.requirement.spec not in out:
+                out.append(result.requirement.spec)
+        return out
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "schema": "ci-oras/verify/v1",
+            "reference": self.reference,
+            "digest": self.root.digest,
+            "mediaType": self.root.media_type,
+            "ok": self.ok,
+            "requirements": [result.to_dict() for result in self.results],
+            "missing": self.missing,
+            "attempts": self.attempts,
+            "waited": round(self.waited, 3),
+            "listings": self.listings,
+        }
+
+
+def verify(open_target: Callable[[], Target], reference: str, shown: str, options: VerifyOptions, *,
+           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+           progress: Callable[[Progress], None] | None = None) -> VerifyResult:
+    """Check ``options.requirements`` below the manifest at ``reference`` (``shown`` names it in errors)."""
+    if not options.requirements:
+        raise UsageError("verify needs at least one requirement", hint="add --require sbom (or another spec)")
+    if options.platform is not None and options.all_platforms:
+        raise UsageError("--platform and --all-platforms are mutually exclusive",
+                         hint="pick one platform, or check them all")
+    if options.wait > 0 and options.interval <= 0:
+        raise UsageError("--interval must be more than 0", hint="e.g. --interval 5s")
+    start = clock()
+    deadline = start + options.wait
+    target = open_target()
+    root, subjects = _subjects(target, reference, shown, options)
+    pending = [(subject, requirement) for subject in subjects for requirement in options.requirements]
+    results: dict[tuple[str, Requirement], RequirementResult] = {}
+    attempts = listings = 0
+    while True:
+        attempts += 1
+        evaluation = _Evaluation(target, options.concurrency)
+        for result in evaluation.run(pending):
+            results[(result.subject.digest, result.requirement)] = result
+        listings += evaluation.listings
+        pending = [(s, r) for s, r in pending if not results[(s.digest, r)].satisfied]
+        now = clock()
+        if not pending or now >= deadline:
+            break
+        pause = min(options.interval, deadline - now)
+        if progress is not None:
+            progress(Progress(attempts, now - start, deadline - now, pause,
+                              tuple(results[(s.digest, r)] for s, r in pending)))
+        sleep(pause)
+        target = open_target()
+    ordered = tuple(results[(s.digest, r)] for s in subjects for r in options.requirements)
+    return VerifyResult(shown, root, ordered, attempts, clock() - start, listings)
+
+
+def _subjects(target: Target, reference: str, shown: str, options: VerifyOptions) -> tuple[Descriptor,
+                                                                                          list[Subject]]:
+    if options.platform is None and not options.all_platforms:
+        root = target.resolve(reference)
+        return root, [Subject(root)]
+    index = target.fetch_manifest(reference)
+    flag = "--platform" if options.platform is not None else "--all-platforms"
+    if not index.is_index:
+        raise UsageError(f"{shown} is not an image index, so {flag} has no children to check",
+                         hint=f"leave out {flag} to check the manifest itself")
+    children = _platform_children(index)
+    if options.platform is not None:
+        return index.descriptor, [_pick(children, options.platform, shown)]
+    if not children:
+        raise UsageError(f"{shown} lists no platform manifests", hint="leave out --all-platforms to check the index")
+    return index.descriptor, children
+
+
+def _platform_children(index: Manifest) -> list[Subject]:
+    children: list[Subject] = []
+    seen: set[str] = set()
+    for child in index.manifests:
+        platform = child.platform
+        if ANNOTATION_DOCKER_REFERENCE_TYPE in child.annotations or (
+                platform is not None and platform.os == "unknown" and platform.architecture == "unknown"):
+            continue
+        if child.digest in seen:
+            continue
+        seen.add(child.digest)
+        children.append(Subject(child, str(platform) if platform else None))
+    return children
+
+
+def _pick(children: list[Subject], platform: str, shown: str) -> Subject:
+    wanted = parse_platform(platform)
+    for child in children:
+        got = child.descriptor.platform
+        if got and got.os == wanted.os and got.architecture == wanted.architecture and (
+                wanted.variant is None or got.variant == wanted.variant):
+            return child
+    available = ", ".join(child.platform or "" for child in children if child.descriptor.platform) or "none"
+    raise NotFoundError(f"{shown} has no manifest for platform {platform}", hint=f"available: {available}")
+
+
+class _Evaluation:
+    """One check: list what the requirements need, level by level, then read the answers off the listings."""
+
+    def __init__(self, target: Target, concurrency: int) -> None:
+        self.target = target
+        self.concurrency = max(1, concurrency)
+        #: digest → (the artifactType filter it was listed with, the referrers listed)
+        self.listed: dict[str, tuple[str | None, list[Descriptor]]] = {}
+        self.listings = 0
+        self._lock = threading.Lock()
+
+    def run(self, pending: Sequence[tuple[Subject, Requirement]]) -> list[RequirementResult]:
+        frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
+        for subject, requirement in pending:
+            frontier.setdefault(subject.digest, (subject.descriptor, set()))[1].add(requirement.chain)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="ci-oras-verify") as pool:
+            while frontier:
+                nodes = list(frontier.values())
+                listings = list(pool.map(lambda node: self._list(node[0], node[1]), nodes))
+                next_frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
+                for (desc, chains), listed in zip(nodes, listings):
+                    for chain in chains:
+                        if len(chain) == 1:
+                            continue
+                        for referrer in listed:
+                            if _matches(chain[0], referrer):
+                                next_frontier.setdefault(referrer.digest, (referrer, set()))[1].add(chain[1:])
+                frontier = next_frontier
+        return [self._result(subject, requirement) for subject, requirement in pending]
+
+    def _list(self, desc: Descriptor, chains: set[Chain]) -> list[Descriptor]:
+        wanted = _server_filter(chains)
+        with self._lock:
+            cached = self.listed.get(desc.digest)
+        if cached is not None and (cached[0] is None or cached[0] == wanted):
+            return cached[1]
+        if cached is not None:
+            wanted = None  # needed again with another filter (only a looping graph does that): take everything
+        listed = _unique(self.target.referrers(_plain(desc), wanted))
+        with self._lock:
+            self.listed[desc.digest] = (wanted, listed)
+            self.listings += 1
+        return listed
+
+    def _result(self, subject: Subject, requirement: Requirement) -> RequirementResult:
+        paths = self._paths(subject.digest, requirement.chain)
+        found: list[str] = []
+        for path in paths:
+            if path[0] not in found:
+                found.append(path[0])
+        return RequirementResult(requirement, subject, tuple(found), tuple(paths))
+
+    def _paths(self, digest: str, chain: Chain) -> list[tuple[str, ...]]:
+        out: list[tuple[str, ...]] = []
+        for referrer in self.listed.get(digest, (None, []))[1]:
+            if not _matches(chain[0], referrer):
+                continue
+            if len(chain) == 1:
+                out.append((referrer.digest,))
+            else:
+                out.extend((referrer.digest, *rest) for rest in self._paths(referrer.digest, chain[1:]))
+        return out
+
+
+def _matches(matcher: Matcher, desc: Descriptor) -> bool:
+    return matcher.matches(desc.artifact_type, desc.annotations)
+
+
+def _server_filter(chains: set[Chain]) -> str | None:
+    """The one artifact type everything needed at a node shares, when there is one (else list everything)."""
+    spellings = {chain[0].filter_type for chain in chains}
+    if len(spellings) == 1:
+        return next(iter(spellings))
+    return None
+
+
+def _unique(listed: list[Descriptor]) -> list[Descriptor]:
+    seen: set[str] = set()
+    out: list[Descriptor] = []
+    for desc in listed:
+        if desc.digest not in seen:
+            seen.add(desc.digest)
+            out.append(desc)
+    return out
+
+
+def _plain(desc: Descriptor) -> Descriptor:
+    return Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)

@@ -1,0 +1,314 @@
+"""What ``ci-oras verify --require`` accepts: requirement specs, the alias table, and ``--wait`` durations.
+
+Pure: no I/O (``--require-file`` is read by the command and its text handed to :func:`parse_requirement_file`).
+
+Grammar (whitespace around every token is ignored)::
+
+    requirement := chain [ "*" COUNT ]
+    chain       := element ( ">" element )*
+    element     := ALIAS | MEDIA-TYPE
+
+- ``ALIAS`` is a name from :data:`ALIASES` (case-insensitive); ``MEDIA-TYPE`` is an artifact type written out,
+  ``type/subtype[;name=value]*`` (RFC 6838 names), compared case-insensitively with whitespace around ``;`` and
+  ``=`` ignored.
+- A chain ``a>b>c`` holds for a referrer R of the subject when R matches ``a``, and something referring to R
+  matches ``b``, and so on: ``sbom>signature`` is "a signed SBOM".
+- ``*COUNT`` (a positive integer, default 1) applies to the whole spec: at least COUNT distinct referrers of the
+  subject (for a chain: first-level referrers) must satisfy it. ``signature*2`` = two signatures.
+- One ``--require`` value may hold several specs separated by commas (``--require sbom,signature``), which
+  suits CI wrappers whose inputs are single strings. A ``--require-file`` holds specs one per line (commas
+  allowed too); ``#`` starts a comment at the start of a line or after whitespace; blank lines are skipped.
+- The same spec given twice (after normalisation) is checked once.
+
+Aliases (the one table, :data:`ALIASES`; ``ci-oras verify --help`` shows it too):
+
+==============  ===================================================================================
+``sbom``        CycloneDX ``application/vnd.cyclonedx+json``, ``application/vnd.cyclonedx+xml``;
+                SPDX ``application/spdx+json``, ``text/spdx``
+``signature``   Notary Project ``application/vnd.cncf.notary.signature``; Sigstore bundles
+                ``application/vnd.dev.sigstore.bundle.v0.3+json`` and
+                ``application/vnd.dev.sigstore.bundle+json;version=0.1|0.2|0.3``; cosign
+                ``application/vnd.dev.cosign.artifact.sig.v1+json`` — a Sigstore bundle only when it
+                carries **no** ``dev.sigstore.bundle.predicateType`` annotation
+``attestation`` in-toto ``application/vnd.in-toto+json``, DSSE ``application/vnd.dsse.envelope.v1+json``,
+                cosign ``application/vnd.dev.cosign.attestation.v1+json``, and a Sigstore bundle (any of
+                the types above) that **has** a ``dev.sigstore.bundle.predicateType`` annotation
+``vuln-report`` SARIF ``application/sarif+json``; Trivy ``application/vnd.aquasec.trivy.report.v1+json``,
+                ``application/vnd.aquasecurity.trivy.report.sarif.v1`` and its bare spelling
+                ``vnd.aquasecurity.trivy.report.sarif.v1`` (both in Ratify's and Azure's examples);
+                Grype ``application/vnd.anchore.grype.report.v1+json``; OpenVEX
+                ``application/vnd.openvex+json``
+==============  ===================================================================================
+
+Why a Sigstore bundle is a signature *or* an attestation, never both: cosign stores ``cosign sign`` (a message
+signature over the image digest) and ``cosign attest`` (a DSSE envelope around an in-toto statement) under the
+same bundle artifact type, and writes ``dev.sigstore.bundle.predicateType`` only for the second (as
+``attach-signature`` does). A gate asking for ``signature`` means "the image is signed"; an SBOM attestation
+must not pass it, and ``signature*2`` must not count one signature and one provenance statement. A bundle
+without annotations (another tool wrote it) counts as a signature. A media type written out matches on the
+artifact type alone, whatever the annotations.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ci_oras.errors import UsageError
+
+ANNOTATION_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
+
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+CYCLONEDX_XML = "application/vnd.cyclonedx+xml"
+SPDX_JSON = "application/spdx+json"
+SPDX_TAG_VALUE = "text/spdx"
+NOTARY_SIGNATURE = "application/vnd.cncf.notary.signature"
+SIGSTORE_BUNDLES = (
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+)
+COSIGN_SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+IN_TOTO = "application/vnd.in-toto+json"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+COSIGN_ATTESTATION = "application/vnd.dev.cosign.attestation.v1+json"
+SARIF = "application/sarif+json"
+TRIVY_REPORT = "application/vnd.aquasec.trivy.report.v1+json"
+TRIVY_SARIF = "application/vnd.aquasecurity.trivy.report.sarif.v1"
+TRIVY_SARIF_BARE = "vnd.aquasecurity.trivy.report.sarif.v1"
+GRYPE_REPORT = "application/vnd.anchore.grype.report.v1+json"
+OPENVEX = "application/vnd.openvex+json"
+
+
+def normalize_media_type(value: str) -> str:
+    """Lower case, no whitespace around ``;`` and ``=``: how artifact types are compared."""
+    parts = [part.strip() for part in value.strip().split(";")]
+    params = ["=".join(piece.strip() for piece in part.split("=", 1)) for part in parts[1:] if part]
+    return ";".join([parts[0], *params]).lower()
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A name for a family of artifact types.
+
+    ``types`` match on their own; ``predicate_types`` match only when the referrer carries a
+    ``dev.sigstore.bundle.predicateType`` annotation, ``unless_predicate`` only when it does not.
+    """
+
+    name: str
+    description: str
+    types: tuple[str, ...] = ()
+    unless_predicate: tuple[str, ...] = ()
+    with_predicate: tuple[str, ...] = ()
+
+    @property
+    def all_types(self) -> tuple[str, ...]:
+        return self.types + self.unless_predicate + self.with_predicate
+
+
+#: The alias table: the only place the families are defined (the module docstring explains each choice).
+ALIASES: Mapping[str, Alias] = {
+    alias.name: alias
+    for alias in (
+        Alias("sbom", "CycloneDX (JSON, XML) or SPDX (JSON, tag-value) SBOM",
+              types=(CYCLONEDX_JSON, CYCLONEDX_XML, SPDX_JSON, SPDX_TAG_VALUE)),
+        Alias("signature", "Notary Project, cosign or Sigstore-bundle signature",
+              types=(NOTARY_SIGNATURE, COSIGN_SIGNATURE), unless_predicate=SIGSTORE_BUNDLES),
+        Alias("attestation", "in-toto / DSSE attestation, or a Sigstore bundle with a predicateType",
+              types=(IN_TOTO, DSSE_ENVELOPE, COSIGN_ATTESTATION), with_predicate=SIGSTORE_BUNDLES),
+        Alias("vuln-report", "SARIF, Trivy, Grype or OpenVEX vulnerability report",
+              types=(SARIF, TRIVY_REPORT, TRIVY_SARIF, TRIVY_SARIF_BARE, GRYPE_REPORT, OPENVEX)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One element of a chain: an alias or one artifact type."""
+
+    #: As shown in results: the alias name, or the normalised media type.
+    text: str
+    #: Artifact types (normalised) that match on their own.
+    types: frozenset[str]
+    #: Types that match only without / only with a ``dev.sigstore.bundle.predicateType`` annotation.
+    unless_predicate: frozenset[str] = frozenset()
+    with_predicate: frozenset[str] = frozenset()
+    #: For an artifact type written out: the user's spelling, sent as the registry's ``artifactType`` filter
+    #: (registries compare it exactly). None for aliases, which always span several types.
+    filter_type: str | None = field(default=None, compare=False)
+
+    @property
+    def candidate_types(self) -> frozenset[str]:
+        """Every artifact type that can match: what a server-side ``artifactType`` filter may ask for."""
+        return self.types | self.unless_predicate | self.with_predicate
+
+    def matches(self, artifact_type: str | None, annotations: Mapping[str, str]) -> bool:
+        if not artifact_type:
+            return False
+        kind = normalize_media_type(artifact_type)
+        if kind in self.types:
+            return True
+        has_predicate = bool(annotations.get(ANNOTATION_PREDICATE_TYPE))
+        if kind in self.with_predicate:
+            return has_predicate
+        if kind in self.unless_predicate:
+            return not has_predicate
+        return False
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A parsed spec: a chain of matchers and how many first-level referrers must satisfy it."""
+
+    chain: tuple[Matcher, ...]
+    count: int = 1
+
+    @property
+    def spec(self) -> str:
+        """The canonical spelling, used in results and in ``missing``: ``sbom>signature*2``."""
+        text = ">".join(m.text for m in self.chain)
+        return f"{text}*{self.count}" if self.count > 1 else text
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_PARAM = rf"\s*;\s*{_RESTRICTED_NAME}\s*=\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_MEDIA_TYPE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}(?:{_PARAM})*")
+_COUNT = re.compile(r"[0-9]+")
+_EXAMPLES = "e.g. sbom, signature*2, sbom>signature or application/vnd.cyclonedx+json"
+
+
+def alias_names() -> str:
+    return ", ".join(ALIASES)
+
+
+def _bad(spec: str, problem: str, hint: str) -> UsageError:
+    return UsageError(f"invalid requirement {spec.strip()!r}: {problem}", hint=hint)
+
+
+def _matcher(element: str, spec: str) -> Matcher:
+    if not element:
+        raise _bad(spec, "an empty element in the chain",
+                   hint="put an alias or an artifact type on both sides of every '>', e.g. sbom>signature")
+    if "*" in element:
+        raise _bad(spec, f"a count inside the chain ({element!r})",
+                   hint="the count goes once, at the end of the whole spec: sbom>signature*2")
+    alias = ALIASES.get(element.lower())
+    if alias is not None:
+        return Matcher(alias.name, frozenset(alias.types), frozenset(alias.unless_predicate),
+                       frozenset(alias.with_predicate))
+    if "/" not in element:
+        close = difflib.get_close_matches(element.lower(), list(ALIASES), n=1)
+        suggestion = f"did you mean {close[0]!r}? " if close else ""
+        raise _bad(spec, f"unknown alias {element!r}",
+                   hint=f"{suggestion}use one of {alias_names()}, or an artifact type such as "
+                        "application/vnd.cyclonedx+json")
+    if not _MEDIA_TYPE.fullmatch(element):
+        raise _bad(spec, f"{element!r} is not a media type",
+                   hint="write the artifact type as type/subtype[;name=value], e.g. application/spdx+json")
+    normalized = normalize_media_type(element)
+    return Matcher(normalized, frozenset({normalized}), filter_type=element)
+
+
+def parse_requirement(spec: str) -> Requirement:
+    """One spec (no commas) → a Requirement; ``UsageError`` (exit 2) naming the spec and the fix."""
+    text = spec.strip()
+    if not text:
+        raise UsageError("empty requirement", hint=f"give an alias or an artifact type, {_EXAMPLES}")
+    body, star, count_text = text.rpartition("*") if "*" in text else (text, "", "")
+    count = 1
+    if star:
+        count_text = count_text.strip()
+        if ">" in count_text:
+            raise _bad(spec, "a count inside the chain",
+                       hint="the count goes once, at the end of the whole spec: sbom>signature*2")
+        if not _COUNT.fullmatch(count_text):
+            raise _bad(spec, f"the count {count_text!r} after '*' is not a number",
+                       hint="end the spec with *N, a positive whole number: signature*2")
+        count = int(count_text)
+        if count < 1:
+            raise _bad(spec, "a count of 0 requires nothing",
+                       hint="use *1 or more, or leave the requirement out")
+        if not body.strip():
+            raise _bad(spec, "nothing before the count", hint=f"write what to count first, {_EXAMPLES}")
+    chain = tuple(_matcher(element.strip(), spec) for element in body.split(">"))
+    return Requirement(chain, count)
+
+
+def parse_requirements(values: Iterable[str]) -> list[Requirement]:
+    """``--require`` values (each may list specs separated by commas), deduplicated in order."""
+    found: list[Requirement] = []
+    for value in values:
+        pieces = value.split(",")
+        if len(pieces) > 1 and not all(piece.strip() for piece in pieces):
+            raise _bad(value, "an empty spec between commas", hint="separate specs with single commas")
+        for piece in pieces:
+            _add(found, parse_requirement(piece))
+    return found
+
+
+def parse_requirement_file(text: str, name: str) -> list[Requirement]:
+    """A ``--require-file``: one spec per line (or several separated by commas), ``#`` comments."""
+    found: list[Requirement] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        content = _strip_comment(line).strip()
+        if not content:
+            continue
+        try:
+            for requirement in parse_requirements([content]):
+                _add(found, requirement)
+        except UsageError as exc:
+            raise UsageError(f"{name}:{number}: {exc.message}", hint=exc.hint) from None
+    return found
+
+
+def merge(*groups: Iterable[Requirement]) -> list[Requirement]:
+    found: list[Requirement] = []
+    for group in groups:
+        for requirement in group:
+            _add(found, requirement)
+    return found
+
+
+def _add(found: list[Requirement], requirement: Requirement) -> None:
+    if requirement not in found:
+        found.append(requirement)
+
+
+def _strip_comment(line: str) -> str:
+    for index, char in enumerate(line):
+        if char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index]
+    return line
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """``30s``, ``2m``, ``1m30s``, ``1h``, ``500ms``, ``1.5s`` or plain seconds (``45``) → seconds."""
+    value = text.strip().lower()
+    hint = f"write {flag} as plain seconds (45) or with units: 30s, 2m, 1m30s, 1h, 500ms"
+    if not value:
+        raise UsageError(f"{flag} is empty", hint=hint)
+    try:
+        seconds = float(value)
+    except ValueError:
+        position, seconds = 0, 0.0
+        for match in _DURATION_PART.finditer(value):
+            if match.start() != position:
+                break
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            position = match.end()
+        if position != len(value) or position == 0:
+            raise UsageError(f"invalid {flag} {text!r}", hint=hint) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(f"invalid {flag} {text!r}: must be zero or more", hint=hint)
+    return seconds
