@@ -9,16 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.oci import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST, push_blob, push_image, push_manifest
 from harness.proxy import RegistryProxy
 from harness.registry import RegistryFactory, RunningRegistry
+
+from ci_oras.schemas import load_schema
 
 WRITES = ("PUT", "POST", "PATCH", "DELETE")
 
@@ -83,6 +85,9 @@ def test_same_registry_promotion_mounts_and_rerun_writes_nothing(
         assert uploads == [], "same-registry promotion must mount, not upload"
         mounts = proxy.requests_matching(method="POST", path=r"/blobs/uploads/", query=r"mount=")
         assert mounts and all("from=" in m.query and m.status == 201 for m in mounts)
+        # One referrers-index write per subject with referrers (the image and the SBOM), not one per referrer.
+        index_puts = proxy.requests_matching(method="PUT", path=r"/manifests/sha256-")
+        assert len(index_puts) == 2
         # Tag written last, after every manifest and referrers index.
         writes = [r for r in proxy.requests if r.method in WRITES]
         assert writes[-1].method == "PUT" and writes[-1].path.endswith("/manifests/v1")
@@ -252,10 +257,6 @@ def test_killed_promotion_never_leaves_a_tag_on_an_incomplete_graph(
 
 def test_promote_document_matches_schema(registry_plain: RunningRegistry, env: dict[str, str], tmp_path: Path,
                                          unique_repo: str) -> None:
-    import jsonschema
-
-    from ci_oras.schemas import load_schema
-
     (tmp_path / "f").write_text("x")
     layout = f"oci:{tmp_path / 'layout'}"
     assert run_cli("push", f"{layout}:v1", "f", env=env, cwd=tmp_path).returncode == 0
