@@ -218,18 +218,21 @@ class RegistryReferrers:
             self.ensure_all_listed(manifest.subject.digest, [manifest], confirmed_by_registry=confirmed)
 
     def ensure_all_listed(self, subject_digest: str, manifests: list[Manifest], *,
-                          confirmed_by_registry: bool) -> None:
+                          confirmed_by_registry: bool | None) -> None:
         """Make every manifest (all referrers of one subject, already pushed) discoverable, in one index write.
 
-        ``confirmed_by_registry``: every push answered ``OCI-Subject`` for this subject. A promotion passes
-        all referrers of a subject at once, so a tag-schema index is written once, not once per referrer.
+        ``confirmed_by_registry``: True when every push answered ``OCI-Subject`` for this subject, False when
+        one did not (the spec then says to use the tag schema), None when nothing was pushed now (a re-run):
+        then the API is probed as for a listing. A promotion passes all referrers of a subject at once, so a
+        tag-schema index is written once, not once per referrer.
         """
         if not manifests:
             return
         if self.mode is ReferrersMode.tag:
             self._ensure_in_fallback(subject_digest, manifests)
             return
-        if confirmed_by_registry or self.mode is ReferrersMode.api:
+        unknown = confirmed_by_registry is None and self.api_supported is not False
+        if confirmed_by_registry or unknown or self.mode is ReferrersMode.api:
             if self._ensure_listed_by_api(subject_digest, manifests):
                 return
         self._ensure_in_fallback(subject_digest, manifests)

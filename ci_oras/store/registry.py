@@ -322,13 +322,14 @@ class RegistryRepository:
     def push_referrers(self, subject: Descriptor, manifests: list[Manifest], stored: Collection[str] = ()) -> None:
         backend = self.referrers_backend
         backend.require_api(subject.digest)
-        confirmed = bool(manifests)
+        # None: nothing was pushed now (a re-run), so no answer says whether the registry lists referrers.
+        confirmed: bool | None = None
         for manifest in manifests:
             if manifest.digest in stored:
-                confirmed = confirmed and backend.api_supported is True
                 continue
             response = self.put_manifest(manifest, manifest.digest)
-            confirmed = confirmed and response.headers.get("OCI-Subject") == subject.digest
+            said = response.headers.get("OCI-Subject") == subject.digest
+            confirmed = said if confirmed is None else confirmed and said
         backend.ensure_all_listed(subject.digest, manifests, confirmed_by_registry=confirmed)
 
     def tag(self, manifest: Manifest, tag: str) -> None:

@@ -264,3 +264,26 @@ def test_promote_document_matches_schema(registry_plain: RunningRegistry, env: d
     assert result.returncode == 0, result.stderr
     jsonschema.validate(result.json(), load_schema("promote"))
     assert result.json()["tags"] == ["v1"]  # DST without a tag takes SRC's
+
+
+def test_promote_to_and_from_a_registry_with_the_referrers_api(
+        registry_plain: RunningRegistry, fake_registry: Any, source_graph: tuple[str, set[tuple[str, str]]],
+        env: dict[str, str], unique_repo: str) -> None:
+    repo, edges = source_graph
+    fake = fake_registry()
+    to_api = f"{fake.host}/{unique_repo}:v1"
+    result = run_cli("promote", f"{repo}:v1", to_api, "-O", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert _graph(run_cli("discover", to_api, "-O", "json", env=env)) == edges
+    # The API registry keeps the lists itself: no sha256-<hex> fallback tag was written there.
+    assert [r for r in fake.requests if r.method == "PUT" and "/manifests/sha256-" in r.path] == []
+    assert fake.tags(unique_repo) == ["v1"]
+    fake.clear()
+    rerun = run_cli("promote", f"{repo}:v1", to_api, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert [r for r in fake.requests if r.method in WRITES] == []
+
+    back = f"{registry_plain.host}/{unique_repo}-from-api:v1"
+    result = run_cli("promote", to_api, back, env=env)
+    assert result.returncode == 0, result.stderr
+    assert _graph(run_cli("discover", back, "-O", "json", env=env)) == edges
