@@ -15,12 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ci_oras import __version__
 from ci_oras.errors import CiOrasError, UsageError
+
+if TYPE_CHECKING:
+    from ci_oras.emit.channel import Emitter
 
 app = typer.Typer(
     name="ci-oras",
@@ -59,18 +62,57 @@ PasswordOpt = Annotated[
 PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read the password or token from stdin.")]
 
 
+class EmitTarget(str, Enum):
+    auto = "auto"
+    github = "github"
+    gitlab = "gitlab"
+    azure = "azure"
+    none = "none"
+
+
+EmitOpt = Annotated[
+    EmitTarget,
+    typer.Option("--emit", help="CI platform side channels (step outputs, job summary, annotations); auto "
+                                "detects GITHUB_ACTIONS, GITLAB_CI, TF_BUILD. Independent of --output."),
+]
+EmitFileOpt = Annotated[
+    Optional[str],
+    typer.Option("--emit-file", metavar="PATH",
+                 help="gitlab: the dotenv file to write (default $CI_ORAS_DOTENV, else ci-oras.env)."),
+]
+
+
 class Options:
-    """The output and connection flags every registry command shares, gathered once."""
+    """The output and connection flags every registry command shares, gathered once.
+
+    The platform emitter (``--emit``) is opened first, so that a password read here is masked on the platform
+    before the command prints anything else.
+    """
 
     def __init__(self, output: OutputFormat = OutputFormat.text, plain_http: bool | None = None,
                  insecure: bool = False, ca_file: str | None = None, username: str | None = None,
-                 password: str | None = None, password_stdin: bool = False) -> None:
+                 password: str | None = None, password_stdin: bool = False, emit: EmitTarget = EmitTarget.none,
+                 emit_file: str | None = None, step: str = "") -> None:
         self.output = output
         self.plain_http = plain_http
         self.insecure = insecure
         self.ca_file = ca_file
         self.username = username
+        self.emitter = _open_emitter(emit, step, emit_file)
         self.password = _read_password(password, password_stdin)
+        if self.emitter is not None:
+            self.emitter.protect(self.password, os.environ.get("CI_ORAS_PASSWORD"))
+
+
+def _open_emitter(emit: EmitTarget, step: str, emit_file: str | None) -> Emitter | None:
+    """Nothing is imported for ``--emit none``, nor for ``auto`` outside CI beyond the small channel module."""
+    if emit is EmitTarget.none:
+        if "ci_oras.emit.channel" in sys.modules:  # an earlier command in this process may have activated one
+            sys.modules["ci_oras.emit.channel"].activate(None)
+        return None
+    from ci_oras.emit.channel import open_emitter
+
+    return open_emitter(emit.value, step=step, emit_file=emit_file)
 
 
 def _read_password(password: str | None, password_stdin: bool) -> str | None:
@@ -99,6 +141,8 @@ _CONNECTION_PARAMETERS = [
         ("username", UsernameOpt, None),
         ("password", PasswordOpt, None),
         ("password_stdin", PasswordStdinOpt, False),
+        ("emit", EmitOpt, EmitTarget.auto),
+        ("emit_file", EmitFileOpt, None),
     )
 ]
 
@@ -113,11 +157,14 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
     def decorate(func: Callable[..., None]) -> Callable[..., None]:
         own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "options"]
         parameters = own + _CONNECTION_PARAMETERS
+        step = name or func.__name__.replace("_", "-")
+        if group is manifest_app:
+            step = f"manifest {step}"
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
             shared = {p.name: kwargs.pop(p.name) for p in _CONNECTION_PARAMETERS}
-            func(options=Options(**shared), **kwargs)
+            func(options=Options(**shared, step=step), **kwargs)
 
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
@@ -141,7 +188,7 @@ def runtime(options: Options) -> Iterator[Any]:
 
 
 def report(options: Options, result: Any, text: Callable[[], str]) -> None:
-    """JSON document on stdout, or the short text on stderr."""
+    """JSON document on stdout, or the short text on stderr; then the platform outputs (``--emit``)."""
     if options.output is OutputFormat.json:
         from ci_oras.emit.json_output import write_document
 
@@ -150,6 +197,13 @@ def report(options: Options, result: Any, text: Callable[[], str]) -> None:
         from ci_oras.emit.text import say
 
         say(text())
+    emit_result(options, result)
+
+
+def emit_result(options: Options, result: Any) -> None:
+    """Step outputs and job summary on the CI platform, if one is active; for commands printing their own."""
+    if options.emitter is not None:
+        options.emitter.result(result)
 
 
 def _parse(reference: str) -> Any:
@@ -371,11 +425,13 @@ def discover(
         from ci_oras.emit.json_output import write_document
 
         write_document(result.document())
-        return
-    render: dict[GraphFormat, Callable[[], str]] = {GraphFormat.tree: lambda: render_tree(result.root, annotations=show_annotations),
-              GraphFormat.table: lambda: render_table(result.root),
-              GraphFormat.mermaid: lambda: render_mermaid(result.root)}
-    print(render[graph_format]())
+    else:
+        render: dict[GraphFormat, Callable[[], str]] = {
+            GraphFormat.tree: lambda: render_tree(result.root, annotations=show_annotations),
+            GraphFormat.table: lambda: render_table(result.root),
+            GraphFormat.mermaid: lambda: render_mermaid(result.root)}
+        print(render[graph_format](), flush=True)
+    emit_result(options, result)
 
 
 def _creation_time() -> tuple[str, int | None]:
@@ -438,6 +494,7 @@ def manifest_fetch(
         sys.stdout.buffer.write(result.manifest.raw)
         sys.stdout.buffer.write(b"\n")
         sys.stdout.flush()
+        emit_result(options, result)
 
 
 @command(app)
@@ -459,6 +516,8 @@ def tags(
     else:
         for tag in result.tags:
             print(tag)
+        sys.stdout.flush()
+        emit_result(options, result)
 
 
 @command(app)
@@ -539,7 +598,7 @@ def logout(
     """Remove stored credentials for a registry from the docker config."""
     from ci_oras.steps.login import logout as logout_step
 
-    options = Options(output)
+    options = Options(output)  # no --emit: logout has no outputs worth a pipeline's attention
     result = logout_step(registry, os.environ)
     report(options, result, lambda: f"{'Removed' if result.removed else 'No'} credentials for {result.registry}")
 
@@ -555,6 +614,10 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv)
     except CiOrasError as exc:
         error(str(exc))
+        if "ci_oras.emit.channel" in sys.modules:  # a platform emitter may be active (--emit)
+            from ci_oras.emit.channel import report_error
+
+            report_error(str(exc))
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)

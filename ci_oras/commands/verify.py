@@ -48,7 +48,7 @@ def verify(
     --wait polls every --interval until the referrers show up.
     An index is checked itself, unless --platform OS/ARCH (one child) or --all-platforms (every child).
     --output json prints the result document on stdout whether the gate passes or not."""
-    from ci_oras.cli import _referrers_mode, _require_reference, runtime
+    from ci_oras.cli import _referrers_mode, _require_reference, emit_result, runtime
     from ci_oras.errors import UsageError, VerificationFailed
     from ci_oras.steps.verify import VerifyOptions
     from ci_oras.steps.verify import verify as verify_step
@@ -78,6 +78,7 @@ def verify(
         from ci_oras.emit.text import say
 
         say(render_text(result))
+    emit_result(options, result)  # ok=false and missing go out too, before the exit 1 below
     if not result.ok:
         raise VerificationFailed(f"verification failed: missing {_missing_text(result)}", hint=_hint(result))
 

@@ -22,12 +22,18 @@ class CliResult:
         return json.loads(self.stdout)
 
 
+#: Set when the suite itself runs in a CI job: the CLI would emit to that job instead of the test's files.
+_CI_PLATFORM_VARIABLES = frozenset({"GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITLAB_CI",
+                                    "TF_BUILD", "AGENT_TEMPDIRECTORY"})
+
+
 def clean_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment with a private HOME/DOCKER_CONFIG, so no real credentials leak into a test."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("CI_ORAS_", "DOCKER_", "REGISTRY_AUTH", "SOURCE_DATE_EPOCH"))
+        and k not in _CI_PLATFORM_VARIABLES
     }
     env["HOME"] = str(home)
     env["DOCKER_CONFIG"] = str(home / ".docker")

@@ -1,0 +1,124 @@
+"""The markdown job summary of a step: a heading with the step and reference, a table of outputs, a picture.
+
+Shared by every platform (GitHub's step summary, GitLab's summary file, Azure's uploaded summary). Discover
+draws its graph with ``render_mermaid``; attach a subject -> referrer edge; promote source -> destination.
+Mermaid diagrams larger than GitHub renders are left out with a note.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ci_oras.emit.outputs import step_of
+
+#: GitHub refuses to render Mermaid sources above ~50 000 characters; stay clearly below.
+MAX_MERMAID_CHARS = 40_000
+#: Long values (a JSON list of many digests) are cut in the table; the output itself is whole.
+MAX_CELL_CHARS = 300
+_NOT_IN_TABLE = ("result", "graph")
+
+
+def result_summary(document: Mapping[str, Any], outputs: Mapping[str, str], result: Any = None) -> str:
+    step = step_of(document)
+    lines = [_heading(step, document), ""]
+    if document.get("dryRun"):
+        lines += ["_Dry run: nothing was changed._", ""]
+    if step == "verify":
+        lines += _verify_lines(document)
+    rows = [(name, value) for name, value in outputs.items() if name not in _NOT_IN_TABLE]
+    if rows:
+        lines += ["| output | value |", "| --- | --- |"]
+        lines += [f"| {_code(name)} | {_code(_cut(value)) if value else ''} |" for name, value in rows]
+        lines.append("")
+    diagram = _mermaid(step, document, result)
+    if diagram is not None:
+        if len(diagram) <= MAX_MERMAID_CHARS:
+            lines += ["```mermaid", diagram, "```", ""]
+        else:
+            lines += ["_The graph is too large to draw here; the `graph` output holds it as JSON._", ""]
+    return "\n".join(lines) + "\n"
+
+
+def error_summary(step: str, message: str) -> str:
+    return "\n".join([f"### ci-oras {step}: failed", "", _code(message), "", ""])
+
+
+def _heading(step: str, document: Mapping[str, Any]) -> str:
+    if step == "promote":
+        return f"### ci-oras promote {_code(str(document.get('source', '')))} → " \
+               f"{_code(str(document.get('destination', '')))}"
+    reference = document.get("reference") or document.get("repository") or document.get("registry") or ""
+    return f"### ci-oras {step} {_code(str(reference))}" if reference else f"### ci-oras {step}"
+
+
+def _verify_lines(document: Mapping[str, Any]) -> list[str]:
+    if document.get("ok"):
+        lines = ["**Passed**: every requirement holds.", ""]
+    else:
+        missing = ", ".join(_code(str(spec)) for spec in document.get("missing", []))
+        lines = [f"**Failed**: missing {missing}.", ""]
+    requirements = document.get("requirements", [])
+    if requirements:
+        lines += ["| requirement | platform | found | needed | |", "| --- | --- | --- | --- | --- |"]
+        for item in requirements:
+            platform = _code(str(item["platform"])) if item.get("platform") else ""
+            mark = "✅" if item.get("satisfied") else "❌"
+            lines.append(f"| {_code(str(item.get('spec', '')))} | {platform} | {len(item.get('found', []))} "
+                         f"| {item.get('needed', '')} | {mark} |")
+        lines.append("")
+    return lines
+
+
+def _mermaid(step: str, document: Mapping[str, Any], result: Any) -> str | None:
+    from ci_oras.emit.graph import render_mermaid
+
+    if step == "discover":
+        root = getattr(result, "root", None)
+        return render_mermaid(root) if root is not None else None
+    if step in ("attach", "attach-sbom", "attach-signature"):
+        return render_mermaid(_attach_graph(document))
+    if step == "promote":
+        return _promote_graph(document)
+    return None
+
+
+def _attach_graph(document: Mapping[str, Any]) -> Any:
+    """The subject with its one new referrer, as a discover graph, so the picture looks the same."""
+    from ci_oras.graph.discover import Node
+    from ci_oras.oci.descriptor import Descriptor
+
+    subject = document["subject"]
+    repository = str(document["reference"]).rsplit("@", 1)[0]
+    root = Node(Descriptor(media_type=subject["mediaType"], digest=subject["digest"], size=subject["size"]),
+                f"{repository}@{subject['digest']}")
+    referrer = Descriptor(media_type=document["mediaType"], digest=document["digest"], size=document["size"],
+                          artifact_type=document.get("artifactType"))
+    root.referrers.append(Node(referrer, str(document["reference"])))
+    return root
+
+
+def _promote_graph(document: Mapping[str, Any]) -> str:
+    from ci_oras.emit.graph import _label, _short
+
+    copied, skipped = document["copied"], document["skipped"]
+    verb = "would copy" if document.get("dryRun") else "copied"
+    edge = (f"{verb} {copied['manifests']} manifests, {copied['blobs']} blobs; mounted {document['mounted']}; "
+            f"already there {skipped['manifests'] + skipped['blobs']}")
+    source = _label(str(document["source"]))
+    destination = f'{_label(str(document["destination"]))}<br/>{_short(str(document["digest"]))}'
+    return f'graph LR\n  src["{source}"] -->|"{_label(edge)}"| dst["{destination}"]'
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_CELL_CHARS else value[:MAX_CELL_CHARS] + "…"
+
+
+def _code(text: str) -> str:
+    """A markdown code span safe inside a table cell: one line, ``|`` escaped, fenced past any backticks."""
+    text = " ".join(text.splitlines()).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
