@@ -12,9 +12,9 @@ from typing import Any
 
 from ci_oras.errors import NotFoundError, UsageError
 from ci_oras.files import FileSpec, prepare_layers
-from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, Descriptor, Platform
+from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor, Platform
 from ci_oras.oci.manifest import build_image_manifest
-from ci_oras.steps.common import ensure_blob, ensure_empty_config
+from ci_oras.steps.common import upload_layers, with_created
 from ci_oras.store.protocols import Target
 
 
@@ -94,15 +94,9 @@ def attach(target: Target, repository: str, subject: Descriptor, files: list[Fil
            options: AttachOptions, *, step: str = "attach", detected_format: str | None = None) -> AttachResult:
     if not options.artifact_type:
         raise UsageError("attach needs --artifact-type", hint="e.g. --artifact-type application/vnd.acme.report.v1")
-    annotations = dict(options.annotations)
-    if options.created and ANNOTATION_CREATED not in annotations:
-        annotations[ANNOTATION_CREATED] = options.created
-    uploaded = 0
+    annotations = with_created(options.annotations, options.created)
     with prepare_layers(files, file_annotations=options.file_annotations, mtime=options.mtime) as layers:
-        for layer in layers:
-            uploaded += ensure_blob(target, layer.descriptor, layer)
-        uploaded += ensure_empty_config(target)
-        layer_descriptors = [layer.descriptor for layer in layers] or [EMPTY_DESCRIPTOR]
+        layer_descriptors, uploaded = upload_layers(target, layers)
         manifest = build_image_manifest(artifact_type=options.artifact_type, config=EMPTY_DESCRIPTOR,
                                         layers=layer_descriptors, subject=subject, annotations=annotations)
         target.push_referrer(manifest)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, EMPTY_JSON, Descriptor
+from ci_oras.files import PreparedLayer
+from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, EMPTY_JSON, Descriptor
 from ci_oras.store.protocols import Target
 
 
@@ -23,3 +24,19 @@ def ensure_blob(target: Target, desc: Descriptor, chunks: Iterable[bytes]) -> bo
 def ensure_empty_config(target: Target) -> bool:
     """The shared ``{}`` config must exist before a manifest naming it (distribution checks)."""
     return ensure_blob(target, EMPTY_DESCRIPTOR, [EMPTY_JSON])
+
+
+def upload_layers(target: Target, layers: list[PreparedLayer]) -> tuple[list[Descriptor], int]:
+    """Upload the layers and the empty config the target lacks; returns the manifest's layer list (the empty
+    descriptor when there are no files, as ORAS writes it) and how many blobs were sent."""
+    uploaded = sum(ensure_blob(target, layer.descriptor, layer) for layer in layers)
+    uploaded += ensure_empty_config(target)
+    return [layer.descriptor for layer in layers] or [EMPTY_DESCRIPTOR], uploaded
+
+
+def with_created(annotations: dict[str, str] | None, created: str | None) -> dict[str, str]:
+    """``org.opencontainers.image.created`` added unless the user set it (ORAS's rule)."""
+    merged = dict(annotations or {})
+    if created and ANNOTATION_CREATED not in merged:
+        merged[ANNOTATION_CREATED] = created
+    return merged

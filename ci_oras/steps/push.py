@@ -7,9 +7,9 @@ from typing import Any
 
 from ci_oras.files import FileSpec, prepare_layers
 from ci_oras.oci import mediatypes
-from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, Descriptor
+from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor
 from ci_oras.oci.manifest import build_image_manifest
-from ci_oras.steps.common import ensure_blob, ensure_empty_config
+from ci_oras.steps.common import upload_layers, with_created
 from ci_oras.store.protocols import Target
 
 
@@ -53,19 +53,13 @@ class PushOptions:
 def push(target: Target, repository: str, tags: tuple[str, ...], files: list[FileSpec],
          options: PushOptions) -> PushResult:
     """Upload the layers the target lacks, the config, then the manifest under each tag (or by digest)."""
-    annotations = dict(options.annotations or {})
-    if options.created and ANNOTATION_CREATED not in annotations:
-        annotations[ANNOTATION_CREATED] = options.created
+    annotations = with_created(options.annotations, options.created)
     config = EMPTY_DESCRIPTOR
     if options.config_annotations:
         config = config.with_annotations(options.config_annotations)
     artifact_type = options.artifact_type or mediatypes.UNKNOWN_ARTIFACT
-    uploaded = 0
     with prepare_layers(files, file_annotations=options.file_annotations, mtime=options.mtime) as layers:
-        for layer in layers:
-            uploaded += ensure_blob(target, layer.descriptor, layer)
-        uploaded += ensure_empty_config(target)
-        layer_descriptors = [layer.descriptor for layer in layers] or [EMPTY_DESCRIPTOR]
+        layer_descriptors, uploaded = upload_layers(target, layers)
         manifest = build_image_manifest(
             artifact_type=artifact_type, config=config, layers=layer_descriptors, annotations=annotations
         )
