@@ -1,0 +1,398 @@
+"""The step catalog: what every CI wrapper of ci-oras takes and gives, in one place.
+
+Each :class:`Step` is one ``ci-oras <step>`` command as CI platforms see it: its inputs (kebab-case names, as
+on GitHub and GitLab; :attr:`Input.camel_name` for Azure), how each input becomes command-line arguments
+(:class:`Maps`), and the outputs the ``--emit`` emitters set. ``python -m ci_oras.wrappers.generate`` renders
+every wrapper file from this module, and ``tests/wrappers/`` fails when a generated file is stale or when an
+input names a flag the CLI does not have.
+
+How a value maps to the command line (:class:`Maps`):
+
+* ``ARGUMENT``: one positional argument (positional inputs keep their order in :attr:`Step.inputs`);
+* ``ARGUMENTS``: one positional argument per non-blank line (``files``: ``path[:media-type]`` per line);
+* ``OPTION``: ``--flag VALUE`` when the value is not empty;
+* ``OPTION_PER_LINE``: ``--flag LINE`` once per non-blank line (``annotations``, ``require``, ...);
+* ``SWITCH``: ``--flag`` when ``true``, nothing when ``false`` or empty;
+* ``TOGGLE``: ``--flag`` when ``true``, ``--no-flag`` when ``false``, nothing (the CLI's default) when empty;
+* ``PASSWORD_STDIN``: masked on the platform, then piped to ``--password-stdin`` (never on the command line);
+* ``WRAPPER``: read by the wrapper itself, never passed on (``fail-on-missing``).
+
+Lines are trimmed, and blank lines are skipped. Every wrapper adds ``--emit <platform>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Maps(str, Enum):
+    """How an input's value becomes arguments of ``ci-oras <step>``."""
+
+    ARGUMENT = "argument"
+    ARGUMENTS = "arguments"
+    OPTION = "option"
+    OPTION_PER_LINE = "option-per-line"
+    SWITCH = "switch"
+    TOGGLE = "toggle"
+    PASSWORD_STDIN = "password-stdin"
+    WRAPPER = "wrapper"
+
+
+class InputType(str, Enum):
+    """The type of an input's value; wrappers reject a value that does not fit before running anything."""
+
+    STRING = "string"
+    LINES = "lines"  # one value per line
+    BOOLEAN = "boolean"  # true or false
+    INTEGER = "integer"  # a non-negative whole number
+    DURATION = "duration"  # 30s, 2m, 1m30s or seconds; checked by the CLI
+    CHOICE = "choice"  # one of Input.options
+
+
+class OutputFormat(str, Enum):
+    """What an output's string value holds (every platform passes outputs as strings)."""
+
+    STRING = "string"
+    BOOLEAN = "boolean"  # true or false
+    INTEGER = "integer"
+    JSON = "json"  # compact single-line JSON
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str  # kebab-case
+    description: str
+    maps: Maps
+    type: InputType = InputType.STRING
+    flag: str | None = None  # the CLI option (OPTION, OPTION_PER_LINE, SWITCH, TOGGLE)
+    argument: str | None = None  # the CLI argument's metavar (ARGUMENT, ARGUMENTS)
+    required: bool = False
+    default: str | None = None  # None: no default (empty)
+    options: tuple[str, ...] = ()  # the allowed values of a CHOICE
+    secret: bool = False
+
+    @property
+    def camel_name(self) -> str:
+        """``plainHttp`` for ``plain-http`` (Azure Pipelines task inputs)."""
+        head, *rest = self.name.split("-")
+        return head + "".join(part.capitalize() for part in rest)
+
+    @property
+    def env_name(self) -> str:
+        """The environment variable a wrapper script reads the value from: ``INPUT_PLAIN_HTTP``."""
+        return "INPUT_" + self.name.upper().replace("-", "_")
+
+    @property
+    def negative_flag(self) -> str | None:
+        """``--no-plain-http`` for a TOGGLE."""
+        if self.maps is not Maps.TOGGLE or self.flag is None:
+            return None
+        return "--no-" + self.flag.removeprefix("--")
+
+    @property
+    def multiline(self) -> bool:
+        return self.type is InputType.LINES
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str  # kebab-case, exactly as the emitters write it
+    description: str
+    format: OutputFormat = OutputFormat.STRING
+
+
+@dataclass(frozen=True)
+class SoftFailure:
+    """An exit code that fails the job only while a boolean WRAPPER input says so (fail-on-missing)."""
+
+    exit_code: int
+    input: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # the ci-oras subcommand, also the wrapper's name (actions/<name>, gitlab/<name>.yml)
+    title: str  # a short human name: "Attach an SBOM"
+    description: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]  # ``result`` last
+    soft_failure: SoftFailure | None = None
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    @property
+    def camel_name(self) -> str:
+        """``AttachSbom`` (Azure task names: ``CiOrasAttachSbom@0``)."""
+        return "".join(part.capitalize() for part in self.name.split("-"))
+
+    @property
+    def arguments(self) -> tuple[Input, ...]:
+        """Positional inputs, in command-line order."""
+        return tuple(i for i in self.inputs if i.maps in (Maps.ARGUMENT, Maps.ARGUMENTS))
+
+    @property
+    def options(self) -> tuple[Input, ...]:
+        return tuple(i for i in self.inputs if i.maps not in (Maps.ARGUMENT, Maps.ARGUMENTS))
+
+    def input(self, name: str) -> Input:
+        for candidate in self.inputs:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"{self.name} has no input {name!r}")
+
+    def output(self, name: str) -> Output:
+        for candidate in self.outputs:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"{self.name} has no output {name!r}")
+
+
+# --- common inputs -----------------------------------------------------------------------------------------
+
+PLAIN_HTTP = Input(
+    "plain-http",
+    "Use plain HTTP (true) or HTTPS (false). Empty: plain HTTP for localhost, 127.0.0.1 and [::1] only.",
+    Maps.TOGGLE, InputType.BOOLEAN, flag="--plain-http", default="",
+)
+INSECURE = Input(
+    "insecure", "Skip TLS certificate verification (testing only; ci-oras warns loudly).",
+    Maps.SWITCH, InputType.BOOLEAN, flag="--insecure", default="false",
+)
+CA_FILE = Input("ca-file", "PEM file of CA certificates to trust.", Maps.OPTION, flag="--ca-file")
+USERNAME = Input(
+    "username",
+    "Registry username. Without it, credentials come from CI_ORAS_USERNAME/CI_ORAS_PASSWORD or the docker "
+    "config (docker login).",
+    Maps.OPTION, flag="--username",
+)
+PASSWORD = Input(
+    "password", "Registry password or token: pass a secret. Masked in logs, sent to ci-oras on stdin.",
+    Maps.PASSWORD_STDIN, secret=True,
+)
+REFERRERS = Input(
+    "referrers",
+    "How referrers are listed and written: api (OCI 1.1 referrers API), tag (sha256-<hex> fallback tag) or "
+    "auto (probe the registry once per repository).",
+    Maps.OPTION, InputType.CHOICE, flag="--referrers", default="auto", options=("auto", "api", "tag"),
+)
+
+#: Connection and credential inputs, in wrapper order. ``push`` writes no referrers and has no ``referrers``.
+CONNECTION = (PLAIN_HTTP, INSECURE, CA_FILE, USERNAME, PASSWORD)
+COMMON = CONNECTION + (REFERRERS,)
+
+
+# --- outputs -----------------------------------------------------------------------------------------------
+
+RESULT = Output("result", "The whole --output json document of the step, as compact JSON.", OutputFormat.JSON)
+
+
+def _attach_outputs(what: str) -> tuple[Output, ...]:
+    return (
+        Output("digest", f"Digest of the {what} manifest."),
+        Output("reference", f"The {what}: REPO@DIGEST."),
+        Output("artifact-type", f"Artifact type of the {what}."),
+        Output("subject", "Digest of the manifest it refers to."),
+        RESULT,
+    )
+
+
+def _files(what: str) -> Input:
+    return Input(
+        "files",
+        f"Files and directories {what}, one per line: path[:media-type]. "
+        "A directory becomes a tar+gzip layer.",
+        Maps.ARGUMENTS, InputType.LINES, argument="FILE[:MEDIA_TYPE]",
+    )
+
+
+ANNOTATIONS = Input(
+    "annotations", "Manifest annotations, one KEY=VALUE per line.",
+    Maps.OPTION_PER_LINE, InputType.LINES, flag="--annotation",
+)
+
+
+# --- steps -------------------------------------------------------------------------------------------------
+
+PUSH = Step(
+    "push",
+    "Push an OCI artifact",
+    "Push files and directories to a registry (or an OCI layout) as an OCI artifact, like 'oras push'.",
+    inputs=(
+        Input("reference", "Where to push: REGISTRY/REPO[:TAG[,TAG...]] or oci:PATH[:TAG].",
+              Maps.ARGUMENT, argument="REF", required=True),
+        _files("to push"),
+        Input("artifact-type", "The artifact's type (default application/vnd.unknown.artifact.v1).",
+              Maps.OPTION, flag="--artifact-type"),
+        ANNOTATIONS,
+    ) + CONNECTION,
+    outputs=(
+        Output("digest", "Digest of the pushed manifest."),
+        Output("reference", "Where the manifest is: REPO:TAG, or REPO@DIGEST when pushed without a tag."),
+        Output("artifact-type", "Artifact type of the pushed manifest."),
+        RESULT,
+    ),
+)
+
+ATTACH = Step(
+    "attach",
+    "Attach files as a referrer",
+    "Attach files to a subject as an OCI 1.1 referrer (like 'oras attach'); "
+    "succeeds once it is discoverable.",
+    inputs=(
+        Input("subject", "What to attach to: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
+              Maps.ARGUMENT, argument="SUBJECT", required=True),
+        _files("to attach"),
+        Input("artifact-type", "The referrer's artifact type.", Maps.OPTION, flag="--artifact-type",
+              required=True),
+        ANNOTATIONS,
+    ) + COMMON,
+    outputs=_attach_outputs("referrer"),
+)
+
+ATTACH_SBOM = Step(
+    "attach-sbom",
+    "Attach an SBOM",
+    "Attach an SBOM (CycloneDX JSON/XML, SPDX JSON/tag-value, detected from its content) to a subject, "
+    "recording its format, spec version, tool and creation time.",
+    inputs=(
+        Input("subject", "What the SBOM describes: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
+              Maps.ARGUMENT, argument="SUBJECT", required=True),
+        Input("sbom", "Path of the SBOM file.", Maps.ARGUMENT, argument="FILE", required=True),
+    ) + COMMON,
+    outputs=_attach_outputs("SBOM"),
+)
+
+ATTACH_SIGNATURE = Step(
+    "attach-signature",
+    "Attach a signature",
+    "Attach a signature to a subject: Notary Project JWS and COSE envelopes and Sigstore bundles are "
+    "recognised; other formats need artifact-type and media-type.",
+    inputs=(
+        Input("subject", "What is signed: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
+              Maps.ARGUMENT, argument="SUBJECT", required=True),
+        Input("signature", "Path of the signature file.", Maps.ARGUMENT, argument="FILE", required=True),
+        Input("artifact-type", "Artifact type, for signature formats ci-oras does not recognise.",
+              Maps.OPTION, flag="--artifact-type"),
+        Input("media-type", "Layer media type, for signature formats ci-oras does not recognise.",
+              Maps.OPTION, flag="--media-type"),
+    ) + COMMON,
+    outputs=_attach_outputs("signature"),
+)
+
+DISCOVER = Step(
+    "discover",
+    "Discover the referrers graph",
+    "List the referrers graph below a subject: signatures, SBOMs and what refers to them, level by level.",
+    inputs=(
+        Input("reference", "The subject: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
+              Maps.ARGUMENT, argument="REF", required=True),
+        Input("artifact-type", "Only referrers of these artifact types, one per line.",
+              Maps.OPTION_PER_LINE, InputType.LINES, flag="--artifact-type"),
+        Input("depth", "Levels to follow (empty: all).", Maps.OPTION, InputType.INTEGER, flag="--depth"),
+    ) + COMMON,
+    outputs=(
+        Output("digest", "Digest of the subject."),
+        Output("count", "Referrers found at any depth.", OutputFormat.INTEGER),
+        Output("graph", "The referrers graph as compact JSON (ORAS's nested shape).", OutputFormat.JSON),
+        RESULT,
+    ),
+)
+
+VERIFY = Step(
+    "verify",
+    "Verify required referrers",
+    "Gate a deployment on referrers: fails when a required SBOM, signature, attestation or other referrer is "
+    "missing (unless fail-on-missing is false).",
+    inputs=(
+        Input("reference", "The subject: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
+              Maps.ARGUMENT, argument="REF", required=True),
+        Input("require",
+              "Required referrers, one SPEC per line: an artifact type or an alias (sbom, signature, "
+              "attestation, vuln-report), optionally chained (sbom>signature) and counted (signature*2).",
+              Maps.OPTION_PER_LINE, InputType.LINES, flag="--require", required=True),
+        Input("wait", "Keep checking this long for referrers to show up: 30s, 2m, 1m30s or seconds "
+                      "(empty: check once).",
+              Maps.OPTION, InputType.DURATION, flag="--wait"),
+        Input("fail-on-missing", "Fail the job when a requirement is missing; false: only set ok=false.",
+              Maps.WRAPPER, InputType.BOOLEAN, default="true"),
+    ) + COMMON,
+    outputs=(
+        Output("ok", "true when every requirement holds, else false.", OutputFormat.BOOLEAN),
+        Output("missing", "The requirements not met, as a compact JSON list.", OutputFormat.JSON),
+        RESULT,
+    ),
+    soft_failure=SoftFailure(1, "fail-on-missing", "a required referrer is missing (fail-on-missing: false)"),
+)
+
+PROMOTE = Step(
+    "promote",
+    "Promote with the whole graph",
+    "Copy an image or artifact with its whole graph (index children, referrers, referrers of referrers) to "
+    "another repository or registry; tags are written last, so they never point at an incomplete graph.",
+    inputs=(
+        Input("source", "What to copy: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST or oci:PATH:TAG.",
+              Maps.ARGUMENT, argument="SRC", required=True),
+        Input("destination",
+              "Where: REGISTRY/REPO[:TAG[,TAG...]] or oci:PATH[:TAG] (default: the source's tag).",
+              Maps.ARGUMENT, argument="DST", required=True),
+        Input("artifact-type",
+              "Copy only direct referrers of these artifact types (and what refers to them), one per line.",
+              Maps.OPTION_PER_LINE, InputType.LINES, flag="--artifact-type"),
+        Input("exclude-artifact-type", "Never copy referrers of these artifact types, one per line.",
+              Maps.OPTION_PER_LINE, InputType.LINES, flag="--exclude-artifact-type"),
+        Input("concurrency", "Parallel blob copies (1-64, default 4).",
+              Maps.OPTION, InputType.INTEGER, flag="--concurrency"),
+    ) + COMMON,
+    outputs=(
+        Output("digest", "Digest of the promoted manifest."),
+        Output("reference", "The destination."),
+        Output("copied", "Manifests and blobs copied.", OutputFormat.INTEGER),
+        Output("mounted", "Blobs mounted from the source repository.", OutputFormat.INTEGER),
+        Output("skipped", "Manifests and blobs the destination already had.", OutputFormat.INTEGER),
+        RESULT,
+    ),
+)
+
+DELETE = Step(
+    "delete",
+    "Delete a manifest or graph",
+    "Delete a manifest (every tag on it goes too) or, with graph: true, its whole referrers graph.",
+    inputs=(
+        Input("reference", "The manifest to delete: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
+              Maps.ARGUMENT, argument="REF", required=True),
+        Input("graph", "Also delete every referrer below it and, for an index, its manifests.",
+              Maps.SWITCH, InputType.BOOLEAN, flag="--graph", default="false"),
+    ) + COMMON,
+    outputs=(
+        Output("deleted", "Digests deleted, as a compact JSON list.", OutputFormat.JSON),
+        RESULT,
+    ),
+)
+
+#: Every wrapped step, in the order wrappers and docs list them.
+STEPS: tuple[Step, ...] = (PUSH, ATTACH, ATTACH_SBOM, ATTACH_SIGNATURE, DISCOVER, VERIFY, PROMOTE, DELETE)
+
+
+def step(name: str) -> Step:
+    for candidate in STEPS:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"no step {name!r}")
+
+
+# --- installing ci-oras (GitHub's actions/setup) -----------------------------------------------------------
+
+SETUP_INPUTS: tuple[Input, ...] = (
+    Input("version",
+          "ci-oras version to install (empty: the version in this action's checkout, installed from it; "
+          "another version is installed from the package index).",
+          Maps.WRAPPER),
+)
+SETUP_OUTPUTS: tuple[Output, ...] = (
+    Output("version", "The ci-oras version on PATH."),
+    Output("path", "Path of the ci-oras executable."),
+)

@@ -1,0 +1,55 @@
+"""The committed wrapper files are what ``python -m ci_oras.wrappers.generate`` renders from the catalog."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ci_oras import catalog
+from ci_oras.wrappers import generate
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_regenerating_changes_nothing() -> None:
+    problems = generate.stale(REPO_ROOT)
+    assert not problems, (
+        "generated wrappers are stale; run `python -m ci_oras.wrappers.generate` and commit the result:\n"
+        + "\n".join(problems)
+    )
+
+
+def test_every_step_setup_and_the_reference_are_generated() -> None:
+    files = generate.render_all()
+    expected = {f"actions/{step.name}/action.yml" for step in catalog.STEPS}
+    expected |= {"actions/setup/action.yml", "actions/README.md"}
+    assert set(files) == expected
+
+
+def test_check_mode_lists_stale_missing_and_foreign_files(tmp_path: Path) -> None:
+    check = [sys.executable, "-m", "ci_oras.wrappers.generate", "--root", str(tmp_path)]
+    written = subprocess.run(check, check=False, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert written.returncode == 0, written.stderr
+    fresh = subprocess.run([*check, "--check"], check=False, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert fresh.returncode == 0, fresh.stderr
+
+    (tmp_path / "actions/push/action.yml").write_text("edited by hand\n")
+    (tmp_path / "actions/verify/action.yml").unlink()
+    (tmp_path / "actions/old-step").mkdir()
+    (tmp_path / "actions/old-step/action.yml").write_text("name: gone\n")
+    stale = subprocess.run([*check, "--check"], check=False, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert stale.returncode == 1
+    assert "differs: actions/push/action.yml" in stale.stderr
+    assert "missing: actions/verify/action.yml" in stale.stderr
+    assert "not generated: actions/old-step/action.yml" in stale.stderr
+
+    rewritten = subprocess.run(check, check=False, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert "wrote actions/push/action.yml" in rewritten.stderr
+    assert "wrote actions/verify/action.yml" in rewritten.stderr
+    assert rewritten.returncode == 1  # the foreign action is reported, never deleted
+    assert (tmp_path / "actions/old-step/action.yml").exists()
+
+
+def test_rendering_is_deterministic() -> None:
+    assert generate.render_all() == generate.render_all()

