@@ -172,7 +172,7 @@ def test_azure_logging_commands(registry_plain: RunningRegistry, tmp_path: Path)
     lines = result.stderr.splitlines()
     assert f"##vso[task.setvariable variable=digest;isOutput=true]{pushed['digest']}" in lines
     assert f"##vso[task.setvariable variable=reference;isOutput=true]{repo}:v1" in lines
-    assert "##vso[task.setvariable variable=artifact-type;isOutput=true]application/vnd.acme.test" in lines
+    assert "##vso[task.setvariable variable=artifactType;isOutput=true]application/vnd.acme.test" in lines
     upload = [line for line in lines if line.startswith("##vso[task.uploadsummary]")]
     assert len(upload) == 1
     summary = Path(upload[0].removeprefix("##vso[task.uploadsummary]"))

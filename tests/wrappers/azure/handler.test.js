@@ -1,0 +1,61 @@
+// MockTestRunner tests of the shared handler (ci-oras-task.js) through the CiOrasPush task.
+"use strict";
+const assert = require("node:assert");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { test } = require("node:test");
+const ttm = require("azure-pipelines-task-lib/mock-test");
+
+const { buildArguments, variableName } = require("../../../azure-pipelines/tasks/CiOrasVerifyV0/ci-oras-task");
+
+async function runPush(inputs, exit = 0) {
+  process.env.MOCK_INPUTS = JSON.stringify(inputs);
+  process.env.MOCK_TEMP = fs.mkdtempSync(path.join(os.tmpdir(), "ci-oras-mock-"));
+  process.env.MOCK_EXIT = String(exit);
+  const tr = new ttm.MockTestRunner(path.join(__dirname, "mock-push.js"));
+  tr.nodePath = process.execPath;
+  await tr.runAsync();
+  const line = tr.stdout.split("\n").find((l) => l.startsWith("SPAWNED "));
+  return { tr, spawned: line ? JSON.parse(line.slice(8)) : null };
+}
+
+test("push: arguments built from the inputs, the password on stdin only", async () => {
+  const { tr, spawned } = await runPush({
+    reference: "localhost:5000/app:v1", files: "a.txt\n\n  b.txt:text/plain  \n", artifactType: "application/x",
+    annotations: "k=v\n", plainHttp: "false", insecure: "true", username: "me", password: "hunter2-secret",
+  });
+  assert.ok(tr.succeeded, tr.stdout + tr.stderr);
+  assert.deepStrictEqual(spawned.args, [
+    "push", "--password-stdin", "--emit", "azure", "--artifact-type", "application/x", "--annotation", "k=v",
+    "--no-plain-http", "--insecure", "--username", "me", "--", "localhost:5000/app:v1", "a.txt", "b.txt:text/plain",
+  ]);
+  assert.strictEqual(spawned.stdin, "hunter2-secret\n");
+  assert.ok(!spawned.args.join(" ").includes("hunter2"));
+  assert.ok(tr.stdout.includes("##vso[task.setvariable variable=artifactType;isOutput=true]application/x"));
+});
+
+test("push: a failing ci-oras fails the task; a bad input fails before running", async () => {
+  const failed = await runPush({ reference: "r:1", files: "a" }, 2);
+  assert.ok(failed.tr.failed);
+  assert.ok(failed.tr.stdout.includes("failed with exit code 2"));
+  const bad = await runPush({ reference: "", files: "a" });
+  assert.ok(bad.tr.failed);
+  assert.strictEqual(bad.spawned, null);
+  assert.ok(bad.tr.stdout.includes("input 'reference' is required"));
+});
+
+test("verify: failOnMissing is a wrapper input, never a flag", () => {
+  const step = { command: ["verify"], inputs: [
+    { name: "reference", azure: "reference", maps: "argument", type: "string", required: true },
+    { name: "require", azure: "require", maps: "option-per-line", type: "lines", flag: "--require", required: true },
+    { name: "fail-on-missing", azure: "failOnMissing", maps: "wrapper", type: "boolean", default: "true" },
+  ] };
+  const inputs = { reference: "r:1", require: "sbom\nsignature", failOnMissing: "False" };
+  const built = buildArguments(step, (name) => inputs[name]);
+  assert.deepStrictEqual(built.args, ["verify", "--emit", "azure", "--require", "sbom", "--require", "signature",
+    "--", "r:1"]);
+  assert.strictEqual(built.wrapper["fail-on-missing"], false);
+  assert.throws(() => buildArguments(step, (name) => ({ ...inputs, failOnMissing: "maybe" })[name]), /true or false/);
+  assert.strictEqual(variableName("artifact-type"), "artifactType");
+});

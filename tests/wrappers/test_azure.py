@@ -1,0 +1,385 @@
+"""Azure Pipelines: the extension's tasks and the YAML step templates under ``azure-pipelines/``, run for real.
+
+* every task.json passes tfx-cli's own validator, and declares the catalog's inputs and output variables;
+* ``node --test tests/wrappers/azure/`` (MockTestRunner: arguments built, the secret never on the command line);
+* each task's ``index.js`` runs as the agent runs it (``INPUT_*`` variables, ``AGENT_TEMPDIRECTORY``) against a
+  live docker-registry, with this checkout's ci-oras found in a pre-made venv or on PATH, and the
+  ``##vso[task.setvariable …]`` lines it prints are asserted;
+* the YAML templates pass check-jsonschema's Azure Pipelines schema (extended with our tasks), and their script
+  steps run with the parameters substituted;
+* ``tfx extension create`` builds the ``.vsix``.
+
+Node and the npm packages (``npm ci --prefix azure-pipelines``) are needed: missing, a test fails with ``CI``
+set and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from wrapper_tools import REPO_ROOT, in_ci, require_tool
+
+from samples.make_samples import cyclonedx_json
+
+from ci_oras import __version__, catalog
+from ci_oras.wrappers import generate
+
+AZURE = REPO_ROOT / "azure-pipelines"
+TASKS = AZURE / "tasks"
+NODE_TESTS = Path(__file__).resolve().parent / "azure"
+SETVARIABLE = re.compile(r"^##vso\[task\.setvariable variable=([^;\]]+);isOutput=true\](.*)$", re.M)
+PASSWORD = "s3cret-Azure-pa55"
+
+
+def _missing(message: str) -> None:
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        _missing("node was not found (install Node 20: apt-get install -y nodejs)")
+    assert path is not None
+    if not (AZURE / "node_modules/azure-pipelines-task-lib").is_dir() or not (
+            AZURE / "node_modules/tfx-cli").is_dir():
+        _missing("azure-pipelines/node_modules is missing (run: npm ci --prefix azure-pipelines)")
+    return path
+
+
+def _task_dir(step: catalog.Step) -> Path:
+    return TASKS / f"{generate.azure_task_name(step)}V0"
+
+
+def _variables(text: str) -> dict[str, str]:
+    def unescape(value: str) -> str:
+        return value.replace("%0D", "\r").replace("%0A", "\n").replace("%AZP25", "%")
+
+    return {name: unescape(value) for name, value in SETVARIABLE.findall(text)}
+
+
+# --- generated files and their validation --------------------------------------------------------------------
+
+
+def test_azure_files_are_generated_for_every_step() -> None:
+    files = generate.render_azure()
+    for step in catalog.STEPS:
+        base = f"azure-pipelines/tasks/{generate.azure_task_name(step)}V0"
+        assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js",
+                f"azure-pipelines/templates/{step.name}.yml"} <= set(files)
+    assert not [p for p in generate.stale(REPO_ROOT) if "azure-pipelines/" in p]
+
+
+def test_output_variable_names_are_azure_safe() -> None:
+    assert generate.azure_variable("artifact-type") == "artifactType"
+    assert generate.azure_variable("digest") == "digest"
+    for step in catalog.STEPS:
+        task = json.loads((_task_dir(step) / "task.json").read_text())
+        names = [v["name"] for v in task["outputVariables"]]
+        assert names == [generate.azure_variable(o.name) for o in step.outputs]
+        assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) for name in names)
+        assert [i["name"] for i in task["inputs"]] == [
+            *(i.camel_name for i in step.inputs), "dockerRegistryServiceConnection", "package"]
+        assert task["execution"] == {"Node20_1": {"target": "index.js", "argumentFormat": ""}}
+
+
+def test_task_json_passes_tfx_validator(node: str) -> None:
+    script = (
+        'const v = require("tfx-cli/_build/lib/jsonvalidate");'
+        "let bad = 0;"
+        "for (const p of process.argv.slice(1)) {"
+        "  try { v.validate(p, p + ' is missing'); } catch (e) { bad++; console.log(e.message); }"
+        "}"
+        "process.exit(bad ? 1 : 0);"
+    )
+    paths = [str(_task_dir(step) / "task.json") for step in catalog.STEPS]
+    run = subprocess.run([node, "-e", script, *paths], cwd=AZURE, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_node_tests_with_mock_test_runner(node: str) -> None:
+    tests = sorted(str(p) for p in NODE_TESTS.glob("*.test.js"))
+    assert tests
+    env = {**os.environ, "NODE_PATH": str(AZURE / "node_modules")}  # tests/ resolves azure-pipelines' packages
+    run = subprocess.run([node, "--test", *tests], cwd=AZURE, capture_output=True, text=True, check=False,
+                         timeout=120, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_vsix_builds_and_its_task_runs_from_the_package(node: str, tmp_path: Path) -> None:
+    """package.sh bundles the wheel and task-lib into every task; the unpacked task runs with them alone."""
+    bash = shutil.which("bash")
+    assert bash
+    run = subprocess.run([bash, str(AZURE / "package.sh"), str(tmp_path / "out")], capture_output=True, text=True,
+                         check=False, timeout=300, env={**os.environ, "HOME": str(tmp_path),
+                                                        "PYTHON": sys.executable})
+    assert run.returncode == 0, run.stdout + run.stderr
+    (vsix,) = (tmp_path / "out").glob("*.vsix")
+    assert vsix.name == f"ci-oras.ci-oras-{__version__}.vsix"
+    with zipfile.ZipFile(vsix) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "unpacked")
+    for step in catalog.STEPS:
+        base = f"tasks/{generate.azure_task_name(step)}V0"
+        assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js",
+                f"{base}/ci_oras-{__version__}-py3-none-any.whl",
+                f"{base}/node_modules/azure-pipelines-task-lib/task.js"} <= names
+
+    # the bundled wheel names the venv: pre-make it (this checkout's ci-oras) so nothing is installed
+    venv_bin = tmp_path / "agent-temp" / f"ci-oras-{__version__}" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "ci-oras").symlink_to(_ci_oras_bin())
+    (tmp_path / "f.txt").write_text("packaged\n")
+    task = tmp_path / "unpacked/tasks/CiOrasPushV0/index.js"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_", "NODE_PATH"))}
+    env.update({"AGENT_TEMPDIRECTORY": str(tmp_path / "agent-temp"), "PATH": "/usr/bin:/bin",
+                "INPUT_REFERENCE": f"oci:{tmp_path / 'layout'}:v1", "INPUT_FILES": "f.txt"})
+    pushed = subprocess.run([node, str(task)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            check=False, timeout=120)
+    text = pushed.stdout + pushed.stderr
+    assert _result(pushed) == "Succeeded", text
+    assert _variables(text)["digest"].startswith("sha256:")
+
+
+# --- real runs of the handlers ------------------------------------------------------------------------------
+
+
+def _ci_oras_bin() -> Path:
+    exe = Path(sys.executable).parent / "ci-oras"
+    if not exe.exists():
+        found = shutil.which("ci-oras")
+        assert found, "ci-oras is not installed (pip install -e .)"
+        exe = Path(found)
+    return exe
+
+
+def _run_task(node: str, step: str, inputs: dict[str, str], tmp_path: Path, *,
+              path: str | None = None, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    agent_temp = tmp_path / "agent-temp"
+    agent_temp.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "ENDPOINT_", "CI_ORAS_"))}
+    env.update({
+        "AGENT_TEMPDIRECTORY": str(agent_temp),
+        "PATH": path if path is not None else f"{_ci_oras_bin().parent}{os.pathsep}{env.get('PATH', '')}",
+        "HOME": str(tmp_path),  # no docker config
+        "DOCKER_CONFIG": str(tmp_path / "docker"),
+    })
+    env.pop("TF_BUILD", None)
+    for name, value in inputs.items():
+        env["INPUT_" + name.upper()] = value
+    env.update(extra_env or {})
+    task = _task_dir(catalog.step(step))
+    return subprocess.run([node, str(task / "index.js")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, check=False, timeout=120)
+
+
+def _result(run: subprocess.CompletedProcess[str]) -> str:
+    results = re.findall(r"##vso\[task\.complete result=(\w+);", run.stdout + run.stderr)
+    return results[-1] if results else "none"
+
+
+def test_task_runs_push_attach_sbom_discover_verify_delete(node: str, registry_htpasswd: Any,
+                                                             tmp_path: Path) -> None:
+    registry = registry_htpasswd
+    (tmp_path / "app.txt").write_text("hello azure\n")
+    sbom = tmp_path / "sbom.cdx.json"
+    sbom.write_bytes(cyclonedx_json())
+    creds = {"USERNAME": registry.username, "PASSWORD": registry.password}
+    ref = f"{registry.host}/azure/app:v1"
+
+    push = _run_task(node, "push", {"REFERENCE": ref, "FILES": "app.txt:text/plain\n\n",
+                                    "ARTIFACTTYPE": "application/vnd.example.app", "PLAINHTTP": "true",
+                                    "ANNOTATIONS": "org.example.team=ci\n", **creds}, tmp_path)
+    text = push.stdout + push.stderr
+    assert _result(push) == "Succeeded", text
+    assert registry.password not in re.sub(r"##vso\[task\.(setsecret|debug)\].*", "", text)
+    out = _variables(text)
+    assert out["digest"].startswith("sha256:")
+    assert out["artifactType"] == "application/vnd.example.app"
+    assert "artifact-type" not in out
+    assert json.loads(out["result"])["digest"] == out["digest"]
+
+    attach = _run_task(node, "attach-sbom", {"SUBJECT": ref, "SBOM": str(sbom), "PLAINHTTP": "true",
+                                             **creds}, tmp_path)
+    text = attach.stdout + attach.stderr
+    assert _result(attach) == "Succeeded", text
+    sbom_out = _variables(text)
+    assert sbom_out["subject"] == out["digest"]
+    assert set(sbom_out) == {"digest", "reference", "artifactType", "subject", "result"}
+
+    discover = _run_task(node, "discover", {"REFERENCE": ref, "PLAINHTTP": "true", **creds}, tmp_path)
+    assert _result(discover) == "Succeeded", discover.stdout + discover.stderr
+    assert _variables(discover.stdout + discover.stderr)["count"] == "1"
+
+    verify = _run_task(node, "verify", {"REFERENCE": ref, "REQUIRE": "sbom\nsignature", "PLAINHTTP": "true",
+                                        "FAILONMISSING": "false", **creds}, tmp_path)
+    text = verify.stdout + verify.stderr
+    assert _result(verify) == "SucceededWithIssues", text
+    assert _variables(text)["ok"] == "false"
+    assert "signature" in _variables(text)["missing"]
+
+    strict = _run_task(node, "verify", {"REFERENCE": ref, "REQUIRE": "signature", "PLAINHTTP": "true",
+                                        **creds}, tmp_path)
+    assert strict.returncode != 0 and _result(strict) == "Failed", strict.stdout + strict.stderr
+
+    delete = _run_task(node, "delete", {"REFERENCE": ref, "GRAPH": "true", "PLAINHTTP": "true", **creds},
+                       tmp_path)
+    assert _result(delete) == "Succeeded", delete.stdout + delete.stderr
+    assert len(json.loads(_variables(delete.stdout + delete.stderr)["deleted"])) == 2
+
+
+def test_task_uses_service_connection_and_premade_venv(node: str, registry_htpasswd: Any,
+                                                        tmp_path: Path) -> None:
+    """Credentials from a docker-registry service connection; ci-oras from a venv under Agent.TempDirectory."""
+    registry = registry_htpasswd
+    (tmp_path / "a.txt").write_text("a\n")
+    inputs = {
+        "REFERENCE": f"{registry.host}/azure/conn:v1", "FILES": "a.txt", "PLAINHTTP": "true",
+        "DOCKERREGISTRYSERVICECONNECTION": "reg", "PACKAGE": "ci-oras==" + __version__,
+    }
+    # the venv of a `package` requirement is named after its hash: pre-make it, so nothing is installed
+    digest = hashlib.sha256(inputs["PACKAGE"].encode()).hexdigest()[:12]
+    venv_bin = tmp_path / "agent-temp" / f"ci-oras-pkg-{digest}" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "ci-oras").symlink_to(_ci_oras_bin())
+    endpoint = {
+        "ENDPOINT_AUTH_PARAMETER_REG_USERNAME": registry.username,
+        "ENDPOINT_AUTH_PARAMETER_REG_PASSWORD": registry.password,
+    }
+    run = _run_task(node, "push", inputs, tmp_path, path="/usr/bin:/bin", extra_env=endpoint)
+    text = run.stdout + run.stderr
+    assert _result(run) == "Succeeded", text
+    assert _variables(text)["digest"].startswith("sha256:")
+    assert registry.password not in re.sub(r"##vso\[task\.(setsecret|debug)\].*", "", text)
+
+    anonymous = _run_task(node, "push", {**inputs, "DOCKERREGISTRYSERVICECONNECTION": ""}, tmp_path,
+                          path="/usr/bin:/bin")
+    assert _result(anonymous) == "Failed", anonymous.stdout + anonymous.stderr
+
+
+# --- YAML step templates -------------------------------------------------------------------------------------
+
+
+def _schema_with_our_tasks(tmp_path: Path) -> Path:
+    """check-jsonschema's vendored Azure Pipelines schema, extended with the CiOras* tasks (from task.json)."""
+    import check_jsonschema.builtin_schemas as builtin  # type: ignore[import-untyped]
+
+    source = Path(builtin.__file__).parent / "vendor" / "azure-pipelines.json"
+    schema = json.loads(source.read_text(encoding="utf-8"))
+    task_def = schema["definitions"]["task"]
+    for step in catalog.STEPS:
+        task = json.loads((_task_dir(step) / "task.json").read_text(encoding="utf-8"))
+        ref = f"{task['name']}@{task['version']['Major']}"
+        task_def["properties"]["task"]["anyOf"].append({"description": task["description"], "enum": [ref]})
+        inputs: dict[str, Any] = {}
+        for item in task["inputs"]:
+            if item["type"] == "boolean":
+                inputs[item["name"]] = {"type": "boolean"}  # YAML true/false stays a boolean after the transform
+            elif item["type"] == "pickList":
+                inputs[item["name"]] = {"enum": list(item["options"])}
+            else:
+                inputs[item["name"]] = {"type": "string"}
+        task_def["anyOf"].append({
+            "properties": {
+                "task": {"pattern": f"^{re.escape(ref)}$"},
+                "inputs": {
+                    "properties": inputs, "additionalProperties": False,
+                    "required": [i["name"] for i in task["inputs"] if i.get("required")],
+                },
+            },
+            "required": ["task"],
+        })
+    # a step template's `name: ${{ parameters.name }}`: the vendored schema only knows literal step names
+    text = json.dumps(schema)
+    for pattern in ("^[_A-Za-z0-9]*$", "^[-_A-Za-z0-9]*$"):
+        text = text.replace(json.dumps(pattern), json.dumps("^(" + pattern[1:-1] + r"|\$\{\{[^}]*\}\})$"))
+    out = tmp_path / "azure-pipelines.schema.json"
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+def test_templates_pass_the_azure_pipelines_schema(tmp_path: Path) -> None:
+    tool = require_tool("check-jsonschema")
+    templates = sorted(str(p) for p in (AZURE / "templates").glob("*.yml"))
+    schema = _schema_with_our_tasks(tmp_path)
+    run = subprocess.run(
+        [tool, "--schemafile", str(schema), "--data-transform", "azure-pipelines",
+         "--regex-variant", "python", *templates],
+        capture_output=True, text=True, check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_pipeline_using_the_tasks_passes_an_extended_schema(tmp_path: Path) -> None:
+    tool = require_tool("check-jsonschema")
+    schema = _schema_with_our_tasks(tmp_path)
+    pipeline = REPO_ROOT / "tests/wrappers/azure/pipeline.yml"
+    run = subprocess.run(
+        [tool, "--schemafile", str(schema), "--data-transform", "azure-pipelines", "--regex-variant", "python",
+         str(pipeline)],
+        capture_output=True, text=True, check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _substitute(template: Path, parameters: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The template's bash script and env, with ``${{ parameters.x }}`` replaced as Azure would."""
+    document = yaml.safe_load(template.read_text(encoding="utf-8"))
+    values = {p["name"]: p.get("default") for p in document["parameters"]}
+    unknown = set(parameters) - set(values)
+    assert not unknown, unknown
+    values.update(parameters)
+    (step,) = document["steps"]
+
+    def expand(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            value = values[match.group(1)]
+            return ("True" if value else "False") if isinstance(value, bool) else str(value)
+        return re.sub(r"\$\{\{\s*parameters\.(\w+)\s*\}\}", one, text)
+
+    assert "${{" not in step["bash"], "parameters must reach the script through env only"
+    return step["bash"], {name: expand(str(value)) for name, value in step["env"].items()}
+
+
+def test_template_scripts_run_with_parameters(registry_plain: Any, tmp_path: Path) -> None:
+    bash = shutil.which("bash")
+    assert bash
+    ref = f"{registry_plain.host}/azure/template:v1"
+    (tmp_path / "t.txt").write_text("template\n")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_"))}
+    base_env.update({"AGENT_TEMPDIRECTORY": str(tmp_path), "HOME": str(tmp_path),
+                     "PATH": f"{_ci_oras_bin().parent}{os.pathsep}{base_env.get('PATH', '')}"})
+
+    def run(step: str, parameters: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        script, env = _substitute(AZURE / "templates" / f"{step}.yml", parameters)
+        return subprocess.run([bash, "-c", script], cwd=tmp_path, env={**base_env, **env},
+                              capture_output=True, text=True, check=False, timeout=120)
+
+    push = run("push", {"reference": ref, "files": "t.txt\n", "artifactType": "application/vnd.example.t",
+                        "plainHttp": "true"})
+    assert push.returncode == 0, push.stdout + push.stderr
+    out = _variables(push.stdout)
+    assert out["artifactType"] == "application/vnd.example.t"
+    assert out["digest"].startswith("sha256:")
+
+    soft = run("verify", {"reference": ref, "require": "sbom", "failOnMissing": False, "plainHttp": "true"})
+    assert soft.returncode == 0, soft.stdout + soft.stderr
+    assert _variables(soft.stdout)["ok"] == "false"
+    strict = run("verify", {"reference": ref, "require": "sbom", "plainHttp": "true"})
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+
+    bad = run("discover", {"reference": ref, "depth": "two"})
+    assert bad.returncode == 2 and "whole number" in bad.stdout
