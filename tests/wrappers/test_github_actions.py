@@ -58,7 +58,8 @@ def test_actions_match_the_github_actions_schema() -> None:
 
 def test_test_workflows_match_the_github_workflows_schema() -> None:
     tool = require_tool("check-jsonschema")
-    workflows = sorted(map(str, GHA_DIR.glob("*.yml")))
+    examples = REPO_ROOT / "examples" / "github"
+    workflows = sorted(map(str, [*GHA_DIR.glob("*.yml"), *examples.glob("*.yml")]))
     result = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", *workflows],
                             check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

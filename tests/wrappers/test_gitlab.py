@@ -132,7 +132,8 @@ def test_templates_match_the_gitlab_ci_schema(tmp_path: Path) -> None:
 def test_test_pipelines_match_the_gitlab_ci_schema() -> None:
     tool = require_tool("check-jsonschema")
     result = subprocess.run([tool, "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci",
-                             *map(str, sorted(PIPELINES.glob("*.yml")))],
+                             *map(str, sorted(PIPELINES.glob("*.yml"))),
+                             str(REPO_ROOT / "examples" / "gitlab" / ".gitlab-ci.yml")],
                             check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
