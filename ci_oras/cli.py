@@ -180,6 +180,11 @@ def runtime(options: Options) -> Iterator[Any]:
     from ci_oras.runtime import LoginFlags, Runtime
 
     transport = TransportOptions(plain_http=options.plain_http, insecure=options.insecure, ca_file=options.ca_file)
+    if options.insecure:
+        from ci_oras.emit.text import warn
+
+        warn("--insecure: TLS certificates are NOT verified; anyone on the network path can read and change "
+             "what you push and pull. Use --ca-file instead.")
     run = Runtime(transport, LoginFlags(options.username, options.password), os.environ)
     try:
         yield run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -32,12 +31,6 @@ class RegistrySession:
         self._auth: Authenticator | None = None
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
-        if options.insecure:
-            print(
-                "WARNING: --insecure: TLS certificates are NOT verified; anyone on the network path can read "
-                "and change what you push and pull. Use --ca-file instead.",
-                file=sys.stderr,
-            )
 
     def plain_http_for(self, reference: RegistryReference) -> bool:
         if self.options.plain_http is not None:
