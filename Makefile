@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test registry-binary clean
+.PHONY: demo test install install-test test-tools clean
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,16 @@ install-test: install
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
-registry-binary:
-	@command -v docker-registry >/dev/null || { \
-	  echo "installing docker-registry (Debian package)"; \
-	  apt-get update -qq && apt-get install -y -qq docker-registry >/dev/null; }
+# What the tests drive besides Python: docker-registry, shellcheck and rsync (Debian packages; needs root),
+# gitlab-ci-local and the Azure task library/tfx (npm, pinned in the lock files).
+test-tools:
+	@command -v docker-registry >/dev/null && command -v shellcheck >/dev/null && command -v rsync >/dev/null || { \
+	  echo "installing docker-registry, shellcheck, rsync (Debian packages)"; \
+	  apt-get update -qq && apt-get install -y -qq docker-registry shellcheck rsync >/dev/null; }
+	@[ -d node_modules ] || npm ci --no-audit --no-fund
+	@[ -d azure-pipelines/node_modules ] || npm ci --prefix azure-pipelines --no-audit --no-fund
 
-test: install-test registry-binary
+test: install-test test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
