@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import Digest
-from ci_oras.oci.manifest import Manifest
 
 
 def fallback_tag(subject_digest: str) -> str:
     """The tag schema's tag for a subject: ``<alg>-<hex>`` (distribution-spec "Referrers Tag Schema")."""
     parsed = Digest.parse(subject_digest)
     return f"{parsed.algorithm}-{parsed.hex}"
-
-
-def referrer_descriptor(manifest: Manifest) -> Descriptor:
-    """How a referrer appears in a referrers list: type, digest, size, artifactType and all annotations."""
-    return Descriptor(
-        media_type=manifest.media_type,
-        digest=manifest.digest,
-        size=len(manifest.raw),
-        annotations=dict(manifest.annotations),
-        artifact_type=manifest.effective_artifact_type,
-    )
 
 
 def filter_by_type(descriptors: list[Descriptor], artifact_type: str | None) -> list[Descriptor]:

@@ -33,7 +33,7 @@ from ci_oras.errors import RegistryError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest, build_index, parse_manifest
-from ci_oras.oci.referrers import fallback_tag, filter_by_type, referrer_descriptor
+from ci_oras.oci.referrers import fallback_tag, filter_by_type
 
 if TYPE_CHECKING:
     import httpx
@@ -264,7 +264,7 @@ class RegistryReferrers:
         #: Our entries and every entry seen in the index during this call. A writer that read before someone
         #: else's write can drop entries; whoever saw them puts them back, so they survive their owner. An
         #: entry whose manifest has been deleted meanwhile is let go (one HEAD, only when it went missing).
-        known: dict[str, Descriptor] = {m.digest: referrer_descriptor(m) for m in manifests}
+        known: dict[str, Descriptor] = {m.digest: m.descriptor for m in manifests}
         ours = set(known)
         writes = 0
         started = time.monotonic()

@@ -29,7 +29,7 @@ from ci_oras.oci import gojson, mediatypes
 from ci_oras.oci.descriptor import ANNOTATION_REF_NAME, Descriptor
 from ci_oras.oci.digest import Digest, is_digest, verify_bytes
 from ci_oras.oci.manifest import Manifest, parse_manifest
-from ci_oras.oci.referrers import fallback_tag, filter_by_type, referrer_descriptor
+from ci_oras.oci.referrers import fallback_tag, filter_by_type
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
 from ci_oras.store.verify import verified
 
@@ -213,7 +213,7 @@ class OCILayout:
                 except NotFoundError:
                     continue  # listed but its blob is gone: nothing to follow
                 if manifest.subject is not None:
-                    subjects.setdefault(manifest.subject.digest, []).append(referrer_descriptor(manifest))
+                    subjects.setdefault(manifest.subject.digest, []).append(manifest.descriptor)
             self._subjects = subjects
         return self._subjects
 
