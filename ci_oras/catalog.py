@@ -165,12 +165,13 @@ INSECURE = Input(
 CA_FILE = Input("ca-file", "PEM file of CA certificates to trust.", Maps.OPTION, flag="--ca-file")
 USERNAME = Input(
     "username",
-    "Registry username. Without it, credentials come from CI_ORAS_USERNAME/CI_ORAS_PASSWORD or the docker "
-    "config (docker login).",
+    "Registry username, sent only to the registry this step names (promote: the destination). Other registries "
+    "use the docker config (docker login), or CI_ORAS_USERNAME/CI_ORAS_PASSWORD for the host in CI_ORAS_REGISTRY.",
     Maps.OPTION, flag="--username",
 )
 PASSWORD = Input(
-    "password", "Registry password or token: pass a secret. Masked in logs, sent to ci-oras on stdin.",
+    "password",
+    "Registry password or token for username's registry: pass a secret. Masked in logs, sent to ci-oras on stdin.",
     Maps.PASSWORD_STDIN, secret=True,
 )
 REFERRERS = Input(

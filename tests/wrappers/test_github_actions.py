@@ -26,7 +26,8 @@ import wrapper_tools
 from harness.cli import clean_env, run_cli
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json, make_chain, notary_jws
-from wrapper_tools import GHA_DIR, REPO_ROOT, ActRun, ActRunner, path_without_ci_oras, require_tool
+from wrapper_tools import (GHA_DIR, REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials,
+                           path_without_ci_oras, require_tool)
 
 from ci_oras import __version__, catalog
 
@@ -339,3 +340,29 @@ def test_credentials_are_masked_and_sent_on_stdin(act: ActRunner, registry_facto
     # the registry does require the credentials: the same step without them fails
     assert run.recorded("anonymous-outcome.txt") == "failure"
     assert "exit status 4" in run.messages("anonymous")
+
+
+@integration
+def test_each_credential_reaches_only_its_registry(act: ActRunner, guarded_pair: tuple[Guarded, Guarded],
+                                                   tmp_path: Path) -> None:
+    """promote: env credentials (CI_ORAS_REGISTRY) read the source, the inputs write the destination; a step
+    naming the destination without inputs is refused there, without the env credentials ever going there."""
+    source, destination = guarded_pair
+    repo = f"wrappers/{uuid.uuid4().hex[:8]}"
+    (tmp_path / "a.txt").write_text("promote me\n")
+    pushed = run_cli("push", "--output", "json", "-u", source.username, "--password-stdin",
+                     f"{source.registry.host}/{repo}:v1", "a.txt", env=clean_env(tmp_path / "home"), cwd=tmp_path,
+                     stdin=source.password + "\n")
+    assert pushed.returncode == 0, pushed.stderr
+    run = act("promote-credentials.yml", {
+        "CI_ORAS_REGISTRY": source.host, "CI_ORAS_USERNAME": source.username, "CI_ORAS_PASSWORD": source.password,
+        "DEST": destination.host, "DEST_USER": destination.username, "DEST_PASSWORD": destination.password,
+        "REPO": repo})
+    _check(run)
+    promoted = _outputs(run, "promote.json", "promote")
+    assert promoted["digest"] == json.loads(pushed.stdout)["digest"]
+    assert run.recorded("elsewhere-outcome.txt") == "failure"
+    assert "exit status 4" in run.messages("elsewhere")
+    assert_only_own_credentials(source, destination)
+    for secret in (source.password, destination.password):
+        assert secret not in run.log

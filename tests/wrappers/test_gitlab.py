@@ -28,7 +28,7 @@ import yaml
 from harness.cli import clean_env
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json
-from wrapper_tools import REPO_ROOT, in_ci, require_tool
+from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, in_ci, require_tool
 
 from ci_oras import __version__, catalog
 
@@ -247,3 +247,29 @@ def test_ci_registry_credentials_are_the_default(registry_htpasswd: RunningRegis
     assert run.returncode == 0, run.log
     assert DIGEST.match(run.recorded("digest")), run.log
     assert registry_htpasswd.password not in run.log
+
+
+@integration
+def test_each_credential_reaches_only_its_registry(guarded_pair: tuple[Guarded, Guarded], tmp_path: Path) -> None:
+    """Promote $CI_REGISTRY -> elsewhere: the job token reads the source, the inputs write the destination; a
+    job naming the other registry without inputs does not send it the job token."""
+    ci_registry, elsewhere = guarded_pair
+    repo = f"gitlab/{uuid.uuid4().hex[:8]}"
+    pushed = subprocess.run(
+        [sys.executable, "-m", "ci_oras", "push", "--emit", "none", "--output", "json", "-u", ci_registry.username,
+         "--password-stdin", f"{ci_registry.registry.host}/{repo}:v1", "hello.txt"],
+        cwd=_hello(tmp_path), input=ci_registry.password + "\n", capture_output=True, text=True, check=True,
+        env=clean_env(tmp_path / "home"))
+    digest = json.loads(pushed.stdout)["digest"]
+    run = _gitlab_ci_local(tmp_path, "promote-credentials.yml", {
+        "CI_REGISTRY": ci_registry.host, "CI_REGISTRY_USER": ci_registry.username,
+        "CI_REGISTRY_PASSWORD": ci_registry.password, "DEST": elsewhere.host, "DEST_USER": elsewhere.username,
+        "DEST_PASSWORD": elsewhere.password, "REPO": repo})
+    assert run.recorded("promoted-digest") == digest, run.log
+    assert_only_own_credentials(ci_registry, elsewhere)
+    # the job without inputs reached the other registry and was refused there, holding nothing for it
+    assert any(r.path == f"/v2/{repo}/manifests/elsewhere" or f"/v2/{repo}/blobs/" in r.path
+               for r in elsewhere.proxy.requests if r.status == 401), run.log
+    assert "push-elsewhere" in run.log and f"{elsewhere.host}/{repo}:elsewhere" in run.log
+    for secret in (ci_registry.password, elsewhere.password):
+        assert secret not in run.log

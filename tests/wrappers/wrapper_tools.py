@@ -6,6 +6,7 @@ as the registry fixtures in ``tests/conftest.py``): CI must never go green by sk
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 from harness.cli import clean_env
+from harness.proxy import RegistryProxy
+from harness.registry import RunningRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GHA_DIR = Path(__file__).resolve().parent / "gha"
@@ -155,3 +158,46 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
         return ActRun(completed.returncode, events, completed.stdout + completed.stderr, out)
 
     return run
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A Basic-auth registry behind a recording proxy: ``host`` is the proxy, so every request is seen."""
+
+    registry: RunningRegistry
+    proxy: RegistryProxy
+
+    @property
+    def host(self) -> str:
+        return self.proxy.host
+
+    @property
+    def username(self) -> str:
+        assert self.registry.username is not None
+        return self.registry.username
+
+    @property
+    def password(self) -> str:
+        assert self.registry.password is not None
+        return self.registry.password
+
+    def authorizations(self) -> set[str]:
+        """Every ``Authorization`` this host received, Basic ones decoded to ``user:password``."""
+        seen = set()
+        for record in self.proxy.requests:
+            value = record.header("Authorization")
+            if value is None:
+                continue
+            scheme, _, credentials = value.partition(" ")
+            if scheme.lower() == "basic":
+                seen.add(base64.b64decode(credentials).decode("utf-8"))
+            else:
+                seen.add(value)
+        return seen
+
+
+def assert_only_own_credentials(*hosts: Guarded) -> None:
+    """Each host received its own credentials (at least once) and nothing else: no secret crossed hosts."""
+    for host in hosts:
+        seen = host.authorizations()
+        assert seen == {f"{host.username}:{host.password}"}, (host.host, seen)
