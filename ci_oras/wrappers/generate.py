@@ -247,7 +247,10 @@ AZURE_EXTRA_INPUTS = (
         "type": "connectedService:dockerregistry",
         "label": "Docker registry service connection",
         "required": False,
-        "helpMarkDown": "Credentials for the registry (its username and password) unless username is set.",
+        "helpMarkDown": "A Docker registry service connection: its username and password are sent only to the "
+                        "registry its URL names (for example the source of a promote), as CI_ORAS_USERNAME/"
+                        "CI_ORAS_PASSWORD with CI_ORAS_REGISTRY. The username and password inputs go to the "
+                        "registry the step names (promote: the destination) and win where both apply.",
     },
     {
         "name": "package",

@@ -2,9 +2,10 @@
 
 * every task.json passes tfx-cli's own validator, and declares the catalog's inputs and output variables;
 * ``node --test tests/wrappers/azure/`` (MockTestRunner: arguments built, the secret never on the command line);
-* each task's ``index.js`` runs as the agent runs it (``INPUT_*`` variables, ``AGENT_TEMPDIRECTORY``) against a
-  live docker-registry, with this checkout's ci-oras found in a pre-made venv or on PATH, and the
-  ``##vso[task.setvariable …]`` lines it prints are asserted;
+* each task's ``index.js`` runs as the agent runs it (``INPUT_*`` variables, ``AGENT_TEMPDIRECTORY``, debug
+  logging on: ``SYSTEM_DEBUG=true``) against a live docker-registry, with this checkout's ci-oras found in a
+  pre-made venv or on PATH, and the ``##vso[task.setvariable …]`` lines it prints are asserted, as is that a
+  password shows up only in the ``##vso[task.setsecret]`` commands that mask it;
 * the YAML templates pass check-jsonschema's Azure Pipelines schema (extended with our tasks), and their script
   steps run with the parameters substituted;
 * ``tfx extension create`` builds the ``.vsix``.
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
-from wrapper_tools import REPO_ROOT, in_ci, require_tool
+from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, in_ci, require_tool
 
 from samples.make_samples import cyclonedx_json
 
@@ -176,6 +177,7 @@ def _run_task(node: str, step: str, inputs: dict[str, str], tmp_path: Path, *,
         "PATH": path if path is not None else f"{_ci_oras_bin().parent}{os.pathsep}{env.get('PATH', '')}",
         "HOME": str(tmp_path),  # no docker config
         "DOCKER_CONFIG": str(tmp_path / "docker"),
+        "SYSTEM_DEBUG": "true",  # the task library's debug log is where an unmasked input would show
     })
     env.pop("TF_BUILD", None)
     for name, value in inputs.items():
@@ -184,6 +186,17 @@ def _run_task(node: str, step: str, inputs: dict[str, str], tmp_path: Path, *,
     task = _task_dir(catalog.step(step))
     return subprocess.run([node, str(task / "index.js")], cwd=tmp_path, env=env, capture_output=True,
                           text=True, check=False, timeout=120)
+
+
+def _assert_masked(secret: str, run: subprocess.CompletedProcess[str]) -> None:
+    """``secret`` appears only in ``##vso[task.setsecret]`` commands, and before any other line holding it.
+
+    The agent consumes those commands and masks the value in every later line of the log, debug lines
+    included; any other line with the secret would be logged in clear when it is a plain variable.
+    """
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if secret in line]
+    assert lines, "the secret was never masked"
+    assert all(line == f"##vso[task.setsecret]{secret}" for line in lines), lines
 
 
 def _result(run: subprocess.CompletedProcess[str]) -> str:
@@ -205,7 +218,7 @@ def test_task_runs_push_attach_sbom_discover_verify_delete(node: str, registry_h
                                     "ANNOTATIONS": "org.example.team=ci\n", **creds}, tmp_path)
     text = push.stdout + push.stderr
     assert _result(push) == "Succeeded", text
-    assert registry.password not in re.sub(r"##vso\[task\.(setsecret|debug)\].*", "", text)
+    _assert_masked(registry.password, push)
     out = _variables(text)
     assert out["digest"].startswith("sha256:")
     assert out["artifactType"] == "application/vnd.example.app"
@@ -258,16 +271,63 @@ def test_task_uses_service_connection_and_premade_venv(node: str, registry_htpas
     endpoint = {
         "ENDPOINT_AUTH_PARAMETER_REG_USERNAME": registry.username,
         "ENDPOINT_AUTH_PARAMETER_REG_PASSWORD": registry.password,
+        "ENDPOINT_AUTH_PARAMETER_REG_REGISTRY": f"http://{registry.host}/",
     }
     run = _run_task(node, "push", inputs, tmp_path, path="/usr/bin:/bin", extra_env=endpoint)
     text = run.stdout + run.stderr
     assert _result(run) == "Succeeded", text
     assert _variables(text)["digest"].startswith("sha256:")
-    assert registry.password not in re.sub(r"##vso\[task\.(setsecret|debug)\].*", "", text)
+    _assert_masked(registry.password, run)
 
     anonymous = _run_task(node, "push", {**inputs, "DOCKERREGISTRYSERVICECONNECTION": ""}, tmp_path,
                           path="/usr/bin:/bin")
     assert _result(anonymous) == "Failed", anonymous.stdout + anonymous.stderr
+
+
+def test_a_plain_password_input_never_reaches_the_debug_log(node: str, registry_factory: Any,
+                                                             tmp_path: Path) -> None:
+    """system.debug=true logs every input the task library reads: the password is masked before, and not read
+    through it at all (a plain variable is not a secret the agent would mask by itself)."""
+    password = f"plain-{os.urandom(6).hex()}-pw"
+    registry = registry_factory("htpasswd", password=password)
+    (tmp_path / "d.txt").write_text("debug\n")
+    ref = f"{registry.host}/azure/debug:v1"
+    run = _run_task(node, "push", {"REFERENCE": ref, "FILES": "d.txt", "PLAINHTTP": "true",
+                                   "USERNAME": registry.username, "PASSWORD": password}, tmp_path)
+    assert _result(run) == "Succeeded", run.stdout + run.stderr
+    assert f"##vso[task.debug]reference={ref}" in run.stdout, "debug logging of inputs is on"
+    _assert_masked(password, run)
+
+
+def test_each_credential_reaches_only_its_registry(node: str, guarded_pair: tuple[Guarded, Guarded],
+                                                   tmp_path: Path) -> None:
+    """promote: the service connection's credential reads the source (its registry), the username/password
+    inputs write the destination; a push naming the destination with only the connection is refused there."""
+    source, destination = guarded_pair
+    (tmp_path / "s.txt").write_text("source\n")
+    repo = f"azure/{os.urandom(4).hex()}"
+    pushed = _run_task(node, "push", {"REFERENCE": f"{source.registry.host}/{repo}:v1", "FILES": "s.txt",
+                                      "USERNAME": source.username, "PASSWORD": source.password}, tmp_path)
+    assert _result(pushed) == "Succeeded", pushed.stdout + pushed.stderr
+    connection = {
+        "ENDPOINT_AUTH_PARAMETER_SRC_USERNAME": source.username,
+        "ENDPOINT_AUTH_PARAMETER_SRC_PASSWORD": source.password,
+        "ENDPOINT_AUTH_PARAMETER_SRC_REGISTRY": f"http://{source.host}",
+    }
+    promote = _run_task(node, "promote", {
+        "SOURCE": f"{source.host}/{repo}:v1", "DESTINATION": f"{destination.host}/{repo}:v1",
+        "DOCKERREGISTRYSERVICECONNECTION": "src", "USERNAME": destination.username,
+        "PASSWORD": destination.password}, tmp_path, extra_env=connection)
+    assert _result(promote) == "Succeeded", promote.stdout + promote.stderr
+    assert _variables(promote.stdout)["digest"] == _variables(pushed.stdout)["digest"]
+    elsewhere = _run_task(node, "push", {"REFERENCE": f"{destination.host}/{repo}:elsewhere", "FILES": "s.txt",
+                                         "DOCKERREGISTRYSERVICECONNECTION": "src"}, tmp_path, extra_env=connection)
+    assert _result(elsewhere) == "Failed", elsewhere.stdout + elsewhere.stderr
+    assert "failed with exit code 4" in elsewhere.stdout
+    assert_only_own_credentials(source, destination)
+    for secret in (source.password, destination.password):
+        _assert_masked(secret, promote)
+    _assert_masked(source.password, elsewhere)
 
 
 # --- YAML step templates -------------------------------------------------------------------------------------

@@ -5,17 +5,53 @@
 // reads the task's inputs with azure-pipelines-task-lib, installs ci-oras on first use into a venv under
 // Agent.TempDirectory (from the wheel bundled in the task folder, else from the `package` input), passes the
 // password on stdin only, renames output variables to Azure-safe names and fails the task on a non-zero exit.
+//
+// Each credential reaches one registry: the username/password inputs become --username/--password-stdin, which
+// ci-oras sends only to the registry the step names (promote: the destination); a docker-registry service
+// connection's credential becomes CI_ORAS_USERNAME/CI_ORAS_PASSWORD with CI_ORAS_REGISTRY set to the host of the
+// connection's registry URL, the only host ci-oras uses them for.
 "use strict";
 
 const childProcess = require("child_process");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
+
+// The task library moves INPUT_* and ENDPOINT_AUTH_* variables into its vault as it loads, and getInput() and
+// getEndpointAuthorizationParameter() write every value they return to the debug log (system.debug=true). The
+// agent masks secret variables only: a password passed as a plain variable would be logged in clear. So secrets
+// are taken here, before the library loads, never read through it, and masked (tl.setSecret) before any use.
+const SECRETS = secretVariables(process.env);
 const tl = require("azure-pipelines-task-lib/task");
 
 const OUTPUT_COMMAND = /^(##vso\[task\.setvariable variable=)([^;\]]*)(;.*)$/;
 
 class InputError extends Error {}
+
+/** The password-like variables the agent passes, by upper-case name (the library looks names up that way). */
+function secretVariables(env) {
+  const found = {};
+  for (const [name, value] of Object.entries(env)) {
+    const key = name.toUpperCase();
+    if (key === "INPUT_PASSWORD" || (key.startsWith("ENDPOINT_AUTH_PARAMETER_") && key.endsWith("_PASSWORD"))) {
+      found[key] = value;
+    }
+  }
+  return found;
+}
+
+/** A secret variable's value (or ""), masked on the agent before the caller can use it. */
+function secret(name) {
+  const value = SECRETS[name.toUpperCase()] || "";
+  if (value !== "") tl.setSecret(value);
+  return value;
+}
+
+/** `host[:port]` of a registry URL as service connections hold it: `https://index.docker.io/v1/`, `myreg.io`. */
+function registryHost(url) {
+  const text = (url || "").trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
+  return text.split("/")[0].toLowerCase();
+}
 
 /** `artifactType` for `artifact-type`: output variables are named like the task's inputs. */
 function variableName(name) {
@@ -95,25 +131,32 @@ function buildArguments(step, getInput) {
   return { args: [...step.command, ...options, "--", ...positional], password, wrapper };
 }
 
-/** Inputs as the task sees them, with the docker-registry service connection's credentials filled in. */
-function taskInputs() {
+/** Inputs as the task sees them; secret inputs never pass through tl.getInput (see SECRETS). */
+function taskInputs(step) {
   const cache = {};
-  const getInput = (name) => {
+  for (const input of step.inputs) {
+    if (input.maps === "password-stdin") cache[input.azure] = secret("INPUT_" + input.azure);
+  }
+  return (name) => {
     if (!(name in cache)) cache[name] = tl.getInput(name, false) || "";
     return cache[name];
   };
-  const connection = getInput("dockerRegistryServiceConnection").trim();
-  if (connection !== "" && getInput("username").trim() === "") {
-    const username = tl.getEndpointAuthorizationParameter(connection, "username", true) || "";
-    const password = tl.getEndpointAuthorizationParameter(connection, "password", true) || "";
-    if (username === "" || password === "") {
-      throw new InputError(`service connection '${connection}' has no username and password`);
-    }
-    cache.username = username;
-    if (getInput("password") === "") cache.password = password;
+}
+
+/** The environment ci-oras runs with: a docker-registry service connection's credential for its host only. */
+function serviceConnectionEnv(getInput) {
+  const id = getInput("dockerRegistryServiceConnection").trim();
+  if (id === "") return {};
+  const password = secret(`ENDPOINT_AUTH_PARAMETER_${id}_PASSWORD`);
+  const username = tl.getEndpointAuthorizationParameter(id, "username", true) || "";
+  if (username === "" || password === "") {
+    throw new InputError(`service connection '${id}' has no username and password`);
   }
-  if (cache.password) tl.setSecret(cache.password);
-  return getInput;
+  const url = tl.getEndpointAuthorizationParameter(id, "registry", true) || tl.getEndpointUrl(id, true);
+  const host = registryHost(url);
+  if (host === "") throw new InputError(`service connection '${id}' has no registry URL: set its Docker Registry`);
+  console.log(`Service connection '${id}': its credentials go to ${host} only`);
+  return { CI_ORAS_REGISTRY: host, CI_ORAS_USERNAME: username, CI_ORAS_PASSWORD: password };
 }
 
 function versionOf(exe) {
@@ -204,9 +247,9 @@ function relay(stream, target) {
   }));
 }
 
-function runCiOras(exe, args, password) {
+function runCiOras(exe, args, password, env) {
   return new Promise((resolve) => {
-    const child = childProcess.spawn(exe, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = childProcess.spawn(exe, args, { stdio: ["pipe", "pipe", "pipe"], env });
     const copied = Promise.all([relay(child.stdout, process.stdout), relay(child.stderr, process.stderr)]);
     child.on("error", (error) => resolve({ code: null, error }));
     child.on("close", (code) => copied.then(() => resolve({ code, error: null })));
@@ -224,12 +267,13 @@ async function run(step, taskDir) {
     setResult(result, message);
   };
   try {
-    const getInput = taskInputs();
+    const getInput = taskInputs(step);
+    const connection = serviceConnectionEnv(getInput);
     const built = buildArguments(step, getInput);
     if (built.password !== null) built.args.splice(step.command.length, 0, "--password-stdin");
     const exe = installCiOras(taskDir, getInput);
     console.log(`ci-oras ${built.args.map((a) => JSON.stringify(a)).join(" ")}`);
-    const { code, error } = await runCiOras(exe, built.args, built.password);
+    const { code, error } = await runCiOras(exe, built.args, built.password, { ...process.env, ...connection });
     if (error) {
       tl.setResult(tl.TaskResult.Failed, `cannot run ${exe}: ${error.message}`);
     } else if (code === 0) {
@@ -250,4 +294,4 @@ async function run(step, taskDir) {
   }
 }
 
-module.exports = { buildArguments, variableName, run, InputError };
+module.exports = { buildArguments, variableName, registryHost, run, InputError };

@@ -7,10 +7,12 @@ const path = require("node:path");
 const { test } = require("node:test");
 const ttm = require("azure-pipelines-task-lib/mock-test");
 
-const { buildArguments, variableName } = require("../../../azure-pipelines/tasks/CiOrasVerifyV0/ci-oras-task");
+const { buildArguments, variableName, registryHost } = require(
+  "../../../azure-pipelines/tasks/CiOrasVerifyV0/ci-oras-task");
 
-async function runPush(inputs, exit = 0) {
+async function runPush(inputs, exit = 0, env = {}) {
   process.env.MOCK_INPUTS = JSON.stringify(inputs);
+  process.env.MOCK_ENV = JSON.stringify(env);
   process.env.MOCK_TEMP = fs.mkdtempSync(path.join(os.tmpdir(), "ci-oras-mock-"));
   process.env.MOCK_EXIT = String(exit);
   const tr = new ttm.MockTestRunner(path.join(__dirname, "mock-push.js"));
@@ -32,6 +34,7 @@ test("push: arguments built from the inputs, the password on stdin only", async 
   ]);
   assert.strictEqual(spawned.stdin, "hunter2-secret\n");
   assert.ok(!spawned.args.join(" ").includes("hunter2"));
+  assert.deepStrictEqual(spawned.env, {}, "no input or credential variable reaches ci-oras's environment");
   assert.ok(tr.stdout.includes("##vso[task.setvariable variable=artifactType;isOutput=true]application/x"));
 });
 
@@ -58,4 +61,42 @@ test("verify: failOnMissing is a wrapper input, never a flag", () => {
   assert.strictEqual(built.wrapper["fail-on-missing"], false);
   assert.throws(() => buildArguments(step, (name) => ({ ...inputs, failOnMissing: "maybe" })[name]), /true or false/);
   assert.strictEqual(variableName("artifact-type"), "artifactType");
+});
+
+test("push: a service connection's credential goes to its registry host only, in CI_ORAS_* variables", async () => {
+  const endpoint = {
+    ENDPOINT_AUTH_PARAMETER_CONN_USERNAME: "conn-user",
+    ENDPOINT_AUTH_PARAMETER_CONN_PASSWORD: "conn-Secret-9",
+    ENDPOINT_AUTH_PARAMETER_CONN_REGISTRY: "https://Reg.Example.com:5000/v2/",
+  };
+  const { tr, spawned } = await runPush({ reference: "other.example/app:v1", files: "a.txt",
+    dockerRegistryServiceConnection: "conn", username: "me", password: "hunter2-secret" }, 0, endpoint);
+  assert.ok(tr.succeeded, tr.stdout + tr.stderr);
+  // the inputs stay flags for the step's registry; the connection never becomes a flag
+  assert.deepStrictEqual(spawned.args, ["push", "--password-stdin", "--emit", "azure", "--username", "me", "--",
+    "other.example/app:v1", "a.txt"]);
+  assert.strictEqual(spawned.stdin, "hunter2-secret\n");
+  assert.deepStrictEqual(spawned.env, { CI_ORAS_REGISTRY: "reg.example.com:5000", CI_ORAS_USERNAME: "conn-user",
+    CI_ORAS_PASSWORD: "conn-Secret-9" });
+  // both secrets are masked before anything is logged, and never reach a debug line
+  for (const value of ["hunter2-secret", "conn-Secret-9"]) {
+    assert.ok(tr.stdout.includes(`##vso[task.setsecret]${value}`), value);
+    assert.ok(!tr.stdout.split("\n").some((l) => l.startsWith("##vso[task.debug]") && l.includes(value)), value);
+  }
+});
+
+test("push: a service connection without a registry URL fails before running", async () => {
+  const { tr, spawned } = await runPush({ reference: "r.example/app:v1", files: "a.txt",
+    dockerRegistryServiceConnection: "conn" }, 0,
+  { ENDPOINT_AUTH_PARAMETER_CONN_USERNAME: "u", ENDPOINT_AUTH_PARAMETER_CONN_PASSWORD: "p-Secret-1" });
+  assert.ok(tr.failed);
+  assert.strictEqual(spawned, null);
+  assert.ok(tr.stdout.includes("service connection 'conn' has no registry URL"), tr.stdout);
+});
+
+test("registryHost: host[:port] of the URL forms service connections hold", () => {
+  assert.strictEqual(registryHost("https://index.docker.io/v1/"), "index.docker.io");
+  assert.strictEqual(registryHost("myacr.azurecr.io"), "myacr.azurecr.io");
+  assert.strictEqual(registryHost("http://127.0.0.1:5000"), "127.0.0.1:5000");
+  assert.strictEqual(registryHost(""), "");
 });
