@@ -138,6 +138,71 @@ def test_test_pipelines_match_the_gitlab_ci_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+FAKE_CI_ORAS = """#!/bin/sh
+if [ "${1:-}" = --version ]; then echo "ci-oras fake"; exit 0; fi
+printf '%s\\n' "$@" > "$FAKE_OUT/argv"
+cat > "$FAKE_OUT/stdin"
+env | grep -E '^CI_ORAS_(REGISTRY|USERNAME|PASSWORD|INPUT_PASSWORD)=' | sort > "$FAKE_OUT/env"
+"""
+
+
+def _run_job_script(step: str, tmp_path: Path, inputs: dict[str, str], variables: dict[str, str]) -> dict[str, str]:
+    """The job script of gitlab/<step>.yml under sh, as GitLab would run it (inputs interpolated, job variables
+    set), against a stand-in ci-oras on PATH: what it was given (``argv``, ``stdin``, credential ``env``)."""
+    spec, job = list(yaml.safe_load_all((REPO_ROOT / "gitlab" / f"{step}.yml").read_text(encoding="utf-8")))
+    ((body),) = job.values()
+    values = {name: entry.get("default", "") for name, entry in spec["spec"]["inputs"].items()}
+    values.update(inputs, package="")
+    script = re.sub(r"\$\[\[ inputs\.([a-z-]+) \]\]",
+                    lambda m: str(values[m.group(1)]).lower() if isinstance(values[m.group(1)], bool)
+                    else str(values[m.group(1)]), "\n".join(body["script"]))
+    env_vars = {name: re.sub(r"\$\[\[ inputs\.([a-z-]+) \]\]", lambda m: str(values[m.group(1)]), str(value))
+                for name, value in body["variables"].items()}
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "ci-oras").write_text(FAKE_CI_ORAS)
+    (bin_dir / "ci-oras").chmod(0o755)
+    out = tmp_path / "fake-out"
+    out.mkdir(exist_ok=True)
+    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_OUT": str(out),
+           **env_vars, **variables}
+    run = subprocess.run(["sh", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+                         timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    recorded = {name: (out / name).read_text(encoding="utf-8") for name in ("argv", "stdin", "env")}
+    recorded["log"] = run.stdout + run.stderr
+    return recorded
+
+
+JOB_TOKEN = {"CI_REGISTRY": "gitlab.example:5050", "CI_REGISTRY_USER": "gitlab-ci-token",
+             "CI_REGISTRY_PASSWORD": "job-Token-123"}
+
+
+def test_job_token_is_scoped_to_ci_registry_and_inputs_go_to_the_destination(tmp_path: Path) -> None:
+    ran = _run_job_script("promote", tmp_path, {
+        "source": "gitlab.example:5050/g/p/app:v1", "destination": "prod.example/app:v1",
+        "username": "prod-user", "password": "prod-Secret-456"}, JOB_TOKEN)
+    argv = ran["argv"].splitlines()
+    assert argv[argv.index("--username") + 1] == "prod-user" and "--password-stdin" in argv
+    assert argv[-2:] == ["gitlab.example:5050/g/p/app:v1", "prod.example/app:v1"]
+    assert ran["stdin"] == "prod-Secret-456\n"
+    # the job token only as CI_ORAS_* scoped to $CI_REGISTRY; the input password never in the environment
+    assert ran["env"].splitlines() == ["CI_ORAS_PASSWORD=job-Token-123", "CI_ORAS_REGISTRY=gitlab.example:5050",
+                                       "CI_ORAS_USERNAME=gitlab-ci-token"]
+    assert "job-Token-123" not in ran["log"] and "prod-Secret-456" not in ran["log"]
+
+
+def test_own_ci_oras_variables_are_kept_and_nothing_is_scoped_without_ci_registry(tmp_path: Path) -> None:
+    own = {"CI_ORAS_REGISTRY": "mine.example", "CI_ORAS_USERNAME": "me", "CI_ORAS_PASSWORD": "my-Secret-789"}
+    kept = _run_job_script("push", tmp_path, {"reference": "mine.example/app:v1", "files": "a.txt"},
+                           {**JOB_TOKEN, **own})
+    assert kept["env"].splitlines() == [f"{k}={v}" for k, v in sorted(own.items())]
+    assert "--username" not in kept["argv"].splitlines() and kept["stdin"] == ""
+    alone = _run_job_script("push", tmp_path, {"reference": "elsewhere.example/app:v1", "files": "a.txt"},
+                            {"CI_REGISTRY": "gitlab.example:5050"})
+    assert alone["env"] == ""
+
+
 # --- runs --------------------------------------------------------------------------------------------------
 
 
