@@ -28,14 +28,12 @@ const OUTPUT_COMMAND = /^(##vso\[task\.setvariable variable=)([^;\]]*)(;.*)$/;
 
 class InputError extends Error {}
 
-/** The password-like variables the agent passes, by upper-case name (the library looks names up that way). */
+/** The input and endpoint variables as the agent passed them, by upper-case name (as the library looks them up). */
 function secretVariables(env) {
   const found = {};
   for (const [name, value] of Object.entries(env)) {
     const key = name.toUpperCase();
-    if (key === "INPUT_PASSWORD" || (key.startsWith("ENDPOINT_AUTH_PARAMETER_") && key.endsWith("_PASSWORD"))) {
-      found[key] = value;
-    }
+    if (key.startsWith("INPUT_") || key.startsWith("ENDPOINT_AUTH_PARAMETER_")) found[key] = value;
   }
   return found;
 }
