@@ -111,10 +111,11 @@ def test_task_json_passes_tfx_validator(node: str) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_node_tests_with_mock_test_runner(node: str) -> None:
+def test_node_tests_with_mock_test_runner(node: str, tmp_path: Path) -> None:
     tests = sorted(str(p) for p in NODE_TESTS.glob("*.test.js"))
     assert tests
-    env = {**os.environ, "NODE_PATH": str(AZURE / "node_modules")}  # tests/ resolves azure-pipelines' packages
+    env = {**os.environ, "NODE_PATH": str(AZURE / "node_modules"),  # tests/ resolves azure-pipelines' packages
+           "AGENT_TEMPDIRECTORY": str(tmp_path)}  # where the task library keeps its vault key (not the checkout)
     run = subprocess.run([node, "--test", *tests], cwd=AZURE, capture_output=True, text=True, check=False,
                          timeout=120, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
