@@ -30,6 +30,9 @@ def verify(
         "--platform", metavar="OS/ARCH", help="Check this child of an image index.")] = None,
     all_platforms: Annotated[bool, typer.Option(
         "--all-platforms", help="Check every platform child of an image index.")] = False,
+    trust_listing: Annotated[bool, typer.Option(
+        "--trust-listing", help="Count what the referrers listing says without fetching the listed manifests "
+        "to check it (fewer requests; anyone who can push can forge a tag-schema listing).")] = False,
     referrers: ReferrersOpt = "auto",
     *,
     options: Options,
@@ -44,6 +47,11 @@ def verify(
 
     Chain with '>' (sbom>signature: an SBOM that is itself signed); count with '*N' at the end (signature*2).
     One --require may list specs separated by commas; a --require-file holds one per line, '#' comments.
+
+    A listed referrer counts only once its manifest is fetched and confirms the listing: it exists, has the
+    listed digest and type, and names the manifest it is listed under as its subject. Entries that fail are
+    reported as rejected, not counted. --trust-listing skips these fetches, at the risk of counting a
+    deleted, forged or foreign referrer.
 
     --wait polls every --interval until the referrers show up.
     An index is checked itself, unless --platform OS/ARCH (one child) or --all-platforms (every child).
@@ -64,7 +72,8 @@ def verify(
         raise UsageError("--platform and --all-platforms are mutually exclusive",
                          hint="pick one platform, or check them all")
     verify_options = VerifyOptions(tuple(requirements), platform=platform, all_platforms=all_platforms,
-                                   wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"))
+                                   wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"),
+                                   trust_listing=trust_listing)
     ref = _require_reference(reference)
     mode = _referrers_mode(referrers)
     with runtime(options) as run:
@@ -128,6 +137,7 @@ def render_text(result: VerifyResult) -> str:
     if len(subjects) == 1 and result.results[0].subject.digest != result.root.digest:
         lines[0] += f", platform {result.results[0].subject.platform} ({result.results[0].subject.digest})"
     lines.extend(_line(r, ok_mark, fail_mark) for r in result.results)
+    lines.extend(f"Not counted: {rejected}" for rejected in result.rejected)
     total = len(result.results)
     if result.ok:
         lines.append("The requirement holds" if total == 1 else f"All {total} requirements hold")
