@@ -79,6 +79,11 @@ def verify(
     with runtime(options) as run:
         result = verify_step(lambda: run.open(ref, referrers=mode), ref.reference, str(ref), verify_options,
                              progress=_say_progress)
+    if result.rejected:
+        from ci_oras.emit.text import warn
+
+        for rejected in result.rejected:
+            warn(f"not counted: {rejected}")
     if options.output is OutputFormat.json:
         from ci_oras.emit.json_output import write_document
 
@@ -137,7 +142,6 @@ def render_text(result: VerifyResult) -> str:
     if len(subjects) == 1 and result.results[0].subject.digest != result.root.digest:
         lines[0] += f", platform {result.results[0].subject.platform} ({result.results[0].subject.digest})"
     lines.extend(_line(r, ok_mark, fail_mark) for r in result.results)
-    lines.extend(f"Not counted: {rejected}" for rejected in result.rejected)
     total = len(result.results)
     if result.ok:
         lines.append("The requirement holds" if total == 1 else f"All {total} requirements hold")
