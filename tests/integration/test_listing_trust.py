@@ -9,6 +9,7 @@ checked by raw HTTP too.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,16 +22,7 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.fake_registry import FakeRegistry
-from harness.oci import (
-    MANIFEST_ACCEPT,
-    OCI_EMPTY_JSON,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    digest_of,
-    push_blob,
-    push_image,
-    push_manifest,
-)
+from harness import oci
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
 
@@ -58,31 +50,31 @@ class Repo:
         self.client, self.url, self.name = client, url, name
 
     def image(self, tag: str) -> Desc:
-        pushed = push_image(self.client, self.url, self.name, tag=tag, layer=f"{tag} {uuid.uuid4()}\n".encode())
-        return {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
+        pushed = oci.push_image(self.client, self.url, self.name, tag=tag, layer=f"{tag} {uuid.uuid4()}\n".encode())
+        return {"mediaType": oci.OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
 
     def referrer(self, subject: Desc, artifact_type: str) -> Desc:
         """An artifact whose ``subject`` is ``subject``, pushed by digest (not listed anywhere yet)."""
-        config = push_blob(self.client, self.url, self.name, b"{}")
+        config = oci.push_blob(self.client, self.url, self.name, b"{}")
         payload = f"{artifact_type} of {subject['digest']} {uuid.uuid4()}".encode()
-        layer = push_blob(self.client, self.url, self.name, payload)
+        layer = oci.push_blob(self.client, self.url, self.name, payload)
         raw = _compact({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-            "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
+            "schemaVersion": 2, "mediaType": oci.OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": oci.OCI_EMPTY_JSON, "digest": config, "size": 2},
             "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}],
             "subject": {k: subject[k] for k in ("mediaType", "digest", "size")},
         })
-        digest = push_manifest(self.client, self.url, self.name, digest_of(raw), raw)
-        return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": artifact_type}
+        digest = oci.push_manifest(self.client, self.url, self.name, oci.digest_of(raw), raw)
+        return {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": artifact_type}
 
     def listing(self, subject: Desc, entries: list[Desc]) -> str:
         """The tag schema's index for ``subject`` listing ``entries`` (true or not); returns its digest."""
-        raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
-        return push_manifest(self.client, self.url, self.name, _tag(subject["digest"]), raw, OCI_INDEX)
+        raw = _compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": entries})
+        return oci.push_manifest(self.client, self.url, self.name, _tag(subject["digest"]), raw, oci.OCI_INDEX)
 
     def status(self, reference: str) -> int:
         return self.client.get(f"{self.url}/v2/{self.name}/manifests/{reference}",
-                               headers={"Accept": MANIFEST_ACCEPT}).status_code
+                               headers={"Accept": oci.MANIFEST_ACCEPT}).status_code
 
     def delete(self, digest: str) -> None:
         assert self.client.delete(f"{self.url}/v2/{self.name}/manifests/{digest}").status_code == 202
@@ -107,12 +99,8 @@ def repo(registry_plain: RunningRegistry, http: httpx.Client, unique_repo: str) 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., CliResult]:
-    env = clean_env(tmp_path)
-
-    def run(*args: str) -> CliResult:
-        return run_cli(*args, env=env, cwd=tmp_path)
-
-    return run
+    """The real command in a subprocess, with a private HOME (no credentials from the machine)."""
+    return functools.partial(run_cli, env=clean_env(tmp_path), cwd=tmp_path)
 
 
 def document(result: CliResult, step: str, code: int = EXIT_OK) -> dict[str, Any]:
@@ -151,14 +139,14 @@ def test_delete_graph_never_deletes_what_a_forged_listing_names(
     pointing at P's own image index (deleting "R1's referrers index" by digest would delete P and ``prod``)."""
     s = signed(repo)
     children = [repo.image(f"arch-{n}") for n in range(2)]
-    raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
-    p = {"mediaType": OCI_INDEX, "digest": push_manifest(repo.client, repo.url, repo.name, "prod", raw, OCI_INDEX),
+    raw = _compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": children})
+    p = {"mediaType": oci.OCI_INDEX, "digest": oci.push_manifest(repo.client, repo.url, repo.name, "prod", raw, oci.OCI_INDEX),
          "size": len(raw)}
     if forgery == "index-naming-P":
         forged = repo.listing(s.signature, [as_listed(p, SIG)])
         expected = {(p["digest"], s.signature["digest"], "subject-mismatch")}
     else:
-        forged = push_manifest(repo.client, repo.url, repo.name, _tag(s.signature["digest"]), raw, OCI_INDEX)
+        forged = oci.push_manifest(repo.client, repo.url, repo.name, _tag(s.signature["digest"]), raw, oci.OCI_INDEX)
         expected = {(child["digest"], s.signature["digest"], "subject-mismatch") for child in children}
 
     result = cli("delete", f"{registry_plain.host}/{repo.name}@{s.signature['digest']}", "--graph", "-O", "json")
