@@ -140,8 +140,8 @@ def test_delete_graph_never_deletes_what_a_forged_listing_names(
     s = signed(repo)
     children = [repo.image(f"arch-{n}") for n in range(2)]
     raw = _compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": children})
-    p = {"mediaType": oci.OCI_INDEX, "digest": oci.push_manifest(repo.client, repo.url, repo.name, "prod", raw, oci.OCI_INDEX),
-         "size": len(raw)}
+    digest = oci.push_manifest(repo.client, repo.url, repo.name, "prod", raw, oci.OCI_INDEX)
+    p = {"mediaType": oci.OCI_INDEX, "digest": digest, "size": len(raw)}
     if forgery == "index-naming-P":
         forged = repo.listing(s.signature, [as_listed(p, SIG)])
         expected = {(p["digest"], s.signature["digest"], "subject-mismatch")}
