@@ -291,6 +291,9 @@ def test_types_match_case_insensitively_on_the_tag_schema(repo: Repo, registry_p
                    EXIT_VERIFICATION_FAILED)
     assert one["requirements"][0]["found"] == [signature["digest"]]
     assert two["requirements"][0]["found"] == [signature["digest"]], "the same answer with a second spec"
+    promoted = document(cli("promote", ref, f"{registry_plain.host}/{repo.name}-prod:v1", "--artifact-type", SIG,
+                            "-O", "json"), "promote")
+    assert promoted["referrers"] == 1 and promoted["rejected"] == []
 
 
 def test_types_match_case_insensitively_with_the_servers_filter(
