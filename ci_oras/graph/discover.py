@@ -121,7 +121,6 @@ def discover(target: Target, repository: str, root: Descriptor, options: Discove
     return top
 
 
-
 def _checked(target: Target, pool: ThreadPoolExecutor, frontier: list[Node], listings: list[list[Descriptor]],
              fetched: dict[str, Fetched]) -> list[list[Descriptor]]:
     """Each level's listings with only the entries their manifests confirm; the others go on their node."""

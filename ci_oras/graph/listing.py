@@ -130,11 +130,12 @@ def judge(subject: str, listed: Descriptor, fetched: Fetched) -> Descriptor | Re
 def check_entries(target: ManifestFetcher, pool: Executor, entries: Sequence[tuple[str, Descriptor]],
                   fetched: dict[str, Fetched]) -> list[Descriptor | Rejected]:
     """Judge (subject digest, listed descriptor) pairs; each distinct digest not in ``fetched`` is fetched once,
-    in parallel on ``pool``, and added to ``fetched`` (the caller's cache, so a digest listed again later — a
-    loop, a shared referrer, the next check — costs no request)."""
+    in parallel on ``pool``, and added to ``fetched`` (the caller's cache, so a digest met again later in the
+    same walk — a loop, a shared referrer, a node at the next level — costs no request)."""
     wanted = list(dict.fromkeys(desc.digest for subject, desc in entries
                                 if desc.digest not in fetched and self_reference(subject, desc) is None))
     listed = {desc.digest: (subject, desc) for subject, desc in entries}
     for digest, answer in zip(wanted, pool.map(lambda d: fetch_listed(target, *listed[d]), wanted)):
         fetched[digest] = answer
-    return [self_reference(subject, desc) or judge(subject, desc, fetched[desc.digest]) for subject, desc in entries]
+    return [self_reference(subject, desc) or judge(subject, desc, fetched[desc.digest])
+            for subject, desc in entries]
