@@ -192,6 +192,8 @@ def test_graph_delete_removes_every_manifest_and_fallback_tag_deepest_first(
     # Deepest first; a subject's index goes once its referrers are gone, just before the subject itself.
     assert deleted_paths(proxy.requests) == [g.sig, g.indexes[g.sbom], g.sbom, g.report, g.indexes[g.image], g.image]
     assert not [r for r in proxy.requests if r.method not in READS | {"DELETE"}], "no index is ever rewritten"
+    fetched = [r.path.rsplit("/", 1)[1] for r in proxy.requests if r.method == "GET" and "/manifests/sha256:" in r.path]
+    assert sorted(fetched) == sorted([g.sig, g.sbom, g.report]), "one GET per listed referrer, to check it"
 
     assert listed_tags(registry_plain.url, unique_repo) == []
     for reference in [*g.manifests, *g.indexes.values(), _tag(g.image), _tag(g.sbom), "v1"]:
