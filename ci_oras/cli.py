@@ -539,6 +539,8 @@ def delete(
     """Delete a manifest (every tag pointing at it goes too), or with --graph its whole referrers graph.
 
     A deleted referrer is also removed from its subject's referrers index. No prompt: this runs in CI.
+    --graph deletes a listed referrer only when its manifest confirms the listing (it names the manifest
+    above it as its subject, with the listed digest and type); other entries are skipped and reported.
     """
     from ci_oras.emit.text import warn
     from ci_oras.steps.delete import DeleteOptions, delete as delete_step
@@ -555,6 +557,8 @@ def delete(
         warn(f"{count} referrer{'s' if count != 1 else ''} of {result.digest} {verb} left without "
              f"{'its' if count == 1 else 'their'} subject; delete {'it' if count == 1 else 'them'} with "
              f"'ci-oras delete --graph {ref.repository_name}@{result.digest}'")
+    for rejected in result.rejected:
+        warn(f"skipped {rejected}")
 
     def text() -> str:
         def kind(desc: Any) -> str:

@@ -55,9 +55,10 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ci_oras.errors import UsageError
+from ci_oras.oci.mediatypes import normalize_media_type
 
 ANNOTATION_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 
@@ -82,13 +83,6 @@ TRIVY_SARIF = "application/vnd.aquasecurity.trivy.report.sarif.v1"
 TRIVY_SARIF_BARE = "vnd.aquasecurity.trivy.report.sarif.v1"
 GRYPE_REPORT = "application/vnd.anchore.grype.report.v1+json"
 OPENVEX = "application/vnd.openvex+json"
-
-
-def normalize_media_type(value: str) -> str:
-    """Lower case, no whitespace around ``;`` and ``=``: how artifact types are compared."""
-    parts = [part.strip() for part in value.strip().split(";")]
-    params = ["=".join(piece.strip() for piece in part.split("=", 1)) for part in parts[1:] if part]
-    return ";".join([parts[0], *params]).lower()
 
 
 @dataclass(frozen=True)
@@ -137,14 +131,16 @@ class Matcher:
     #: Types that match only without / only with a ``dev.sigstore.bundle.predicateType`` annotation.
     unless_predicate: frozenset[str] = frozenset()
     with_predicate: frozenset[str] = frozenset()
-    #: For an artifact type written out: the user's spelling, sent as the registry's ``artifactType`` filter
-    #: (registries compare it exactly). None for aliases, which always span several types.
-    filter_type: str | None = field(default=None, compare=False)
 
     @property
     def candidate_types(self) -> frozenset[str]:
-        """Every artifact type that can match: what a server-side ``artifactType`` filter may ask for."""
+        """Every artifact type that can match, whatever the annotations."""
         return self.types | self.unless_predicate | self.with_predicate
+
+    def may_match(self, artifact_type: str | None) -> bool:
+        """Whether a referrer of this type can match once its own annotations are known (a listing's
+        annotations are a claim: the manifest's decide)."""
+        return bool(artifact_type) and normalize_media_type(artifact_type or "") in self.candidate_types
 
     def matches(self, artifact_type: str | None, annotations: Mapping[str, str]) -> bool:
         if not artifact_type:
@@ -213,7 +209,7 @@ def _matcher(element: str, spec: str) -> Matcher:
         raise _bad(spec, f"{element!r} is not a media type",
                    hint="write the artifact type as type/subtype[;name=value], e.g. application/spdx+json")
     normalized = normalize_media_type(element)
-    return Matcher(normalized, frozenset({normalized}), filter_type=element)
+    return Matcher(normalized, frozenset({normalized}))
 
 
 def parse_requirement(spec: str) -> Requirement:

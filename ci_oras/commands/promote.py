@@ -32,6 +32,9 @@ def promote(
     points at an incomplete graph. Anything DST already has is skipped, so a re-run writes nothing. Login
     flags (--username/--password-stdin) are sent to DST's registry only; SRC uses the environment or the
     docker config.
+
+    A listed referrer is copied only when its manifest confirms the listing (it names the manifest it was
+    listed under as its subject, with the listed digest and type); others are skipped and reported.
     """
     from ci_oras.emit.progress import Progress
     from ci_oras.graph.copy import CopyOptions
@@ -64,6 +67,11 @@ def promote(
             copy_options, platform=platform, on_plan=on_plan)
     if progress:
         progress[0].finish()
+    if result.rejected:
+        from ci_oras.emit.text import warn
+
+        for rejected in result.rejected:
+            warn(f"not copied: {rejected}")
     s = result.stats
     verb = "Would copy" if dry_run else "Copied"
     report(options, result, lambda: "\n".join([

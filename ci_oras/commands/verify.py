@@ -30,6 +30,9 @@ def verify(
         "--platform", metavar="OS/ARCH", help="Check this child of an image index.")] = None,
     all_platforms: Annotated[bool, typer.Option(
         "--all-platforms", help="Check every platform child of an image index.")] = False,
+    trust_listing: Annotated[bool, typer.Option(
+        "--trust-listing", help="Count what the referrers listing says without fetching the listed manifests "
+        "to check it (fewer requests; anyone who can push can forge a tag-schema listing).")] = False,
     referrers: ReferrersOpt = "auto",
     *,
     options: Options,
@@ -44,6 +47,11 @@ def verify(
 
     Chain with '>' (sbom>signature: an SBOM that is itself signed); count with '*N' at the end (signature*2).
     One --require may list specs separated by commas; a --require-file holds one per line, '#' comments.
+
+    A listed referrer counts only once its manifest is fetched and confirms the listing: it exists, has the
+    listed digest and type, and names the manifest it is listed under as its subject. Entries that fail are
+    reported as rejected, not counted. --trust-listing skips these fetches, at the risk of counting a
+    deleted, forged or foreign referrer.
 
     --wait polls every --interval until the referrers show up.
     An index is checked itself, unless --platform OS/ARCH (one child) or --all-platforms (every child).
@@ -64,12 +72,18 @@ def verify(
         raise UsageError("--platform and --all-platforms are mutually exclusive",
                          hint="pick one platform, or check them all")
     verify_options = VerifyOptions(tuple(requirements), platform=platform, all_platforms=all_platforms,
-                                   wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"))
+                                   wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"),
+                                   trust_listing=trust_listing)
     ref = _require_reference(reference)
     mode = _referrers_mode(referrers)
     with runtime(options) as run:
         result = verify_step(lambda: run.open(ref, referrers=mode), ref.reference, str(ref), verify_options,
                              progress=_say_progress)
+    if result.rejected:
+        from ci_oras.emit.text import warn
+
+        for rejected in result.rejected:
+            warn(f"not counted: {rejected}")
     if options.output is OutputFormat.json:
         from ci_oras.emit.json_output import write_document
 

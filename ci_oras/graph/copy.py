@@ -12,6 +12,12 @@ The order is what keeps a destination consistent even if the process is killed a
 
 Everything already at the destination is skipped after a HEAD, so re-running a finished copy writes
 nothing. A worker never waits for another worker (the pool cannot deadlock).
+
+A listed referrer is copied only when the manifest the walk fetches for it anyway confirms the listing
+(``ci_oras.graph.listing``: it exists, has the listed digest and type, and names the node it was listed under
+as its subject); the others are skipped and kept in ``Graph.rejected``. So a forged ``sha256-<hex>`` index
+copies nothing foreign, and a loop (a subject listed below its own referrer) cannot make the root anyone's
+referrer — which used to leave every manifest out of the push order.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ci_oras.graph.listing import Fetched, Rejected, check_entries
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
+from ci_oras.oci.mediatypes import normalize_media_type
 from ci_oras.store.protocols import Mounter, Target
 
 DEFAULT_CONCURRENCY = 4
@@ -66,6 +74,8 @@ class Graph:
     referrers: dict[str, list[str]] = field(default_factory=dict)
     #: referrer digest → subject digest
     subject_of: dict[str, str] = field(default_factory=dict)
+    #: Listed referrers whose manifests did not confirm the listing: not copied, not walked below.
+    rejected: list[Rejected] = field(default_factory=list)
 
     def blobs(self) -> list[Descriptor]:
         seen: dict[str, Descriptor] = {}
@@ -115,25 +125,40 @@ def walk(source: Target, root: Manifest, options: CopyOptions) -> Graph:
     if root.is_index:
         top_level.update(child.digest for child in root.manifests)
     frontier = [root]
+    #: every digest fetched so far (or found unfit): a manifest listed again costs no request
+    fetched: dict[str, Fetched] = {root.digest: root}
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency * 2), thread_name_prefix="ci-oras-walk") as pool:
         while frontier:
             listings = list(pool.map(lambda m: _referrers_of(source, m, options, m.digest in top_level), frontier))
-            wanted: list[tuple[str, Descriptor, bool]] = []  # (subject digest or "", descriptor, is referrer)
-            for manifest, referrers in zip(frontier, listings):
-                if manifest.is_index:
-                    wanted.extend(("", child, False) for child in manifest.manifests)
-                wanted.extend((manifest.digest, desc, True) for desc in referrers)
-            fresh = [item for item in wanted if item[1].digest not in graph.manifests]
-            unique = {item[1].digest: item for item in fresh}
-            fetched = list(pool.map(lambda item: source.fetch_manifest(item[1].digest), unique.values()))
-            for manifest in fetched:
-                graph.manifests[manifest.digest] = manifest
-            frontier = fetched
-            for subject, desc, is_referrer in wanted:
-                if is_referrer and desc.digest not in graph.subject_of and desc.digest != subject:
-                    graph.subject_of[desc.digest] = subject
-                    graph.referrers.setdefault(subject, []).append(desc.digest)
+            # An index's children are named by the (verified) index itself: fetched as they are, alongside the
+            # listed referrers, which are fetched to be checked.
+            children = {child.digest for manifest in frontier if manifest.is_index
+                        for child in manifest.manifests if child.digest not in graph.manifests}
+            pending = [pool.submit(source.fetch_manifest, digest) for digest in children]
+            entries = [(manifest.digest, desc) for manifest, referrers in zip(frontier, listings)
+                       for desc in referrers]
+            verdicts = check_entries(source, pool, entries, fetched)
+            frontier = []
+            for future in pending:
+                _add(graph, future.result(), frontier)
+            for (subject, _listed), verdict in zip(entries, verdicts):
+                if isinstance(verdict, Rejected):
+                    graph.rejected.append(verdict)
+                    continue
+                referrer = fetched[verdict.digest]
+                assert isinstance(referrer, Manifest)  # accepted: its manifest was fetched
+                _add(graph, referrer, frontier)
+                if referrer.digest not in graph.subject_of:
+                    graph.subject_of[referrer.digest] = subject
+                    graph.referrers.setdefault(subject, []).append(referrer.digest)
     return graph
+
+
+def _add(graph: Graph, manifest: Manifest, frontier: list[Manifest]) -> None:
+    """A manifest met for the first time joins the graph and the next level of the walk."""
+    if manifest.digest not in graph.manifests:
+        graph.manifests[manifest.digest] = manifest
+        frontier.append(manifest)
 
 
 def _referrers_of(source: Target, manifest: Manifest, options: CopyOptions, top_level: bool) -> list[Descriptor]:
@@ -144,10 +169,12 @@ def _referrers_of(source: Target, manifest: Manifest, options: CopyOptions, top_
 
 
 def _selected(desc: Descriptor, options: CopyOptions, top_level: bool) -> bool:
-    kind = desc.artifact_type
-    if kind in options.exclude_artifact_types:
+    """By the listed type, case-insensitively (an entry listed with a wrong type is rejected when checked)."""
+    kind = normalize_media_type(desc.artifact_type) if desc.artifact_type else None
+    if kind in {normalize_media_type(t) for t in options.exclude_artifact_types}:
         return False
-    return not (top_level and options.artifact_types and kind not in options.artifact_types)
+    selected = {normalize_media_type(t) for t in options.artifact_types}
+    return not (top_level and selected and kind not in selected)
 
 
 class _SourceBlob:

@@ -16,6 +16,12 @@ referrer whose manifest is gone:
 Only the root's subject is ever rewritten: every other subject in the graph is about to be deleted, so its
 index is deleted, not updated (fewest requests). A node discovered twice is deleted once. A manifest that is
 already gone (404) counts as done, so re-running a half-finished delete succeeds.
+
+The tree comes from ``discover`` with ``check_listings``: only referrers whose manifests name their node as
+subject are in it, so nothing a forged or looping listing names is deleted. A node's referrers index is
+deleted only when everything it lists is a referrer of that node (or already gone): an index that lists some
+other existing manifest may be another image's index reached through a forged ``sha256-<hex>`` tag, and
+deleting it by digest would delete that image and its tags; it is left in place.
 """
 
 from __future__ import annotations
@@ -92,14 +98,20 @@ def plan_graph_deletion(root: Node, root_subject: Descriptor | None = None) -> l
     actions: list[Action] = []
     for level in reversed(levels):
         for node, subject in level:
-            if node.referrers:
+            if owns_index(node):
                 actions.append(DropIndex(node.descriptor))
             if id(node) not in children:
                 actions.append(DeleteManifest(node.descriptor, subject.descriptor.digest if subject else None))
-    actions.extend(plan_single_deletion(root.descriptor, root_subject, has_referrers=bool(root.referrers)))
+    actions.extend(plan_single_deletion(root.descriptor, root_subject, has_referrers=owns_index(root)))
     planned = {id(node) for level in levels for node, _subject in level}  # first occurrences only
     actions.extend(DeleteManifest(child.descriptor) for child in root.children if id(child) in planned)
     return actions
+
+
+def owns_index(node: Node) -> bool:
+    """Whether ``node``'s referrers index is safe to delete with it: it lists something, and only referrers of
+    the node (checked) or manifests that are gone."""
+    return bool(node.referrers or node.rejected) and not any(r.reason.foreign for r in node.rejected)
 
 
 def plan_single_deletion(desc: Descriptor, subject: Descriptor | None, *, has_referrers: bool = False) -> list[Action]:

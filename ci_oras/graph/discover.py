@@ -4,6 +4,11 @@ Listing the referrers of one subject is one request (or one page chain); the sub
 independent, so they are asked in parallel on a bounded pool: the time to discover a level stays flat in
 the number of subjects up to the pool size. A digest already seen is shown again but not expanded, so an
 index whose referrer refers back to it (a loop) terminates.
+
+Artifact types are matched here, case-insensitively, never by a registry's own (case-sensitive) filter. With
+``check_listings`` (what ``delete --graph`` acts on) every listed entry is checked against its manifest first
+(``ci_oras.graph.listing``): one manifest GET per entry, a level's GETs in parallel; what fails is kept on the
+node it was listed under as ``rejected``, not in the graph.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci_oras.graph.listing import Fetched, Rejected, check_entries
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.store.protocols import Target
@@ -31,6 +37,8 @@ class Node:
     children: list[Node] = field(default_factory=list)
     #: Already shown elsewhere in the graph (a loop or a shared referrer): not expanded again.
     repeated: bool = False
+    #: Entries listed under this node that failed the checks (only with ``check_listings``).
+    rejected: list[Rejected] = field(default_factory=list)
 
     def walk(self) -> list[tuple[int, Node, Node | None]]:
         """Every node below this one as (depth, node, subject), depth first."""
@@ -73,6 +81,8 @@ class DiscoverOptions:
     depth: int | None = None  # None: the whole graph
     include_children: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
+    #: Fetch every listed entry and keep only what its manifest confirms (see the module docstring).
+    check_listings: bool = False
 
 
 def discover(target: Target, repository: str, root: Descriptor, options: DiscoverOptions) -> Node:
@@ -88,17 +98,19 @@ def discover(target: Target, repository: str, root: Descriptor, options: Discove
             if not node.repeated:
                 seen.add(child.digest)
                 frontier.append(node)
-    wanted = list(options.artifact_types)
-    server_filter = wanted[0] if len(wanted) == 1 else None
+    wanted = [mediatypes.normalize_media_type(kind) for kind in options.artifact_types]
+    fetched: dict[str, Fetched] = {}
     level = 0
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-discover") as pool:
         while frontier and (options.depth is None or level < options.depth):
-            listings = list(pool.map(lambda node: target.referrers(node.descriptor, server_filter), frontier))
+            listings = list(pool.map(lambda node: target.referrers(node.descriptor), frontier))
+            if wanted:
+                listings = [[d for d in listed if _wanted(d, wanted)] for listed in listings]
+            if options.check_listings:
+                listings = _checked(target, pool, frontier, listings, fetched)
             next_frontier: list[Node] = []
             for node, listed in zip(frontier, listings):
                 for desc in listed:
-                    if wanted and desc.artifact_type not in wanted:
-                        continue
                     referrer = Node(desc, f"{repository}@{desc.digest}", repeated=desc.digest in seen)
                     node.referrers.append(referrer)
                     if not referrer.repeated:
@@ -108,3 +120,24 @@ def discover(target: Target, repository: str, root: Descriptor, options: Discove
             level += 1
     return top
 
+
+def _checked(target: Target, pool: ThreadPoolExecutor, frontier: list[Node], listings: list[list[Descriptor]],
+             fetched: dict[str, Fetched]) -> list[list[Descriptor]]:
+    """Each level's listings with only the entries their manifests confirm; the others go on their node."""
+    entries = [(node.descriptor.digest, desc) for node, listed in zip(frontier, listings) for desc in listed]
+    verdicts = iter(check_entries(target, pool, entries, fetched))
+    accepted: list[list[Descriptor]] = []
+    for node, listed in zip(frontier, listings):
+        kept: list[Descriptor] = []
+        for _desc in listed:
+            verdict = next(verdicts)
+            if isinstance(verdict, Rejected):
+                node.rejected.append(verdict)
+            else:
+                kept.append(verdict)
+        accepted.append(kept)
+    return accepted
+
+
+def _wanted(desc: Descriptor, wanted: list[str]) -> bool:
+    return bool(desc.artifact_type) and mediatypes.normalize_media_type(desc.artifact_type or "") in wanted

@@ -32,3 +32,18 @@ def is_manifest_type(media_type: str) -> bool:
 
 def is_index_type(media_type: str) -> bool:
     return media_type in INDEX_TYPES
+
+
+def normalize_media_type(value: str) -> str:
+    """Lower case, no whitespace around ``;`` and ``=``: how artifact types are compared (media types are
+    case-insensitive, RFC 6838), wherever they come from: a flag, a listing or a manifest."""
+    parts = [part.strip() for part in value.strip().split(";")]
+    params = ["=".join(piece.strip() for piece in part.split("=", 1)) for part in parts[1:] if part]
+    return ";".join([parts[0], *params]).lower()
+
+
+def same_type(first: str | None, second: str | None) -> bool:
+    """Whether two artifact types are the same type; an absent type equals only an absent type."""
+    if not first or not second:
+        return not first and not second
+    return normalize_media_type(first) == normalize_media_type(second)

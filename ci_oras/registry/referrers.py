@@ -156,13 +156,13 @@ class RegistryReferrers:
         from ci_oras.registry.client import registry_error_detail
 
         url: str | None = f"/v2/{self.repository}/referrers/{subject_digest}"
-        params = {"artifactType": artifact_type} if artifact_type else None
+        # No server-side ``artifactType`` filter: registries compare it case-sensitively while artifact types
+        # are case-insensitive, so the filter is applied here (the same one request either way).
         found: list[Descriptor] = []
-        filtered_by_server = False
         while url:
             self._count("referrers-api")
             response = self.client.request(
-                "GET", url, scopes=self.pull_scopes, params=params, ok=(200, 404),
+                "GET", url, scopes=self.pull_scopes, ok=(200, 404),
                 headers={"Accept": mediatypes.OCI_INDEX}, describe=f"list referrers of {subject_digest}",
             )
             try:
@@ -184,13 +184,10 @@ class RegistryReferrers:
             finally:
                 response.close()
             self._remember(True)
-            applied = response.headers.get("OCI-Filters-Applied", "")
-            filtered_by_server = filtered_by_server or "artifactType" in [p.strip() for p in applied.split(",")]
             found.extend(index.manifests)
             link = response.links.get("next", {}).get("url")
             url = str(response.url.join(link)) if link else None
-            params = None
-        return found if filtered_by_server else filter_by_type(found, artifact_type)
+        return filter_by_type(found, artifact_type)
 
     def _read_fallback(self, subject_digest: str) -> _Fallback:
         self._count("fallback-get")

@@ -6,7 +6,9 @@ referrers itself they are left in place, still listed under its digest, and repo
 them too is a deliberate ``--graph`` (which finds them again by digest, even after the manifest is gone).
 
 With ``graph`` every referrer below the manifest (and, for an index, its child manifests and their referrers)
-is deleted as well, in the order ``ci_oras.graph.delete`` explains.
+is deleted as well, in the order ``ci_oras.graph.delete`` explains. Only what a listing names *and* its
+manifest confirms (it exists, has the listed digest and type, and names the node as its subject) is deleted;
+every other listed entry is skipped and reported as rejected, with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ci_oras.graph.delete import (
     run_deletion,
 )
 from ci_oras.graph.discover import DEFAULT_CONCURRENCY, DiscoverOptions, Node, discover
+from ci_oras.graph.listing import Rejected
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import is_digest
@@ -75,6 +78,14 @@ class DeletionResult:
     tree: Node | None = None
 
     @property
+    def rejected(self) -> list[Rejected]:
+        """Listed entries the checks rejected (with ``graph``): not deleted, and not walked below."""
+        if self.tree is None:
+            return []
+        nodes = [self.tree, *(node for _depth, node, _subject in self.tree.walk())]
+        return [rejected for node in nodes for rejected in node.rejected]
+
+    @property
     def digest(self) -> str:
         return self.root.digest
 
@@ -102,6 +113,7 @@ class DeletionResult:
             "indexesDeleted": [_index_entry(subject) for subject in self.outcome.indexes_deleted],
             "indexesUpdated": [_index_entry(subject) for subject in self.outcome.indexes_updated],
             "orphanedReferrers": [_referrer_entry(desc) for desc in self.orphaned],
+            "rejected": [rejected.to_dict() for rejected in self.rejected],
             "dryRun": self.dry_run,
         }
         return doc
@@ -128,7 +140,8 @@ def delete(target: Target, repository: str, reference: str, shown: str,
         subject = manifest.subject
     if options.graph:
         tree = discover(target, repository, root,
-                        DiscoverOptions(include_children=True, concurrency=options.concurrency))
+                        DiscoverOptions(include_children=True, concurrency=options.concurrency,
+                                        check_listings=True))
         outcome = run_deletion(target, plan_graph_deletion(tree, subject), dry_run=options.dry_run)
         return DeletionResult(shown, root, outcome, options.dry_run, tree=tree)
     try:

@@ -1,4 +1,8 @@
-"""``promote``: copy an image or artifact with its whole graph to another repository, registry or layout."""
+"""``promote``: copy an image or artifact with its whole graph to another repository, registry or layout.
+
+Only referrers whose manifests confirm their listing are copied (``ci_oras.graph.copy``); the rest are
+reported as rejected, with the reason, in the result document.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from ci_oras.errors import UsageError
 from ci_oras.graph.copy import CopyOptions, CopyStats, copy_blobs, copy_manifests, walk
+from ci_oras.graph.listing import Rejected
 from ci_oras.oci.manifest import Manifest
 from ci_oras.store.protocols import Target
 
@@ -22,6 +27,8 @@ class PromoteResult:
     tags_written: tuple[str, ...]
     stats: CopyStats
     dry_run: bool
+    #: Listed referrers whose manifests did not confirm the listing: not copied.
+    rejected: tuple[Rejected, ...] = ()
 
     def document(self) -> dict[str, Any]:
         s = self.stats
@@ -39,6 +46,7 @@ class PromoteResult:
             "skipped": {"manifests": s.manifests_skipped, "blobs": s.blobs_skipped},
             "bytes": s.bytes_copied,
             "referrers": s.referrers,
+            "rejected": [rejected.to_dict() for rejected in self.rejected],
             "dryRun": self.dry_run,
         }
 
@@ -85,6 +93,7 @@ def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, pl
     return PromoteResult(
         source=f"{source.repository}@{root.digest}", destination=shown, digest=root.digest,
         media_type=root.media_type, tags=tags, tags_written=written, stats=stats, dry_run=options.dry_run,
+        rejected=tuple(graph.rejected),
     )
 
 

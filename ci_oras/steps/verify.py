@@ -5,11 +5,15 @@ Evaluation asks the registry as little as possible:
 - Level by level from the subject(s): every node that some requirement still has to look below is listed
   **once** per check, whatever the number of requirements that need it; the nodes of a level are listed in
   parallel on a bounded pool (as ``discover`` does).
-- A node is listed with a server-side ``artifactType`` filter only when everything needed there is one artifact
-  type written out; otherwise (aliases span several types, or several specs meet at the node) without one, and
-  the matching is done here.
-- A chain descends only into referrers matching its current element: ``sbom>signature`` lists the referrers of
-  the SBOMs, never those of an unrelated report.
+- Listings are never filtered by the registry: its ``artifactType`` filter compares exactly, while artifact
+  types are case-insensitive. Matching is done here (one listing request either way).
+- A listing is a claim. A listed referrer that could match is counted only after its manifest is fetched (one
+  GET per such referrer, a level's GETs in parallel) and confirms the listing: it exists, has the listed
+  digest and type, and names the node it was listed under as its subject (``ci_oras.graph.listing``). It is
+  then matched on the manifest's own type and annotations. What fails is reported as rejected, not counted.
+  ``trust_listing`` skips the fetches (a node listed under itself is still rejected: that needs no request).
+- A chain descends only into accepted referrers matching its current element: ``sbom>signature`` lists the
+  referrers of the SBOMs, never those of an unrelated report.
 
 With ``wait``, unmet requirements are checked again every ``interval`` until they hold or the time is up
 (registries that index referrers asynchronously list a fresh referrer only after a while). Each check opens a
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci_oras.errors import NotFoundError, UsageError
+from ci_oras.graph.listing import Fetched, Rejected, check_entries, self_reference
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.steps.attach import parse_platform
@@ -53,6 +58,8 @@ class VerifyOptions:
     wait: float = 0.0
     interval: float = DEFAULT_INTERVAL
     concurrency: int = DEFAULT_CONCURRENCY
+    #: Count what the listings say without fetching the listed manifests (for users who accept the risk).
+    trust_listing: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,11 @@ class VerifyResult:
     waited: float
     #: Referrer listings made over all checks (each is one request, or one page chain, on a registry).
     listings: int
+    #: Listed manifests fetched to check the listings, over all checks (one request each on a registry).
+    fetches: int = 0
+    #: Listed entries that failed the checks (each once, in the order met), not counted.
+    rejected: tuple[Rejected, ...] = ()
+    trust_listing: bool = False
 
     @property
     def ok(self) -> bool:
@@ -144,6 +156,9 @@ class VerifyResult:
             "attempts": self.attempts,
             "waited": round(self.waited, 3),
             "listings": self.listings,
+            "fetches": self.fetches,
+            "trustListing": self.trust_listing,
+            "rejected": [rejected.to_dict() for rejected in self.rejected],
         }
 
 
@@ -164,13 +179,17 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
     root, subjects = _subjects(target, reference, shown, options)
     pending = [(subject, requirement) for subject in subjects for requirement in options.requirements]
     results: dict[tuple[str, Requirement], RequirementResult] = {}
-    attempts = listings = 0
+    rejected: dict[tuple[str, str, str], Rejected] = {}
+    attempts = listings = fetches = 0
     while True:
         attempts += 1
-        evaluation = _Evaluation(target, options.concurrency)
+        evaluation = _Evaluation(target, options.concurrency, options.trust_listing)
         for result in evaluation.run(pending):
             results[(result.subject.digest, result.requirement)] = result
         listings += evaluation.listings
+        fetches += len(evaluation.fetched)
+        for entry in evaluation.rejected():
+            rejected.setdefault((entry.subject, entry.listed.digest, entry.reason.value), entry)
         pending = [(s, r) for s, r in pending if not results[(s.digest, r)].satisfied]
         now = clock()
         if not pending or now >= deadline:
@@ -182,7 +201,8 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
         sleep(pause)
         target = open_target()
     ordered = tuple(results[(s.digest, r)] for s in subjects for r in options.requirements)
-    return VerifyResult(shown, root, ordered, attempts, clock() - start, listings)
+    return VerifyResult(shown, root, ordered, attempts, clock() - start, listings, fetches,
+                        tuple(rejected.values()), options.trust_listing)
 
 
 def _subjects(target: Target, reference: str, shown: str, options: VerifyOptions) -> tuple[Descriptor,
@@ -230,13 +250,19 @@ def _pick(children: list[Subject], platform: str, shown: str) -> Subject:
 
 
 class _Evaluation:
-    """One check: list what the requirements need, level by level, then read the answers off the listings."""
+    """One check: list what the requirements need level by level, check the listed referrers that could
+    match, then read the answers off the accepted ones."""
 
-    def __init__(self, target: Target, concurrency: int) -> None:
+    def __init__(self, target: Target, concurrency: int, trust_listing: bool) -> None:
         self.target = target
         self.concurrency = max(1, concurrency)
-        #: digest → (the artifactType filter it was listed with, the referrers listed)
-        self.listed: dict[str, tuple[str | None, list[Descriptor]]] = {}
+        self.trust_listing = trust_listing
+        #: digest → the referrers listed under it (unfiltered, each digest once)
+        self.listed: dict[str, list[Descriptor]] = {}
+        #: (node digest, listed digest) → the accepted descriptor (the manifest's), or why it was rejected
+        self.verdicts: dict[tuple[str, str], Descriptor | Rejected] = {}
+        #: listed digest → its manifest (or why there is none): one fetch per digest per check
+        self.fetched: dict[str, Fetched] = {}
         self.listings = 0
         self._lock = threading.Lock()
 
@@ -247,31 +273,54 @@ class _Evaluation:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="ci-oras-verify") as pool:
             while frontier:
                 nodes = list(frontier.values())
-                listings = list(pool.map(lambda node: self._list(node[0], node[1]), nodes))
+                listings = list(pool.map(lambda node: self._list(node[0]), nodes))
+                self._check(pool, [(desc.digest, referrer) for (desc, chains), listed in zip(nodes, listings)
+                                   for referrer in listed if any(c[0].may_match(referrer.artifact_type)
+                                                                 for c in chains)])
                 next_frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
-                for (desc, chains), listed in zip(nodes, listings):
+                for desc, chains in nodes:
                     for chain in chains:
                         if len(chain) == 1:
                             continue
-                        for referrer in listed:
+                        for referrer in self._accepted(desc.digest):
                             if _matches(chain[0], referrer):
                                 next_frontier.setdefault(referrer.digest, (referrer, set()))[1].add(chain[1:])
                 frontier = next_frontier
         return [self._result(subject, requirement) for subject, requirement in pending]
 
-    def _list(self, desc: Descriptor, chains: set[Chain]) -> list[Descriptor]:
-        wanted = _server_filter(chains)
+    def _list(self, desc: Descriptor) -> list[Descriptor]:
         with self._lock:
             cached = self.listed.get(desc.digest)
-        if cached is not None and (cached[0] is None or cached[0] == wanted):
-            return cached[1]
         if cached is not None:
-            wanted = None  # needed again with another filter (only a looping graph does that): take everything
-        listed = _unique(self.target.referrers(_plain(desc), wanted))
+            return cached
+        listed = _unique(self.target.referrers(_plain(desc)))
         with self._lock:
-            self.listed[desc.digest] = (wanted, listed)
+            self.listed[desc.digest] = listed
             self.listings += 1
         return listed
+
+    def _check(self, pool: ThreadPoolExecutor, entries: list[tuple[str, Descriptor]]) -> None:
+        """Give every (node, listed referrer) pair not judged yet its verdict."""
+        unique = {(node, desc.digest): (node, desc) for node, desc in entries}
+        fresh = [pair for key, pair in unique.items() if key not in self.verdicts]
+        if self.trust_listing:
+            verdicts: list[Descriptor | Rejected] = [self_reference(node, d) or d for node, d in fresh]
+        else:
+            verdicts = check_entries(self.target, pool, fresh, self.fetched)
+        for (node, desc), verdict in zip(fresh, verdicts):
+            self.verdicts[(node, desc.digest)] = verdict
+
+    def _accepted(self, digest: str) -> list[Descriptor]:
+        """The referrers listed under ``digest`` that were checked and accepted, in listing order."""
+        accepted: list[Descriptor] = []
+        for listed in self.listed.get(digest, []):
+            verdict = self.verdicts.get((digest, listed.digest))
+            if verdict is not None and not isinstance(verdict, Rejected):
+                accepted.append(verdict)
+        return accepted
+
+    def rejected(self) -> list[Rejected]:
+        return [verdict for verdict in self.verdicts.values() if isinstance(verdict, Rejected)]
 
     def _result(self, subject: Subject, requirement: Requirement) -> RequirementResult:
         paths = self._paths(subject.digest, requirement.chain)
@@ -283,7 +332,7 @@ class _Evaluation:
 
     def _paths(self, digest: str, chain: Chain) -> list[tuple[str, ...]]:
         out: list[tuple[str, ...]] = []
-        for referrer in self.listed.get(digest, (None, []))[1]:
+        for referrer in self._accepted(digest):
             if not _matches(chain[0], referrer):
                 continue
             if len(chain) == 1:
@@ -295,14 +344,6 @@ class _Evaluation:
 
 def _matches(matcher: Matcher, desc: Descriptor) -> bool:
     return matcher.matches(desc.artifact_type, desc.annotations)
-
-
-def _server_filter(chains: set[Chain]) -> str | None:
-    """The one artifact type everything needed at a node shares, when there is one (else list everything)."""
-    spellings = {chain[0].filter_type for chain in chains}
-    if len(spellings) == 1:
-        return next(iter(spellings))
-    return None
 
 
 def _unique(listed: list[Descriptor]) -> list[Descriptor]:

@@ -192,6 +192,8 @@ def test_graph_delete_removes_every_manifest_and_fallback_tag_deepest_first(
     # Deepest first; a subject's index goes once its referrers are gone, just before the subject itself.
     assert deleted_paths(proxy.requests) == [g.sig, g.indexes[g.sbom], g.sbom, g.report, g.indexes[g.image], g.image]
     assert not [r for r in proxy.requests if r.method not in READS | {"DELETE"}], "no index is ever rewritten"
+    fetched = [r.path.rsplit("/", 1)[1] for r in proxy.requests if r.method == "GET" and "/manifests/sha256:" in r.path]
+    assert sorted(fetched) == sorted([g.sig, g.sbom, g.report]), "one GET per listed referrer, to check it"
 
     assert listed_tags(registry_plain.url, unique_repo) == []
     for reference in [*g.manifests, *g.indexes.values(), _tag(g.image), _tag(g.sbom), "v1"]:
@@ -294,7 +296,9 @@ def test_rerunning_an_interrupted_graph_delete_finishes_it(
 
     doc = delete_json(cli, ref, "--graph")
     assert digests(doc["deleted"]) == [g.report, g.image]
-    assert digests(doc["alreadyDeleted"]) == [g.sbom], "a manifest already gone counts as done"
+    # The image's index still lists the deleted SBOM: a listed manifest that is gone is reported, not acted on.
+    assert doc["alreadyDeleted"] == []
+    assert [(e["digest"], e["subject"], e["reason"]) for e in doc["rejected"]] == [(g.sbom, g.image, "not-found")]
     assert listed_tags(registry_plain.url, unique_repo) == []
     for reference in g.manifests:
         assert status(registry_plain.url, unique_repo, reference) == 404

@@ -418,13 +418,18 @@ def test_api_lists_each_node_once_for_all_requirements(api_graph: ApiGraph) -> N
     assert document["listings"] == 3
 
 
-def test_api_single_type_uses_the_server_filter(api_graph: ApiGraph) -> None:
+def test_api_single_type_is_matched_here_not_by_the_server_filter(api_graph: ApiGraph) -> None:
+    """The registry's filter compares case-sensitively, types do not: one unfiltered listing, then one GET of
+    the one listed manifest that can match, to check it."""
     g = api_graph
     g.fake.clear()
     document = _document(g.verify(f"{g.ref}:v1", "-r", SPDX, "-O", "json"), EXIT_OK)
     assert _by_spec(document)[SPDX]["found"] == [g.spdx]
     (request,) = [r for r in g.fake.requests if "/referrers/" in r.path]
-    assert request.params == {"artifactType": [SPDX]}
+    assert request.params == {}
+    assert [r.path for r in g.fake.requests if r.method == "GET" and "/manifests/sha256:" in r.path] == [
+        f"/v2/{g.repo}/manifests/{g.spdx}"]
+    assert document["fetches"] == 1 and document["rejected"] == []
 
 
 def test_api_chain_follows_only_matching_referrers(api_graph: ApiGraph) -> None:
@@ -432,8 +437,8 @@ def test_api_chain_follows_only_matching_referrers(api_graph: ApiGraph) -> None:
     g.fake.clear()
     _document(g.verify(f"{g.ref}:v1", "-r", f"{CYCLONEDX}>signature", "-O", "json"), EXIT_OK)
     listed = [(r.path, r.params) for r in g.fake.requests if "/referrers/" in r.path]
-    # the image filtered by the one type needed there; then only the CycloneDX SBOM, unfiltered (alias)
-    assert listed == [(f"/v2/{g.repo}/referrers/{g.image['digest']}", {"artifactType": [CYCLONEDX]}),
+    # the image (never filtered by the registry); then only the CycloneDX SBOM
+    assert listed == [(f"/v2/{g.repo}/referrers/{g.image['digest']}", {}),
                       (f"/v2/{g.repo}/referrers/{g.cyclonedx}", {})]
 
 
