@@ -269,6 +269,11 @@ def safe_output_path(dest: Path, title: str) -> Path:
     return target
 
 
+def safe_relative_name(title: str) -> str:
+    """``title`` as the relative path it is written to (normalised); IntegrityError when it is unsafe."""
+    return _relative_name(title)
+
+
 def _relative_name(title: str) -> str:
     """``title`` normalised to a relative POSIX path that stays below its base, else IntegrityError."""
     if not title or title.startswith("/") or posixpath.isabs(title) or os.path.isabs(title) or "\0" in title:
