@@ -71,7 +71,7 @@ class UnpackLimits:
     max_bytes: int = 32 * _GIB
     max_ratio: int = 200
     max_entries: int = 1_000_000
-    ratio_floor: int = 16 * _MIB
+    ratio_floor: int = _MIB
 
 
 @dataclass
@@ -364,6 +364,9 @@ class _Staging:
     written: dict[str, None] = field(default_factory=dict)  # an ordered set
     links: list[str] = field(default_factory=list)
     dir_modes: dict[str, int] = field(default_factory=dict)
+    #: Staged paths known to be real directories. Extraction never turns a directory into anything else, so
+    #: each is checked once, not once per entry below it (which is cubic for a tree thousands of levels deep).
+    dirs: set[str] = field(default_factory=set)
 
     def record(self, relative: str) -> None:
         self.written[relative] = None
@@ -410,7 +413,7 @@ def _extract(chunks: Iterable[bytes], staging: _Staging, expected_tar_digest: st
     compressed = _ChunkReader(chunks)
     try:
         # A small read-ahead on the compressed side keeps ``compressed.consumed`` close to what gzip has used.
-        with gzip.GzipFile(fileobj=io.BufferedReader(compressed, 64 * 1024), mode="rb") as gz:
+        with gzip.GzipFile(fileobj=io.BufferedReader(compressed, io.DEFAULT_BUFFER_SIZE), mode="rb") as gz:
             reader = _HashingReader(gz, compressed, staging.budget, staging.prefix)
             with tarfile.open(fileobj=io.BufferedReader(reader, CHUNK_SIZE), mode="r|") as archive:
                 for member in archive:
@@ -464,9 +467,15 @@ def _extract_member(archive: tarfile.TarFile, member: tarfile.TarInfo, staging: 
 
 def _make_dirs(staging: _Staging, relative: str) -> None:
     """Create each directory of ``relative`` in staging, refusing to go through a symlink or a file."""
-    current = staging.root
-    for part in [p for p in relative.split("/") if p]:
+    base, missing = posixpath.normpath(relative) if relative else "", []
+    while base and base not in staging.dirs:  # a known directory's ancestors were all checked before it
+        base, part = posixpath.split(base)
+        missing.append(part)
+    current = staging.root / base if base else staging.root
+    for part in reversed(missing):
         current = current / part
+        base = f"{base}/{part}" if base else part
+        staging.dirs.add(base)
         try:
             mode = current.lstat().st_mode
         except FileNotFoundError:
@@ -537,14 +546,19 @@ def _check_links(staging: _Staging) -> None:
 # -- moving into place -------------------------------------------------------------------------------------------
 
 
+# Paths below are plain strings: a Path is re-parsed part by part on every join, which is quadratic work per
+# entry in a tree thousands of levels deep.
+
+
 def _staged_entries(root: Path, prefix: str) -> Iterator[str]:
     """Every staged path from ``prefix`` down, parents before children (iterative: trees may be very deep)."""
     yield prefix
+    base = os.fspath(root)
     pending = [prefix]
     while pending:
         relative_dir = pending.pop()
-        directory = root / relative_dir
-        if not stat.S_ISDIR(directory.lstat().st_mode):
+        directory = os.path.join(base, relative_dir)
+        if not stat.S_ISDIR(os.lstat(directory).st_mode):
             continue
         for entry in sorted(os.listdir(directory)):
             relative = f"{relative_dir}/{entry}"
@@ -552,19 +566,20 @@ def _staged_entries(root: Path, prefix: str) -> Iterator[str]:
             pending.append(relative)
 
 
-def remove_tree(path: Path) -> None:
+def remove_tree(path: Path | str) -> None:
     """Remove ``path`` and everything below it, best effort, without recursion and without following links.
 
     ``shutil.rmtree`` recurses once per level and gives up on a tree deeper than the recursion limit, which
     is exactly the tree a hostile layer leaves in a staging directory.
     """
+    top = os.fspath(path)
     try:
-        if not stat.S_ISDIR(path.lstat().st_mode):
-            path.unlink()
+        if not stat.S_ISDIR(os.lstat(top).st_mode):
+            os.unlink(top)
             return
     except OSError:
         return
-    stack = [(path, False)]
+    stack = [(top, False)]
     while stack:
         current, emptied = stack.pop()
         if emptied:
@@ -580,16 +595,16 @@ def remove_tree(path: Path) -> None:
             continue
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                stack.append((Path(entry.path), False))
+                stack.append((entry.path, False))
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
 
-def _same(staged: Path, existing: Path) -> bool:
+def _same(staged: str, existing: str) -> bool:
     """True when ``existing`` already is what ``staged`` would put there (type and bytes or link target)."""
     try:
-        mine, theirs = staged.lstat().st_mode, existing.lstat().st_mode
+        mine, theirs = os.lstat(staged).st_mode, os.lstat(existing).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return False
     if stat.S_ISDIR(mine) or stat.S_ISLNK(mine):
@@ -598,10 +613,10 @@ def _same(staged: Path, existing: Path) -> bool:
     return stat.S_ISREG(theirs) and _same_bytes(staged, existing)
 
 
-def _same_bytes(left: Path, right: Path) -> bool:
-    if left.stat().st_size != right.stat().st_size:
+def _same_bytes(left: str, right: str) -> bool:
+    if os.stat(left).st_size != os.stat(right).st_size:
         return False
-    with left.open("rb") as one, right.open("rb") as other:
+    with open(left, "rb") as one, open(right, "rb") as other:
         while True:
             a, b = one.read(CHUNK_SIZE), other.read(CHUNK_SIZE)
             if a != b:
@@ -610,9 +625,9 @@ def _same_bytes(left: Path, right: Path) -> bool:
                 return True
 
 
-def _exists(path: Path) -> bool:
+def _exists(path: Path | str) -> bool:
     try:
-        path.lstat()
+        os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
     return True
@@ -651,7 +666,7 @@ def install_staged(root: Path, dest: Path, names: list[str], *, overwrite: bool)
             os.rename(root / name, final)
             continue
         for relative in planned:
-            _replace(root / relative, dest / relative)
+            _replace(os.path.join(root, relative), os.path.join(dest, relative))
 
 
 def _plan(root: Path, prefix: str, dest: Path) -> tuple[list[str], list[str]]:
@@ -663,30 +678,31 @@ def _plan(root: Path, prefix: str, dest: Path) -> tuple[list[str], list[str]]:
     changes: list[str] = []
     conflicts: list[str] = []
     replaced_dirs: set[str] = set()
+    root_text, dest_text = os.fspath(root), os.fspath(dest)
     for relative in _staged_entries(root, prefix):
-        staged = root / relative
+        staged, existing = os.path.join(root_text, relative), os.path.join(dest_text, relative)
         if posixpath.dirname(relative) not in replaced_dirs:
-            if _same(staged, dest / relative):
+            if _same(staged, existing):
                 continue
-            if _exists(dest / relative):
+            if _exists(existing):
                 conflicts.append(relative)
         changes.append(relative)
-        if stat.S_ISDIR(staged.lstat().st_mode):
+        if stat.S_ISDIR(os.lstat(staged).st_mode):
             replaced_dirs.add(relative)
     return changes, conflicts
 
 
-def _replace(staged: Path, target: Path) -> None:
+def _replace(staged: str, target: str) -> None:
     """Put one staged entry at ``target``; parents were handled first, so they are real directories."""
-    is_dir = stat.S_ISDIR(staged.lstat().st_mode)
+    is_dir = stat.S_ISDIR(os.lstat(staged).st_mode)
     if _exists(target):
-        if stat.S_ISDIR(target.lstat().st_mode):
+        if stat.S_ISDIR(os.lstat(target).st_mode):
             if is_dir:
                 return
             remove_tree(target)
         elif is_dir:
-            target.unlink()
+            os.unlink(target)
     if is_dir:
-        target.mkdir(mode=staged.stat().st_mode & 0o777)
+        os.mkdir(target, mode=os.stat(staged).st_mode & 0o777)
     else:
         os.replace(staged, target)
