@@ -6,12 +6,9 @@ push and pull cannot hide.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import httpx
 import jsonschema
 import pytest
 from harness.cli import clean_env, run_cli
+from harness.layers import directory_layer
 from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, push_blob, push_manifest
 from harness.registry import RunningRegistry
 
@@ -27,21 +25,6 @@ from ci_oras.schemas import load_schema
 
 TITLE = "org.opencontainers.image.title"
 MIB = 1024 * 1024
-
-
-def _directory_layer(files: dict[str, bytes]) -> tuple[bytes, str]:
-    """A tar+gzip of ``docs/<name>`` entries and the digest of its uncompressed tar."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        top = tarfile.TarInfo("docs")
-        top.type, top.mode = tarfile.DIRTYPE, 0o755
-        archive.addfile(top)
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"docs/{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    tar = raw.getvalue()
-    return gzip.compress(tar, mtime=0), "sha256:" + hashlib.sha256(tar).hexdigest()
 
 
 def _artifact(client: httpx.Client, registry: RunningRegistry, repo: str, layers: list[dict[str, Any]],
@@ -64,7 +47,7 @@ def _file_layer(client: httpx.Client, registry: RunningRegistry, repo: str, titl
 
 def _dir_layer(client: httpx.Client, registry: RunningRegistry, repo: str, files: dict[str, bytes],
                tar_digest: str | None = None) -> dict[str, Any]:
-    blob, real_tar_digest = _directory_layer(files)
+    blob, real_tar_digest = directory_layer("docs", files)
     digest = push_blob(client, registry.url, repo, blob)
     return {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": len(blob),
             "annotations": {TITLE: "docs", "io.deis.oras.content.digest": tar_digest or real_tar_digest,

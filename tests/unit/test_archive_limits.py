@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.layers import directory_layer
 
 from ci_oras.archive import (
     UnpackBudget,
@@ -32,16 +33,7 @@ MIB = 1024 * 1024
 
 
 def _layer(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
-        top = tarfile.TarInfo("dist")
-        top.type, top.mode = tarfile.DIRTYPE, 0o755
-        archive.addfile(top)
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"dist/{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
+    return directory_layer("dist", files)[0]
 
 
 def _zero_bomb(total: int) -> Iterator[bytes]:
