@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 
+from ci_oras.archive import remove_tree
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_USAGE
 
 
@@ -69,23 +70,26 @@ def test_very_deep_directory_pushes_and_pulls_twice(tmp_path: Path) -> None:
     work = tmp_path / "work"
     current = work / "deep"
     current.mkdir(parents=True)
-    for _ in range(1500):
-        current = Path(os.path.join(current, "d"))
-        os.mkdir(current)  # one level at a time: os.makedirs recurses per level
-    (current / "leaf.txt").write_bytes(b"leaf")
-    env = clean_env(tmp_path)
-    reference = f"oci:{tmp_path / 'layout'}:deep"
-    pushed = run_cli("push", reference, "deep", env=env, cwd=work)
-    assert pushed.returncode == 0, pushed.stderr
-    out = tmp_path / "out"
-    for attempt in ("first", "second"):
-        pulled = run_cli("pull", reference, "-o", str(out), env=env)
-        assert pulled.returncode == 0, f"{attempt} pull: {pulled.stderr}"
-        assert "Traceback" not in pulled.stderr
-        assert sorted(os.listdir(out)) == ["deep"], f"{attempt} pull left {os.listdir(out)}"
-    leaf = os.path.join(out, "deep", *["d"] * 1500, "leaf.txt")
-    with open(leaf, "rb") as handle:
-        assert handle.read() == b"leaf"
+    try:
+        for _ in range(1500):
+            current = Path(os.path.join(current, "d"))
+            os.mkdir(current)  # one level at a time: os.makedirs recurses per level
+        (current / "leaf.txt").write_bytes(b"leaf")
+        env = clean_env(tmp_path)
+        reference = f"oci:{tmp_path / 'layout'}:deep"
+        pushed = run_cli("push", reference, "deep", env=env, cwd=work)
+        assert pushed.returncode == 0, pushed.stderr
+        out = tmp_path / "out"
+        for attempt in ("first", "second"):
+            pulled = run_cli("pull", reference, "-o", str(out), env=env)
+            assert pulled.returncode == 0, f"{attempt} pull: {pulled.stderr}"
+            assert "Traceback" not in pulled.stderr
+            assert sorted(os.listdir(out)) == ["deep"], f"{attempt} pull left {os.listdir(out)}"
+        leaf = os.path.join(out, "deep", *["d"] * 1500, "leaf.txt")
+        with open(leaf, "rb") as handle:
+            assert handle.read() == b"leaf"
+    finally:
+        remove_tree(tmp_path)  # pytest's own clean-up of old tmp_paths recurses per level and would fail
 
 
 @pytest.mark.parametrize(("command", "host"), [("login", "http://"), ("login", "https:///"), ("logout", ""),

@@ -176,14 +176,16 @@ def _deep_tree(root: Path, levels: int) -> None:
 
 def test_very_deep_trees_pack_unpack_and_are_removed(tmp_path: Path) -> None:
     """Deeper than Python's recursion limit (1000): every walk and removal must be iterative."""
-    _deep_tree(tmp_path / "src", 1100)
-    packed = io.BytesIO()
-    pack_directory(tmp_path / "src", "dist", packed)
-    dest = tmp_path / "dest"
-    written = unpack_tar_gzip([packed.getvalue()], dest, "dist", expected_tar_digest=None, overwrite=False)
-    assert written[-1].name == "leaf.txt" and written[-1].read_bytes() == b"leaf"
-    # A second unpack over the same tree compares it level by level, then nothing is left in staging.
-    unpack_tar_gzip([packed.getvalue()], dest, "dist", expected_tar_digest=None, overwrite=False)
-    assert _left_behind(dest) == ["dist"]
-    remove_tree(dest)
-    assert not dest.exists()
+    try:
+        _deep_tree(tmp_path / "src", 1100)
+        packed = io.BytesIO()
+        pack_directory(tmp_path / "src", "dist", packed)
+        dest = tmp_path / "dest"
+        written = unpack_tar_gzip([packed.getvalue()], dest, "dist", expected_tar_digest=None, overwrite=False)
+        assert written[-1].name == "leaf.txt" and written[-1].read_bytes() == b"leaf"
+        # A second unpack over the same tree compares it level by level, then nothing is left in staging.
+        unpack_tar_gzip([packed.getvalue()], dest, "dist", expected_tar_digest=None, overwrite=False)
+        assert _left_behind(dest) == ["dist"]
+    finally:
+        remove_tree(tmp_path)  # pytest's own clean-up of old tmp_paths recurses per level and would fail
+    assert not tmp_path.exists()
