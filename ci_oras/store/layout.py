@@ -252,7 +252,8 @@ class OCILayout:
                 f"corrupt {path}: not JSON ({exc})", hint="restore index.json, or re-create the layout"
             ) from exc
         # ``"manifests": null`` is how oras leaves a layout whose last manifest it deleted: empty, not corrupt.
-        if not isinstance(doc, dict) or not isinstance(doc.get("manifests") or [], list):
+        entries = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or not (entries is None or isinstance(entries, list)):
             raise UsageError(
                 f"corrupt {path}: not an OCI image index", hint="restore index.json, or re-create the layout"
             )
