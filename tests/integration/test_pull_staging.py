@@ -18,9 +18,10 @@ import pytest
 from harness.cli import clean_env, run_cli
 from harness.layers import directory_layer
 from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, push_blob, push_manifest
+from harness.proxy import RegistryProxy, matching
 from harness.registry import RunningRegistry
 
-from ci_oras.errors import EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_USAGE
+from ci_oras.errors import EXIT_AUTH, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_REGISTRY, EXIT_USAGE
 from ci_oras.schemas import load_schema
 
 TITLE = "org.opencontainers.image.title"
@@ -102,6 +103,26 @@ def test_a_failing_second_layer_leaves_nothing(registry_plain: RunningRegistry, 
     else:
         assert not out.exists(), "a failed pull must not create the output directory"
     assert sorted(os.listdir(sandbox)) == (["out"] if existing_output else [])
+
+
+@pytest.mark.parametrize(("status", "exit_code"), [(503, EXIT_REGISTRY), (403, EXIT_AUTH)])
+def test_a_registry_failure_on_the_second_layer_leaves_nothing(registry_plain: RunningRegistry, tmp_path: Path,
+                                                               unique_repo: str, status: int, exit_code: int) -> None:
+    with httpx.Client() as client:
+        first = _file_layer(client, registry_plain, unique_repo, "first.txt", b"the first layer\n")
+        second = _file_layer(client, registry_plain, unique_repo, "second.txt", b"the second layer\n")
+        _artifact(client, registry_plain, unique_repo, [first, second], tag="v1")
+    out = tmp_path / "out"
+    with RegistryProxy(registry_plain) as proxy:
+        # Retry-After: 0 keeps the retries of a 503 instant; every one of them fails.
+        rule = proxy.inject(matching("GET", rf"/blobs/{second['digest']}$"), status, times=50,
+                            headers={"Retry-After": "0"})
+        result = run_cli("pull", f"127.0.0.1:{proxy.port}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
+    assert rule.hits, "the second layer's download must have been attempted"
+    assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists(), "the first layer must not be installed"
+    assert _leftovers(tmp_path) == []
 
 
 def test_limits_do_not_stop_an_honest_pull_and_a_merge_keeps_other_files(
