@@ -229,7 +229,8 @@ def _stage_and_install(target: Target, layers: list[_Layer], base: Path, output:
     try:
         stage = Path(tempfile.mkdtemp(prefix=PULL_STAGING_PREFIX, dir=base))
     except OSError as exc:
-        raise UsageError(f"cannot write to {output}: {exc.strerror or exc}",
+        where = "" if base == output.absolute() else f" (staging in {base})"
+        raise UsageError(f"cannot write to {output}{where}: {exc.strerror or exc}",
                          hint="choose a writable directory with -o") from exc
     try:
         pulled = [_stage_layer(target, layer, stage, output, budget) for layer in layers]
