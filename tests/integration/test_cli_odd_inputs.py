@@ -39,8 +39,10 @@ def layout(tmp_path: Path) -> str:
 
 
 def test_pull_into_an_unwritable_place(tmp_path: Path, layout: str) -> None:
-    result = run_cli("pull", f"{layout}:v1", "-o", "/proc/x", env=clean_env(tmp_path))
-    _one_line_error(result, EXIT_USAGE, "/proc/x", "-o")
+    result = run_cli("pull", f"{layout}:v1", "-o", "/proc/x", env=clean_env(tmp_path), cwd=tmp_path)
+    _one_line_error(result, EXIT_USAGE, "cannot write to /proc/x", "-o")
+    assert not os.path.lexists("/proc/x")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ci-oras")) == []
 
 
 def test_pull_into_an_existing_file(tmp_path: Path, layout: str) -> None:
@@ -116,9 +118,12 @@ def test_attach_needs_a_regular_file(tmp_path: Path, layout: str, command: str, 
         path.mkdir()
     elif kind == "fifo":
         os.mkfifo(path)
+    index = tmp_path / "layout" / "index.json"
+    before = index.read_bytes()
     result = run_cli(command, f"{layout}:v1", str(path), env=clean_env(tmp_path), timeout=30)
     expected = "file not found" if kind == "missing" else f"{path} is not a regular file"
     _one_line_error(result, EXIT_USAGE, expected)
+    assert index.read_bytes() == before, "nothing may be attached"
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--wait", "99999999999h"), ("--wait", "25h"), ("--interval", "1e300")])
