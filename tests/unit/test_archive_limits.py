@@ -22,6 +22,7 @@ from ci_oras.archive import (
     UnpackBudget,
     UnpackLimits,
     format_size,
+    install_staged,
     pack_directory,
     parse_size,
     remove_tree,
@@ -189,3 +190,17 @@ def test_very_deep_trees_pack_unpack_and_are_removed(tmp_path: Path) -> None:
     finally:
         remove_tree(tmp_path)  # pytest's own clean-up of old tmp_paths recurses per level and would fail
     assert not tmp_path.exists()
+
+
+def test_install_staged_checks_every_name_before_changing_anything(tmp_path: Path) -> None:
+    staged, dest = tmp_path / "staged", tmp_path / "dest"
+    (staged / "a").mkdir(parents=True)
+    (staged / "a" / "new.txt").write_bytes(b"new")
+    (staged / "z.txt").write_bytes(b"theirs")
+    dest.mkdir()
+    (dest / "z.txt").write_bytes(b"mine")
+    with pytest.raises(UsageError, match="z.txt already exists with different content"):
+        install_staged(staged, dest, ["a", "z.txt"], overwrite=False)
+    assert sorted(os.listdir(dest)) == ["z.txt"], "'a' sorts first but must not be installed"
+    install_staged(staged, dest, ["a", "z.txt"], overwrite=True)
+    assert (dest / "a" / "new.txt").read_bytes() == b"new" and (dest / "z.txt").read_bytes() == b"theirs"
