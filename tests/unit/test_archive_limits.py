@@ -23,9 +23,7 @@ from ci_oras.archive import (
     UnpackLimits,
     format_size,
     install_staged,
-    pack_directory,
     parse_size,
-    remove_tree,
     unpack_tar_gzip,
 )
 from ci_oras.errors import IntegrityError, UsageError
@@ -163,33 +161,6 @@ def test_parse_size_refuses_nonsense(text: str) -> None:
 def test_format_size() -> None:
     assert format_size(32 * 1024**3) == "32 GiB"
     assert format_size(1000) == "1000 bytes"
-
-
-def _deep_tree(root: Path, levels: int) -> None:
-    """``levels`` nested directories, made one level at a time (os.makedirs itself recurses per level)."""
-    current = root
-    current.mkdir()
-    for _ in range(levels):
-        current = Path(os.path.join(current, "d"))
-        os.mkdir(current)
-    (current / "leaf.txt").write_bytes(b"leaf")
-
-
-def test_very_deep_trees_pack_unpack_and_are_removed(tmp_path: Path) -> None:
-    """Deeper than Python's recursion limit (1000): every walk and removal must be iterative."""
-    try:
-        _deep_tree(tmp_path / "src", 1100)
-        packed = io.BytesIO()
-        pack_directory(tmp_path / "src", "dist", packed)
-        dest = tmp_path / "dest"
-        written = unpack_tar_gzip([packed.getvalue()], dest, "dist", expected_tar_digest=None, overwrite=False)
-        assert written[-1].name == "leaf.txt" and written[-1].read_bytes() == b"leaf"
-        # A second unpack over the same tree compares it level by level, then nothing is left in staging.
-        unpack_tar_gzip([packed.getvalue()], dest, "dist", expected_tar_digest=None, overwrite=False)
-        assert _left_behind(dest) == ["dist"]
-    finally:
-        remove_tree(tmp_path)  # pytest's own clean-up of old tmp_paths recurses per level and would fail
-    assert not tmp_path.exists()
 
 
 def test_install_staged_checks_every_name_before_changing_anything(tmp_path: Path) -> None:
