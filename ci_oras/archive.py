@@ -9,11 +9,16 @@ the uncompressed tar, ``io.deis.oras.content.digest``) are computed while the by
 Unpacking treats the layer as hostile, because it comes from a registry: nothing may be written outside the
 destination (absolute names, ``..``, links pointing out, writes through symlinks are refused with
 IntegrityError), and nothing half-written is left behind: entries are extracted into a staging directory
-inside the destination, checked, and only then moved into place.
+inside the destination, checked, and only then moved into place. A small layer may expand without bound
+(a gzip of zeros grows about a thousandfold), so unpacking stops with IntegrityError as soon as it passes
+``UnpackLimits``: the bytes it would write, the ratio of unpacked to compressed bytes, or the number of entries.
+
+Walks and removals are iterative: a tree thousands of levels deep must not exhaust Python's recursion limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -39,6 +44,8 @@ CHUNK_SIZE = 1024 * 1024
 GZIP_LEVEL = 6
 STAGING_PREFIX = ".ci-oras-unpack-"
 _BLOCK = tarfile.BLOCKSIZE
+_GIB = 1024**3
+_MIB = 1024**2
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # file names that are not UTF-8 survive the round trip byte for byte
 
@@ -50,6 +57,83 @@ class PackedDirectory:
     digest: str
     size: int
     tar_digest: str
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """Bounds on what unpacking directory layers may do, shared by every layer of one pull.
+
+    The defaults sit far above honest artifacts (source trees and build outputs compress 2-20:1 and hold
+    thousands of entries) and far below what fills a CI runner's disk. The ratio is only judged once a layer
+    has unpacked ``ratio_floor`` bytes: a tiny layer cannot do harm, and gzip's first block may look extreme.
+    """
+
+    max_bytes: int = 32 * _GIB
+    max_ratio: int = 200
+    max_entries: int = 1_000_000
+    ratio_floor: int = _MIB
+
+
+@dataclass
+class UnpackBudget:
+    """What the layers unpacked so far have used of ``limits`` (file bytes and entries add up over a pull)."""
+
+    limits: UnpackLimits = field(default_factory=UnpackLimits)
+    written: int = 0
+    entries: int = 0
+
+    def add_entry(self, prefix: str) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            raise IntegrityError(
+                f"refusing to unpack {prefix}: more than {self.limits.max_entries} entries "
+                f"(limit --max-unpack-entries)",
+                hint="raise --max-unpack-entries if you trust this artifact",
+            )
+
+    def add_bytes(self, prefix: str, size: int) -> None:
+        """Called with a file's size from its header, before a byte of it is written."""
+        if self.written + size > self.limits.max_bytes:
+            raise IntegrityError(
+                f"refusing to unpack {prefix}: it writes more than {format_size(self.limits.max_bytes)} "
+                f"(limit --max-unpack-size)",
+                hint="raise --max-unpack-size if you trust this artifact",
+            )
+        self.written += size
+
+    def check_ratio(self, prefix: str, unpacked: int, compressed: int) -> None:
+        limits = self.limits
+        if unpacked > limits.ratio_floor and unpacked > limits.max_ratio * max(compressed, 1):
+            raise IntegrityError(
+                f"refusing to unpack {prefix}: it expands more than {limits.max_ratio} times its compressed size "
+                f"(limit --max-unpack-ratio), a decompression bomb or an unusual artifact",
+                hint="raise --max-unpack-ratio if you trust this artifact",
+            )
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+               "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": _MIB, "gib": _GIB, "tib": 1024**4}
+
+
+def parse_size(text: str, flag: str) -> int:
+    """``500MiB``, ``2GB``, ``10g`` or plain bytes to a byte count; UsageError naming ``flag`` otherwise."""
+    value = text.strip().lower().replace(" ", "")
+    number = value.rstrip("kmgtib")
+    unit = value[len(number):]
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in _SIZE_UNITS or not 0 < amount < 2**63 / _SIZE_UNITS[unit]:
+        raise UsageError(f"invalid {flag} {text!r}", hint=f"write {flag} as bytes or with a unit: 500MiB, 32GiB, 2GB")
+    return int(amount * _SIZE_UNITS[unit])
+
+
+def format_size(size: int) -> str:
+    for unit, factor in (("TiB", 1024**4), ("GiB", _GIB), ("MiB", _MIB), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
 
 
 # -- packing -----------------------------------------------------------------------------------------------------
@@ -112,12 +196,23 @@ def _walk(root: Path, prefix: str) -> Iterator[tuple[Path, str, os.stat_result]]
 
 
 def _walk_children(directory: Path, arcname: str) -> Iterator[tuple[Path, str, os.stat_result]]:
-    for child in sorted(os.listdir(directory), key=os.fsencode):
-        path, child_name = directory / child, f"{arcname}/{child}"
+    """Depth first with an explicit stack, so a directory thousands of levels deep packs like any other."""
+    stack = [_children(directory, arcname)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        path, child_name = entry
         info = path.lstat()
         yield path, child_name, info
         if stat.S_ISDIR(info.st_mode):
-            yield from _walk_children(path, child_name)
+            stack.append(_children(path, child_name))
+
+
+def _children(directory: Path, arcname: str) -> Iterator[tuple[Path, str]]:
+    for child in sorted(os.listdir(directory), key=os.fsencode):
+        yield directory / child, f"{arcname}/{child}"
 
 
 def _write_entry(tar: _HashingWriter, path: Path, arcname: str, info: os.stat_result, mtime: int | None) -> None:
@@ -174,6 +269,11 @@ def safe_output_path(dest: Path, title: str) -> Path:
     return target
 
 
+def safe_relative_name(title: str) -> str:
+    """``title`` as the relative path it is written to (normalised); IntegrityError when it is unsafe."""
+    return _relative_name(title)
+
+
 def _relative_name(title: str) -> str:
     """``title`` normalised to a relative POSIX path that stays below its base, else IntegrityError."""
     if not title or title.startswith("/") or posixpath.isabs(title) or os.path.isabs(title) or "\0" in title:
@@ -197,6 +297,7 @@ class _ChunkReader(io.RawIOBase):
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
         self._pending = memoryview(b"")
+        self.consumed = 0  # compressed bytes handed to gzip so far: the denominator of the expansion ratio
 
     def readable(self) -> bool:
         return True
@@ -211,30 +312,45 @@ class _ChunkReader(io.RawIOBase):
         count = min(len(target), len(self._pending))
         target[:count] = self._pending[:count]
         self._pending = self._pending[count:]
+        self.consumed += count
         return count
 
 
 class _HashingReader(io.RawIOBase):
-    """Hashes the uncompressed tar as tarfile reads it: the digest ORAS annotates is of these bytes."""
+    """Hashes the uncompressed tar as tarfile reads it: the digest ORAS annotates is of these bytes.
 
-    def __init__(self, source: gzip.GzipFile) -> None:
+    It also measures the expansion as it goes, so a decompression bomb stops after a few megabytes, whether
+    its bytes are files to write or padding after the end of the archive.
+    """
+
+    def __init__(self, source: gzip.GzipFile, compressed: _ChunkReader, budget: UnpackBudget, prefix: str) -> None:
         self._source = source
+        self._compressed = compressed
+        self._budget = budget
+        self._prefix = prefix
         self.hash = hashlib.sha256()
+        self.unpacked = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         target = memoryview(buffer).cast("B")
-        data = self._source.read(len(target))
+        data = self._take(len(target))
         target[: len(data)] = data
-        self.hash.update(data)
         return len(data)
+
+    def _take(self, size: int) -> bytes:
+        data = self._source.read(size)
+        self.hash.update(data)
+        self.unpacked += len(data)
+        self._budget.check_ratio(self._prefix, self.unpacked, self._compressed.consumed)
+        return data
 
     def drain(self) -> str:
         """Read to the very end (trailing padding counts in the digest) and return the digest."""
-        while data := self._source.read(CHUNK_SIZE):
-            self.hash.update(data)
+        while self._take(CHUNK_SIZE):
+            pass
         return f"sha256:{self.hash.hexdigest()}"
 
 
@@ -244,9 +360,13 @@ class _Staging:
 
     root: Path
     prefix: str
+    budget: UnpackBudget
     written: dict[str, None] = field(default_factory=dict)  # an ordered set
     links: list[str] = field(default_factory=list)
     dir_modes: dict[str, int] = field(default_factory=dict)
+    #: Staged paths known to be real directories. Extraction never turns a directory into anything else, so
+    #: each is checked once, not once per entry below it (which is cubic for a tree thousands of levels deep).
+    dirs: set[str] = field(default_factory=set)
 
     def record(self, relative: str) -> None:
         self.written[relative] = None
@@ -259,11 +379,13 @@ def unpack_tar_gzip(
     *,
     expected_tar_digest: str | None,
     overwrite: bool,
+    budget: UnpackBudget | None = None,
 ) -> list[Path]:
     """Unpack a directory layer to ``dest/name``; return the files (and symlinks) it holds, in archive order.
 
     An existing ``dest/name`` is fine when every file would be identical; a differing file needs
-    ``overwrite``. Raises IntegrityError for an unsafe or corrupt archive, UsageError for a conflict.
+    ``overwrite``. Raises IntegrityError for an unsafe or corrupt archive or one past ``budget``'s limits
+    (default limits when None), UsageError for a conflict.
     """
     prefix = _relative_name(name)
     safe_output_path(dest, prefix)
@@ -273,7 +395,7 @@ def unpack_tar_gzip(
     except OSError as exc:
         raise UsageError(f"cannot write to {dest}: {exc.strerror or exc}") from exc
     try:
-        staging = _Staging(staging_root, prefix)
+        staging = _Staging(staging_root, prefix, budget or UnpackBudget())
         _extract(chunks, staging, expected_tar_digest)
         _check_links(staging)
         _install(staging, dest, overwrite=overwrite)
@@ -283,16 +405,19 @@ def unpack_tar_gzip(
     except OSError as exc:
         raise UsageError(f"cannot unpack {name} into {dest}: {exc.strerror or exc}") from exc
     finally:
-        shutil.rmtree(staging_root, ignore_errors=True)
+        remove_tree(staging_root)
 
 
 def _extract(chunks: Iterable[bytes], staging: _Staging, expected_tar_digest: str | None) -> None:
     """Stream the layer into the staging directory, then check the uncompressed tar digest."""
+    compressed = _ChunkReader(chunks)
     try:
-        with gzip.GzipFile(fileobj=io.BufferedReader(_ChunkReader(chunks), CHUNK_SIZE), mode="rb") as gz:
-            reader = _HashingReader(gz)
+        # A small read-ahead on the compressed side keeps ``compressed.consumed`` close to what gzip has used.
+        with gzip.GzipFile(fileobj=io.BufferedReader(compressed, io.DEFAULT_BUFFER_SIZE), mode="rb") as gz:
+            reader = _HashingReader(gz, compressed, staging.budget, staging.prefix)
             with tarfile.open(fileobj=io.BufferedReader(reader, CHUNK_SIZE), mode="r|") as archive:
                 for member in archive:
+                    staging.budget.add_entry(staging.prefix)
                     _extract_member(archive, member, staging)
             tar_digest = reader.drain()
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -335,15 +460,22 @@ def _extract_member(archive: tarfile.TarFile, member: tarfile.TarInfo, staging: 
     elif member.islnk():
         os.link(_hardlink_source(member, staging), target, follow_symlinks=False)
     else:
+        staging.budget.add_bytes(staging.prefix, member.size)
         _write_member(archive, member, target)
     staging.record(relative)
 
 
 def _make_dirs(staging: _Staging, relative: str) -> None:
     """Create each directory of ``relative`` in staging, refusing to go through a symlink or a file."""
-    current = staging.root
-    for part in [p for p in relative.split("/") if p]:
+    base, missing = posixpath.normpath(relative) if relative else "", []
+    while base and base not in staging.dirs:  # a known directory's ancestors were all checked before it
+        base, part = posixpath.split(base)
+        missing.append(part)
+    current = staging.root / base if base else staging.root
+    for part in reversed(missing):
         current = current / part
+        base = f"{base}/{part}" if base else part
+        staging.dirs.add(base)
         try:
             mode = current.lstat().st_mode
         except FileNotFoundError:
@@ -414,21 +546,65 @@ def _check_links(staging: _Staging) -> None:
 # -- moving into place -------------------------------------------------------------------------------------------
 
 
-def _staged_entries(staging: _Staging) -> Iterator[str]:
-    """Every staged path below the prefix, parents before children."""
-    base = staging.root / staging.prefix
-    yield staging.prefix
-    for current, dirs, files in os.walk(base):
-        dirs.sort()
-        relative_dir = Path(current).relative_to(staging.root).as_posix()
-        for entry in sorted(dirs + files):
-            yield f"{relative_dir}/{entry}"
+# Paths below are plain strings: a Path is re-parsed part by part on every join, which is quadratic work per
+# entry in a tree thousands of levels deep.
 
 
-def _same(staged: Path, existing: Path) -> bool:
+def _staged_entries(root: Path, prefix: str) -> Iterator[str]:
+    """Every staged path from ``prefix`` down, parents before children (iterative: trees may be very deep)."""
+    yield prefix
+    base = os.fspath(root)
+    pending = [prefix]
+    while pending:
+        relative_dir = pending.pop()
+        directory = os.path.join(base, relative_dir)
+        if not stat.S_ISDIR(os.lstat(directory).st_mode):
+            continue
+        for entry in sorted(os.listdir(directory)):
+            relative = f"{relative_dir}/{entry}"
+            yield relative
+            pending.append(relative)
+
+
+def remove_tree(path: Path | str) -> None:
+    """Remove ``path`` and everything below it, best effort, without recursion and without following links.
+
+    ``shutil.rmtree`` recurses once per level and gives up on a tree deeper than the recursion limit, which
+    is exactly the tree a hostile layer leaves in a staging directory.
+    """
+    top = os.fspath(path)
+    try:
+        if not stat.S_ISDIR(os.lstat(top).st_mode):
+            os.unlink(top)
+            return
+    except OSError:
+        return
+    stack = [(top, False)]
+    while stack:
+        current, emptied = stack.pop()
+        if emptied:
+            with contextlib.suppress(OSError):
+                os.rmdir(current)
+            continue
+        with contextlib.suppress(OSError):
+            os.chmod(current, 0o700)  # a staged directory may be read-only until it is installed
+        stack.append((current, True))
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, False))
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _same(staged: str, existing: str) -> bool:
     """True when ``existing`` already is what ``staged`` would put there (type and bytes or link target)."""
     try:
-        mine, theirs = staged.lstat().st_mode, existing.lstat().st_mode
+        mine, theirs = os.lstat(staged).st_mode, os.lstat(existing).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return False
     if stat.S_ISDIR(mine) or stat.S_ISLNK(mine):
@@ -437,10 +613,10 @@ def _same(staged: Path, existing: Path) -> bool:
     return stat.S_ISREG(theirs) and _same_bytes(staged, existing)
 
 
-def _same_bytes(left: Path, right: Path) -> bool:
-    if left.stat().st_size != right.stat().st_size:
+def _same_bytes(left: str, right: str) -> bool:
+    if os.stat(left).st_size != os.stat(right).st_size:
         return False
-    with left.open("rb") as one, right.open("rb") as other:
+    with open(left, "rb") as one, open(right, "rb") as other:
         while True:
             a, b = one.read(CHUNK_SIZE), other.read(CHUNK_SIZE)
             if a != b:
@@ -449,33 +625,51 @@ def _same_bytes(left: Path, right: Path) -> bool:
                 return True
 
 
-def _exists(path: Path) -> bool:
+def _exists(path: Path | str) -> bool:
     try:
-        path.lstat()
+        os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
     return True
 
 
 def _install(staging: _Staging, dest: Path, *, overwrite: bool) -> None:
-    """Move the staged tree to ``dest``: one rename when new, else a merge that changes only what differs."""
-    final = dest / staging.prefix
-    safe_output_path(dest, staging.prefix)
-    if not _exists(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging.root / staging.prefix, final)
-        return
-    changes, conflicts = _plan(staging, dest)
+    install_staged(staging.root, dest, [staging.prefix], overwrite=overwrite)
+
+
+def install_staged(root: Path, dest: Path, names: list[str], *, overwrite: bool) -> None:
+    """Move the staged ``names`` (paths relative to ``root``) into ``dest``, all or nothing.
+
+    Every name is planned and checked before anything in ``dest`` changes, so a conflict found for the last
+    name leaves ``dest`` as it was. A name new to ``dest`` moves with one rename; an existing one is merged,
+    changing only what differs.
+    """
+    plans: list[tuple[str, list[str] | None]] = []
+    conflicts: list[str] = []
+    for name in names:
+        safe_output_path(dest, name)
+        if not _exists(dest / name):
+            plans.append((name, None))
+            continue
+        changes, clashes = _plan(root, name, dest)
+        plans.append((name, changes))
+        conflicts += clashes
     if conflicts and not overwrite:
         raise UsageError(
             f"{dest / conflicts[0]} already exists with different content",
             hint="pass --overwrite to replace it, or pull into another directory",
         )
-    for relative in changes:
-        _replace(staging.root / relative, dest / relative)
+    for name, planned in plans:
+        if planned is None:
+            final = dest / name
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(root / name, final)
+            continue
+        for relative in planned:
+            _replace(os.path.join(root, relative), os.path.join(dest, relative))
 
 
-def _plan(staging: _Staging, dest: Path) -> tuple[list[str], list[str]]:
+def _plan(root: Path, prefix: str, dest: Path) -> tuple[list[str], list[str]]:
     """What must change in ``dest``, and which of those changes replace something already there.
 
     Below a directory that is new or replaced everything is new: an existing path there may lead through a
@@ -484,30 +678,31 @@ def _plan(staging: _Staging, dest: Path) -> tuple[list[str], list[str]]:
     changes: list[str] = []
     conflicts: list[str] = []
     replaced_dirs: set[str] = set()
-    for relative in _staged_entries(staging):
-        staged = staging.root / relative
+    root_text, dest_text = os.fspath(root), os.fspath(dest)
+    for relative in _staged_entries(root, prefix):
+        staged, existing = os.path.join(root_text, relative), os.path.join(dest_text, relative)
         if posixpath.dirname(relative) not in replaced_dirs:
-            if _same(staged, dest / relative):
+            if _same(staged, existing):
                 continue
-            if _exists(dest / relative):
+            if _exists(existing):
                 conflicts.append(relative)
         changes.append(relative)
-        if stat.S_ISDIR(staged.lstat().st_mode):
+        if stat.S_ISDIR(os.lstat(staged).st_mode):
             replaced_dirs.add(relative)
     return changes, conflicts
 
 
-def _replace(staged: Path, target: Path) -> None:
+def _replace(staged: str, target: str) -> None:
     """Put one staged entry at ``target``; parents were handled first, so they are real directories."""
-    is_dir = stat.S_ISDIR(staged.lstat().st_mode)
+    is_dir = stat.S_ISDIR(os.lstat(staged).st_mode)
     if _exists(target):
-        if stat.S_ISDIR(target.lstat().st_mode):
+        if stat.S_ISDIR(os.lstat(target).st_mode):
             if is_dir:
                 return
-            shutil.rmtree(target)
+            remove_tree(target)
         elif is_dir:
-            target.unlink()
+            os.unlink(target)
     if is_dir:
-        target.mkdir(mode=staged.stat().st_mode & 0o777)
+        os.mkdir(target, mode=os.stat(staged).st_mode & 0o777)
     else:
         os.replace(staged, target)

@@ -363,8 +363,10 @@ def attach_signature(
 
 
 def _require_file(path: Path) -> None:
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UsageError(f"file not found: {path}", hint="check the path")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a regular file", hint="pass the file itself, not a directory, pipe or device")
 
 
 def _single_file(path: Path, media_type: str | None) -> Any:
@@ -439,15 +441,19 @@ def discover(
     emit_result(options, result)
 
 
+#: 9999-12-31T23:59:59Z: RFC 3339 (and so ``org.opencontainers.image.created``) has four-digit years.
+_MAX_EPOCH = 253402300799
+
+
 def _creation_time() -> tuple[str, int | None]:
     """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now; RFC 3339 in UTC like ORAS writes it."""
     from datetime import datetime, timezone
 
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch_text:
-        if not epoch_text.isdigit():
-            raise UsageError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
-                             hint="set it to a Unix timestamp, e.g. $(git log -1 --format=%ct)")
+        if not epoch_text.isdigit() or int(epoch_text) > _MAX_EPOCH:
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a Unix timestamp up to {_MAX_EPOCH} "
+                             f"(9999-12-31)", hint="set it to a Unix timestamp, e.g. $(git log -1 --format=%ct)")
         epoch = int(epoch_text)
         return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), epoch
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), None
@@ -458,15 +464,32 @@ def pull(
     reference: Annotated[str, typer.Argument(metavar="REF", help="What to pull: REGISTRY/REPO:TAG, …@DIGEST or oci:PATH:TAG.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory to write files into.")] = Path("."),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files with different content.")] = False,
+    platform: Annotated[Optional[str], typer.Option(
+        "--platform", metavar="OS/ARCH[/VARIANT]",
+        help="Of an image index, pull only this child's files (default: every child's).")] = None,
+    max_unpack_size: Annotated[str, typer.Option(
+        "--max-unpack-size", metavar="SIZE", help="Most bytes unpacking directory layers may write.")] = "32GiB",
+    max_unpack_ratio: Annotated[int, typer.Option(
+        "--max-unpack-ratio", min=1, help="Most a directory layer may expand (unpacked/compressed bytes).")] = 200,
+    max_unpack_entries: Annotated[int, typer.Option(
+        "--max-unpack-entries", min=1, help="Most files, directories and links unpacking may create.")] = 1_000_000,
     *,
     options: Options,
 ) -> None:
-    """Pull an artifact's files, verifying every digest and unpacking directories safely."""
-    from ci_oras.steps.pull import pull as pull_step
+    """Pull an artifact's files, verifying every digest and unpacking directories safely.
+
+    All or nothing: everything is staged next to the output and moved into place only when every layer is
+    verified. Past an unpack limit the pull stops with exit 6 and writes nothing.
+    """
+    from ci_oras.archive import UnpackLimits, parse_size
+    from ci_oras.steps.pull import PullOptions, pull as pull_step
 
     ref = _require_reference(reference)
+    limits = UnpackLimits(max_bytes=parse_size(max_unpack_size, "--max-unpack-size"), max_ratio=max_unpack_ratio,
+                          max_entries=max_unpack_entries)
+    pull_options = PullOptions(overwrite=overwrite, platform=platform, limits=limits)
     with runtime(options) as run:
-        result = pull_step(run.open(ref), ref.reference, str(ref), output_dir, overwrite=overwrite)
+        result = pull_step(run.open(ref), ref.reference, str(ref), output_dir, pull_options)
     report(options, result, lambda: "\n".join(
         [f"{'Skipped (identical)' if f.skipped else 'Pulled'} {f.path}" for f in result.files]
         + [f"Pulled {result.reference}", f"Digest: {result.digest}"]))
@@ -496,8 +519,9 @@ def manifest_fetch(
     if options.output is OutputFormat.json:
         report(options, result, str)
     else:
-        sys.stdout.buffer.write(result.manifest.raw)
-        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.write(result.manifest.raw)  # the exact bytes: `| sha256sum` gives the digest
+        if sys.stdout.isatty():
+            sys.stdout.buffer.write(b"\n")  # only for the eye: keep the prompt off the last line
         sys.stdout.flush()
         emit_result(options, result)
 

@@ -286,6 +286,8 @@ def _strip_comment(line: str) -> str:
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+#: No CI job waits longer than a day (hosted runners stop jobs after hours); a larger value is a typo.
+MAX_DURATION = 24 * 3600.0
 
 
 def parse_duration(text: str, flag: str) -> float:
@@ -307,4 +309,6 @@ def parse_duration(text: str, flag: str) -> float:
             raise UsageError(f"invalid {flag} {text!r}", hint=hint) from None
     if not math.isfinite(seconds) or seconds < 0:
         raise UsageError(f"invalid {flag} {text!r}: must be zero or more", hint=hint)
+    if seconds > MAX_DURATION:
+        raise UsageError(f"invalid {flag} {text!r}: the maximum is 24h", hint=hint)
     return seconds

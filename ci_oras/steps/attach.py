@@ -13,7 +13,7 @@ from typing import Any
 from ci_oras.errors import NotFoundError, UsageError
 from ci_oras.files import FileSpec, prepare_layers
 from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor, Platform
-from ci_oras.oci.manifest import build_image_manifest
+from ci_oras.oci.manifest import Manifest, build_image_manifest
 from ci_oras.steps.common import upload_layers, with_created
 from ci_oras.store.protocols import Target
 
@@ -71,16 +71,20 @@ def resolve_subject(target: Target, reference: str, shown: str, platform: str | 
     """The descriptor to refer to: the manifest at ``reference``, or its child for ``platform``."""
     if platform is None:
         return _plain(target.resolve(reference))
+    return _plain(platform_child(target.fetch_manifest(reference), shown, platform, "attach to"))
+
+
+def platform_child(index: Manifest, shown: str, platform: str, purpose: str) -> Descriptor:
+    """The child of ``index`` for ``platform`` (OS/ARCH[/VARIANT]; no variant asked matches any variant)."""
     wanted = parse_platform(platform)
-    index = target.fetch_manifest(reference)
     if not index.is_index:
         raise UsageError(f"{shown} is not an image index, so --platform cannot pick a child",
-                         hint="leave out --platform to attach to the manifest itself")
+                         hint=f"leave out --platform to {purpose} the manifest itself")
     for child in index.manifests:
         got = child.platform
         if got and got.os == wanted.os and got.architecture == wanted.architecture and (
                 wanted.variant is None or got.variant == wanted.variant):
-            return _plain(child)
+            return child
     available = ", ".join(str(c.platform) for c in index.manifests if c.platform) or "none"
     raise NotFoundError(f"{shown} has no manifest for platform {platform}", hint=f"available: {available}")
 

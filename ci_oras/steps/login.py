@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ci_oras.errors import UsageError
 from ci_oras.oci.reference import parse_registry_reference
 from ci_oras.registry.credentials import remove_login, save_login
 from ci_oras.runtime import Runtime
@@ -30,11 +31,19 @@ class LogoutResult:
 
 
 def _registry_host(registry: str) -> str:
-    """Accept ``host``, ``host/``, or a full reference, and return the normalised registry host."""
+    """Accept ``host``, ``host/``, or a full reference, and return the normalised registry host.
+
+    Errors name the host the user typed: the repository used to parse it is an internal detail.
+    """
     text = registry.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
-    if "/" not in text:
-        text = f"{text}/ping-probe"
-    return parse_registry_reference(text).registry
+    hint = "write the registry as HOST[:PORT], e.g. ghcr.io or localhost:5000"
+    host = text.split("/", 1)[0]
+    if not host:
+        raise UsageError(f"the registry host is empty in {registry!r}", hint=hint)
+    try:
+        return parse_registry_reference(f"{host}/ping-probe").registry
+    except UsageError as exc:
+        raise UsageError(f"invalid registry host {registry!r}", hint=hint) from exc
 
 
 def login(run: Runtime, registry: str, username: str, password: str) -> LoginResult:

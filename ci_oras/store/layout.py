@@ -251,7 +251,9 @@ class OCILayout:
             raise UsageError(
                 f"corrupt {path}: not JSON ({exc})", hint="restore index.json, or re-create the layout"
             ) from exc
-        if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
+        # ``"manifests": null`` is how oras leaves a layout whose last manifest it deleted: empty, not corrupt.
+        entries = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or not (entries is None or isinstance(entries, list)):
             raise UsageError(
                 f"corrupt {path}: not an OCI image index", hint="restore index.json, or re-create the layout"
             )

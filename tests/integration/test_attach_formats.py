@@ -151,7 +151,7 @@ def test_attach_sbom_text_output_and_manifest_fetch(registry: tuple[FakeRegistry
     fetched = run_cli("manifest", "fetch", f"{fake.host}/app@{digest}", env=env)
     assert fetched.returncode == 0, fetched.stderr
     stored = fake.manifest("app", digest)
-    assert stored is not None and fetched.stdout.encode() == stored.body + b"\n"
+    assert stored is not None and fetched.stdout.encode() == stored.body  # the exact bytes, no newline
     annotations = json.loads(stored.body)["annotations"]
     # --annotation wins over what was detected.
     assert annotations[CREATED_KEY] == "2025-01-01T00:00:00Z"
