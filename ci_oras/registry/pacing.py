@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ci_oras.registry.transport import TransportOptions
 
 _CONNECT_CEILING = 15.0
+_SLOW_LINK_HINT = "the registry or network is too slow; lower --min-rate or raise --min-rate-window for a slow link"
 
 
 class TooSlow(httpx.ReadTimeout):
@@ -50,6 +51,7 @@ class Budget:
                          if not transfer and options.request_timeout > 0 else None)
         self._window_start = self.started
         self._window_bytes = 0
+        self._last_progress = self.started
 
     @property
     def _rate_on(self) -> bool:
@@ -75,6 +77,8 @@ class Budget:
         now = time.monotonic()
         if self.deadline is not None and now > self.deadline:
             raise self.deadline_error()
+        if received:
+            self._last_progress = now
         if not self._rate_on:
             return
         self._window_bytes += received
@@ -91,11 +95,13 @@ class Budget:
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline - 0.05:
             return self.deadline_error()
-        if self._rate_on and now - self._window_start >= self.options.min_rate_window - 0.05 and (
+        idle = now - self._last_progress
+        if self._rate_on and idle >= self.options.min_rate_window - 0.05 and (
             isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout))
         ):
-            elapsed = now - self._window_start
-            return self.rate_error(self._window_bytes / elapsed, elapsed)
+            return TooSlow(
+                f"no data for {idle:.1f}s: a stall under --min-rate {self.options.min_rate:g} B/s over "
+                f"--min-rate-window {self.options.min_rate_window:g}s", hint=_SLOW_LINK_HINT)
         return exc
 
     def deadline_error(self) -> TooSlow:
@@ -105,12 +111,9 @@ class Budget:
         )
 
     def rate_error(self, rate: float, elapsed: float) -> TooSlow:
-        what = "no data" if rate == 0 else f"{rate:.0f} B/s"
         return TooSlow(
-            f"{what} over {elapsed:.1f}s, below --min-rate {self.options.min_rate:g} B/s "
-            f"(--min-rate-window {self.options.min_rate_window:g}s)",
-            hint="the registry or network is too slow; lower --min-rate or raise --min-rate-window for a slow link",
-        )
+            f"{rate:.0f} B/s over {elapsed:.1f}s is below --min-rate {self.options.min_rate:g} B/s "
+            f"(measured over --min-rate-window {self.options.min_rate_window:g}s)", hint=_SLOW_LINK_HINT)
 
 
 class PacedStream(httpx.SyncByteStream):
