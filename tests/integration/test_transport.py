@@ -388,24 +388,20 @@ def test_slow_blob_outlives_the_request_timeout_and_a_too_slow_one_resumes(
     layer = os.urandom(300_000)
     image = _seed(registry_plain, unique_repo, layer)
     blob = matching("GET", rf"/blobs/{image.layer_digest}$")
-    proxy.slow_down(blob, times=1, step=8192, interval=0.05)
 
-    slow = run_cli("pull", f"{proxy.host}/{unique_repo}:latest", "-o", str(tmp_path / "slow"),
-                   "--request-timeout", "0.5", "--min-rate-window", "0.5", env=env)
+    def slow_pull(out: str, *limits: str) -> list[Any]:
+        proxy.clear()
+        proxy.slow_down(blob, times=1, step=8192, interval=0.05)
+        result = run_cli("pull", f"{proxy.host}/{unique_repo}:latest", "-o", str(tmp_path / out), *limits,
+                         env=env)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / out / "hello.txt").read_bytes() == layer
+        return proxy.requests_matching(blob)
 
-    assert slow.returncode == 0, slow.stderr
-    assert (tmp_path / "slow" / "hello.txt").read_bytes() == layer
-    gets = proxy.requests_matching(blob)
+    gets = slow_pull("slow", "--request-timeout", "0.5", "--min-rate-window", "0.5")
     assert [g.action for g in gets] == ["slowed"]
 
-    proxy.clear()
-    proxy.slow_down(blob, times=1, step=8192, interval=0.05)
-    too_slow = run_cli("pull", f"{proxy.host}/{unique_repo}:latest", "-o", str(tmp_path / "too-slow"),
-                       "--min-rate", "1000000", "--min-rate-window", "0.5", env=env)
-
-    assert too_slow.returncode == 0, too_slow.stderr
-    assert (tmp_path / "too-slow" / "hello.txt").read_bytes() == layer
-    gets = proxy.requests_matching(blob)
+    gets = slow_pull("too-slow", "--min-rate", "1000000", "--min-rate-window", "0.5")
     assert [g.action for g in gets] == ["slowed", "forwarded"]
     resumed_at = int((gets[1].header("Range") or "bytes=0-")[len("bytes="):-1])
     assert 0 < resumed_at < len(layer)
