@@ -475,6 +475,23 @@ def test_oversized_tag_list_is_refused_with_exit_5(
     assert f"larger than {4 * 1024 * 1024} bytes" in line, line
 
 
+def test_oversized_token_answer_is_refused_with_exit_5(
+    registry_plain: RunningRegistry, proxy: RegistryProxy, unique_repo: str, env: dict[str, str]
+) -> None:
+    """A token realm answering 5 MiB of JSON: refused like any oversized body, not held in memory."""
+    with RegistryProxy(registry_plain) as realm:
+        realm.inject(matching("GET", r"^/token$"), 200, times=1, headers=_JSON,
+                     body=b'{"token":"' + b"t" * (5 * 1024 * 1024) + b'"}')
+        proxy.inject(matching(path=r"^/v2/"), 401, times=1,
+                     headers={"WWW-Authenticate": f'Bearer realm="{realm.url}/token",service="registry"'})
+
+        result = run_cli("tags", f"{proxy.host}/{unique_repo}", env=env)
+
+        assert result.returncode == EXIT_REGISTRY, result.stderr
+        assert "larger than" in _assert_one_error_line(result)
+        assert [r.action for r in realm.requests] == ["injected"]
+
+
 def test_oversized_referrers_listing_is_refused_with_exit_5(
     registry_plain: RunningRegistry, proxy: RegistryProxy, unique_repo: str, env: dict[str, str]
 ) -> None:
