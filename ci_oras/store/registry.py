@@ -13,7 +13,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from ci_oras.errors import IntegrityError, NotFoundError, RegistryError, UsageError
+from ci_oras.errors import CiOrasError, IntegrityError, NotFoundError, RegistryError, UsageError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import digest_bytes, is_digest, mismatch
@@ -333,9 +333,11 @@ class RegistryRepository:
                 )
                 if response.status_code == 400 and 400 not in ok:
                     code, _ = registry_error_detail(response)
-                    if code not in _RECHECK_CODES or attempt == attempts:
+                    if code not in _RECHECK_CODES:
                         raise self.client.error_for(response, f"push manifest {manifest.digest}")
-                    self._check_referenced(manifest)
+                    self._check_referenced(manifest)  # a blob really missing or wrong: exit 6 now
+                    if attempt == attempts:
+                        raise self._still_refused(manifest, code, response)
                     time.sleep(retry_delay(attempt, self.client.options))
                     continue
             except UsageError as exc:
@@ -375,6 +377,16 @@ class RegistryRepository:
                     f"manifest {manifest.digest} says {child.digest} has {child.size} bytes; {where} stores "
                     f"{length}", hint="the manifest or the stored content is wrong; do not use it",
                 )
+
+    def _still_refused(self, manifest: Manifest, code: str | None, response: httpx.Response) -> CiOrasError:
+        """Every retry refused although the referenced content checks out. DIGEST_INVALID then most likely
+        means the manifest bytes are altered on the way (integrity); MANIFEST_BLOB_UNKNOWN, that the registry
+        contradicts its own HEAD answers (a registry failure)."""
+        error = self.client.error_for(response, f"push manifest {manifest.digest}")
+        if code == "DIGEST_INVALID":
+            return error
+        return RegistryError(f"{error.message}, although every referenced blob is present",
+                             hint="the registry contradicts itself; retry later or report it to its operator")
 
     def _index_refused(self, index: Manifest, reference: str, exc: UsageError) -> RegistryError:
         """The registry refused our own referrers index (too large, most often): its limit, not bad input."""
