@@ -156,6 +156,8 @@ class Rule:
     step: int = CHUNK
     interval: float = 0.0
     stall_after: int | None = None
+    #: "slow": request body bytes after which the proxy stops reading the upload (the client's writes block).
+    stall_upload_after: int | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -426,8 +428,17 @@ class _ProxyHandler(_BaseHandler):
                 if chunked:
                     conn.putheader("Transfer-Encoding", "chunked")
                 conn.endheaders()
+                read = 0
                 for data in self._request_body():
                     conn.send(b"%X\r\n%s\r\n" % (len(data), data) if chunked else data)
+                    read += len(data)
+                    if pacing is not None and pacing.stall_upload_after is not None and (
+                            read >= pacing.stall_upload_after):
+                        # Read no more: the client's socket buffers fill and its writes block. Reading to
+                        # notice it leave would un-block it, so wait for the proxy to stop instead.
+                        self.close_connection = True
+                        proxy._stopping.wait(60)
+                        raise ConnectionError("upload stalled on purpose")
                 if chunked:
                     conn.send(b"0\r\n\r\n")
                 response = conn.getresponse()
@@ -496,6 +507,8 @@ class RegistryProxy(_Background):
         #: Seconds added to every request, to model a remote registry (benchmarks of concurrency).
         self.latency = 0.0
         self.storage: BlobStorageServer | None = None
+        #: Set when the proxy stops: releases handlers holding a stalled upload.
+        self._stopping = threading.Event()
         self._records: list[ProxyRecord] = []
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
@@ -510,6 +523,10 @@ class RegistryProxy(_Background):
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    def stop(self) -> None:
+        self._stopping.set()
+        super().stop()
 
     # -- records
 
@@ -557,11 +574,12 @@ class RegistryProxy(_Background):
         return rule
 
     def slow_down(self, predicate: Predicate | None, times: int = 1, *, step: int = 1, interval: float = 0.0,
-                  stall_after: int | None = None) -> Rule:
+                  stall_after: int | None = None, stall_upload_after: int | None = None) -> Rule:
         """Forward the next ``times`` matching requests but pace the answer's body: ``step`` bytes every
-        ``interval`` seconds, and with ``stall_after`` nothing more after that many bytes (a silent stall)."""
+        ``interval`` seconds, and with ``stall_after`` nothing more after that many bytes (a silent stall).
+        ``stall_upload_after`` stops reading the request body after that many bytes instead."""
         rule = Rule("slow", predicate or (lambda _r: True), times, step=step, interval=interval,
-                    stall_after=stall_after)
+                    stall_after=stall_after, stall_upload_after=stall_upload_after)
         with self._lock:
             self._rules.append(rule)
         return rule

@@ -407,6 +407,25 @@ def test_slow_blob_outlives_the_request_timeout_and_a_too_slow_one_resumes(
     assert 0 < resumed_at < len(layer)
 
 
+def test_stalled_upload_ends_after_the_rate_window_and_restarts(
+    proxy: RegistryProxy, unique_repo: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The registry stops reading an upload after 1 MB: the client's writes block. The attempt ends after one
+    --min-rate-window (not the 60 s socket timeout) and the upload starts over from the file."""
+    data = os.urandom(24 * 1024 * 1024)  # more than the loopback socket buffers hold
+    src = tmp_path / "src"
+    _write_file(src, "big.bin", data)
+    upload = matching("PUT", rf"/v2/{unique_repo}/blobs/uploads/", query=digest_of(data))
+    proxy.slow_down(upload, times=1, stall_upload_after=1_000_000)
+    started = time.monotonic()
+
+    result = _push(f"{proxy.host}/{unique_repo}:v1", src, env, "big.bin", extra=FAST_LIMITS)
+
+    assert result.returncode == 0, result.stderr
+    assert [r.action for r in proxy.requests_matching(upload)] == ["slowed", "forwarded"]
+    assert time.monotonic() - started < 20
+
+
 # -- transient is not integrity: DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN on a manifest PUT --------------------
 
 _DIGEST_INVALID = b'{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}'
