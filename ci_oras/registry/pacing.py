@@ -12,8 +12,10 @@ Blob transfers get no deadline: a 1 GiB layer on a slow link may take an hour an
 minimum rate is what bounds it (at most ``size / min_rate`` plus one window).
 
 The checks run where the bytes pass (the response or request body stream), and each socket operation's own
-timeout is clamped to what the deadline or the window still allows, so no extra thread is needed. This module
-imports httpx and is itself imported only when a request is sent.
+timeout is clamped to what the deadline or the window still allows, so no extra thread is needed. One gap
+remains: response *headers* trickled byte by byte are bounded per read only (h11 caps them at 16 KiB), since
+httpx exposes no hook between the socket reads of the header phase. This module imports httpx and is itself
+imported only when a request is sent.
 """
 
 from __future__ import annotations
