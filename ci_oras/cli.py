@@ -60,6 +60,8 @@ PasswordOpt = Annotated[
     Optional[str], typer.Option("--password", "-p", help="Registry password (prefer --password-stdin).")
 ]
 PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read the password or token from stdin.")]
+#: Defaults of the time limits (the same as ``TransportOptions``'s; that module is not imported at start-up).
+REQUEST_TIMEOUT, MIN_RATE, MIN_RATE_WINDOW = 30.0, 1024.0, 30.0
 RequestTimeoutOpt = Annotated[
     float, typer.Option("--request-timeout", metavar="SECONDS", min=0,
                         help="Deadline of each attempt of a request without a blob body (manifests, listings, "
@@ -103,8 +105,8 @@ class Options:
     def __init__(self, output: OutputFormat = OutputFormat.text, plain_http: bool | None = None,
                  insecure: bool = False, ca_file: str | None = None, username: str | None = None,
                  password: str | None = None, password_stdin: bool = False, emit: EmitTarget = EmitTarget.none,
-                 emit_file: str | None = None, request_timeout: float = 30.0, min_rate: float = 1024.0,
-                 min_rate_window: float = 30.0, step: str = "") -> None:
+                 emit_file: str | None = None, request_timeout: float = REQUEST_TIMEOUT,
+                 min_rate: float = MIN_RATE, min_rate_window: float = MIN_RATE_WINDOW, step: str = "") -> None:
         self.output = output
         self.plain_http = plain_http
         self.insecure = insecure
@@ -158,9 +160,9 @@ _CONNECTION_PARAMETERS = [
         ("password_stdin", PasswordStdinOpt, False),
         ("emit", EmitOpt, EmitTarget.auto),
         ("emit_file", EmitFileOpt, None),
-        ("request_timeout", RequestTimeoutOpt, 30.0),
-        ("min_rate", MinRateOpt, 1024.0),
-        ("min_rate_window", MinRateWindowOpt, 30.0),
+        ("request_timeout", RequestTimeoutOpt, REQUEST_TIMEOUT),
+        ("min_rate", MinRateOpt, MIN_RATE),
+        ("min_rate_window", MinRateWindowOpt, MIN_RATE_WINDOW),
     )
 ]
 
