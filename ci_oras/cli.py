@@ -60,6 +60,19 @@ PasswordOpt = Annotated[
     Optional[str], typer.Option("--password", "-p", help="Registry password (prefer --password-stdin).")
 ]
 PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read the password or token from stdin.")]
+#: Defaults of the time limits (the same as ``TransportOptions``'s; that module is not imported at start-up).
+REQUEST_TIMEOUT, MIN_RATE, MIN_RATE_WINDOW = 30.0, 1024.0, 30.0
+RequestTimeoutOpt = Annotated[
+    float, typer.Option("--request-timeout", metavar="SECONDS", min=0,
+                        help="Deadline of each attempt of a request without a blob body (manifests, listings, "
+                             "tokens); 0: none. Blob transfers are bounded by --min-rate instead.")]
+MinRateOpt = Annotated[
+    float, typer.Option("--min-rate", metavar="BYTES/S", min=0,
+                        help="Abort an attempt whose body (blobs too) moves slower than this, averaged over "
+                             "--min-rate-window; 0: no minimum.")]
+MinRateWindowOpt = Annotated[
+    float, typer.Option("--min-rate-window", metavar="SECONDS", min=0.1,
+                        help="The window --min-rate is measured over; no byte for this long is a stall.")]
 
 
 class EmitTarget(str, Enum):
@@ -92,11 +105,15 @@ class Options:
     def __init__(self, output: OutputFormat = OutputFormat.text, plain_http: bool | None = None,
                  insecure: bool = False, ca_file: str | None = None, username: str | None = None,
                  password: str | None = None, password_stdin: bool = False, emit: EmitTarget = EmitTarget.none,
-                 emit_file: str | None = None, step: str = "") -> None:
+                 emit_file: str | None = None, request_timeout: float = REQUEST_TIMEOUT,
+                 min_rate: float = MIN_RATE, min_rate_window: float = MIN_RATE_WINDOW, step: str = "") -> None:
         self.output = output
         self.plain_http = plain_http
         self.insecure = insecure
         self.ca_file = ca_file
+        self.request_timeout = request_timeout
+        self.min_rate = min_rate
+        self.min_rate_window = min_rate_window
         self.username = username
         self.emitter = _open_emitter(emit, step, emit_file)
         self.password = _read_password(password, password_stdin)
@@ -143,6 +160,9 @@ _CONNECTION_PARAMETERS = [
         ("password_stdin", PasswordStdinOpt, False),
         ("emit", EmitOpt, EmitTarget.auto),
         ("emit_file", EmitFileOpt, None),
+        ("request_timeout", RequestTimeoutOpt, REQUEST_TIMEOUT),
+        ("min_rate", MinRateOpt, MIN_RATE),
+        ("min_rate_window", MinRateWindowOpt, MIN_RATE_WINDOW),
     )
 ]
 
@@ -179,7 +199,9 @@ def runtime(options: Options) -> Iterator[Any]:
     from ci_oras.registry.transport import TransportOptions
     from ci_oras.runtime import LoginFlags, Runtime
 
-    transport = TransportOptions(plain_http=options.plain_http, insecure=options.insecure, ca_file=options.ca_file)
+    transport = TransportOptions(plain_http=options.plain_http, insecure=options.insecure, ca_file=options.ca_file,
+                                 request_timeout=options.request_timeout, min_rate=options.min_rate,
+                                 min_rate_window=options.min_rate_window)
     if options.insecure:
         from ci_oras.emit.text import warn
 

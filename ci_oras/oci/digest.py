@@ -50,6 +50,20 @@ def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
+def mismatch(data: bytes, expected: str) -> str | None:
+    """The digest of ``data`` in ``expected``'s algorithm when it differs from ``expected``, else None.
+
+    A reference or header may use sha512 as well as sha256; checking only sha256 would let any content
+    through under a sha512 name. An expected value that is not a valid digest never matches.
+    """
+    try:
+        parsed = Digest.parse(expected)
+    except UsageError:
+        return digest_bytes(data)
+    actual = digest_bytes(data, parsed.algorithm)
+    return None if actual == str(parsed) else actual
+
+
 class Verifier:
     """Hashes content as it streams past and checks it against the expected digest and size at the end.
 

@@ -25,16 +25,36 @@ _NOT_FOUND_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"
 
 
 def _read_error_body(response: httpx.Response) -> bytes:
+    """At most ``MAX_ERROR_BODY_BYTES`` of an error body: it only feeds a one-line message.
+
+    A body already read (the transport reads unstreamed answers, capped) is reused; a streamed one is read
+    only that far, so a hostile error body of gigabytes is neither downloaded nor held in memory.
+    """
+    from ci_oras.registry.transport import MAX_ERROR_BODY_BYTES
+
     try:
-        return response.read()[:65536]
-    except Exception:  # a streamed body that cannot be read any more
+        if response.is_stream_consumed:
+            return response.content[:MAX_ERROR_BODY_BYTES]
+        parts: list[bytes] = []
+        total = 0
+        for chunk in response.iter_bytes():
+            parts.append(chunk)
+            total += len(chunk)
+            if total >= MAX_ERROR_BODY_BYTES:
+                break
+        return b"".join(parts)[:MAX_ERROR_BODY_BYTES]
+    except Exception:  # a body that cannot be read (any more): the status alone must do
         return b""
 
 
 def registry_error_detail(response: httpx.Response) -> tuple[str | None, str]:
     """The first ``{"errors":[{code, message}]}`` entry of a registry error body, as (code, text)."""
+    return _error_detail(_read_error_body(response))
+
+
+def _error_detail(raw: bytes) -> tuple[str | None, str]:
     try:
-        body = json.loads(_read_error_body(response))
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None, ""
     errors = body.get("errors") if isinstance(body, dict) else None
@@ -94,18 +114,21 @@ class RegistryClient:
         ok: tuple[int, ...] = (200,),
         describe: str,
         retry: bool = True,
+        transfer: bool = False,
     ) -> httpx.Response:
         """Send with auth; follow redirects (credentials only to our own host); raise mapped errors.
 
         ``content`` may be a callable returning a fresh body each time, so streamed uploads can be re-sent
-        after an auth challenge. Answers listed in ``ok`` are returned; anything else raises.
+        after an auth challenge. Answers listed in ``ok`` are returned; anything else raises. ``transfer``
+        marks a blob body: bounded by the minimum rate, not the request deadline (see ``pacing.py``).
         """
         from ci_oras.registry.transport import send_with_retries
 
         target = url if url.startswith(("http://", "https://")) else self.url(url)
         authorization = self.auth.authorization(self.host, scopes)
         for _ in range(3):
-            response = self._send(method, target, authorization, headers, params, content, stream, retry, describe)
+            response = self._send(method, target, authorization, headers, params, content, stream, retry, describe,
+                                  transfer)
             if response.status_code == 401:
                 challenge = response.headers.get("WWW-Authenticate")
                 response.close()
@@ -129,6 +152,7 @@ class RegistryClient:
                     self.options,
                     stream=stream,
                     describe=describe,
+                    transfer=transfer,
                 )
             if response.status_code in ok:
                 return response
@@ -146,6 +170,7 @@ class RegistryClient:
         stream: bool,
         retry: bool,
         describe: str,
+        transfer: bool = False,
     ) -> httpx.Response:
         from ci_oras.registry.transport import send_with_retries
 
@@ -155,12 +180,14 @@ class RegistryClient:
                 method, url, headers=_with_auth(headers, authorization), params=params, content=body
             )
 
-        return send_with_retries(self.http, build, self.options, stream=stream, retry=retry, describe=describe)
+        return send_with_retries(self.http, build, self.options, stream=stream, retry=retry, describe=describe,
+                                 transfer=transfer)
 
     def error_for(self, response: httpx.Response, describe: str) -> CiOrasError:
         """Translate a failed answer into the error tree (exit codes per DESIGN.md §3)."""
         status = response.status_code
-        code, message = registry_error_detail(response)
+        body = _read_error_body(response)
+        code, message = _error_detail(body)
         response.close()
         said = f": {code} {message}".rstrip() if code or message else ""
         where = f"{describe} at {self.host} ({status}{said})"
@@ -183,7 +210,7 @@ class RegistryClient:
             return RegistryError(f"operation not supported: {where}",
                                  hint="the registry does not allow this operation (deletes may be disabled)")
         if status == 400 and code is None and self.base_url.startswith("http://") and (
-            response.request.method == "HEAD" or b"HTTP request to an HTTPS server" in _read_error_body(response)
+            response.request.method == "HEAD" or b"HTTP request to an HTTPS server" in body
         ):
             return RegistryError(f"{self.host} answered 400 to plain HTTP; it probably speaks HTTPS",
                                  hint="pass --no-plain-http (and --ca-file if its CA is private)")

@@ -2,7 +2,9 @@
 
 Only this package and ``store/registry.py`` import httpx. Connection errors, 429 (honouring ``Retry-After``)
 and 5xx answers are retried with exponential backoff and full jitter, so a CI job survives a registry hiccup
-but still fails within a bounded time.
+but still fails within a bounded time. Each attempt also has a deadline (small requests) and a minimum
+transfer rate (every body), see ``pacing.py``; an attempt that breaks them is retried like a dropped
+connection, so one request gives up after at most ``retries + 1`` attempts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"ci-oras/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Bodies read whole (listings, tokens) are capped like manifests: a hostile registry cannot exhaust memory.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Error bodies only feed a one-line message: the rest is dropped unread.
+MAX_ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,12 @@ class TransportOptions:
     plain_http: bool | None = None  # None: plain HTTP for loopback hosts only
     insecure: bool = False
     ca_file: str | None = None
-    timeout: float = 60.0
+    timeout: float = 60.0  # one socket operation: connect, one read, one write
+    #: Whole attempt of a request without a blob body (--request-timeout); 0 disables it.
+    request_timeout: float = 30.0
+    #: Bytes per second every body must average over ``min_rate_window`` seconds (--min-rate); 0 disables it.
+    min_rate: float = 1024.0
+    min_rate_window: float = 30.0
     retries: int = 4
     backoff: float = 0.5
     max_backoff: float = 20.0
@@ -106,20 +117,42 @@ def send_with_retries(
     stream: bool = False,
     retry: bool = True,
     describe: str = "request",
+    transfer: bool = False,
 ) -> httpx.Response:
-    """Send the request ``build()`` makes, rebuilding it for each retry (bodies may be single-use)."""
+    """Send the request ``build()`` makes, rebuilding it for each retry (bodies may be single-use).
+
+    ``transfer`` marks a blob body (either direction): it gets no deadline, only the minimum rate. A
+    response that is not streamed is read here, capped (``MAX_BODY_BYTES``, error bodies truncated to
+    ``MAX_ERROR_BODY_BYTES``) and within the attempt's limits; a streamed one checks them while it is read.
+    """
     import httpx
+
+    from ci_oras.registry.pacing import Budget, PacedStream, pace, read_capped
 
     attempts = options.retries + 1 if retry else 1
     for attempt in range(1, attempts + 1):
         request = build()
+        budget = Budget(options, transfer=transfer, download=request.method == "GET")
+        pace(request, budget)
         try:
-            response = client.send(request, stream=stream)
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                explained = budget.explain(exc)
+                if explained is exc:
+                    raise
+                raise explained from exc
+            assert isinstance(response.stream, httpx.SyncByteStream)  # a sync client's stream
+            response.stream = PacedStream(response.stream, budget)
+            if not stream:
+                error = response.status_code >= 400
+                response = read_capped(response, MAX_ERROR_BODY_BYTES if error else MAX_BODY_BYTES,
+                                       truncate=error)
         except httpx.TransportError as exc:
             if attempt >= attempts:
                 raise RegistryError(
-                    f"{describe} to {request.url.host}:{request.url.port or ''} failed: {_describe_transport(exc)}",
-                    hint="check the registry address, --plain-http/--ca-file, and the network",
+                    f"{describe} to {request.url.host}:{request.url.port or ''} failed: {describe_transport(exc)}",
+                    hint=transport_hint(exc),
                     retryable=True,
                 ) from exc
             time.sleep(retry_delay(attempt, options))
@@ -133,7 +166,14 @@ def send_with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _describe_transport(exc: Exception) -> str:
+def transport_hint(exc: Exception) -> str:
+    """The fix to suggest for a network failure: the limit that was hit, or the connection settings."""
+    hint = getattr(exc, "hint", None)
+    return hint if isinstance(hint, str) else "check the registry address, --plain-http/--ca-file, and the network"
+
+
+def describe_transport(exc: Exception) -> str:
+    """One line for a network failure (public: the store words broken-off downloads the same way)."""
     text = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "TLS certificate not trusted (use --ca-file, or --insecure only for testing)"

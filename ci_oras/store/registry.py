@@ -7,15 +7,16 @@ newest ``Location``, which distribution changes after every chunk).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from ci_oras.errors import IntegrityError, NotFoundError, RegistryError
+from ci_oras.errors import CiOrasError, IntegrityError, NotFoundError, RegistryError, UsageError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.oci.digest import digest_bytes, is_digest
+from ci_oras.oci.digest import digest_bytes, is_digest, mismatch
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.oci.reference import RegistryReference
 from ci_oras.registry.auth import repository_scope
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from ci_oras.registry.client import RegistryClient
 
 DEFAULT_CHUNK_THRESHOLD = 256 * 1024 * 1024
+#: Manifest PUT answers that distribution gives transiently under concurrent writers (its link files race),
+#: as well as for real: the referenced blobs are checked before the PUT is retried.
+_RECHECK_CODES = frozenset({"DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"})
+_FALLBACK_TAG_RE = re.compile(r"^sha(256|512)-[0-9a-f]{64,128}$")
 
 
 class RegistryRepository:
@@ -93,6 +98,7 @@ class RegistryRepository:
         path = self._path(kind, desc.digest)
         response = self.client.request(
             "GET", path, scopes=self._pull, headers=headers, stream=True, describe=f"fetch {desc.digest}",
+            transfer=not desc.is_manifest,
         )
         return verified(self._resuming_body(response, path, headers, desc), desc)
 
@@ -105,7 +111,7 @@ class RegistryRepository:
         """
         import httpx
 
-        from ci_oras.registry.transport import retry_delay
+        from ci_oras.registry.transport import describe_transport, retry_delay, transport_hint
 
         received = 0
         skip = 0
@@ -129,11 +135,11 @@ class RegistryRepository:
                 if attempt > self.client.options.retries:
                     raise RegistryError(
                         f"download of {desc.digest} from {self.client.host} broke off after {received} bytes "
-                        f"({type(exc).__name__})", hint="retry later; the registry or network failed") from exc
+                        f"({describe_transport(exc)})", hint=transport_hint(exc), retryable=True) from exc
             time.sleep(retry_delay(attempt, self.client.options))
             response = self.client.request(
                 "GET", path, scopes=self._pull, headers={**headers, "Range": f"bytes={received}-"}, stream=True,
-                ok=(200, 206), describe=f"resume {desc.digest}",
+                ok=(200, 206), describe=f"resume {desc.digest}", transfer=not desc.is_manifest,
             )
             skip = received if response.status_code == 200 else 0
 
@@ -196,6 +202,7 @@ class RegistryRepository:
             "PUT", _with_digest(location, desc.digest), scopes=self._push,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
             content=_exact_size(chunks, desc), ok=(201,), describe=f"upload {desc.digest}", retry=False,
+            transfer=True,
         )
         response.close()
 
@@ -212,6 +219,7 @@ class RegistryRepository:
                     "Content-Range": f"{offset}-{offset + size - 1}",
                 },
                 content=pieces.next_piece(size), ok=(202,), describe=f"upload chunk of {desc.digest}", retry=False,
+                transfer=True,
             )
             response.close()
             offset += size
@@ -222,6 +230,7 @@ class RegistryRepository:
         response = self.client.request(
             "PUT", _with_digest(location, desc.digest), scopes=self._push,
             headers={"Content-Length": "0"}, content=b"", ok=(201,), describe=f"finish upload {desc.digest}",
+            transfer=True,  # the registry may assemble a large blob before answering: no request deadline
         )
         response.close()
 
@@ -237,7 +246,10 @@ class RegistryRepository:
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         length = response.headers.get("Content-Length")
         if is_digest(reference) and digest and digest != reference:
-            raise IntegrityError(f"registry {self.client.host} answered {digest} for {reference}")
+            if digest.split(":")[0] == reference.split(":")[0]:
+                raise IntegrityError(f"registry {self.client.host} answered {digest} for {reference}")
+            # Named by another algorithm (sha512): only the bytes can tell; fetch and verify them.
+            return self.fetch_manifest(reference).descriptor
         if not digest or not length or not mediatypes.is_manifest_type(media_type):
             # Some registries omit the digest on HEAD: fall back to fetching the bytes.
             return self.fetch_manifest(reference).descriptor
@@ -254,21 +266,32 @@ class RegistryRepository:
 
     def _fetch_manifest_and_etag(self, reference: str) -> tuple[Manifest, str | None]:
         response, raw = self._get_manifest_bytes(reference)
-        actual = digest_bytes(raw)
-        expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
-        if expected and expected.startswith("sha256:") and expected != actual:
+        header = response.headers.get("Docker-Content-Digest")
+        expected = reference if is_digest(reference) else header if header and is_digest(header) else None
+        wrong = mismatch(raw, expected) if expected else None
+        if expected and wrong:
             raise IntegrityError(
-                f"manifest {self._shown(reference)} from {self.client.host} has digest {actual}, expected {expected}",
+                f"manifest {self._shown(reference)} from {self.client.host} has digest {wrong}, expected {expected}",
                 hint="the registry or a proxy altered the manifest; do not use it",
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or None
-        return parse_manifest(raw, media_type, actual), response.headers.get("ETag")
+        try:
+            manifest = parse_manifest(raw, media_type, digest_bytes(raw))
+        except UsageError as exc:
+            # The user named a manifest; what came back is not one (an HTML page, a login portal, garbage):
+            # that is the registry's failure, not bad input.
+            raise RegistryError(
+                f"registry {self.client.host} answered {self._shown(reference)} with something that is not a "
+                f"manifest (Content-Type {media_type or 'none'}): {exc.message}",
+                hint="check the registry address (a proxy or login page may be answering) and retry later",
+            ) from exc
+        return manifest, response.headers.get("ETag")
 
     def _get_manifest_bytes(self, reference: str) -> tuple[httpx.Response, bytes]:
         """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet)."""
         import httpx
 
-        from ci_oras.registry.transport import retry_delay
+        from ci_oras.registry.transport import describe_transport, retry_delay, transport_hint
 
         attempt = 0
         while True:
@@ -284,7 +307,7 @@ class RegistryRepository:
                 if attempt > self.client.options.retries:
                     raise RegistryError(
                         f"reading manifest {self._shown(reference)} from {self.client.host} failed "
-                        f"({type(exc).__name__})", hint="retry later; the registry or network failed") from exc
+                        f"({describe_transport(exc)})", hint=transport_hint(exc), retryable=True) from exc
             finally:
                 response.close()
             time.sleep(retry_delay(attempt, self.client.options))
@@ -294,19 +317,85 @@ class RegistryRepository:
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
-        response = self.client.request(
-            "PUT", self._path("manifests", reference), scopes=self._push,
-            headers={"Content-Type": manifest.media_type, **(headers or {})}, content=manifest.raw, ok=ok,
-            describe=f"push manifest {manifest.digest}",
-        )
-        response.close()
-        returned = response.headers.get("Docker-Content-Digest")
-        if response.status_code < 300 and returned and returned.startswith("sha256:") and returned != manifest.digest:
-            raise IntegrityError(
-                f"registry {self.client.host} stored manifest as {returned}, expected {manifest.digest}",
-                hint="the registry rewrote the manifest bytes",
+        """PUT the exact bytes; a DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN answer is retried once the
+        referenced blobs are confirmed present with their sizes (distribution gives these answers
+        transiently under concurrent writers); a blob really missing or wrong is an integrity error."""
+        from ci_oras.registry.client import registry_error_detail
+        from ci_oras.registry.transport import retry_delay
+
+        attempts = self.client.options.retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.client.request(
+                    "PUT", self._path("manifests", reference), scopes=self._push,
+                    headers={"Content-Type": manifest.media_type, **(headers or {})}, content=manifest.raw,
+                    ok=ok if 400 in ok else (*ok, 400), describe=f"push manifest {manifest.digest}",
+                )
+                if response.status_code == 400 and 400 not in ok:
+                    code, _ = registry_error_detail(response)
+                    if code not in _RECHECK_CODES:
+                        raise self.client.error_for(response, f"push manifest {manifest.digest}")
+                    self._check_referenced(manifest)  # a blob really missing or wrong: exit 6 now
+                    if attempt == attempts:
+                        raise self._still_refused(manifest, code, response)
+                    time.sleep(retry_delay(attempt, self.client.options))
+                    continue
+            except UsageError as exc:
+                if _FALLBACK_TAG_RE.match(reference):
+                    raise self._index_refused(manifest, reference, exc) from exc
+                raise
+            response.close()
+            returned = response.headers.get("Docker-Content-Digest")
+            if (response.status_code < 300 and returned and returned.startswith("sha256:")
+                    and returned != manifest.digest):
+                raise IntegrityError(
+                    f"registry {self.client.host} stored manifest as {returned}, expected {manifest.digest}",
+                    hint="the registry rewrote the manifest bytes",
+                )
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_referenced(self, manifest: Manifest) -> None:
+        """Raise IntegrityError unless every blob or child manifest ``manifest`` names is stored, at its size."""
+        for child in manifest.children():
+            kind = "manifests" if child.is_manifest else "blobs"
+            headers = {"Accept": mediatypes.MANIFEST_ACCEPT} if child.is_manifest else None
+            response = self.client.request(
+                "HEAD", self._path(kind, child.digest), scopes=self._pull, headers=headers, ok=(200, 404),
+                describe=f"check {child.digest}",
             )
-        return response
+            response.close()
+            where = f"{self.client.host}/{self.repository}"
+            if response.status_code == 404:
+                raise IntegrityError(
+                    f"manifest {manifest.digest} references {child.digest}, which {where} does not have",
+                    hint="push the missing content first (a promote or push copies it)",
+                )
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) != child.size:
+                raise IntegrityError(
+                    f"manifest {manifest.digest} says {child.digest} has {child.size} bytes; {where} stores "
+                    f"{length}", hint="the manifest or the stored content is wrong; do not use it",
+                )
+
+    def _still_refused(self, manifest: Manifest, code: str | None, response: httpx.Response) -> CiOrasError:
+        """Every retry refused although the referenced content checks out. DIGEST_INVALID then most likely
+        means the manifest bytes are altered on the way (integrity); MANIFEST_BLOB_UNKNOWN, that the registry
+        contradicts its own HEAD answers (a registry failure)."""
+        error = self.client.error_for(response, f"push manifest {manifest.digest}")
+        if code == "DIGEST_INVALID":
+            return error
+        return RegistryError(f"{error.message}, although every referenced blob is present",
+                             hint="the registry contradicts itself; retry later or report it to its operator")
+
+    def _index_refused(self, index: Manifest, reference: str, exc: UsageError) -> RegistryError:
+        """The registry refused our own referrers index (too large, most often): its limit, not bad input."""
+        return RegistryError(
+            f"registry {self.client.host} refused the referrers index {self.name}:{reference} "
+            f"({len(index.manifests)} entries, {len(index.raw)} bytes): {exc.message}",
+            hint="too many referrers for the tag schema on this registry; delete stale ones "
+                 "(ci-oras delete --graph) or use a registry with the referrers API",
+        )
 
     # -- referrers ------------------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ Hooks:
   with a status of our choosing instead of forwarding them (503, 429 with
   ``Retry-After``, or a forged 200 with a tampered body).
 * :meth:`RegistryProxy.drop_connection` closes the socket without answering.
+* :meth:`RegistryProxy.slow_down` forwards, but trickles the answer's body
+  (``step`` bytes every ``interval`` seconds) or stalls it after some bytes,
+  keeping the connection open until the client gives up.
 * :meth:`RegistryProxy.redirect_blobs_to` answers blob GETs with a ``307``
   to a :class:`BlobStorageServer`, which is addressed as ``localhost`` (not
   ``127.0.0.1``) so it is a *different host* for the client: credentials
@@ -142,13 +145,19 @@ def matching(method: str | None = None, path: str | None = None, query: str | No
 class Rule:
     """An active hook; ``remaining`` counts down, ``hits`` lists what it caught."""
 
-    kind: str  # "inject" or "drop"
+    kind: str  # "inject", "drop" or "slow"
     predicate: Predicate
     remaining: int
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     hits: list[ProxyRecord] = field(default_factory=list)
+    #: "slow": body bytes per write, seconds between writes, body bytes after which nothing more is sent.
+    step: int = CHUNK
+    interval: float = 0.0
+    stall_after: int | None = None
+    #: "slow": request body bytes after which the proxy stops reading the upload (the client's writes block).
+    stall_upload_after: int | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -287,8 +296,9 @@ class _BaseHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and body:
             self.wfile.write(body)
 
-    def _relay(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]]) -> None:
-        """Write ``response``'s status, ``headers`` and streamed body to the client."""
+    def _relay(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]],
+               pacing: Rule | None = None) -> None:
+        """Write ``response``'s status, ``headers`` and streamed body to the client (paced by a "slow" rule)."""
         self.send_response_only(response.status, response.reason)
         for name, value in headers:
             self.send_header(name, value)
@@ -298,21 +308,43 @@ class _BaseHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if no_body:
                 return
-            while True:
-                data = response.read1(CHUNK)
-                if not data:
-                    break
+            for data in self._body_pieces(response, pacing):
                 self.wfile.write(data)
             return
         # Upstream chunked (or close-delimited): re-chunk for our client.
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        while True:
-            data = response.read1(CHUNK)
-            if not data:
-                break
+        for data in self._body_pieces(response, pacing):
             self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
         self.wfile.write(b"0\r\n\r\n")
+
+    def _body_pieces(self, response: http.client.HTTPResponse, pacing: Rule | None) -> Iterator[bytes]:
+        """The upstream body; with ``pacing``, ``step`` bytes every ``interval`` s, or a stall after
+        ``stall_after`` bytes: then nothing more until the client closes the connection (at most 60 s)."""
+        sent = 0
+        while True:
+            size = CHUNK if pacing is None else pacing.step
+            if pacing is not None and pacing.stall_after is not None:
+                size = min(size, pacing.stall_after - sent)
+                if size <= 0:
+                    self._hold_until_client_leaves()
+                    raise ConnectionError("stalled on purpose")
+            data = response.read1(size)
+            if not data:
+                return
+            yield data
+            sent += len(data)
+            if pacing is not None and pacing.interval:
+                time.sleep(pacing.interval)  # the trickle is the fault being injected
+
+    def _hold_until_client_leaves(self) -> None:
+        self.close_connection = True
+        self.connection.settimeout(60)
+        try:
+            while self.connection.recv(CHUNK):
+                pass
+        except OSError:
+            pass
 
 
 def _upstream_connection(base: str, ssl_context: ssl.SSLContext | None, timeout: float) -> http.client.HTTPConnection:
@@ -359,6 +391,10 @@ class _ProxyHandler(_BaseHandler):
                 except OSError:
                     pass
                 return
+            if rule is not None and rule.kind == "slow":
+                record.action = "slowed"
+                self._forward(proxy, record, pacing=rule)
+                return
             if rule is not None:
                 self._discard_body()
                 record.action = "injected"
@@ -372,7 +408,7 @@ class _ProxyHandler(_BaseHandler):
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
-    def _forward(self, proxy: RegistryProxy, record: ProxyRecord) -> None:
+    def _forward(self, proxy: RegistryProxy, record: ProxyRecord, pacing: Rule | None = None) -> None:
         upstream = urlsplit(proxy.upstream)
         redirect = None
         storage = proxy.storage
@@ -392,8 +428,17 @@ class _ProxyHandler(_BaseHandler):
                 if chunked:
                     conn.putheader("Transfer-Encoding", "chunked")
                 conn.endheaders()
+                read = 0
                 for data in self._request_body():
                     conn.send(b"%X\r\n%s\r\n" % (len(data), data) if chunked else data)
+                    read += len(data)
+                    if pacing is not None and pacing.stall_upload_after is not None and (
+                            read >= pacing.stall_upload_after):
+                        # Read no more: the client's socket buffers fill and its writes block. Reading to
+                        # notice it leave would un-block it, so wait for the proxy to stop instead.
+                        self.close_connection = True
+                        proxy._stopping.wait(60)
+                        raise ConnectionError("upload stalled on purpose")
                 if chunked:
                     conn.send(b"0\r\n\r\n")
                 response = conn.getresponse()
@@ -429,7 +474,7 @@ class _ProxyHandler(_BaseHandler):
                 response.getheader("Transfer-Encoding") or ""
             ).lower() and self.command != "HEAD" and response.status not in (204, 304):
                 self.close_connection = True  # close-delimited upstream body; we re-chunk it anyway
-            self._relay(response, headers)
+            self._relay(response, headers, pacing)
         finally:
             conn.close()
 
@@ -462,6 +507,8 @@ class RegistryProxy(_Background):
         #: Seconds added to every request, to model a remote registry (benchmarks of concurrency).
         self.latency = 0.0
         self.storage: BlobStorageServer | None = None
+        #: Set when the proxy stops: releases handlers holding a stalled upload.
+        self._stopping = threading.Event()
         self._records: list[ProxyRecord] = []
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
@@ -476,6 +523,10 @@ class RegistryProxy(_Background):
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    def stop(self) -> None:
+        self._stopping.set()
+        super().stop()
 
     # -- records
 
@@ -518,6 +569,17 @@ class RegistryProxy(_Background):
     def drop_connection(self, predicate: Predicate | None, times: int = 1) -> Rule:
         """Close the connection without answering the next ``times`` matching requests."""
         rule = Rule("drop", predicate or (lambda _r: True), times)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def slow_down(self, predicate: Predicate | None, times: int = 1, *, step: int = 1, interval: float = 0.0,
+                  stall_after: int | None = None, stall_upload_after: int | None = None) -> Rule:
+        """Forward the next ``times`` matching requests but pace the answer's body: ``step`` bytes every
+        ``interval`` seconds, and with ``stall_after`` nothing more after that many bytes (a silent stall).
+        ``stall_upload_after`` stops reading the request body after that many bytes instead."""
+        rule = Rule("slow", predicate or (lambda _r: True), times, step=step, interval=interval,
+                    stall_after=stall_after, stall_upload_after=stall_upload_after)
         with self._lock:
             self._rules.append(rule)
         return rule

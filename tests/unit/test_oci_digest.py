@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from ci_oras.errors import EXIT_INTEGRITY, IntegrityError, UsageError
-from ci_oras.oci.digest import Digest, Verifier, digest_bytes, is_digest, verify_bytes
+from ci_oras.oci.digest import Digest, Verifier, digest_bytes, is_digest, mismatch, verify_bytes
 
 
 def test_parse_and_compute() -> None:
@@ -35,3 +35,13 @@ def test_streaming_verifier_rejects(content: bytes, size: int) -> None:
     with pytest.raises(IntegrityError) as info:
         verify_bytes(content, digest_bytes(b"abcdef"), size)
     assert info.value.exit_code == EXIT_INTEGRITY
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_mismatch_checks_in_the_expected_algorithm(algorithm: str) -> None:
+    data = b'{"schemaVersion":2}'
+    expected = digest_bytes(data, algorithm)
+    assert mismatch(data, expected) is None
+    altered = data.replace(b"2", b"3")
+    assert mismatch(altered, expected) == digest_bytes(altered, algorithm)
+    assert mismatch(data, "md5:" + "0" * 32) == digest_bytes(data)  # not a digest we accept: never a match
