@@ -47,6 +47,7 @@ CLIENT_ID = "ci-oras"
 #: The token spec's default lifetime when the answer names none.
 _DEFAULT_TOKEN_SECONDS = 60
 _EXPIRY_MARGIN_SECONDS = 10
+_LOGIN_HINT = "log in with 'ci-oras login', docker login, or pass --username and --password-stdin"
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ class Authenticator:
                 state.cond.notify_all()
 
     def refused(self, host: str, attempt: Attempt, header: str | None, scopes: tuple[str, ...]) -> Attempt:
-        """After a 401 to ``attempt``: the authorization to retry with, or the error explaining the refusal."""
+        """After a 401 to ``attempt``: the authorization to retry with, or the error explaining why not."""
         if not header:
             raise self._denied(host, 401)
         challenge = parse_challenge(header)
@@ -227,8 +228,16 @@ class Authenticator:
             return Attempt(header=basic, answers_refusal=True)
         if challenge.scheme == "bearer":
             sent = attempt.token
-            if attempt.answers_refusal or (sent is not None and sent.renewal and attempt.sent_at < sent.expires_at):
-                # A token fetched in answer to a refusal, still valid when sent, was refused: not allowed.
+            # RFC 6750: "invalid_token" is a token the registry no longer (or never) accepts, typically an
+            # expired one; anything else (distribution says "insufficient_scope") is about the grant.
+            invalid = challenge.params.get("error") == "invalid_token"
+            if attempt.answers_refusal and invalid:
+                raise AuthError(
+                    f"{host} refused the token its own token service had just issued (401 invalid_token)",
+                    hint="the registry and its token service disagree; check their configuration and clocks")
+            if attempt.answers_refusal or (sent is not None and sent.renewal and not invalid
+                                           and attempt.sent_at < sent.expires_at):
+                # A token fetched in answer to a refusal was refused for its grant: the account may not.
                 raise self._denied(host, 401, insufficient=True)
             base = merge_scopes(scopes)
             key = merge_scopes([*scopes, challenge.params.get("scope", "")])
@@ -245,8 +254,8 @@ class Authenticator:
         """A valid token for ``key``: the cached one, the one being fetched by another thread, or a new one.
 
         ``refused`` is the token a registry just refused: it is dropped if it is still the cached one, and a
-        token another thread fetched meanwhile is used instead of fetching yet another. ``renewal`` marks a new
-        token as fetched in answer to a refusal.
+        token another thread fetched meanwhile is used instead of fetching yet another. ``renewal`` marks a
+        new token as fetched in answer to a refusal.
         """
         while True:
             with state.cond:
@@ -386,7 +395,7 @@ class Authenticator:
             why = self._unused_credentials(host) if self._unused_credentials is not None else None
             return AuthError(
                 f"authentication required for {host} ({status})",
-                hint=why or "log in with 'ci-oras login', docker login, or pass --username and --password-stdin",
+                hint=why or _LOGIN_HINT,
             )
         if insufficient:
             return AuthError(

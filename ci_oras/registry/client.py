@@ -118,8 +118,15 @@ class RegistryClient:
                 challenge = response.headers.get("WWW-Authenticate")
                 response.close()
                 attempt = self.auth.refused(self.host, attempt, challenge, scopes)
+                if not (content is None or isinstance(content, bytes) or callable(content)):
+                    # A streamed body is spent: the new authorization is ready, and the caller restarts the
+                    # upload from its source (e.g. a token that expired during a long upload).
+                    raise RegistryError(f"{describe}: {self.host} refused the authorization mid-upload (401)",
+                                        hint="retry; the registry's token expired while the body was sent",
+                                        retryable=True)
             else:
-                raise AuthError(f"authentication with {self.host} did not settle", hint="check your credentials")
+                raise AuthError(f"authentication with {self.host} did not settle",
+                                hint="check your credentials")
         finally:
             self.auth.release(self.host, first, passed=passed)
         return self._follow_redirects(response, method, attempt.header, headers, stream, ok, describe)
@@ -128,7 +135,11 @@ class RegistryClient:
         """Whether ``url`` is on this registry (scheme, host and port): the only place credentials may go."""
         import httpx
 
-        return _origin(httpx.URL(url)) == _origin(httpx.URL(self.base_url))
+        try:
+            return _origin(httpx.URL(url)) == _origin(httpx.URL(self.base_url))
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{self.host} handed out an invalid URL ({exc})",
+                                hint="the registry or a proxy in between is misconfigured") from exc
 
     def next_page(self, response: httpx.Response, describe: str) -> str | None:
         """The ``Link: rel="next"`` URL of a paginated answer; one on another host is refused, not followed.
@@ -138,10 +149,17 @@ class RegistryClient:
         link = response.links.get("next", {}).get("url")
         if not link:
             return None
-        url = response.url.join(link)
+        import httpx
+
+        try:
+            url = response.url.join(link)
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{describe}: {self.host} sent an invalid next-page link ({exc})",
+                                hint="the registry or a proxy in between is misconfigured") from exc
         if not self.same_origin(url):
             raise RegistryError(
-                f"{describe}: {self.host} sent a next-page link to another host ({url.host}:{_origin(url)[2]})",
+                f"{describe}: {self.host} sent a next-page link to another host "
+                f"({url.host}:{_origin(url)[2]})",
                 hint="refusing to follow it; the registry or a proxy in between is misconfigured or hostile",
             )
         return str(url)
@@ -158,8 +176,9 @@ class RegistryClient:
             location = response.headers.get("Location")
             response.close()
             if not location or hops > _MAX_REDIRECTS:
-                raise RegistryError(f"{describe}: too many or broken redirects from {self.host}",
-                                    hint="the registry's redirects loop or lack a Location; tell its operator")
+                raise RegistryError(
+                    f"{describe}: too many or broken redirects from {self.host}",
+                    hint="the registry's redirects loop or lack a Location; tell its operator")
             next_url = response.url.join(location)
             redirect_auth = authorization if self.same_origin(next_url) else None
             response = send_with_retries(

@@ -402,8 +402,9 @@ def unused_env_credentials(host: str, env: Mapping[str, str] | None = None) -> s
                 f"set {_ENV_REGISTRY}=host[:port] to use them")
     if normalize_registry_key(host) in _host_aliases(scope):
         return None
-    return (f"{variables} are for {_ENV_REGISTRY}={normalize_registry_key(scope)}, not {normalize_registry_key(host)}; "
-            f"log in to {normalize_registry_key(host)} separately (docker login or ci-oras login)")
+    here = normalize_registry_key(host)
+    return (f"{variables} are for {_ENV_REGISTRY}={normalize_registry_key(scope)}, not {here}; "
+            f"log in to {here} separately (docker login or ci-oras login)")
 
 
 def _from_config_file(path: Path, label: str, host: str, env: Mapping[str, str]) -> Credential | None:
@@ -442,7 +443,8 @@ def resolve_credential(
     """Credentials for ``host`` (as the user wrote it), or ``None`` to go anonymous.
 
     First hit wins: flags, ``CI_ORAS_USERNAME``/``CI_ORAS_PASSWORD`` (when ``CI_ORAS_REGISTRY`` names
-    ``host``), docker ``config.json``, then ``REGISTRY_AUTH_FILE``. ``env`` defaults to ``os.environ``; helpers run with exactly that environment.
+    ``host``), docker ``config.json``, then ``REGISTRY_AUTH_FILE``. ``env`` defaults to ``os.environ``;
+    helpers run with exactly that environment.
     """
     environ = _environ(env)
     found = _from_flags(username, password) or _from_env(environ, host)
