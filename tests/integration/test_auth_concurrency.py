@@ -139,6 +139,20 @@ def test_promote_into_authenticated_registry_ten_times(request: pytest.FixtureRe
         assert len(registry.issuer.requests) == 10, registry.issuer.requests
 
 
+def test_thirty_two_parallel_first_requests_share_one_token(registry_token: RunningRegistry, graph: Graph,
+                                                            tmp_path: Path) -> None:
+    issuer = registry_token.issuer
+    assert issuer is not None and registry_token.username and registry_token.password
+    issuer.clear_requests()
+    destination = f"{registry_token.host}/wide/{uuid.uuid4().hex[:8]}"
+    result = run_cli("promote", graph.ref, f"{destination}:v1", "--concurrency", "32", "-u",
+                     registry_token.username, "--password-stdin", env=clean_env(tmp_path),
+                     stdin=registry_token.password)
+    assert result.returncode == 0, result.stderr
+    scope = f"repository:{destination.split('/', 1)[1]}:pull,push"
+    assert [(r.scopes, r.status) for r in issuer.requests] == [((scope,), 200)]
+
+
 # -- tokens that expire mid-run ----------------------------------------------------------------------------
 
 
