@@ -96,6 +96,8 @@ class _Token:
 
     value: str
     expires_at: float
+    #: The merged scopes it was asked for.
+    scopes: tuple[str, ...] = ()
     #: Fetched in answer to a registry refusal: refused in turn (while still valid), it means "not allowed".
     renewal: bool = False
 
@@ -235,12 +237,14 @@ class Authenticator:
                 raise AuthError(
                     f"{host} refused the token its own token service had just issued (401 invalid_token)",
                     hint="the registry and its token service disagree; check their configuration and clocks")
-            if attempt.answers_refusal or (sent is not None and sent.renewal and not invalid
-                                           and attempt.sent_at < sent.expires_at):
-                # A token fetched in answer to a refusal was refused for its grant: the account may not.
-                raise self._denied(host, 401, insufficient=True)
             base = merge_scopes(scopes)
             key = merge_scopes([*scopes, challenge.params.get("scope", "")])
+            if attempt.answers_refusal or (sent is not None and sent.renewal and not invalid
+                                           and attempt.sent_at < sent.expires_at
+                                           and merge_scopes([*sent.scopes, *key]) == sent.scopes):
+                # A token fetched in answer to a refusal, already asking for everything this challenge names,
+                # was refused for its grant: the account may not.
+                raise self._denied(host, 401, insufficient=True)
             if key != base:
                 with state.cond:
                     state.widened[base] = key
@@ -345,7 +349,7 @@ class Authenticator:
         if isinstance(body.get("refresh_token"), str) and refresh:
             with state.cond:
                 state.refresh_token = body["refresh_token"]
-        return _Token(token, time.monotonic() + float(lifetime) - margin, renewal)
+        return _Token(token, time.monotonic() + float(lifetime) - margin, scopes, renewal)
 
     def _request_token(
         self,

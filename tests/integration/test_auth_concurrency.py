@@ -233,6 +233,19 @@ def test_wrong_password_at_concurrency_32_fails_fast(registry_token: RunningRegi
     assert result.stderr.count("\n") == 1
 
 
+def test_missing_permission_is_denied_at_once(registry_factory: RegistryFactory, graph: Graph,
+                                              tmp_path: Path) -> None:
+    """A pull-only account: the token lacks push, which is "access denied" (exit 4), found out once."""
+    registry = registry_factory("token", authorizer=lambda _who, _type, _name, actions: [
+        action for action in actions if action == "pull"])
+    assert registry.issuer is not None and registry.username and registry.password
+    result = run_cli("promote", graph.ref, f"{registry.host}/readonly/app:v1", "--concurrency", "32", "-u",
+                     registry.username, "--password-stdin", env=clean_env(tmp_path), stdin=registry.password)
+    assert result.returncode == EXIT_AUTH, result.stderr
+    assert "access denied" in result.stderr and "lacks permission" in result.stderr
+    assert 1 <= len(registry.issuer.requests) <= 2, registry.issuer.requests
+
+
 def test_wrong_basic_password_at_concurrency_32_fails_fast(registry_htpasswd: RunningRegistry, graph: Graph,
                                                            tmp_path: Path) -> None:
     assert registry_htpasswd.username
