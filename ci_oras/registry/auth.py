@@ -139,6 +139,8 @@ class _HostState:
     #: Scopes a challenge widened (e.g. a DELETE that also needs ``pull``): ask for the wider set up front.
     widened: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     refresh_token: str | None = None
+    credential: Credential | None = None
+    credential_known: bool = False
     #: The credentials (or their absence) were refused: every later request fails at once with this error.
     refused: AuthError | None = None
 
@@ -158,15 +160,18 @@ class Authenticator:
         self._credential_for = credential_for
         #: Why credentials the user set were not used for a host (shown when that host asks for some).
         self._unused_credentials = unused_credentials
-        self._credentials: dict[str, Credential | None] = {}
         self._hosts: dict[str, _HostState] = {}
         self._lock = threading.Lock()
 
     def credential(self, host: str) -> Credential | None:
-        with self._lock:
-            if host not in self._credentials:
-                self._credentials[host] = self._credential_for(host)
-            return self._credentials[host]
+        """Looked up once per host, under that host's lock: a credential helper that takes its time (an
+        unlock prompt, a network round trip) holds up requests to its own host only."""
+        state = self._state(host)
+        with state.cond:
+            if not state.credential_known:
+                state.credential = self._credential_for(host)
+                state.credential_known = True
+            return state.credential
 
     def _state(self, host: str) -> _HostState:
         with self._lock:
