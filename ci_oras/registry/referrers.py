@@ -185,8 +185,7 @@ class RegistryReferrers:
                 response.close()
             self._remember(True)
             found.extend(index.manifests)
-            link = response.links.get("next", {}).get("url")
-            url = str(response.url.join(link)) if link else None
+            url = self.client.next_page(response, f"list referrers of {subject_digest}")
         return filter_by_type(found, artifact_type)
 
     def _read_fallback(self, subject_digest: str) -> _Fallback:
