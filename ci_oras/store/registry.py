@@ -381,12 +381,12 @@ class RegistryRepository:
         """Tag schema: rewrite the subject's ``sha256-<hex>`` index without the entry (deleted when emptied).
         With the referrers API the registry updates its list itself: nothing to do."""
         backend = self.referrers_backend
-        return backend.forget_in_fallback(subject.digest, referrer_digest, self._delete_if_present)
+        return backend.forget_in_fallback(subject.digest, referrer_digest, self.delete_if_present)
 
     def drop_referrers_index(self, subject: Descriptor) -> bool:
-        return self.referrers_backend.drop_fallback(subject.digest, self._delete_if_present)
+        return self.referrers_backend.drop_fallback(subject.digest, self.delete_if_present)
 
-    def _delete_if_present(self, digest: str) -> bool:
+    def delete_if_present(self, digest: str) -> bool:
         """DELETE a manifest by digest (a tag cannot be deleted on distribution); False when it was gone."""
         response = self.client.request(
             "DELETE", self._path("manifests", digest), scopes=self._delete + self._push, ok=(200, 202, 404),
