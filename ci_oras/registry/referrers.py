@@ -344,13 +344,14 @@ class RegistryReferrers:
                 if current.digest == anchor and sent >= anchored_at + window:
                     self.windows.append(window)
                     break  # unchanged for a whole window after it was in place: every stale write has landed
+                # A read slower than the cycles so far means a slower registry: later windows grow with it.
+                cycle = max(cycle, 2 * (received - sent))
                 if current.digest != anchor:
                     anchor, anchored_at = current.digest, received  # someone wrote after us: watch theirs
                 if received - started >= self.settle.limit:
-                    break
-                self._sleep_until(anchored_at + window)
+                    return  # listed, but not watched for a whole window: leave the replaced indexes alone
+                self._sleep_until(anchored_at + self.settle.factor * cycle)
                 current, sent, received = self._timed_read(subject_digest)
-                cycle = max(cycle, 2 * (received - sent))
                 continue
             if writes >= self.settle.max_writes or received - started >= self.settle.limit:
                 raise self._not_discoverable(manifests[0], subject_digest)
@@ -379,7 +380,6 @@ class RegistryReferrers:
                 replaced.append(current.digest)
             self._sleep_until(anchored_at + self.settle.factor * cycle)
             current, sent, received = self._timed_read(subject_digest)
-            cycle = max(cycle, 2 * (received - sent))
         self._delete_replaced([digest for digest in replaced if digest != current.digest])
 
     def _delete_replaced(self, digests: list[str]) -> None:
