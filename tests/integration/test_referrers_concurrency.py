@@ -2,9 +2,9 @@
 
 distribution (like GHCR and GitLab) has no referrers API and ignores ``If-Match``, so every attach rewrites the
 subject's ``sha256-<hex>`` index and the last writer wins; a registry with the API can drop list updates under
-concurrent pushes. ``ATTACHERS`` separate ``ci-oras attach`` processes are started, wait at a barrier (a file
-lock the test holds until every one of them is waiting on it), and are released together; afterwards every
-referrer must be listed, by ``ci-oras discover`` and in what the registry itself serves.
+concurrent pushes. ``ATTACHERS`` separate ``ci-oras attach`` processes are started, wait at a barrier
+(``harness/parallel.py``) and are released together; afterwards every referrer must be listed, by
+``ci-oras discover`` and in what the registry itself serves.
 
 ``make test`` runs one round of 20; ``make stress-referrers`` sets ``CI_ORAS_CONCURRENCY_ATTACHERS`` (20, 50)
 and ``CI_ORAS_CONCURRENCY_REPETITIONS`` (10).
@@ -16,11 +16,8 @@ wait at least that long, so it cannot flake on a slow machine).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +26,7 @@ import pytest
 from harness.cli import clean_env, run_cli
 from harness.fake_registry import FakeRegistry
 from harness.oci import MANIFEST_ACCEPT, push_image
+from harness.parallel import run_released_together
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
 
@@ -36,52 +34,19 @@ ATTACHERS = int(os.environ.get("CI_ORAS_CONCURRENCY_ATTACHERS", "20"))
 REPETITIONS = int(os.environ.get("CI_ORAS_CONCURRENCY_REPETITIONS", "1"))
 ARTIFACT_TYPE = "application/vnd.example.signature"
 
-#: Runs in each attach process: report "waiting" on the ready pipe, block on the shared lock until the test
-#: releases it, then run the CLI exactly as ``python -m ci_oras`` would (start-up included after the release).
-_BARRIER = """
-import fcntl, os, runpy, sys
-ready, lock_path = int(sys.argv[1]), sys.argv[2]
-with open(lock_path) as lock:
-    os.write(ready, b"."); os.close(ready)
-    fcntl.flock(lock, fcntl.LOCK_SH)
-sys.argv = ["ci-oras", *sys.argv[3:]]
-runpy.run_module("ci_oras", run_name="__main__", alter_sys=True)
-"""
-
 
 def attach_all_at_once(host: str, repo: str, work: Path, env: dict[str, str], count: int, tag: str) -> set[str]:
     """Start ``count`` attach processes, release them together, return the digests they reported."""
-    lock_path = work / "barrier.lock"
-    lock_path.touch()
-    read_end, write_end = os.pipe()
-    processes: list[subprocess.Popen[str]] = []
-    with open(lock_path) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            for number in range(count):
-                path = work / f"signature-{number}.txt"
-                path.write_text(f"signature {number} of {tag}\n")
-                processes.append(subprocess.Popen(
-                    [sys.executable, "-c", _BARRIER, str(write_end), str(lock_path),
-                     "attach", f"{host}/{repo}:v1", path.name, "--artifact-type", ARTIFACT_TYPE, "--output", "json"],
-                    cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                    pass_fds=(write_end,)))
-            os.close(write_end)
-            arrived = b""
-            while len(arrived) < count:  # every process is at the barrier (or died: EOF)
-                chunk = os.read(read_end, count)
-                if not chunk:
-                    break
-                arrived += chunk
-            assert len(arrived) == count, "an attach process died before the barrier"
-        finally:
-            os.close(read_end)
-            fcntl.flock(lock, fcntl.LOCK_UN)  # release them all
-    digests = set()
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr
-        digests.add(json.loads(stdout)["digest"])
+    commands = []
+    for number in range(count):
+        path = work / f"signature-{number}.txt"
+        path.write_text(f"signature {number} of {tag}\n")
+        commands.append(["attach", f"{host}/{repo}:v1", path.name, "--artifact-type", ARTIFACT_TYPE,
+                         "--output", "json"])
+    results, _ = run_released_together(commands, cwd=work, env=env)
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    digests = {json.loads(result.stdout)["digest"] for result in results}
     assert len(digests) == count
     return digests
 
