@@ -312,8 +312,8 @@ class RegistryReferrers:
         return current, sent, self._clock()
 
     def _sleep_until(self, moment: float) -> None:
-        delay = moment - self._clock()
-        if delay > 0:
+        """Sleep until ``moment`` on the clock the watch measures with (a sleep may end a little early)."""
+        while (delay := moment - self._clock()) > 0:
             self._sleep(delay)
 
     def _ensure_in_fallback(self, subject_digest: str, manifests: list[Manifest]) -> None:
