@@ -86,8 +86,9 @@ class ReferrersMode(str, Enum):
 class ManifestStore(Protocol):
     """What the referrers logic needs from the repository it belongs to (``store/registry.py``)."""
 
-    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None] | None:
-        """The manifest at ``reference`` and its ETag, or None when absent."""
+    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
+        """The manifest at ``reference``, its ETag and the seconds the answering attempt took (a retried
+        request's waits excluded), or None when absent."""
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
@@ -120,6 +121,8 @@ class _Fallback:
     etag: str | None = None
     exists: bool = False
     digest: str | None = None
+    #: Seconds the answering attempt of the read took; None when unknown (absent: nothing was retried).
+    elapsed: float | None = None
 
 
 class RegistryReferrers:
@@ -240,12 +243,12 @@ class RegistryReferrers:
         got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
         if got is None:
             return _Fallback()
-        manifest, etag = got
+        manifest, etag, elapsed = got
         if not manifest.is_index or manifest.digest == subject_digest:
             # Not a referrers index (or the registry resolved the tag to the subject itself): ignore it,
             # but note that the tag exists so a write replaces it.
-            return _Fallback(exists=True, etag=etag, digest=manifest.digest)
-        return _Fallback(list(manifest.manifests), etag, True, manifest.digest)
+            return _Fallback(exists=True, etag=etag, digest=manifest.digest, elapsed=elapsed)
+        return _Fallback(list(manifest.manifests), etag, True, manifest.digest, elapsed)
 
     # -- after a referrer is pushed -----------------------------------------------------------------------------
 
@@ -306,10 +309,18 @@ class RegistryReferrers:
         raise self._not_discoverable(manifests[0], subject_digest)
 
     def _timed_read(self, subject_digest: str) -> tuple[_Fallback, float, float]:
-        """The fallback index, with the times the read was sent and answered (the watch's measurements)."""
+        """The fallback index, with the times the read was sent and answered (the watch's measurements).
+
+        A read the transport retried (distribution answers 500 to a tag read racing a write) counts from its
+        answering attempt: another writer's read-to-write gap starts when its read is served, so our back-off
+        before that is no measure of it.
+        """
         sent = self._clock()
         current = self._read_fallback(subject_digest)
-        return current, sent, self._clock()
+        received = self._clock()
+        if current.elapsed is not None:
+            sent = max(sent, received - current.elapsed)
+        return current, sent, received
 
     def _sleep_until(self, moment: float) -> None:
         """Sleep until ``moment`` on the clock the watch measures with (a sleep may end a little early)."""
@@ -437,7 +448,7 @@ class RegistryReferrers:
         got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
         if got is None or not got[0].is_index or got[0].digest == subject_digest:
             return None
-        return got
+        return got[0], got[1]
 
     def forget_in_fallback(self, subject_digest: str, referrer_digest: str,
                            delete_manifest: Callable[[str], bool]) -> bool:

@@ -246,13 +246,15 @@ class RegistryRepository:
     def fetch_manifest(self, reference: str) -> Manifest:
         return self._fetch_manifest_and_etag(reference)[0]
 
-    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None] | None:
+    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
         try:
             return self._fetch_manifest_and_etag(reference)
         except NotFoundError:
             return None
 
-    def _fetch_manifest_and_etag(self, reference: str) -> tuple[Manifest, str | None]:
+    def _fetch_manifest_and_etag(self, reference: str) -> tuple[Manifest, str | None, float]:
+        """The manifest, its ETag, and the seconds the answering attempt took (retries' waits left out: the
+        referrers watch sizes its window from registry round trips, not from our own back-off)."""
         response, raw = self._get_manifest_bytes(reference)
         actual = digest_bytes(raw)
         expected = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
@@ -262,7 +264,8 @@ class RegistryRepository:
                 hint="the registry or a proxy altered the manifest; do not use it",
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or None
-        return parse_manifest(raw, media_type, actual), response.headers.get("ETag")
+        manifest = parse_manifest(raw, media_type, actual)
+        return manifest, response.headers.get("ETag"), response.elapsed.total_seconds()
 
     def _get_manifest_bytes(self, reference: str) -> tuple[httpx.Response, bytes]:
         """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet)."""

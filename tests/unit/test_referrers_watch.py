@@ -74,6 +74,8 @@ class Repository:
     log: list[tuple[float, str, str]] = field(default_factory=list)
     deletes_allowed: bool = True
     on_put: Callable[[str], None] | None = None
+    #: Seconds the next read spends in the transport's retry back-off before its answering attempt.
+    retry_wait: float = 0.0
 
     def _serve(self, method: str, reference: str) -> None:
         self.clock.advance(self.latency / 2)
@@ -82,12 +84,14 @@ class Repository:
     def _answer(self) -> None:
         self.clock.advance(self.latency / 2)
 
-    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None] | None:
+    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
+        self.clock.advance(self.retry_wait)  # a 500 answered, the transport backed off, then:
+        self.retry_wait = 0.0
         self._serve("GET", reference)
         digest = self.tags.get(reference, reference)
         found = self.manifests.get(digest)
         self._answer()
-        return (found, f'"{found.digest}"') if found else None
+        return (found, f'"{found.digest}"', self.latency) if found else None
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> Any:
@@ -165,6 +169,21 @@ def test_the_window_stretches_with_the_latency_and_nothing_else() -> None:
             assert clock.sleeps == [], "nothing measured, nothing waited: no fixed interval"
     assert windows[0] == 0.0 and windows[1] > 0
     assert windows[2] == pytest.approx(10 * windows[1]), "ten times the latency, ten times the window"
+
+
+def test_a_read_the_transport_retried_counts_from_its_answering_attempt() -> None:
+    """distribution answers 500 to a tag read racing a write; the back-off before the retry is ours, not the
+    registry's, so it must not stretch the window (it would slow every job in a crowd)."""
+    clock = Clock()
+    latency = 0.01
+    repo = Repository(clock, latency, retry_wait=0.4)
+    other = referrer("other")
+    repo.store(other, other.digest)
+    repo.store(build_index([other.descriptor]), TAG)
+
+    referrers = attach(repo, clock, referrer("ours"))
+
+    assert referrers.windows == [pytest.approx(FACTOR * 2 * latency)]
 
 
 def test_a_stale_write_inside_the_window_is_detected_and_merged() -> None:
