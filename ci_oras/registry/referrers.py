@@ -29,10 +29,11 @@ no earlier than t + W, with W >= G:
   the call are written back too, so whoever writes last repairs what an earlier stale write dropped.
 
 W is ``SettleOptions.factor`` times the slowest read-to-write cycle measured in this call (from sending our
-read of the index to the answer to the write based on it; each later read counts as twice its round trip).
-Other writers run the same cycle against the same registry, so their G is of that size; the factor is the
-margin for a writer slower than us. On loopback W is milliseconds; 100 ms from the registry it is about a
-second; on a loaded machine it grows with the cycles measured there.
+read of the index to the answer to the write based on it; each later read counts as twice its round trip; a
+read the transport retried counts from its answering attempt). Other writers run the same cycle against the
+same registry, so their G is of that size; the factor is the margin for a writer slower than us. On loopback
+W is milliseconds; 100 ms from the registry it is over half a second; on a loaded machine it grows with the
+cycles measured there.
 
 The window it leaves: a writer whose read-to-write gap exceeds W (a job much farther from the registry than
 this one, or one stopped between its read and its write) can overwrite our entry after we stopped watching;
