@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test test-tools clean
+.PHONY: demo test install install-test test-tools clean stress-referrers
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test-tools:
 test: install-test test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Referrer writes under many parallel CI jobs: 20 and 50 attach processes released at once on one subject,
+# ten rounds each, on docker-registry and on an API registry that drops list updates (`make test` runs one
+# round of 20).
+stress-referrers: install-test test-tools
+	CI_ORAS_CONCURRENCY_ATTACHERS=20 CI_ORAS_CONCURRENCY_REPETITIONS=10 \
+	  $(BIN)/python -m pytest -q tests/integration/test_referrers_concurrency.py -k parallel
+	CI_ORAS_CONCURRENCY_ATTACHERS=50 CI_ORAS_CONCURRENCY_REPETITIONS=10 \
+	  $(BIN)/python -m pytest -q tests/integration/test_referrers_concurrency.py -k parallel
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache

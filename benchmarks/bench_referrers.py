@@ -1,12 +1,15 @@
-"""attach and discover on a registry without the referrers API (tag schema), through a latency proxy.
+"""attach and discover on registries with and without the referrers API, through a latency proxy.
 
-Run: ``python benchmarks/bench_referrers.py [--latency-ms 20] [--attaches 5]``.
+Run: ``python benchmarks/bench_referrers.py [--latency-ms 20] [--attaches 5] [--parallel 20]``.
 
 A local docker-registry answers in about a millisecond, which hides what concurrency buys; a proxy in front
 of it adds ``--latency-ms`` to every request, like a registry across a network. The script reports:
 
-- ``ci-oras attach`` (whole CLI processes): wall time and the requests each one sent, next to the protocol
-  minimum written down below;
+- ``ci-oras attach`` (whole CLI processes) on the tag schema (docker-registry) and on a registry with the
+  referrers API (the in-process fake): wall time, the requests each one sent next to the protocol minimum
+  written down below, and the span from its first to its last request (the part start-up does not hide);
+- ``--parallel`` attach processes released at once on one subject (tag schema): wall time from the release
+  to the last exit, CPU per process, and how many referrers the index lists afterwards;
 - ``discover`` of a subject whose N referrers each have one referrer (depth 2), N = 1 … 100, with one worker
   and with the default eight: time per level should stay flat in N up to the pool size. The minimum is one
   listing per node (2N + 1) plus resolving the root and the one-time API probe: 2N + 3 requests.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,22 +28,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, push_blob, push_image, push_manifest  # noqa: E402
+from harness.oci import MANIFEST_ACCEPT, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, push_blob, push_image, push_manifest  # noqa: E402
 from harness.proxy import RegistryProxy  # noqa: E402
 from harness.registry import start_registry  # noqa: E402
 
 # attach of one small file to a subject given by tag, on a tag-schema registry (see test_request_counts.py):
 # HEAD subject, HEAD+POST+PUT layer, HEAD config, PUT manifest, GET+PUT fallback index = 8 protocol-minimum
-# requests, plus 1 read-back (the only way to detect a lost update) and 2 spaced re-reads (the concurrency
-# watch), = 11.
+# requests, plus 1 read a measured window later (the watch that detects a lost update), = 9; +1 DELETE of
+# the index it replaced when the subject already had referrers. With the referrers API: the 6 before the
+# index, then one listing that confirms it, = 7.
 ATTACH_MINIMUM = 8
-ATTACH_EXPECTED = 11
+ATTACH_EXPECTED = 9
+ATTACH_API_EXPECTED = 7
 
 
 def seed_graph(client: httpx.Client, url: str, repo: str, width: int) -> str:
@@ -89,43 +96,85 @@ def time_discover(host: str, repo: str, concurrency: int) -> tuple[float, int]:
         run.close()
 
 
+def time_attaches(work: Path, host: str, repo: str, count: int, recorder: Any) -> None:
+    """``count`` sequential ``ci-oras attach`` processes to one subject; ``recorder`` has requests/clear()."""
+    times, counts, spans = [], [], []
+    for number in range(count):
+        (work / "sig.json").write_text(f'{{"signature": "bench {number}"}}\n')
+        recorder.clear()
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "ci_oras", "attach", f"{host}/{repo}:v1", "sig.json",
+                               "--artifact-type", "signature/example"], cwd=work, capture_output=True, text=True)
+        times.append(time.perf_counter() - started)
+        if done.returncode:
+            raise SystemExit(done.stderr)
+        seen = recorder.requests
+        counts.append(len(seen))
+        spans.append(seen[-1].time - seen[0].time)
+    print(f"  wall time median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}); "
+          f"first to last request median {statistics.median(spans) * 1000:.0f} ms")
+    print(f"  requests per attach: {sorted(set(counts))}")
+
+
+def time_parallel(work: Path, registry_url: str, host: str, count: int) -> None:
+    """``count`` attach processes released together on one subject (tag schema)."""
+    import resource
+
+    from harness.parallel import run_released_together
+
+    repo = f"bench/parallel{count}"
+    with httpx.Client(timeout=60) as client:
+        subject = push_image(client, registry_url, repo, tag="v1")
+    commands = []
+    for number in range(count):
+        (work / f"p{number}.json").write_text(f'{{"signature": "parallel {number}"}}\n')
+        commands.append(["attach", f"{host}/{repo}:v1", f"p{number}.json", "--artifact-type", "signature/example"])
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    results, wall = run_released_together(commands, cwd=work, env=dict(os.environ))
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime) / count
+    failed = [r.stderr.strip() for r in results if r.returncode]
+    index = httpx.get(f"{registry_url}/v2/{repo}/manifests/sha256-{subject.manifest_digest.split(':')[1]}",
+                      headers={"Accept": MANIFEST_ACCEPT}, timeout=60).json()
+    print(f"{count} attach processes released at once, one subject, tag schema")
+    print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s per process, {len(index['manifests'])}/{count} listed, "
+          f"{len(failed)} failed\n")
+
+
 def main() -> None:
+    from harness.fake_registry import FakeRegistry
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--attaches", type=int, default=5)
-    parser.add_argument("--widths", default="1,2,4,8,16,32,100")
+    parser.add_argument("--parallel", type=int, default=20, help="attach processes released at once (0: skip)")
+    parser.add_argument("--widths", default="1,2,4,8,16,32,100", help="discover widths ('' to skip)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ci-oras-bench-ref-"))
     registry = start_registry(work / "registry", "plain")
     proxy = RegistryProxy(registry)
     proxy.latency = args.latency_ms / 1000
+    fake = FakeRegistry()
+    fake_proxy = RegistryProxy(fake.url)
+    fake_proxy.latency = proxy.latency
     try:
         with httpx.Client(timeout=60) as client:
             push_image(client, registry.url, "bench/attach", tag="v1")
-        (work / "sig.json").write_text('{"signature": "bench"}\n')
-        print(f"latency per request: {args.latency_ms:.0f} ms (proxy in front of docker-registry)\n")
-        print("ci-oras attach (whole CLI process), tag schema")
-        times, counts = [], []
-        for number in range(args.attaches):
-            (work / "sig.json").write_text(f'{{"signature": "bench {number}"}}\n')
-            proxy.clear()
-            started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "ci_oras", "attach", f"{proxy.host}/bench/attach:v1",
-                                   "sig.json", "--artifact-type", "signature/example"], cwd=work,
-                                  capture_output=True, text=True)
-            times.append(time.perf_counter() - started)
-            if done.returncode:
-                raise SystemExit(done.stderr)
-            counts.append(len(proxy.requests))
-        print(f"  wall time median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f})")
-        print(f"  requests per attach: {sorted(set(counts))} (protocol minimum {ATTACH_MINIMUM}, "
-              f"with the lost-update read-back and watch {ATTACH_EXPECTED})")
-        print("  the watch adds two ~0.5 s pauses: most of the wall time on a fast registry\n")
+            push_image(client, fake.url, "bench/attach", tag="v1")
+        print(f"latency per request: {args.latency_ms:.0f} ms (proxy in front of each registry)\n")
+        print(f"ci-oras attach (whole CLI process), tag schema (docker-registry; expected {ATTACH_EXPECTED} "
+              f"requests, +1 DELETE of the replaced index when the subject had referrers)")
+        time_attaches(work, proxy.host, "bench/attach", args.attaches, proxy)
+        print(f"ci-oras attach (whole CLI process), referrers API (fake registry; expected {ATTACH_API_EXPECTED})")
+        time_attaches(work, fake_proxy.host, "bench/attach", args.attaches, fake_proxy)
+        print()
+        if args.parallel:
+            time_parallel(work, registry.url, proxy.host, args.parallel)
 
         print("discover, depth 2 (N referrers, each with one referrer)")
         print(f"  {'N':>4} {'nodes':>6} {'1 worker s':>11} {'8 workers s':>12} {'requests':>9}")
         with httpx.Client(timeout=60) as client:
-            for width in (int(w) for w in args.widths.split(",")):
+            for width in (int(w) for w in args.widths.split(",") if w):
                 repo = f"bench/discover{width}"
                 seed_graph(client, registry.url, repo, width)
                 proxy.clear()
@@ -136,6 +185,8 @@ def main() -> None:
                 print(f"  {width:>4} {found:>6} {serial:>11.2f} {parallel:>12.2f} {requests:>9}")
     finally:
         proxy.stop()
+        fake_proxy.stop()
+        fake.stop()
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -9,12 +9,47 @@ that is not an index, or that resolves to the subject itself (a known registry b
 Making a referrer discoverable after its manifest is pushed is the delicate part:
 
 - API path (the registry answered ``OCI-Subject``): read the list back; some registries drop list updates
-  under concurrent pushes, so re-PUT the manifest until it is listed.
-- Tag schema: read-merge-write the fallback index, then read it back until our entry is there. Registries
-  ignore ``If-Match`` (distribution does), so a writer that read the index before our write can still
-  overwrite it after we checked. We therefore keep watching until the index has stayed unchanged, with our
-  entry, for a few spaced reads; every writer re-adds the entries it has seen, so whoever writes last also
-  repairs what an earlier stale write dropped.
+  under concurrent pushes (the manifest is stored but not listed), so re-PUT what is missing until it is
+  listed, backing off by a multiple of the round trip just measured.
+- Tag schema: read-merge-write the fallback index, then watch it. The waits are sized from round trips this
+  call measured, never from a constant.
+
+The race the tag-schema watch closes. Registries ignore ``If-Match`` (distribution does), so a writer B that
+read the index before our write was applied can still overwrite it with its own merge, which lacks our entry.
+B's write lands within B's *read-to-write gap* G after its read was served. Our write was applied by the time
+its answer reached us (t). So every such stale write lands before t + G, and the watch reads the index again
+no earlier than t + W, with W >= G:
+
+- the index is still exactly what we wrote (same digest): no stale write landed, and every read served since
+  t saw our entry; every writer writes what it read plus what it has seen, so every later write keeps our
+  entry by induction. The entry is safe for good: done.
+- the index changed but lists our entry: someone wrote after us (keeping it). Their write may itself be
+  stale for others, so the new content is watched the same way: read again W after we first saw it.
+- our entry is missing: merge with a fresh read and write again (then watch again). Entries seen during
+  the call are written back too, so whoever writes last repairs what an earlier stale write dropped.
+
+W is ``SettleOptions.factor`` times the slowest read-to-write cycle measured in this call (from sending our
+read of the index to the answer to the write based on it; each later read counts as twice its round trip; a
+read the transport retried counts from its answering attempt). Other writers run the same cycle against the
+same registry, so their G is of that size; the factor is the margin for a writer slower than us. On loopback
+W is milliseconds; 100 ms from the registry it is over half a second; on a loaded machine it grows with the
+cycles measured there.
+
+The window it leaves: a writer whose read-to-write gap exceeds W (a job much farther from the registry than
+this one, or one stopped between its read and its write) can overwrite our entry after we stopped watching;
+then only a writer still watching that has seen the entry puts it back. Also not covered: a registry whose
+tag reads lag its writes by more than W, and a write reproducing exactly the bytes we wrote (the same entries
+in the same order) between our write and our check. A registry that honours ``If-Match`` closes the race
+outright: every write carries the ETag it merged from, and a 412 sends the writer back to merge.
+
+Replaced indexes. distribution keeps an index whose tag moved on as an untagged manifest, so each update
+would leave one behind. Once the watch confirmed our write, the indexes we read and replaced are deleted by
+digest, when the registry allows deletes (the first refusal turns this off for the repository). Only those
+that lacked one of our entries: by the argument above no later write can recreate them, so the tag cannot
+point at them again. Never an empty index (one is shared by every subject without referrers) nor anything
+that is not a real referrers index of the subject. Another tag on the same index is not looked for (that
+would cost a tag listing and a request per tag): its entries are referrers of this one subject, which only
+this subject's tag names.
 
 Failure to get listed ends in an exit-5 error: reporting success for a referrer nobody can discover would
 let a deployment gate pass or fail on a lie.
@@ -52,8 +87,9 @@ class ReferrersMode(str, Enum):
 class ManifestStore(Protocol):
     """What the referrers logic needs from the repository it belongs to (``store/registry.py``)."""
 
-    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None] | None:
-        """The manifest at ``reference`` and its ETag, or None when absent."""
+    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
+        """The manifest at ``reference``, its ETag and the seconds the answering attempt took (a retried
+        request's waits excluded), or None when absent."""
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
@@ -62,17 +98,20 @@ class ManifestStore(Protocol):
     def exists(self, desc: Descriptor) -> bool:
         """HEAD: whether the manifest is (still) stored."""
 
+    def delete_if_present(self, digest: str) -> bool:
+        """DELETE a manifest by digest; False when it was already gone."""
+
 
 @dataclass
 class SettleOptions:
-    """How the tag-schema writer watches its entry after writing; tests may shorten the interval.
+    """How a tag-schema writer watches the index after writing it (see the module docstring).
 
-    Done when ``quiet_checks`` further reads, ``interval`` seconds apart, find the index unchanged with our
-    entry (a count, not a duration, so the request sequence is deterministic). ``limit`` bounds the whole wait.
+    No duration here is waited for as such: ``factor`` scales the read-to-write cycle measured in the call
+    into the watch window (the margin for another writer slower than us), ``limit`` bounds the whole call and
+    ``max_writes`` the index writes, so a registry that keeps dropping the update ends in an error.
     """
 
-    quiet_checks: int = 2
-    interval: float = 0.5
+    factor: float = 3.0
     limit: float = 60.0
     max_writes: int = 30
 
@@ -83,6 +122,8 @@ class _Fallback:
     etag: str | None = None
     exists: bool = False
     digest: str | None = None
+    #: Seconds the answering attempt of the read took; None when unknown (absent: nothing was retried).
+    elapsed: float | None = None
 
 
 class RegistryReferrers:
@@ -98,6 +139,7 @@ class RegistryReferrers:
         mode: ReferrersMode = ReferrersMode.auto,
         settle: SettleOptions | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.repository = repository
@@ -106,8 +148,13 @@ class RegistryReferrers:
         self.mode = mode
         self.settle = settle or SettleOptions()
         self._sleep = sleep
+        self._clock = clock
         #: Requests made, by purpose; benchmarks and tests read it.
         self.stats: dict[str, int] = {}
+        #: The watch windows used (seconds), in order: the measured quantity tests and benchmarks look at.
+        self.windows: list[float] = []
+        #: False once the registry refused to delete a replaced index: not asked again in this run.
+        self._cleanup = True
 
     # -- API detection, remembered per repository ------------------------------------------------------------
 
@@ -193,12 +240,12 @@ class RegistryReferrers:
         got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
         if got is None:
             return _Fallback()
-        manifest, etag = got
+        manifest, etag, elapsed = got
         if not manifest.is_index or manifest.digest == subject_digest:
             # Not a referrers index (or the registry resolved the tag to the subject itself): ignore it,
             # but note that the tag exists so a write replaces it.
-            return _Fallback(exists=True, etag=etag, digest=manifest.digest)
-        return _Fallback(list(manifest.manifests), etag, True, manifest.digest)
+            return _Fallback(exists=True, etag=etag, digest=manifest.digest, elapsed=elapsed)
+        return _Fallback(list(manifest.manifests), etag, True, manifest.digest, elapsed)
 
     # -- after a referrer is pushed -----------------------------------------------------------------------------
 
@@ -238,7 +285,9 @@ class RegistryReferrers:
         types = {m.effective_artifact_type for m in manifests}
         wanted = types.pop() if len(types) == 1 else None
         for attempt in range(1, self.settle.max_writes + 1):
+            sent = self._clock()
             listed = self._list_api(subject_digest, wanted)
+            round_trip = self._clock() - sent
             if listed is None:
                 if self.mode is ReferrersMode.api:
                     raise RegistryError(
@@ -250,45 +299,69 @@ class RegistryReferrers:
             missing = [m for m in manifests if m.digest not in present]
             if not missing:
                 return True
-            self._sleep(_jitter(attempt))
+            self._sleep(_backoff(round_trip, attempt))
             for manifest in missing:
                 self._count("manifest-reput")
                 self.store.put_manifest(manifest, manifest.digest)
         raise self._not_discoverable(manifests[0], subject_digest)
 
+    def _timed_read(self, subject_digest: str) -> tuple[_Fallback, float, float]:
+        """The fallback index, with the times the read was sent and answered (the watch's measurements).
+
+        A read the transport retried (distribution answers 500 to a tag read racing a write) counts from its
+        answering attempt: another writer's read-to-write gap starts when its read is served, so our back-off
+        before that is no measure of it.
+        """
+        sent = self._clock()
+        current = self._read_fallback(subject_digest)
+        received = self._clock()
+        if current.elapsed is not None:
+            sent = max(sent, received - current.elapsed)
+        return current, sent, received
+
+    def _sleep_until(self, moment: float) -> None:
+        """Sleep until ``moment`` on the clock the watch measures with (a sleep may end a little early)."""
+        while (delay := moment - self._clock()) > 0:
+            self._sleep(delay)
+
     def _ensure_in_fallback(self, subject_digest: str, manifests: list[Manifest]) -> None:
+        """Read-merge-write the subject's index, then watch it until our entries are safe (module docstring)."""
         #: Our entries and every entry seen in the index during this call. A writer that read before someone
         #: else's write can drop entries; whoever saw them puts them back, so they survive their owner. An
         #: entry whose manifest has been deleted meanwhile is let go (one HEAD, only when it went missing).
         known: dict[str, Descriptor] = {m.digest: m.descriptor for m in manifests}
         ours = set(known)
         writes = 0
-        started = time.monotonic()
-        unchanged = 0
-        last_digest: str | None = None
+        backed_off = False
+        #: The slowest read-to-write cycle measured so far; the window is a multiple of it.
+        cycle = 0.0
+        #: The index content being watched and the moment it was known to be in place.
+        anchor: str | None = None
+        anchored_at = 0.0
+        #: Indexes we overwrote while they lacked one of our entries: deleted once our write is confirmed.
+        replaced: list[str] = []
+        current, sent, received = self._timed_read(subject_digest)
+        started = sent
         while True:
-            current = self._read_fallback(subject_digest)
-            if writes and not _lists_all(current, known):
-                # Our write was overwritten: back off, then merge with a fresh read. Never sleep between a
-                # read and the write based on it: that widens the window for overwriting others' entries.
-                self._sleep(_jitter(writes))
-                current = self._read_fallback(subject_digest)
             for desc in current.manifests:
                 known.setdefault(desc.digest, desc)
-            now = time.monotonic()
             if _lists_all(current, known):
                 if not writes:
                     return  # already listed (a re-run): we changed nothing, so there is nothing to watch
-                # Count reads that find the index as we last saw it; any change starts the count again.
-                unchanged = unchanged + 1 if current.digest == last_digest else 0
-                last_digest = current.digest
-                if unchanged >= self.settle.quiet_checks or now - started >= self.settle.limit:
-                    return
-                self._sleep(self.settle.interval * random.uniform(0.8, 1.2))
+                window = self.settle.factor * cycle
+                if current.digest == anchor and sent >= anchored_at + window:
+                    self.windows.append(window)
+                    break  # unchanged for a whole window after it was in place: every stale write has landed
+                # A read slower than the cycles so far means a slower registry: later windows grow with it.
+                cycle = max(cycle, 2 * (received - sent))
+                if current.digest != anchor:
+                    anchor, anchored_at = current.digest, received  # someone wrote after us: watch theirs
+                if received - started >= self.settle.limit:
+                    return  # listed, but not watched for a whole window: leave the replaced indexes alone
+                self._sleep_until(anchored_at + self.settle.factor * cycle)
+                current, sent, received = self._timed_read(subject_digest)
                 continue
-            unchanged = 0
-            last_digest = None
-            if writes >= self.settle.max_writes or now - started >= self.settle.limit:
+            if writes >= self.settle.max_writes or received - started >= self.settle.limit:
                 raise self._not_discoverable(manifests[0], subject_digest)
             listed = {d.digest for d in current.manifests}
             missing = [d for d in known.values() if d.digest not in listed]
@@ -297,11 +370,44 @@ class RegistryReferrers:
                 del known[digest]
             if gone and _lists_all(current, known):
                 continue
+            if writes and not backed_off:
+                # Our write was overwritten: back off by a few measured cycles (spreads colliding jobs apart),
+                # then merge with a fresh read. Never sleep between a read and the write based on it: that
+                # widens the window for overwriting others' entries.
+                self._sleep(_backoff(cycle, writes))
+                backed_off = True
+                current, sent, received = self._timed_read(subject_digest)
+                continue
+            backed_off = False
             writes += 1
-            self._write_fallback(subject_digest, current, [*current.manifests, *(d for d in missing
-                                                                                  if d.digest in known)])
+            written = self._write_fallback(subject_digest, current, [*current.manifests, *(
+                d for d in missing if d.digest in known)])
+            anchor, anchored_at = written.digest, self._clock()
+            cycle = max(cycle, anchored_at - sent)
+            if current.digest and current.digest != subject_digest and current.manifests and not ours <= listed:
+                replaced.append(current.digest)
+            self._sleep_until(anchored_at + self.settle.factor * cycle)
+            current, sent, received = self._timed_read(subject_digest)
+        self._delete_replaced([digest for digest in replaced if digest != current.digest])
 
-    def _write_fallback(self, subject_digest: str, current: _Fallback, manifests: list[Descriptor]) -> None:
+    def _delete_replaced(self, digests: list[str]) -> None:
+        """Delete indexes our confirmed write replaced (module docstring); best effort, never an error.
+
+        A registry that refuses (deletes disabled, no delete permission) is not asked again in this run: the
+        leftovers are garbage, not a fault of the attach.
+        """
+        from ci_oras.errors import CiOrasError
+
+        for digest in dict.fromkeys(digests):
+            if not self._cleanup:
+                return
+            self._count("fallback-cleanup")
+            try:
+                self.store.delete_if_present(digest)
+            except CiOrasError:
+                self._cleanup = False
+
+    def _write_fallback(self, subject_digest: str, current: _Fallback, manifests: list[Descriptor]) -> Manifest:
         index = build_index(manifests)
         # Conditional headers cost nothing and protect us on registries that honour them; a 412 only means
         # someone else wrote first, and the caller's loop re-reads and merges again.
@@ -309,6 +415,7 @@ class RegistryReferrers:
             {} if current.exists else {"If-None-Match": "*"})
         self._count("fallback-put")
         self.store.put_manifest(index, fallback_tag(subject_digest), headers=headers, ok=(200, 201, 412))
+        return index
 
     def _not_discoverable(self, manifest: Manifest, subject_digest: str) -> RegistryError:
         return RegistryError(
@@ -338,7 +445,7 @@ class RegistryReferrers:
         got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
         if got is None or not got[0].is_index or got[0].digest == subject_digest:
             return None
-        return got
+        return got[0], got[1]
 
     def forget_in_fallback(self, subject_digest: str, referrer_digest: str,
                            delete_manifest: Callable[[str], bool]) -> bool:
@@ -347,25 +454,35 @@ class RegistryReferrers:
         The index is read back after every change: a concurrent writer may have re-added the entry (writers
         keep entries they saw, see ``_ensure_in_fallback``). An index that would become empty is deleted by
         its digest instead (distribution removes the tag with it); a concurrent writer that already replaced
-        it has moved the tag to another digest, so its index survives our delete.
+        it has moved the tag to another digest, so its index survives our delete. The indexes our rewrites
+        replaced are deleted once the entry stayed out for a window.
         """
         changed = False
-        for attempt in range(1, self.settle.max_writes + 1):
+        cycle = 0.0  # the slowest read-to-write cycle measured here, as in _ensure_in_fallback
+        replaced: list[str] = []
+        for _ in range(self.settle.max_writes):
+            sent = self._clock()
             got = self.real_fallback_index(subject_digest)
+            cycle = max(cycle, 2 * (self._clock() - sent))
             if got is None:
                 return changed
             index, etag = got
             kept = [d for d in index.manifests if d.digest != referrer_digest]
             if len(kept) == len(index.manifests):
+                # Our change held for a window: the indexes it replaced (which list the entry) are garbage.
+                self._delete_replaced([digest for digest in replaced if digest != index.digest])
                 return changed
             if kept:
                 current = _Fallback(list(index.manifests), etag, True, index.digest)
                 self._write_fallback(subject_digest, current, kept)
+                replaced.append(index.digest)
             else:
                 self._count("fallback-delete")
                 delete_manifest(index.digest)
             changed = True
-            self._sleep(_jitter(attempt) / 4)
+            cycle = max(cycle, self._clock() - sent)
+            # Read back once a writer that read before our change has had the time to write.
+            self._sleep(self.settle.factor * cycle)
         raise RegistryError(f"could not update the referrers index of {subject_digest} on {self.client.host}",
                             hint="other writers kept changing it; retry")
 
@@ -383,7 +500,8 @@ def _lists_all(current: _Fallback, known: dict[str, Descriptor]) -> bool:
     return all(digest in listed for digest in known)
 
 
-def _jitter(attempt: int) -> float:
-    """Full jitter, growing with the attempt: spreads parallel CI jobs apart."""
-    return random.uniform(0.05, min(2.0, 0.1 * 2 ** min(attempt, 5)))
+def _backoff(unit: float, attempt: int) -> float:
+    """Full jitter over a measured ``unit`` (a round trip or cycle), doubling per attempt: spreads parallel CI
+    jobs apart at the pace of the registry they talk to."""
+    return random.uniform(0, unit * 2 ** min(attempt, 5))
 

@@ -258,13 +258,15 @@ class RegistryRepository:
     def fetch_manifest(self, reference: str) -> Manifest:
         return self._fetch_manifest_and_etag(reference)[0]
 
-    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None] | None:
+    def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
         try:
             return self._fetch_manifest_and_etag(reference)
         except NotFoundError:
             return None
 
-    def _fetch_manifest_and_etag(self, reference: str) -> tuple[Manifest, str | None]:
+    def _fetch_manifest_and_etag(self, reference: str) -> tuple[Manifest, str | None, float]:
+        """The manifest, its ETag, and the seconds the answering attempt took (retries' waits left out: the
+        referrers watch sizes its window from registry round trips, not from our own back-off)."""
         response, raw = self._get_manifest_bytes(reference)
         header = response.headers.get("Docker-Content-Digest")
         expected = reference if is_digest(reference) else header if header and is_digest(header) else None
@@ -285,7 +287,7 @@ class RegistryRepository:
                 f"manifest (Content-Type {media_type or 'none'}): {exc.message}",
                 hint="check the registry address (a proxy or login page may be answering) and retry later",
             ) from exc
-        return manifest, response.headers.get("ETag")
+        return manifest, response.headers.get("ETag"), response.elapsed.total_seconds()
 
     def _get_manifest_bytes(self, reference: str) -> tuple[httpx.Response, bytes]:
         """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet)."""
@@ -470,12 +472,12 @@ class RegistryRepository:
         """Tag schema: rewrite the subject's ``sha256-<hex>`` index without the entry (deleted when emptied).
         With the referrers API the registry updates its list itself: nothing to do."""
         backend = self.referrers_backend
-        return backend.forget_in_fallback(subject.digest, referrer_digest, self._delete_if_present)
+        return backend.forget_in_fallback(subject.digest, referrer_digest, self.delete_if_present)
 
     def drop_referrers_index(self, subject: Descriptor) -> bool:
-        return self.referrers_backend.drop_fallback(subject.digest, self._delete_if_present)
+        return self.referrers_backend.drop_fallback(subject.digest, self.delete_if_present)
 
-    def _delete_if_present(self, digest: str) -> bool:
+    def delete_if_present(self, digest: str) -> bool:
         """DELETE a manifest by digest (a tag cannot be deleted on distribution); False when it was gone."""
         response = self.client.request(
             "DELETE", self._path("manifests", digest), scopes=self._delete + self._push, ok=(200, 202, 404),

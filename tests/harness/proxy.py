@@ -229,6 +229,9 @@ class _Background:
 
 class _BaseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm the second waits for the client's
+    # delayed ACK (~40 ms per answer), which would swamp any latency a test sets or measures.
+    disable_nagle_algorithm = True
     timeout = 60  # an idle keep-alive connection is closed after this
     server: _Server
 

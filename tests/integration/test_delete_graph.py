@@ -213,9 +213,11 @@ def test_deleting_one_referrer_updates_the_subjects_fallback_index(
     assert doc["indexesDeleted"] == [] and doc["orphanedReferrers"] == []
     assert status(registry_plain.url, unique_repo, g.report) == 404
     assert fallback_entries(registry_plain.url, unique_repo, g.image) == [g.sbom], "the other referrer stays"
-    # The index is updated before the referrer is deleted: a crash in between never leaves it listed.
+    # The index is updated before the referrer is deleted: a crash in between never leaves it listed. The
+    # index it replaced is deleted by digest (it would stay behind untagged), once the update held.
     writes = [(r.method, r.path.rsplit("/", 1)[1]) for r in proxy.requests if r.method not in READS]
-    assert writes == [("PUT", _tag(g.image)), ("DELETE", g.report)]
+    assert writes == [("PUT", _tag(g.image)), ("DELETE", g.indexes[g.image]), ("DELETE", g.report)]
+    assert status(registry_plain.url, unique_repo, g.indexes[g.image]) == 404
 
     found = ok(cli("discover", f"{ref}:v1", "-O", "json")).json()
     assert digests(found["referrers"]) == [g.sbom]
@@ -384,7 +386,8 @@ def test_dash_tag_bug_never_deletes_the_subject(fake_registry: Callable[..., Fak
     assert fake.manifest("app", g.image) is not None, "the image must survive"
     assert fake.tags("app") == ["v1"]
     deletes = deleted_paths(fake.requests)
-    assert g.image not in deletes and len(deletes) == 5  # report, sig, both indexes, sbom
+    # report, the image's index its removal replaced, sig, both indexes, sbom
+    assert g.image not in deletes and len(deletes) == 6
     # A graph delete of a manifest without referrers reads the tag (which answers the subject) and moves on.
     assert digests(delete_json(cli, f"{fake.host}/app:v1", "--graph")["deleted"]) == [g.image]
 
