@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test test-tools clean
+.PHONY: demo test stress install install-test test-tools clean
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ test-tools:
 test: install-test test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The auth x concurrency matrix (tests/integration/test_auth_matrix.py) five times in a row, fresh registries
+# each run, stopping at the first failure: a race that shows once in five runs is a bug, not a flake.
+# CI=true: a missing docker-registry fails instead of skipping.
+STRESS_RUNS ?= 5
+stress: install-test
+	@command -v docker-registry >/dev/null || { echo "stress needs docker-registry: make test-tools" >&2; exit 1; }
+	@for run in $$(seq 1 $(STRESS_RUNS)); do \
+	  echo "stress: run $$run of $(STRESS_RUNS)"; \
+	  CI=true $(BIN)/python -m pytest -q -x -p no:cacheprovider tests/integration/test_auth_matrix.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache

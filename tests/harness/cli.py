@@ -120,21 +120,28 @@ def _run_in_thread(args: Sequence[str], stdin: str | None) -> CliResult:
 
 def invoke_cli_many(
     runs: Sequence[Sequence[str]], *, env: Mapping[str, str], cwd: Path | None = None,
-    stdin: str | None = None,
+    stdin: str | None = None, stdins: Sequence[str | None] | None = None,
 ) -> list[CliResult]:
     """Run ``ci-oras`` once per argument list, all at the same time in this process, one thread each.
 
     What a subprocess would do, minus the interpreter start-up (~0.3 s each on the CI machine): the real
     ``main()`` with its exit-code handler, ``env`` as the whole environment, ``cwd`` as the working
-    directory and ``stdin`` fed to every run. The process-wide environment and working directory are
-    swapped for the duration, so calls are serialized with each other. An exception escaping ``main()``
-    (a traceback a user would see) is re-raised here, so the test fails on it.
+    directory and ``stdin`` fed to every run (or ``stdins[i]`` to run ``i``). The process-wide environment
+    and working directory are swapped for the duration, so calls are serialized with each other. An
+    exception escaping ``main()`` (a traceback a user would see) is re-raised here, so the test fails on it.
     """
+    inputs = list(stdins) if stdins is not None else [stdin] * len(runs)
+    if len(inputs) != len(runs):
+        raise ValueError(f"{len(runs)} runs but {len(inputs)} stdins")
     with _IN_PROCESS_LOCK:
         saved_env, saved_cwd = dict(os.environ), os.getcwd()
         saved_streams = sys.stdin, sys.stdout, sys.stderr
         os.environ.clear()
         os.environ.update(env)
+        # typer sets and then deletes this variable around parsing each command; between threads that
+        # deletion changes os.environ's size while another run iterates it (httpx reading proxy variables).
+        # Present from the start, it is only ever re-set, as each run in its own process would see it.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
         sys.stdin = _PerThread("stdin", saved_streams[0])  # type: ignore[assignment]
         sys.stdout = _PerThread("stdout", saved_streams[1])  # type: ignore[assignment]
         sys.stderr = _PerThread("stderr", saved_streams[2])  # type: ignore[assignment]
@@ -142,11 +149,11 @@ def invoke_cli_many(
             if cwd is not None:
                 os.chdir(cwd)
             if len(runs) == 1:
-                return [_run_in_thread(runs[0], stdin)]
+                return [_run_in_thread(runs[0], inputs[0])]
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="ci-oras-cli") as pool:
-                futures = [pool.submit(_run_in_thread, args, stdin) for args in runs]
+                futures = [pool.submit(_run_in_thread, args, text) for args, text in zip(runs, inputs)]
                 return [future.result() for future in futures]
         finally:
             sys.stdin, sys.stdout, sys.stderr = saved_streams
