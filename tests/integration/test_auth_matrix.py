@@ -306,7 +306,92 @@ def assert_whole_graph(results: Sequence[CliResult], seed: Seed, work: Path) -> 
         assert _tree(work / _hex(digest)[:12]) == {name: content}, f"files of referrer {digest} differ"
 
 
+# --------------------------------------------------------------------------------------------- without ci-oras
+
+
+def _authorized_client(endpoint: Endpoint, repository: str) -> httpx.Client:
+    """A plain HTTP client that may push to ``repository`` (seeding without ci-oras, as another tool would)."""
+    registry = endpoint.registry
+    if registry.issuer is not None:
+        token = registry.issuer.make_token([ResourceAccess("repository", repository, ("pull", "push"))])
+        return httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"})
+    if registry.username is not None:
+        return httpx.Client(timeout=30, auth=(registry.username, str(registry.password)))
+    return httpx.Client(timeout=30)
+
+
+def _push_artifact(client: httpx.Client, url: str, repository: str, artifact_type: str, layer: bytes, *,
+                   subject: dict[str, Any] | None = None, tag: str | None = None) -> dict[str, Any]:
+    """One artifact manifest (empty config, already pushed; one layer; ``subject`` if given); returns its
+    descriptor."""
+    empty = digest_of(b"{}")
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY_JSON, "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": push_blob(client, url, repository, layer),
+                    "size": len(layer)}],
+    }
+    if subject is not None:
+        manifest["subject"] = {key: subject[key] for key in ("mediaType", "digest", "size")}
+    body = json.dumps(manifest, separators=(",", ":")).encode()
+    push_manifest(client, url, repository, tag or digest_of(body), body)
+    return {"mediaType": OCI_MANIFEST, "digest": digest_of(body), "size": len(body), "artifactType": artifact_type}
+
+
+def _push_fallback_index(client: httpx.Client, url: str, repository: str, subject: dict[str, Any],
+                         referrers: list[dict[str, Any]]) -> None:
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": referrers}).encode()
+    push_manifest(client, url, repository, f"sha256-{_hex(subject['digest'])}", index, OCI_INDEX)
+
+
+def _seed_graphs(endpoint: Endpoint, repository: str, count: int) -> list[list[str]]:
+    """``count`` graphs (subject tagged ``sN``, SBOM, signature, signature of the SBOM) written with plain HTTP
+    calls, with the tag-schema indexes oras writes; returns each graph's digests, the subject's first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = repository.split("/", 1)[1]
+    url = endpoint.registry.url
+
+    def one(client: httpx.Client, n: int) -> list[str]:
+        subject = _push_artifact(client, url, name, REPORT_TYPE, f"subject {n} {uuid.uuid4()}".encode(), tag=f"s{n}")
+        sbom = _push_artifact(client, url, name, SBOM_TYPE, _sbom(n), subject=subject)
+        signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"signature {n}".encode(), subject=subject)
+        sbom_signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"sbom signature {n}".encode(),
+                                        subject=sbom)
+        _push_fallback_index(client, url, name, subject, [sbom, signature])
+        _push_fallback_index(client, url, name, sbom, [sbom_signature])
+        return [subject["digest"], sbom["digest"], signature["digest"], sbom_signature["digest"]]
+
+    with _authorized_client(endpoint, name) as client, ThreadPoolExecutor(max_workers=8) as pool:
+        # Once, first: distribution can fail a manifest PUT while the same blob is being uploaded in parallel.
+        push_blob(client, url, name, b"{}")
+        return list(pool.map(lambda n: one(client, n), range(count)))
+
+
+def _stored(endpoint: Endpoint, repository: str, references: Sequence[str]) -> dict[str, str]:
+    """Which of ``references`` the registry serves, and their digests, from HEAD requests the registry
+    answers itself (no ci-oras involved in the check)."""
+    name = repository.split("/", 1)[1]
+    with _authorized_client(endpoint, name) as client:
+        heads = {ref: client.head(f"{endpoint.registry.url}/v2/{name}/manifests/{ref}",
+                                  headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}) for ref in references}
+    assert all(r.status_code in (200, 404) for r in heads.values()), {d: r.status_code for d, r in heads.items()}
+    return {ref: r.headers["Docker-Content-Digest"] for ref, r in heads.items() if r.status_code == 200}
+
+
 # --------------------------------------------------------------------------------------------- the steps
+
+
+def _push_each(cases: Cases, work: Path, name: str, count: int) -> tuple[dict[str, str], dict[str, list[CliResult]]]:
+    """Write ``count`` distinct files per registry and push them all at once, each to its own tag ``tN`` of a
+    new repository there; returns the repositories and the push results."""
+    repositories = {kind: cases.matrix.endpoints[kind].repository(name) for kind in cases.alive}
+    for kind in cases.alive:
+        for n in range(count):
+            (work / f"{name}-{kind}-{n}.txt").write_text(f"{name} {n} {uuid.uuid4()}\n")
+    pushed = cases.phase(lambda kind, ep: [("push", f"{repositories[kind]}:t{n}", f"{name}-{kind}-{n}.txt",
+                                            "-O", "json") for n in range(count)], cwd=work)
+    return repositories, pushed
 
 
 @concurrency_levels
@@ -314,13 +399,8 @@ def test_push(matrix: Matrix, concurrency: int) -> None:
     """N pushes to one repository at once: every tag listed, each naming what its push reported, and the
     content pulls back byte-identical."""
     work = matrix.scratch("push")
-    for kind in AUTH_KINDS:
-        for n in range(concurrency):
-            (work / f"{kind}-{n}.txt").write_text(f"payload {n} {uuid.uuid4()}\n")
-    repositories = {kind: matrix.endpoints[kind].repository("push") for kind in AUTH_KINDS}
     cases = Cases(matrix)
-    pushed = cases.phase(lambda kind, ep: [("push", f"{repositories[kind]}:t{n}", f"{kind}-{n}.txt", "-O", "json")
-                                           for n in range(concurrency)], cwd=work)
+    repositories, pushed = _push_each(cases, work, "push", concurrency)
     documents: dict[str, list[Any]] = {}
 
     def pushes_succeed(kind: str) -> None:
@@ -330,17 +410,17 @@ def test_push(matrix: Matrix, concurrency: int) -> None:
     cases.check(pushes_succeed)
     read = cases.phase(lambda kind, ep: [
         ("tags", repositories[kind], "-O", "json"),
-        *(("manifest", "fetch", f"{repositories[kind]}:t{n}", "-O", "json") for n in range(concurrency)),
         ("pull", f"{repositories[kind]}:t{concurrency - 1}", "-o", str(work / "out" / kind), "-O", "json")])
 
     def content_is_there(kind: str) -> None:
         results = read[kind]
         assert sorted(_ok(results[0], "tags")["tags"]) == sorted(f"t{n}" for n in range(concurrency))
-        fetched = _ok_all(results[1:1 + concurrency], "manifest fetch")
-        assert [doc["digest"] for doc in fetched] == [doc["digest"] for doc in documents[kind]]
+        tags = [f"t{n}" for n in range(concurrency)]
+        assert _stored(cases.matrix.endpoints[kind], repositories[kind], tags) == {
+            tag: doc["digest"] for tag, doc in zip(tags, documents[kind])}
         # A manifest PUT succeeds only once its blobs are stored; one pull shows the bytes are the ones pushed.
         _ok(results[-1], "pull")
-        name = f"{kind}-{concurrency - 1}.txt"
+        name = f"push-{kind}-{concurrency - 1}.txt"
         assert _tree(work / "out" / kind) == {name: (work / name).read_bytes()}
 
     cases.check(content_is_there)
@@ -372,15 +452,11 @@ def test_attach(matrix: Matrix, chain_files: Callable[[Path, int], list[tuple[st
     jobs = chain_files(work, concurrency)  # (step, file) per run
     # At N = 1 each step attaches once, to a subject of its own; above, all N runs attach to one subject.
     subjects_per_kind = len(ATTACH_STEPS) if concurrency == 1 else 1
-    for n in range(subjects_per_kind):
-        (work / f"subject-{n}.txt").write_text(f"subject {n} {uuid.uuid4()}\n")
-    repositories = {kind: matrix.endpoints[kind].repository("attach") for kind in AUTH_KINDS}
     cases = Cases(matrix)
-    pushed = cases.phase(lambda kind, ep: [("push", f"{repositories[kind]}:s{n}", f"subject-{n}.txt", "-O", "json")
-                                           for n in range(subjects_per_kind)], cwd=work)
+    repositories, pushed = _push_each(cases, work, "subject", subjects_per_kind)
     subjects: dict[str, list[str]] = {}
     attached = cases.phase(lambda kind, ep: [
-        (step, f"{repositories[kind]}:s{n % subjects_per_kind}", name,
+        (step, f"{repositories[kind]}:t{n % subjects_per_kind}", name,
          *(("--artifact-type", REPORT_TYPE) if step == "attach" else ()), "-O", "json")
         for n, (step, name) in enumerate(jobs)], cwd=work)
     documents: dict[str, list[Any]] = {}
@@ -393,7 +469,7 @@ def test_attach(matrix: Matrix, chain_files: Callable[[Path, int], list[tuple[st
         assert [doc["artifactType"] for doc in documents[kind]] == [STEP_TYPES[step] for step, _ in jobs]
 
     cases.check(every_attach_succeeds)
-    listed = cases.phase(lambda kind, ep: [("discover", f"{repositories[kind]}:s{n}", "-O", "json")
+    listed = cases.phase(lambda kind, ep: [("discover", f"{repositories[kind]}:t{n}", "-O", "json")
                                            for n in range(subjects_per_kind)])
 
     def none_is_lost(kind: str) -> None:
@@ -495,75 +571,6 @@ def test_tags(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> None:
     cases.done()
 
 
-def _authorized_client(endpoint: Endpoint, repository: str) -> httpx.Client:
-    """A plain HTTP client that may push to ``repository`` (seeding without ci-oras, as another tool would)."""
-    registry = endpoint.registry
-    if registry.issuer is not None:
-        token = registry.issuer.make_token([ResourceAccess("repository", repository, ("pull", "push"))])
-        return httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"})
-    if registry.username is not None:
-        return httpx.Client(timeout=30, auth=(registry.username, str(registry.password)))
-    return httpx.Client(timeout=30)
-
-
-def _push_artifact(client: httpx.Client, url: str, repository: str, artifact_type: str, layer: bytes, *,
-                   subject: dict[str, Any] | None = None, tag: str | None = None) -> dict[str, Any]:
-    """One artifact manifest (empty config, already pushed; one layer; ``subject`` if given); returns its
-    descriptor."""
-    empty = digest_of(b"{}")
-    manifest: dict[str, Any] = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": empty, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": push_blob(client, url, repository, layer),
-                    "size": len(layer)}],
-    }
-    if subject is not None:
-        manifest["subject"] = {key: subject[key] for key in ("mediaType", "digest", "size")}
-    body = json.dumps(manifest, separators=(",", ":")).encode()
-    push_manifest(client, url, repository, tag or digest_of(body), body)
-    return {"mediaType": OCI_MANIFEST, "digest": digest_of(body), "size": len(body), "artifactType": artifact_type}
-
-
-def _push_fallback_index(client: httpx.Client, url: str, repository: str, subject: dict[str, Any],
-                         referrers: list[dict[str, Any]]) -> None:
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": referrers}).encode()
-    push_manifest(client, url, repository, f"sha256-{_hex(subject['digest'])}", index, OCI_INDEX)
-
-
-def _seed_graphs(endpoint: Endpoint, repository: str, count: int) -> list[list[str]]:
-    """``count`` graphs (subject tagged ``sN``, SBOM, signature, signature of the SBOM) written with plain HTTP
-    calls, with the tag-schema indexes oras writes; returns each graph's digests, the subject's first."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    name = repository.split("/", 1)[1]
-    url = endpoint.registry.url
-
-    def one(client: httpx.Client, n: int) -> list[str]:
-        subject = _push_artifact(client, url, name, REPORT_TYPE, f"subject {n} {uuid.uuid4()}".encode(), tag=f"s{n}")
-        sbom = _push_artifact(client, url, name, SBOM_TYPE, _sbom(n), subject=subject)
-        signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"signature {n}".encode(), subject=subject)
-        sbom_signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"sbom signature {n}".encode(),
-                                        subject=sbom)
-        _push_fallback_index(client, url, name, subject, [sbom, signature])
-        _push_fallback_index(client, url, name, sbom, [sbom_signature])
-        return [subject["digest"], sbom["digest"], signature["digest"], sbom_signature["digest"]]
-
-    with _authorized_client(endpoint, name) as client, ThreadPoolExecutor(max_workers=8) as pool:
-        # Once, first: distribution can fail a manifest PUT while the same blob is being uploaded in parallel.
-        push_blob(client, url, name, b"{}")
-        return list(pool.map(lambda n: one(client, n), range(count)))
-
-
-def _stored(endpoint: Endpoint, repository: str, digests: Sequence[str]) -> list[str]:
-    """Which of ``digests`` the registry still serves (HEAD on the manifest, answered by the registry itself)."""
-    name = repository.split("/", 1)[1]
-    with _authorized_client(endpoint, name) as client:
-        heads = {d: client.head(f"{endpoint.registry.url}/v2/{name}/manifests/{d}",
-                                headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}) for d in digests}
-    assert all(r.status_code in (200, 404) for r in heads.values()), {d: r.status_code for d, r in heads.items()}
-    return [d for d, r in heads.items() if r.status_code == 200]
-
-
 @concurrency_levels
 def test_delete_graph(matrix: Matrix, concurrency: int) -> None:
     """N ``delete --graph`` at once, each on its own graph in one repository: each deletes exactly its graph,
@@ -588,7 +595,7 @@ def test_delete_graph(matrix: Matrix, concurrency: int) -> None:
         assert tags.returncode == EXIT_NOT_FOUND or tags.json()["tags"] == [], tags.stdout
         assert listed[kind][1].returncode == EXIT_NOT_FOUND, f"a deleted subject is listed: {listed[kind][1].stdout}"
         every = sorted(d for graph in graphs[kind] for d in graph)
-        assert _stored(matrix.endpoints[kind], repositories[kind], every) == [], "manifests remain"
+        assert _stored(matrix.endpoints[kind], repositories[kind], every) == {}, "manifests remain"
 
     cases.check(nothing_left)
     cases.done()
