@@ -55,7 +55,8 @@ PlainHttpOpt = Annotated[
 ]
 InsecureOpt = Annotated[bool, typer.Option("--insecure", help="Skip TLS verification (testing only; loud warning).")]
 CaFileOpt = Annotated[Optional[str], typer.Option("--ca-file", help="PEM file of CA certificates to trust.")]
-UsernameOpt = Annotated[Optional[str], typer.Option("--username", "-u", help="Registry username.")]
+UsernameOpt = Annotated[Optional[str], typer.Option(
+    "--username", "-u", help="Registry username; sent only to the registry named on the command line.")]
 PasswordOpt = Annotated[
     Optional[str], typer.Option("--password", "-p", help="Registry password (prefer --password-stdin).")
 ]

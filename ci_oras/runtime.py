@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ci_oras.oci.reference import LayoutReference, Reference, RegistryReference
-from ci_oras.registry.credentials import Credential, resolve_credential
+from ci_oras.registry.credentials import Credential, resolve_credential, unused_env_credentials
 from ci_oras.registry.referrers import ReferrersMode
 from ci_oras.registry.transport import TransportOptions
 
@@ -40,12 +40,17 @@ class Runtime:
             return resolve_credential(host, username=self.login.username, password=self.login.password, env=self.env)
         return resolve_credential(host, env=self.env)
 
+    def unused_credentials(self, host: str) -> str | None:
+        """Why credentials set in the environment were not used for ``host`` (for its "authentication
+        required" message)."""
+        return unused_env_credentials(host, self.env)
+
     @property
     def session(self) -> RegistrySession:
         if self._session is None:
             from ci_oras.registry.session import RegistrySession
 
-            self._session = RegistrySession(self.transport, self.credential_for)
+            self._session = RegistrySession(self.transport, self.credential_for, self.unused_credentials)
         return self._session
 
     def open(self, reference: Reference, *, create: bool = False, use_login_flags: bool = True,

@@ -30,8 +30,8 @@ def promote(
 
     Blobs first, then manifests (subjects before their referrers), then the DST tags last: a tag never
     points at an incomplete graph. Anything DST already has is skipped, so a re-run writes nothing. Login
-    flags (--username/--password-stdin) are sent to DST's registry only; SRC uses the environment or the
-    docker config.
+    flags (--username/--password-stdin) are sent to DST's registry only; SRC uses the docker config, or
+    CI_ORAS_USERNAME/CI_ORAS_PASSWORD when CI_ORAS_REGISTRY names its registry.
     """
     from ci_oras.emit.progress import Progress
     from ci_oras.graph.copy import CopyOptions

@@ -1,17 +1,31 @@
 """Registry authentication: Basic, and the Bearer token challenge of the Docker/OCI token protocol.
 
-The first request to a host goes out anonymously; its 401 challenge tells us the scheme, realm and service,
-which are remembered per host. From then on a request whose scopes already have a cached token carries it at
-once, and a request needing new scopes fetches its token *before* sending, so each operation costs one round
-trip plus, at most, one token request.
+One ``Authenticator`` serves every thread of a run, and promote or push run up to 64 requests at once, so the
+design is about what concurrent requests may and may not conclude from each other:
+
+- **First contact.** The first request to a host goes out anonymously; its 401 challenge tells us the scheme,
+  realm and service. That is learned once per host, under the host's lock: while the first request is on its
+  way, the other threads wait for its answer instead of each collecting the same 401, and a later 401 never
+  overwrites what was learned.
+- **Refused or not is decided by the request itself.** A 401 is judged from the ``Authorization`` the refused
+  request carried: none (authenticate now), Basic (the credentials are wrong), or one specific bearer token.
+  A token that was merely cached may have expired or lack a scope the challenge names, so it is renewed once;
+  a token fetched in answer to a refusal and refused in turn means the account lacks the permission. Shared
+  state another thread changed in the meantime (a challenge learned, a token renewed) is never read as "these
+  credentials were refused" - that misreading failed parallel pushes into every authenticated registry.
+- **Tokens.** Cached per host and merged scope set (a cross-repository mount needs one token for two
+  repositories), renewed shortly before they expire, and fetched once per (host, scopes) however many threads
+  need them: the first fetches, the rest wait for its answer. Credentials the registry or its token service
+  refused are remembered for the host, so a wrong password fails every thread at once without asking again.
 
 Credentials go only to the registry host itself and to the token realm it names; callers strip them from
-redirects to other hosts (see ``client.py``).
+redirects and absolute URLs on other hosts (see ``client.py``).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import re
 import threading
 import time
@@ -19,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ci_oras.errors import AuthError, RegistryError
+from ci_oras.errors import AuthError, CiOrasError, RegistryError
 from ci_oras.registry.credentials import ACR_TOKEN_USERNAME, Credential
 
 if TYPE_CHECKING:
@@ -33,6 +47,7 @@ CLIENT_ID = "ci-oras"
 #: The token spec's default lifetime when the answer names none.
 _DEFAULT_TOKEN_SECONDS = 60
 _EXPIRY_MARGIN_SECONDS = 10
+_LOGIN_HINT = "log in with 'ci-oras login', docker login, or pass --username and --password-stdin"
 
 
 @dataclass(frozen=True)
@@ -74,19 +89,56 @@ def merge_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     return tuple(f"{resource}:{','.join(sorted(acts))}" for resource, acts in sorted(actions.items()))
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _Token:
+    """One bearer token; compared by identity, because "is the cached token still the one that was refused"
+    is the question a refusal asks."""
+
     value: str
     expires_at: float
-    #: Fetched in answer to a 401 for this very request; a refusal then means "not allowed", not "expired".
-    fresh: bool = False
+    #: Fetched in answer to a registry refusal: refused in turn (while still valid), it means "not allowed".
+    renewal: bool = False
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The authorization one request is about to carry, and how it came about.
+
+    The answer to a 401 depends on exactly this, not on what other threads did to the shared state since.
+    """
+
+    header: str | None = None
+    token: _Token | None = None
+    #: Obtained in answer to a 401 of this very request: refused again, there is nothing left to try.
+    answers_refusal: bool = False
+    #: The first request to the host: its answer is what the threads waiting in ``prepare`` learn from.
+    probe: bool = False
+    sent_at: float = field(default_factory=time.monotonic)
+
+
+class _Flight:
+    """A token fetch in progress; threads needing the same token wait for it instead of asking again."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token: _Token | None = None
+        self.error: CiOrasError | None = None
 
 
 @dataclass
 class _HostState:
+    cond: threading.Condition = field(default_factory=threading.Condition)
     challenge: Challenge | None = None
+    #: A first request went through without any challenge: the host lets anonymous requests in (so far).
+    open: bool = False
+    probing: bool = False
     tokens: dict[tuple[str, ...], _Token] = field(default_factory=dict)
+    flights: dict[tuple[str, ...], _Flight] = field(default_factory=dict)
+    #: Scopes a challenge widened (e.g. a DELETE that also needs ``pull``): ask for the wider set up front.
+    widened: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     refresh_token: str | None = None
+    #: The credentials (or their absence) were refused: every later request fails at once with this error.
+    refused: AuthError | None = None
 
 
 class Authenticator:
@@ -97,10 +149,13 @@ class Authenticator:
         client: httpx.Client,
         options: TransportOptions,
         credential_for: Callable[[str], Credential | None],
+        unused_credentials: Callable[[str], str | None] | None = None,
     ) -> None:
         self._client = client
         self._options = options
         self._credential_for = credential_for
+        #: Why credentials the user set were not used for a host (shown when that host asks for some).
+        self._unused_credentials = unused_credentials
         self._credentials: dict[str, Credential | None] = {}
         self._hosts: dict[str, _HostState] = {}
         self._lock = threading.Lock()
@@ -115,55 +170,134 @@ class Authenticator:
         with self._lock:
             return self._hosts.setdefault(host, _HostState())
 
-    def authorization(self, host: str, scopes: tuple[str, ...]) -> str | None:
-        """The header to send up front, or None to go anonymous (first contact, or an anonymous host)."""
-        state = self._state(host)
-        challenge = state.challenge
-        if challenge is None:
-            return None
-        if challenge.scheme == "basic":
-            return self._basic_header(host)
-        if challenge.scheme == "bearer":
-            key = merge_scopes(scopes)
-            with self._lock:
-                cached = state.tokens.get(key)
-                if cached is not None:
-                    cached.fresh = False
-            if cached is not None and cached.expires_at > time.monotonic():
-                return f"Bearer {cached.value}"
-            return f"Bearer {self._fetch_token(host, challenge, key)}"
-        return None
+    def prepare(self, host: str, scopes: tuple[str, ...]) -> Attempt:
+        """The authorization for a new request: none on first contact, else Basic or a (cached) token.
 
-    def handle_challenge(self, host: str, header: str | None, scopes: tuple[str, ...]) -> str:
-        """After a 401: learn the challenge, get fresh authorization, or explain why we cannot."""
+        While another thread's first request to ``host`` is on its way this waits for its answer, so a burst
+        of parallel first requests costs one anonymous round trip, not one each.
+        """
+        state = self._state(host)
+        with state.cond:
+            while state.probing and state.challenge is None and not state.open and state.refused is None:
+                state.cond.wait()
+            if state.refused is not None:
+                raise _again(state.refused)
+            challenge = state.challenge
+            if challenge is None:
+                if state.open:
+                    return Attempt()
+                state.probing = True
+                return Attempt(probe=True)
+            key = merge_scopes(scopes)
+            key = state.widened.get(key, key)
+        if challenge.scheme == "basic":
+            return Attempt(header=self._basic_header(host))
+        if challenge.scheme == "bearer":
+            token = self._token(host, state, challenge, key)
+            return Attempt(header=f"Bearer {token.value}", token=token)
+        return Attempt()
+
+    def release(self, host: str, attempt: Attempt, *, passed: bool) -> None:
+        """A first request is over, however it ended: ``passed`` (answered without a challenge) means the
+        host lets anonymous requests in; otherwise a thread still waiting may probe again."""
+        if attempt.probe:
+            state = self._state(host)
+            with state.cond:
+                state.probing = False
+                state.open = state.open or passed
+                state.cond.notify_all()
+
+    def refused(self, host: str, attempt: Attempt, header: str | None, scopes: tuple[str, ...]) -> Attempt:
+        """After a 401 to ``attempt``: the authorization to retry with, or the error explaining why not."""
         if not header:
             raise self._denied(host, 401)
         challenge = parse_challenge(header)
         state = self._state(host)
-        previous = state.challenge
-        with self._lock:
-            state.challenge = challenge
+        with state.cond:
+            if state.challenge is None:
+                state.challenge = challenge  # learned once per run; later 401s only add their scope
+                state.cond.notify_all()
+            learned = state.challenge
+        if learned.scheme != challenge.scheme:
+            learned = challenge
         if challenge.scheme == "basic":
-            if previous is not None and previous.scheme == "basic":
-                raise self._denied(host, 401)  # we already sent Basic credentials and they were refused
-            header_value = self._basic_header(host)
-            if header_value is None:
-                raise self._denied(host, 401)
-            return header_value
+            sent_basic = attempt.header is not None and attempt.header.lower().startswith("basic ")
+            basic = None if sent_basic or attempt.answers_refusal else self._basic_header(host)
+            if basic is None:
+                raise self._remember_refusal(state, self._denied(host, 401))
+            return Attempt(header=basic, answers_refusal=True)
         if challenge.scheme == "bearer":
-            requested = list(scopes)
-            if challenge.params.get("scope"):
-                requested.append(challenge.params["scope"])
-            key = merge_scopes(requested)
-            with self._lock:
-                refused = state.tokens.pop(key, None)
-                fresh = refused is not None and refused.fresh
-            if fresh:
-                # A token fetched for exactly these scopes during this request was refused: the grant
-                # lacks the permission. A cached token that was refused may merely have expired: renew it.
+            sent = attempt.token
+            # RFC 6750: "invalid_token" is a token the registry no longer (or never) accepts, typically an
+            # expired one; anything else (distribution says "insufficient_scope") is about the grant.
+            invalid = challenge.params.get("error") == "invalid_token"
+            if attempt.answers_refusal and invalid:
+                raise AuthError(
+                    f"{host} refused the token its own token service had just issued (401 invalid_token)",
+                    hint="the registry and its token service disagree; check their configuration and clocks")
+            if attempt.answers_refusal or (sent is not None and sent.renewal and not invalid
+                                           and attempt.sent_at < sent.expires_at):
+                # A token fetched in answer to a refusal was refused for its grant: the account may not.
                 raise self._denied(host, 401, insufficient=True)
-            return f"Bearer {self._fetch_token(host, challenge, key, fresh=True)}"
-        raise AuthError(f"unsupported authentication scheme {challenge.scheme!r} at {host}")
+            base = merge_scopes(scopes)
+            key = merge_scopes([*scopes, challenge.params.get("scope", "")])
+            if key != base:
+                with state.cond:
+                    state.widened[base] = key
+            token = self._token(host, state, learned, key, refused=sent, renewal=True)
+            return Attempt(header=f"Bearer {token.value}", token=token, answers_refusal=True)
+        raise AuthError(f"unsupported authentication scheme {challenge.scheme!r} at {host}",
+                        hint="ci-oras supports Basic and Bearer token authentication")
+
+    def _token(self, host: str, state: _HostState, challenge: Challenge, key: tuple[str, ...], *,
+               refused: _Token | None = None, renewal: bool = False) -> _Token:
+        """A valid token for ``key``: the cached one, the one being fetched by another thread, or a new one.
+
+        ``refused`` is the token a registry just refused: it is dropped if it is still the cached one, and a
+        token another thread fetched meanwhile is used instead of fetching yet another. ``renewal`` marks a
+        new token as fetched in answer to a refusal.
+        """
+        while True:
+            with state.cond:
+                if state.refused is not None:
+                    raise _again(state.refused)
+                if refused is not None and state.tokens.get(key) is refused:
+                    del state.tokens[key]
+                cached = state.tokens.get(key)
+                if cached is not None and cached is not refused and cached.expires_at > time.monotonic():
+                    return cached
+                flight = state.flights.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = state.flights[key] = _Flight()
+            if not leader:
+                flight.done.wait()
+                if flight.error is not None:
+                    raise _again(flight.error)
+                if flight.token is not None:
+                    return flight.token
+                continue  # the fetching thread was interrupted: try again
+            try:
+                flight.token = self._fetch_token(host, state, challenge, key, renewal=renewal)
+            except CiOrasError as exc:
+                flight.error = exc
+                if isinstance(exc, AuthError):
+                    self._remember_refusal(state, exc)
+                raise
+            finally:
+                with state.cond:
+                    del state.flights[key]
+                    if flight.token is not None:
+                        state.tokens[key] = flight.token
+                flight.done.set()
+            return flight.token
+
+    def _remember_refusal(self, state: _HostState, error: AuthError) -> AuthError:
+        with state.cond:
+            if state.refused is None:
+                state.refused = error
+            state.cond.notify_all()
+        return error
 
     def _basic_header(self, host: str) -> str | None:
         credential = self.credential(host)
@@ -173,18 +307,22 @@ class Authenticator:
         raw = f"{credential.username}:{secret}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
-    def _fetch_token(self, host: str, challenge: Challenge, scopes: tuple[str, ...], *, fresh: bool = False) -> str:
+    def _fetch_token(self, host: str, state: _HostState, challenge: Challenge, scopes: tuple[str, ...], *,
+                     renewal: bool) -> _Token:
         realm = challenge.realm
         if not realm:
-            raise AuthError(f"registry {host} sent a Bearer challenge without a realm")
+            raise AuthError(f"registry {host} sent a Bearer challenge without a realm",
+                            hint="the registry's authentication is misconfigured; tell its operator")
         service = challenge.params.get("service")
         credential = self.credential(host)
-        state = self._state(host)
-        refresh = state.refresh_token or _identity_token(credential)
+        with state.cond:
+            refresh = state.refresh_token or _identity_token(credential)
         response = self._request_token(realm, service, scopes, credential, refresh)
         if response.status_code in (401, 403):
+            response.close()
             raise self._denied(host, response.status_code, from_realm=True)
         if response.status_code >= 400:
+            response.close()
             raise RegistryError(
                 f"token service for {host} answered {response.status_code}",
                 hint="the registry's token service failed; retry later",
@@ -192,20 +330,22 @@ class Authenticator:
         try:
             body = response.json()
         except ValueError as exc:
-            raise RegistryError(f"token service for {host} returned an invalid answer") from exc
-        token = body.get("token") or body.get("access_token")
+            raise RegistryError(f"token service for {host} returned an invalid answer",
+                                hint="the registry's token service failed; retry later") from exc
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise RegistryError(f"token service for {host} returned no token")
+            raise RegistryError(f"token service for {host} returned no token",
+                                hint="the registry's token service failed; retry later")
         lifetime = body.get("expires_in")
         if not isinstance(lifetime, (int, float)) or lifetime <= 0:
             lifetime = _DEFAULT_TOKEN_SECONDS
-        # Renew a little early so a token never expires between our check and the registry's.
-        expires_at = time.monotonic() + max(float(lifetime) - _EXPIRY_MARGIN_SECONDS, 0.0)
-        with self._lock:
-            state.tokens[scopes] = _Token(token, expires_at, fresh)
-            if isinstance(body.get("refresh_token"), str) and refresh:
+        # Renew a little early so a token never expires between our check and the registry's; short-lived
+        # tokens keep three quarters of their life.
+        margin = min(_EXPIRY_MARGIN_SECONDS, float(lifetime) / 4)
+        if isinstance(body.get("refresh_token"), str) and refresh:
+            with state.cond:
                 state.refresh_token = body["refresh_token"]
-        return token
+        return _Token(token, time.monotonic() + float(lifetime) - margin, renewal)
 
     def _request_token(
         self,
@@ -252,9 +392,10 @@ class Authenticator:
     def _denied(self, host: str, status: int, *, from_realm: bool = False, insufficient: bool = False) -> AuthError:
         credential = self.credential(host)
         if credential is None:
+            why = self._unused_credentials(host) if self._unused_credentials is not None else None
             return AuthError(
                 f"authentication required for {host} ({status})",
-                hint="log in with 'ci-oras login', docker login, or pass --username and --password-stdin",
+                hint=why or _LOGIN_HINT,
             )
         if insufficient:
             return AuthError(
@@ -266,6 +407,11 @@ class Authenticator:
             f"authentication failed for {host} ({status}){where} with credentials from {credential.source}",
             hint="check --username/--password-stdin or docker login",
         )
+
+
+def _again(error: CiOrasError) -> CiOrasError:
+    """A copy of an error another thread raised first: each thread raises its own, with its own traceback."""
+    return copy.copy(error)
 
 
 def _identity_token(credential: Credential | None) -> str | None:

@@ -100,40 +100,98 @@ class RegistryClient:
         ``content`` may be a callable returning a fresh body each time, so streamed uploads can be re-sent
         after an auth challenge. Answers listed in ``ok`` are returned; anything else raises.
         """
-        from ci_oras.registry.transport import send_with_retries
-
         target = url if url.startswith(("http://", "https://")) else self.url(url)
-        authorization = self.auth.authorization(self.host, scopes)
-        for _ in range(3):
-            response = self._send(method, target, authorization, headers, params, content, stream, retry, describe)
-            if response.status_code == 401:
+        if not self.same_origin(target):
+            # An absolute URL the registry handed out (an upload Location on blob storage): followed, but
+            # credentials belong to the registry host alone, so it gets none and its 401 is not answered.
+            response = self._send(method, target, None, headers, params, content, stream, retry, describe)
+            return self._follow_redirects(response, method, None, headers, stream, ok, describe)
+        attempt = first = self.auth.prepare(self.host, scopes)
+        passed = False
+        try:
+            for _ in range(3):
+                response = self._send(method, target, attempt.header, headers, params, content, stream, retry,
+                                      describe)
+                if response.status_code != 401:
+                    passed = attempt.probe
+                    break
                 challenge = response.headers.get("WWW-Authenticate")
                 response.close()
-                authorization = self.auth.handle_challenge(self.host, challenge, scopes)
-                continue
-            hops = 0
-            while response.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
-                hops += 1
-                location = response.headers.get("Location")
-                response.close()
-                if not location or hops > _MAX_REDIRECTS:
-                    raise RegistryError(f"{describe}: too many or broken redirects from {self.host}")
-                next_url = response.url.join(location)
-                same_origin = (next_url.scheme, next_url.host, next_url.port) == (
-                    response.url.scheme, response.url.host, response.url.port)
-                redirect_auth = authorization if same_origin else None
-                response = send_with_retries(
-                    self.http,
-                    lambda u=next_url, a=redirect_auth: self.http.build_request(  # type: ignore[misc]
-                        method, u, headers=_with_auth(headers, a)),
-                    self.options,
-                    stream=stream,
-                    describe=describe,
-                )
-            if response.status_code in ok:
-                return response
-            raise self.error_for(response, describe)
-        raise AuthError(f"authentication with {self.host} did not settle", hint="check your credentials")
+                attempt = self.auth.refused(self.host, attempt, challenge, scopes)
+                if not (content is None or isinstance(content, bytes) or callable(content)):
+                    # A streamed body is spent: the new authorization is ready, and the caller restarts the
+                    # upload from its source (e.g. a token that expired during a long upload).
+                    raise RegistryError(f"{describe}: {self.host} refused the authorization mid-upload (401)",
+                                        hint="retry; the registry's token expired while the body was sent",
+                                        retryable=True)
+            else:
+                raise AuthError(f"authentication with {self.host} did not settle",
+                                hint="check your credentials")
+        finally:
+            self.auth.release(self.host, first, passed=passed)
+        return self._follow_redirects(response, method, attempt.header, headers, stream, ok, describe)
+
+    def same_origin(self, url: str | httpx.URL) -> bool:
+        """Whether ``url`` is on this registry (scheme, host and port): the only place credentials may go."""
+        import httpx
+
+        try:
+            return _origin(httpx.URL(url)) == _origin(httpx.URL(self.base_url))
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{self.host} handed out an invalid URL ({exc})",
+                                hint="the registry or a proxy in between is misconfigured") from exc
+
+    def next_page(self, response: httpx.Response, describe: str) -> str | None:
+        """The ``Link: rel="next"`` URL of a paginated answer; one on another host is refused, not followed.
+
+        Following it would send this registry's credentials to that host and mix its answer into ours.
+        """
+        link = response.links.get("next", {}).get("url")
+        if not link:
+            return None
+        import httpx
+
+        try:
+            url = response.url.join(link)
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{describe}: {self.host} sent an invalid next-page link ({exc})",
+                                hint="the registry or a proxy in between is misconfigured") from exc
+        if not self.same_origin(url):
+            raise RegistryError(
+                f"{describe}: {self.host} sent a next-page link to another host "
+                f"({url.host}:{_origin(url)[2]})",
+                hint="refusing to follow it; the registry or a proxy in between is misconfigured or hostile",
+            )
+        return str(url)
+
+    def _follow_redirects(self, response: httpx.Response, method: str, authorization: str | None,
+                          headers: Mapping[str, str] | None, stream: bool, ok: tuple[int, ...],
+                          describe: str) -> httpx.Response:
+        """Follow GET/HEAD redirects; only hops back on the registry itself carry the authorization."""
+        from ci_oras.registry.transport import send_with_retries
+
+        hops = 0
+        while response.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
+            hops += 1
+            location = response.headers.get("Location")
+            response.close()
+            if not location or hops > _MAX_REDIRECTS:
+                raise RegistryError(
+                    f"{describe}: too many or broken redirects from {self.host}",
+                    hint="the registry's redirects loop or lack a Location; tell its operator")
+            next_url = response.url.join(location)
+            redirect_auth = authorization if self.same_origin(next_url) else None
+            response = send_with_retries(
+                self.http,
+                lambda u=next_url, a=redirect_auth: self.http.build_request(  # type: ignore[misc]
+                    method, u, headers=_with_auth(headers, a)),
+                self.options,
+                stream=stream,
+                describe=describe,
+            )
+        if response.status_code in ok:
+            return response
+        raise self.error_for(response, describe)
 
     def _send(
         self,
@@ -191,6 +249,12 @@ class RegistryClient:
             return UsageError(f"registry refused the request: {where}", hint="check the content you are pushing")
         return RegistryError(f"registry error: {where}", hint="retry later; the registry or network failed",
                              retryable=status >= 500)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    """(scheme, host, port) with the default port filled in, so ``https://h`` and ``https://h:443`` match."""
+    port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
+    return url.scheme, url.host.lower(), port
 
 
 def _with_auth(headers: Mapping[str, str] | None, authorization: str | None) -> dict[str, str]:

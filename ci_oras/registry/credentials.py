@@ -1,7 +1,8 @@
 """Credentials for registry hosts: where they are found, and where ``login`` puts them.
 
 The order follows what CI users already have, most explicit first: command-line flags, then the
-``CI_ORAS_USERNAME``/``CI_ORAS_PASSWORD`` environment variables (CI secrets), then docker's ``config.json`` as
+``CI_ORAS_USERNAME``/``CI_ORAS_PASSWORD`` environment variables (CI secrets, used only for the registry
+``CI_ORAS_REGISTRY`` names, so a secret reaches one host), then docker's ``config.json`` as
 written by ``docker login``, ``docker/login-action`` or ``az acr login`` (credential helpers included), then
 podman/skopeo's ``REGISTRY_AUTH_FILE``. Reading docker's files instead of inventing our own means a job that
 already logged in with docker needs no extra step, and ``ci-oras login`` leaves a file docker can read back.
@@ -37,6 +38,7 @@ __all__ = [
     "remove_login",
     "resolve_credential",
     "save_login",
+    "unused_env_credentials",
 ]
 
 # Docker has always keyed Docker Hub as this v1 URL; other tools read it only under that spelling.
@@ -56,6 +58,8 @@ _HELPER_NOT_FOUND = "credentials not found"
 _FLAGS_SOURCE = "--username/--password-stdin"
 _ENV_USERNAME = "CI_ORAS_USERNAME"
 _ENV_PASSWORD = "CI_ORAS_PASSWORD"
+#: The one registry (``host[:port]``) the environment's credentials are for.
+_ENV_REGISTRY = "CI_ORAS_REGISTRY"
 _DOCKER_LABEL = "docker config"
 _AUTH_FILE_LABEL = "REGISTRY_AUTH_FILE"
 
@@ -362,13 +366,45 @@ def _from_flags(username: str | None, password: str | None) -> Credential | None
     return Credential(username=username, password=password, source=_FLAGS_SOURCE)
 
 
-def _from_env(env: Mapping[str, str]) -> Credential | None:
-    """Both variables or nothing: CI hides secrets from fork builds, and those must still pull anonymously."""
+def _from_env(env: Mapping[str, str], host: str) -> Credential | None:
+    """The environment's credentials, only for the one registry ``CI_ORAS_REGISTRY`` names.
+
+    Both variables or nothing: CI hides secrets from fork builds, and those must still pull anonymously.
+    Unscoped they would reach every host a command touches (both ends of a promote, any token realm), so
+    without ``CI_ORAS_REGISTRY`` they are not used at all; :func:`unused_env_credentials` says why.
+    """
     username = env.get(_ENV_USERNAME, "")
     password = env.get(_ENV_PASSWORD, "")
-    if username and password:
+    scope = env.get(_ENV_REGISTRY, "").strip()
+    if username and password and scope and normalize_registry_key(host) in _host_aliases(scope):
         return Credential(username=username, password=password, source=f"{_ENV_USERNAME}/{_ENV_PASSWORD}")
     return None
+
+
+def unused_env_credentials(host: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Why ``CI_ORAS_USERNAME``/``CI_ORAS_PASSWORD`` were not used for ``host``, when they are set at all.
+
+    Shown when ``host`` then asks for authentication: a job that sets the variables expects them to work,
+    and "authentication required" alone would not say that they are scoped to another registry.
+    """
+    environ = _environ(env)
+    username = environ.get(_ENV_USERNAME, "")
+    password = environ.get(_ENV_PASSWORD, "")
+    if not username and not password:
+        return None
+    variables = f"{_ENV_USERNAME}/{_ENV_PASSWORD}"
+    if not (username and password):
+        missing = _ENV_PASSWORD if username else _ENV_USERNAME
+        return f"{variables} are used only as a pair and {missing} is empty; set both"
+    scope = environ.get(_ENV_REGISTRY, "").strip()
+    if not scope:
+        return (f"{variables} are set but {_ENV_REGISTRY} is not; "
+                f"set {_ENV_REGISTRY}=host[:port] to use them")
+    if normalize_registry_key(host) in _host_aliases(scope):
+        return None
+    here = normalize_registry_key(host)
+    return (f"{variables} are for {_ENV_REGISTRY}={normalize_registry_key(scope)}, not {here}; "
+            f"log in to {here} separately (docker login or ci-oras login)")
 
 
 def _from_config_file(path: Path, label: str, host: str, env: Mapping[str, str]) -> Credential | None:
@@ -406,11 +442,12 @@ def resolve_credential(
 ) -> Credential | None:
     """Credentials for ``host`` (as the user wrote it), or ``None`` to go anonymous.
 
-    First hit wins: flags, ``CI_ORAS_USERNAME``/``CI_ORAS_PASSWORD``, docker ``config.json``, then
-    ``REGISTRY_AUTH_FILE``. ``env`` defaults to ``os.environ``; helpers run with exactly that environment.
+    First hit wins: flags, ``CI_ORAS_USERNAME``/``CI_ORAS_PASSWORD`` (when ``CI_ORAS_REGISTRY`` names
+    ``host``), docker ``config.json``, then ``REGISTRY_AUTH_FILE``. ``env`` defaults to ``os.environ``;
+    helpers run with exactly that environment.
     """
     environ = _environ(env)
-    found = _from_flags(username, password) or _from_env(environ)
+    found = _from_flags(username, password) or _from_env(environ, host)
     if found is not None:
         return found
     found = _from_config_file(docker_config_path(environ), _DOCKER_LABEL, host, environ)

@@ -187,8 +187,7 @@ class RegistryReferrers:
             applied = response.headers.get("OCI-Filters-Applied", "")
             filtered_by_server = filtered_by_server or "artifactType" in [p.strip() for p in applied.split(",")]
             found.extend(index.manifests)
-            link = response.links.get("next", {}).get("url")
-            url = str(response.url.join(link)) if link else None
+            url = self.client.next_page(response, f"list referrers of {subject_digest}")
             params = None
         return found if filtered_by_server else filter_by_type(found, artifact_type)
 

@@ -24,9 +24,11 @@ class RegistrySession:
         self,
         options: TransportOptions,
         credential_for: Callable[[str], Credential | None],
+        unused_credentials: Callable[[str], str | None] | None = None,
     ) -> None:
         self.options = options
         self._credential_for = credential_for
+        self._unused_credentials = unused_credentials
         self._http: httpx.Client | None = None
         self._auth: Authenticator | None = None
         self._clients: dict[str, RegistryClient] = {}
@@ -46,7 +48,8 @@ class RegistrySession:
         with self._lock:
             if self._http is None:
                 self._http = make_client(self.options)
-                self._auth = Authenticator(self._http, self.options, self._credential_for)
+                self._auth = Authenticator(self._http, self.options, self._credential_for,
+                                           self._unused_credentials)
             client = self._clients.get(reference.registry)
             if client is None:
                 assert self._auth is not None

@@ -348,7 +348,7 @@ class RegistryRepository:
             finally:
                 response.close()
             found.extend(body.get("tags") or [])
-            url = _next_link(response)
+            url = self.client.next_page(response, "list tags")
             params = None
         return sorted(set(found))
 
@@ -458,9 +458,3 @@ def _read_limited(response: httpx.Response, limit: int, reference: str) -> bytes
         parts.append(chunk)
     return b"".join(parts)
 
-
-def _next_link(response: httpx.Response) -> str | None:
-    link = response.links.get("next")
-    if not link or not link.get("url"):
-        return None
-    return str(response.url.join(link["url"]))

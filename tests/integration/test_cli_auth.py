@@ -78,7 +78,7 @@ def test_wrong_password_is_exit_4(auth_registry: RunningRegistry, tmp_path: Path
 def test_environment_variables(auth_registry: RunningRegistry, tmp_path: Path, unique_repo: str) -> None:
     assert auth_registry.username and auth_registry.password
     env = clean_env(tmp_path, {"CI_ORAS_USERNAME": auth_registry.username,
-                               "CI_ORAS_PASSWORD": auth_registry.password})
+                               "CI_ORAS_PASSWORD": auth_registry.password, "CI_ORAS_REGISTRY": auth_registry.host})
     code, stderr = _push(auth_registry, unique_repo, tmp_path, env)
     assert code == 0, stderr
 
@@ -126,7 +126,8 @@ def test_credential_helper(auth_registry: RunningRegistry, tmp_path: Path, uniqu
 
 def test_flags_win_over_environment(auth_registry: RunningRegistry, tmp_path: Path, unique_repo: str) -> None:
     assert auth_registry.username and auth_registry.password
-    env = clean_env(tmp_path, {"CI_ORAS_USERNAME": "nobody", "CI_ORAS_PASSWORD": "nothing"})
+    env = clean_env(tmp_path, {"CI_ORAS_USERNAME": "nobody", "CI_ORAS_PASSWORD": "nothing",
+                               "CI_ORAS_REGISTRY": auth_registry.host})
     code, stderr = _push(auth_registry, unique_repo, tmp_path, env, "-u", auth_registry.username,
                          "--password-stdin", stdin=auth_registry.password)
     assert code == 0, stderr
@@ -157,7 +158,7 @@ def test_token_scopes_and_caching(registry_token: RunningRegistry, tmp_path: Pat
     assert registry_token.issuer and registry_token.username and registry_token.password
     registry_token.issuer.clear_requests()
     env = clean_env(tmp_path, {"CI_ORAS_USERNAME": registry_token.username,
-                               "CI_ORAS_PASSWORD": registry_token.password})
+                               "CI_ORAS_PASSWORD": registry_token.password, "CI_ORAS_REGISTRY": registry_token.host})
     code, stderr = _push(registry_token, unique_repo, tmp_path, env)
     assert code == 0, stderr
     requests = registry_token.issuer.requests

@@ -238,7 +238,8 @@ def test_secrets_never_reach_outputs_or_summaries(registry_htpasswd: RunningRegi
     args: list[str] = []
     stdin = None
     if how == "env":
-        extra.update(CI_ORAS_USERNAME=registry_htpasswd.username, CI_ORAS_PASSWORD=password)
+        extra.update(CI_ORAS_USERNAME=registry_htpasswd.username, CI_ORAS_PASSWORD=password,
+                     CI_ORAS_REGISTRY=registry_htpasswd.host)
     else:
         args, stdin = ["-u", registry_htpasswd.username, "--password-stdin"], password
     env = _env(tmp_path, extra)

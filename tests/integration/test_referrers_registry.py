@@ -242,7 +242,7 @@ def test_attach_and_discover_with_token_auth(registry_token: RunningRegistry, tm
     issuer = registry_token.issuer
     assert issuer and registry_token.username and registry_token.password
     env = clean_env(tmp_path, {"CI_ORAS_USERNAME": registry_token.username,
-                               "CI_ORAS_PASSWORD": registry_token.password})
+                               "CI_ORAS_PASSWORD": registry_token.password, "CI_ORAS_REGISTRY": registry_token.host})
     ref = f"{registry_token.host}/{unique_repo}"
     (tmp_path / "app.txt").write_text("app\n")
     (tmp_path / "report.txt").write_text("report\n")

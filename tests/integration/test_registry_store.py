@@ -77,9 +77,12 @@ def token_proxy(registry_token: RunningRegistry) -> Iterator[RegistryProxy]:
 
 
 @pytest.fixture
-def token_runtime(registry_token: RunningRegistry, make_runtime: Callable[..., Runtime]) -> Runtime:
+def token_runtime(token_proxy: RegistryProxy, registry_token: RunningRegistry,
+                  make_runtime: Callable[..., Runtime]) -> Runtime:
+    """Credentials for the token registry as these tests reach it: through ``token_proxy``."""
     assert registry_token.username is not None and registry_token.password is not None
-    return make_runtime(CI_ORAS_USERNAME=registry_token.username, CI_ORAS_PASSWORD=registry_token.password)
+    return make_runtime(CI_ORAS_USERNAME=registry_token.username, CI_ORAS_PASSWORD=registry_token.password,
+                        CI_ORAS_REGISTRY=token_proxy.host)
 
 
 @pytest.fixture
@@ -403,7 +406,8 @@ def test_expired_token_is_renewed(
     """
     registry = registry_factory("token", token_ttl=-58)
     assert registry.issuer is not None and registry.username is not None and registry.password is not None
-    runtime = make_runtime(CI_ORAS_USERNAME=registry.username, CI_ORAS_PASSWORD=registry.password)
+    runtime = make_runtime(CI_ORAS_USERNAME=registry.username, CI_ORAS_PASSWORD=registry.password,
+                           CI_ORAS_REGISTRY=registry.host)
     repo = _open(runtime, registry.host, unique_repo)
     data = os.urandom(100)
     repo.push_blob(_blob(data), [data])

@@ -26,6 +26,7 @@ from ci_oras.registry.credentials import (
     remove_login,
     resolve_credential,
     save_login,
+    unused_env_credentials,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -156,15 +157,47 @@ def test_password_without_username_is_usage_error(env: dict[str, str]) -> None:
     assert "s3cret" not in str(info.value)
 
 
-def test_env_variables(env: dict[str, str]) -> None:
-    cred = resolve_credential(HOST, env={**env, "CI_ORAS_USERNAME": "eu", "CI_ORAS_PASSWORD": "ep"})
-    assert cred is not None
-    assert (cred.username, cred.password, cred.source) == ("eu", "ep", "CI_ORAS_USERNAME/CI_ORAS_PASSWORD")
+ENV_CREDS = {"CI_ORAS_USERNAME": "eu", "CI_ORAS_PASSWORD": "ep"}
+
+
+def test_env_variables_for_the_registry_they_name(env: dict[str, str]) -> None:
+    for spelling in (HOST, f"http://{HOST}/", f"https://{HOST}/v2/"):
+        cred = resolve_credential(HOST, env={**env, **ENV_CREDS, "CI_ORAS_REGISTRY": spelling})
+        assert cred is not None
+        assert (cred.username, cred.password, cred.source) == ("eu", "ep", "CI_ORAS_USERNAME/CI_ORAS_PASSWORD")
+        assert unused_env_credentials(HOST, {**env, **ENV_CREDS, "CI_ORAS_REGISTRY": spelling}) is None
+
+
+def test_env_variables_reach_no_other_host(env: dict[str, str]) -> None:
+    scoped = {**env, **ENV_CREDS, "CI_ORAS_REGISTRY": HOST}
+    for other in ("127.0.0.1:5001", "localhost:5000", "ghcr.io"):
+        assert resolve_credential(other, env=scoped) is None
+        reason = unused_env_credentials(other, scoped)
+        assert reason is not None and f"CI_ORAS_REGISTRY={HOST}, not {other}" in reason
+        assert "ep" not in reason.split()  # names the variables, never their values
+
+
+def test_env_variables_unused_without_registry(env: dict[str, str]) -> None:
+    unscoped = {**env, **ENV_CREDS}
+    assert resolve_credential(HOST, env=unscoped) is None
+    assert unused_env_credentials(HOST, unscoped) == (
+        "CI_ORAS_USERNAME/CI_ORAS_PASSWORD are set but CI_ORAS_REGISTRY is not; "
+        "set CI_ORAS_REGISTRY=host[:port] to use them")
+
+
+def test_env_registry_docker_hub_aliases(env: dict[str, str]) -> None:
+    hub = {**env, **ENV_CREDS, "CI_ORAS_REGISTRY": "docker.io"}
+    for alias in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        assert resolve_credential(alias, env=hub) is not None
+    assert resolve_credential("quay.io", env=hub) is None
 
 
 def test_env_needs_both_variables(env: dict[str, str]) -> None:
-    assert resolve_credential(HOST, env={**env, "CI_ORAS_USERNAME": "eu"}) is None
-    assert resolve_credential(HOST, env={**env, "CI_ORAS_PASSWORD": "ep"}) is None
+    scoped = {**env, "CI_ORAS_REGISTRY": HOST}
+    assert resolve_credential(HOST, env={**scoped, "CI_ORAS_USERNAME": "eu"}) is None
+    assert resolve_credential(HOST, env={**scoped, "CI_ORAS_PASSWORD": "ep"}) is None
+    assert "CI_ORAS_PASSWORD is empty" in (unused_env_credentials(HOST, {**scoped, "CI_ORAS_USERNAME": "eu"}) or "")
+    assert unused_env_credentials(HOST, scoped) is None
 
 
 def test_docker_config_auth(env: dict[str, str]) -> None:
@@ -247,7 +280,8 @@ def test_precedence_order(env: dict[str, str], tmp_path: Path) -> None:
     write_config(env, {"auths": {HOST: {"auth": b64("docker:d")}}})
     auth_file = tmp_path / "auth.json"
     auth_file.write_text(json.dumps({"auths": {HOST: {"auth": b64("podman:p")}}}))
-    full = {**env, "REGISTRY_AUTH_FILE": str(auth_file), "CI_ORAS_USERNAME": "envu", "CI_ORAS_PASSWORD": "e"}
+    full = {**env, "REGISTRY_AUTH_FILE": str(auth_file), "CI_ORAS_USERNAME": "envu", "CI_ORAS_PASSWORD": "e",
+            "CI_ORAS_REGISTRY": HOST}
 
     def who(**kwargs: Any) -> str | None:
         cred = resolve_credential(HOST, **kwargs)
