@@ -41,7 +41,8 @@ stress: install-test
 	@command -v docker-registry >/dev/null || { echo "stress needs docker-registry: make test-tools" >&2; exit 1; }
 	@for run in $$(seq 1 $(STRESS_RUNS)); do \
 	  echo "stress: run $$run of $(STRESS_RUNS)"; \
-	  CI=true $(BIN)/python -m pytest -q -x -p no:cacheprovider tests/integration/test_auth_matrix.py || exit 1; \
+	  CI=true $(BIN)/python -m pytest -q -x -p no:cacheprovider --basetemp="$${TMPDIR:-/tmp}/ci-oras-stress" \
+	    tests/integration/test_auth_matrix.py || exit 1; \
 	done
 
 clean:

@@ -142,9 +142,9 @@ def invoke_cli_many(
         # deletion changes os.environ's size while another run iterates it (httpx reading proxy variables).
         # Present from the start, it is only ever re-set, as each run in its own process would see it.
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
-        sys.stdin = _PerThread("stdin", saved_streams[0])  # type: ignore[assignment]
-        sys.stdout = _PerThread("stdout", saved_streams[1])  # type: ignore[assignment]
-        sys.stderr = _PerThread("stderr", saved_streams[2])  # type: ignore[assignment]
+        sys.stdin = _PerThread("stdin", saved_streams[0])
+        sys.stdout = _PerThread("stdout", saved_streams[1])
+        sys.stderr = _PerThread("stderr", saved_streams[2])
         try:
             if cwd is not None:
                 os.chdir(cwd)

@@ -33,6 +33,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,8 +348,6 @@ def _push_fallback_index(client: httpx.Client, url: str, repository: str, subjec
 def _seed_graphs(endpoint: Endpoint, repository: str, count: int) -> list[list[str]]:
     """``count`` graphs (subject tagged ``sN``, SBOM, signature, signature of the SBOM) written with plain HTTP
     calls, with the tag-schema indexes oras writes; returns each graph's digests, the subject's first."""
-    from concurrent.futures import ThreadPoolExecutor
-
     name = repository.split("/", 1)[1]
     url = endpoint.registry.url
 
@@ -372,9 +371,10 @@ def _stored(endpoint: Endpoint, repository: str, references: Sequence[str]) -> d
     """Which of ``references`` the registry serves, and their digests, from HEAD requests the registry
     answers itself (no ci-oras involved in the check)."""
     name = repository.split("/", 1)[1]
-    with _authorized_client(endpoint, name) as client:
-        heads = {ref: client.head(f"{endpoint.registry.url}/v2/{name}/manifests/{ref}",
-                                  headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}) for ref in references}
+    with _authorized_client(endpoint, name) as client, ThreadPoolExecutor(max_workers=8) as pool:
+        heads = dict(zip(references, pool.map(
+            lambda ref: client.head(f"{endpoint.registry.url}/v2/{name}/manifests/{ref}",
+                                    headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}), references)))
     assert all(r.status_code in (200, 404) for r in heads.values()), {d: r.status_code for d, r in heads.items()}
     return {ref: r.headers["Docker-Content-Digest"] for ref, r in heads.items() if r.status_code == 200}
 
@@ -537,12 +537,13 @@ def test_verify(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> Non
     cases = Cases(matrix)
     passing = ("--require", "sbom", "--require", "signature", "--require", "sbom>signature", "-O", "json")
     failing = ("--require", "signature", "--require", "vuln-report", "-O", "json")
-    plans = [[passing if n % 2 == 0 else failing for n in range(concurrency)]] if concurrency > 1 else [[passing],
-                                                                                                       [failing]]
+    plans: list[list[tuple[str, ...]]] = (
+        [[passing if n % 2 == 0 else failing for n in range(concurrency)]] if concurrency > 1
+        else [[passing], [failing]])
     for plan in plans:
         gated = cases.phase(lambda kind, ep: [("verify", f"{seeds[kind].repository}:v1", *p) for p in plan])
 
-        def gate(kind: str) -> None:
+        def gate(kind: str, plan: list[tuple[str, ...]] = plan, gated: dict[str, list[CliResult]] = gated) -> None:
             for spec, result in zip(plan, gated[kind]):
                 document = result.json() if result.stdout else {}
                 assert document.get("digest") == seeds[kind].subject, result.stderr
@@ -576,7 +577,9 @@ def test_delete_graph(matrix: Matrix, concurrency: int) -> None:
     """N ``delete --graph`` at once, each on its own graph in one repository: each deletes exactly its graph,
     and afterwards no tag is listed and no manifest of any graph can be fetched."""
     repositories = {kind: matrix.endpoints[kind].repository("delete") for kind in AUTH_KINDS}
-    graphs = {kind: _seed_graphs(matrix.endpoints[kind], repositories[kind], concurrency) for kind in AUTH_KINDS}
+    with ThreadPoolExecutor(max_workers=len(AUTH_KINDS)) as pool:
+        graphs = dict(zip(AUTH_KINDS, pool.map(
+            lambda kind: _seed_graphs(matrix.endpoints[kind], repositories[kind], concurrency), AUTH_KINDS)))
     cases = Cases(matrix)
     deleted = cases.phase(lambda kind, ep: [("delete", f"{repositories[kind]}:s{n}", "--graph", "-O", "json")
                                             for n in range(concurrency)])
