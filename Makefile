@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test stress install install-test test-tools clean
+.PHONY: demo test install install-test test-tools clean
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,7 @@ test: install-test test-tools
 # each run, stopping at the first failure: a race that shows once in five runs is a bug, not a flake.
 # CI=true: a missing docker-registry fails instead of skipping.
 STRESS_RUNS ?= 5
+.PHONY: stress
 stress: install-test
 	@command -v docker-registry >/dev/null || { echo "stress needs docker-registry: make test-tools" >&2; exit 1; }
 	@for run in $$(seq 1 $(STRESS_RUNS)); do \

@@ -96,17 +96,18 @@ _THREAD_STREAMS = threading.local()
 _IN_PROCESS_LOCK = threading.Lock()
 
 
-def _text_stream(initial: bytes = b"") -> io.TextIOWrapper:
+def _text_stream(buffer: io.BytesIO) -> io.TextIOWrapper:
     """A text stream with a ``.buffer``, as the CLI writes manifest bytes to ``sys.stdout.buffer``."""
-    return io.TextIOWrapper(io.BytesIO(initial), encoding="utf-8", newline=None, write_through=True)
+    return io.TextIOWrapper(buffer, encoding="utf-8", newline=None, write_through=True)
 
 
 def _run_in_thread(args: Sequence[str], stdin: str | None) -> CliResult:
     from ci_oras.cli import main
 
-    out, err = _text_stream(), _text_stream()
-    _THREAD_STREAMS.stdin = _text_stream((stdin or "").encode())
-    _THREAD_STREAMS.stdout, _THREAD_STREAMS.stderr = out, err
+    out, err = io.BytesIO(), io.BytesIO()
+    # Held here until the end: a wrapper that is garbage-collected closes its buffer.
+    streams = _text_stream(io.BytesIO((stdin or "").encode())), _text_stream(out), _text_stream(err)
+    _THREAD_STREAMS.stdin, _THREAD_STREAMS.stdout, _THREAD_STREAMS.stderr = streams
     code: int
     try:
         main(list(args))
@@ -115,7 +116,7 @@ def _run_in_thread(args: Sequence[str], stdin: str | None) -> CliResult:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         _THREAD_STREAMS.stdin = _THREAD_STREAMS.stdout = _THREAD_STREAMS.stderr = None
-    return CliResult(code, out.buffer.getvalue().decode(), err.buffer.getvalue().decode())  # type: ignore[attr-defined]
+    return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def invoke_cli_many(
@@ -165,5 +166,5 @@ def invoke_cli_many(
 def invoke_cli(
     *args: str, env: Mapping[str, str], cwd: Path | None = None, stdin: str | None = None
 ) -> CliResult:
-    """:func:`run_cli` in this process: for tests where the process boundary adds nothing but start-up time."""
+    """:func:`run_cli` in this process, for tests where the process boundary adds only start-up time."""
     return invoke_cli_many([args], env=env, cwd=cwd, stdin=stdin)[0]

@@ -3,14 +3,15 @@
 Why this exists: graph steps were once tested only against anonymous registries, and promoting into any
 password-protected registry failed every time (parallel first requests raced the shared per-host auth state).
 So every step runs here against an anonymous registry, a Basic (htpasswd) one and a Bearer (token) one, with
-credentials given the way users give them (``--username``/``--password-stdin``; a docker config found through
-``DOCKER_CONFIG`` when each end of a promotion needs its own), at concurrency 1, 8 and 32, and each case checks
-what the step did (digests listed, bytes pulled back, the whole graph at the destination), not only its exit.
+credentials given the way users give them (``--username``/``--password-stdin``; a docker config found
+through ``DOCKER_CONFIG`` when each end of a promotion needs its own), at concurrency 1, 8 and 32, and each
+case checks what the step did (digests listed, bytes pulled back, the whole graph at the destination), not
+only its exit code.
 
 What "concurrency" means per step:
 
-- ``discover`` and ``promote`` take ``--concurrency N``: parallel listings / blob copies inside one run, on one
-  shared registry session. That is where the per-host auth state is raced, so they run with the flag.
+- ``discover`` and ``promote`` take ``--concurrency N``: parallel listings / blob copies inside one run, on
+  one shared registry session. That is where the per-host auth state is raced, so they run with the flag.
 - ``push``, ``pull``, ``attach``, ``attach-sbom``, ``attach-signature``, ``verify``, ``delete --graph`` and
   ``tags`` have no such flag: the axis is N runs of the step at the same time against the same registry, as N
   parallel CI jobs do. Concurrent attaches to one subject race the registry's referrers fallback index (the
@@ -34,7 +35,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,6 @@ class Matrix:
         path.mkdir(parents=True)
         return path
 
-    def run(self, endpoint: Endpoint, *args: str, cwd: Path | None = None) -> CliResult:
-        """``ci-oras ARGS`` with ``endpoint``'s login flags, as a user types it."""
-        return invoke_cli(*args, *endpoint.login, env=self.env, cwd=cwd, stdin=endpoint.stdin)
-
 
 class Cases:
     """The three kinds of registry side by side.
@@ -144,7 +141,8 @@ class Cases:
 
     def phase(self, plan: Callable[[str, Endpoint], Sequence[Sequence[str]]], cwd: Path | None = None,
               ) -> dict[str, list[CliResult]]:
-        jobs = [(kind, tuple(args)) for kind in self.alive for args in plan(kind, self.matrix.endpoints[kind])]
+        jobs = [(kind, tuple(args))
+                for kind in self.alive for args in plan(kind, self.matrix.endpoints[kind])]
         endpoints = [self.matrix.endpoints[kind] for kind, _ in jobs]
         results = invoke_cli_many([[*args, *ep.login] for (_, args), ep in zip(jobs, endpoints)],
                                   env=self.matrix.env, cwd=cwd, stdins=[ep.stdin for ep in endpoints])
@@ -197,7 +195,8 @@ def _edges(document: dict[str, Any]) -> tuple[set[tuple[str, str]], dict[str, st
 
 
 def _tree(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {str(path.relative_to(directory)): path.read_bytes()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
 
 
 def _sbom(n: int) -> bytes:
@@ -217,13 +216,14 @@ def _docker_config(directory: Path, *accounts: tuple[str, str, str]) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def matrix(registry_plain: RunningRegistry, registry_htpasswd: RunningRegistry, registry_token: RunningRegistry,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
+def matrix(registry_plain: RunningRegistry, registry_htpasswd: RunningRegistry,
+           registry_token: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     # Started here rather than as a session fixture: only this module needs an account that differs.
     other = start_registry(tmp_path_factory.mktemp("registry-token-other"), "token",
                            username=OTHER_USERNAME, password=OTHER_PASSWORD)
     root = tmp_path_factory.mktemp("matrix")
-    endpoints = {"anonymous": Endpoint("anonymous", registry_plain), "basic": Endpoint("basic", registry_htpasswd),
+    endpoints = {"anonymous": Endpoint("anonymous", registry_plain),
+                 "basic": Endpoint("basic", registry_htpasswd),
                  "bearer": Endpoint("bearer", registry_token)}
     try:
         yield Matrix(endpoints, Endpoint("bearer", other), root, make_chain(), clean_env(root / "home"))
@@ -248,8 +248,8 @@ def seeds(matrix: Matrix) -> dict[str, Seed]:
     (work / "image.sig").write_bytes(notary_jws(matrix.chain))
     (work / "sbom.sig").write_bytes(notary_jws(matrix.chain))
     cases = Cases(matrix)
-    pushed = cases.phase(lambda kind, ep: [("push", f"{ep.host}/matrix/seed:v1", "layer.bin", "notes.txt", "site",
-                                            "-O", "json")], cwd=work)
+    pushed = cases.phase(lambda kind, ep: [("push", f"{ep.host}/matrix/seed:v1", "layer.bin", "notes.txt",
+                                            "site", "-O", "json")], cwd=work)
     subjects = {kind: _ok(results[0], f"{kind} seed push")["digest"] for kind, results in pushed.items()}
     attached = cases.phase(lambda kind, ep: [
         ("attach-sbom", f"{ep.host}/matrix/seed@{subjects[kind]}", "sbom.cdx.json", "-O", "json"),
@@ -257,14 +257,17 @@ def seeds(matrix: Matrix) -> dict[str, Seed]:
         ("attach", f"{ep.host}/matrix/seed@{subjects[kind]}", "report.txt", "--artifact-type", REPORT_TYPE,
          "-O", "json")], cwd=work)
     documents = {kind: _ok_all(results, f"{kind} seed attach") for kind, results in attached.items()}
-    signed = cases.phase(lambda kind, ep: [("attach-signature", f"{ep.host}/matrix/seed@{documents[kind][0]['digest']}",
-                                            "sbom.sig", "-O", "json")], cwd=work)
+    signed = cases.phase(lambda kind, ep: [
+        ("attach-signature", f"{ep.host}/matrix/seed@{documents[kind][0]['digest']}", "sbom.sig",
+         "-O", "json"),
+    ], cwd=work)
     made: dict[str, Seed] = {}
     for kind in AUTH_KINDS:
         sbom, signature, report = documents[kind]
         sbom_signature = _ok(signed[kind][0], f"{kind} seed signature of the SBOM")
         subject = subjects[kind]
-        named = {"sbom.cdx.json": sbom, "image.sig": signature, "report.txt": report, "sbom.sig": sbom_signature}
+        named = {"sbom.cdx.json": sbom, "image.sig": signature, "report.txt": report,
+                 "sbom.sig": sbom_signature}
         made[kind] = Seed(
             repository=f"{matrix.endpoints[kind].host}/matrix/seed", subject=subject, files=files,
             edges=frozenset({(subject, sbom["digest"]), (subject, signature["digest"]),
@@ -273,7 +276,8 @@ def seeds(matrix: Matrix) -> dict[str, Seed]:
             referrer_files={doc["digest"]: (name, (work / name).read_bytes()) for name, doc in named.items()},
             tags=frozenset({"v1", f"sha256-{_hex(subject)}", f"sha256-{_hex(sbom['digest'])}"}),
         )
-        assert sorted(made[kind].types.values()) == sorted([SBOM_TYPE, SIGNATURE_TYPE, REPORT_TYPE, SIGNATURE_TYPE])
+        assert sorted(made[kind].types.values()) == sorted(
+            [SBOM_TYPE, SIGNATURE_TYPE, REPORT_TYPE, SIGNATURE_TYPE])
     return made
 
 
@@ -307,11 +311,11 @@ def assert_whole_graph(results: Sequence[CliResult], seed: Seed, work: Path) -> 
         assert _tree(work / _hex(digest)[:12]) == {name: content}, f"files of referrer {digest} differ"
 
 
-# --------------------------------------------------------------------------------------------- without ci-oras
+# ----------------------------------------------------------------------------------------- without ci-oras
 
 
 def _authorized_client(endpoint: Endpoint, repository: str) -> httpx.Client:
-    """A plain HTTP client that may push to ``repository`` (seeding without ci-oras, as another tool would)."""
+    """A plain HTTP client that may push to ``repository``: seeding without ci-oras, as another tool would."""
     registry = endpoint.registry
     if registry.issuer is not None:
         token = registry.issuer.make_token([ResourceAccess("repository", repository, ("pull", "push"))])
@@ -329,14 +333,15 @@ def _push_artifact(client: httpx.Client, url: str, repository: str, artifact_typ
     manifest: dict[str, Any] = {
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
         "config": {"mediaType": OCI_EMPTY_JSON, "digest": empty, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": push_blob(client, url, repository, layer),
-                    "size": len(layer)}],
+        "layers": [{"mediaType": "application/octet-stream",
+                    "digest": push_blob(client, url, repository, layer), "size": len(layer)}],
     }
     if subject is not None:
         manifest["subject"] = {key: subject[key] for key in ("mediaType", "digest", "size")}
     body = json.dumps(manifest, separators=(",", ":")).encode()
     push_manifest(client, url, repository, tag or digest_of(body), body)
-    return {"mediaType": OCI_MANIFEST, "digest": digest_of(body), "size": len(body), "artifactType": artifact_type}
+    return {"mediaType": OCI_MANIFEST, "digest": digest_of(body), "size": len(body),
+            "artifactType": artifact_type}
 
 
 def _push_fallback_index(client: httpx.Client, url: str, repository: str, subject: dict[str, Any],
@@ -346,15 +351,17 @@ def _push_fallback_index(client: httpx.Client, url: str, repository: str, subjec
 
 
 def _seed_graphs(endpoint: Endpoint, repository: str, count: int) -> list[list[str]]:
-    """``count`` graphs (subject tagged ``sN``, SBOM, signature, signature of the SBOM) written with plain HTTP
-    calls, with the tag-schema indexes oras writes; returns each graph's digests, the subject's first."""
+    """``count`` graphs (subject tagged ``sN``, SBOM, signature, signature of the SBOM) written with plain
+    HTTP calls, with the tag-schema indexes oras writes; returns each graph's digests, the subject's first."""
     name = repository.split("/", 1)[1]
     url = endpoint.registry.url
 
     def one(client: httpx.Client, n: int) -> list[str]:
-        subject = _push_artifact(client, url, name, REPORT_TYPE, f"subject {n} {uuid.uuid4()}".encode(), tag=f"s{n}")
+        subject = _push_artifact(client, url, name, REPORT_TYPE, f"subject {n} {uuid.uuid4()}".encode(),
+                                 tag=f"s{n}")
         sbom = _push_artifact(client, url, name, SBOM_TYPE, _sbom(n), subject=subject)
-        signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"signature {n}".encode(), subject=subject)
+        signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"signature {n}".encode(),
+                                   subject=subject)
         sbom_signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"sbom signature {n}".encode(),
                                         subject=sbom)
         _push_fallback_index(client, url, name, subject, [sbom, signature])
@@ -375,14 +382,16 @@ def _stored(endpoint: Endpoint, repository: str, references: Sequence[str]) -> d
         heads = dict(zip(references, pool.map(
             lambda ref: client.head(f"{endpoint.registry.url}/v2/{name}/manifests/{ref}",
                                     headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}), references)))
-    assert all(r.status_code in (200, 404) for r in heads.values()), {d: r.status_code for d, r in heads.items()}
+    assert all(r.status_code in (200, 404) for r in heads.values()), {
+        ref: r.status_code for ref, r in heads.items()}
     return {ref: r.headers["Docker-Content-Digest"] for ref, r in heads.items() if r.status_code == 200}
 
 
 # --------------------------------------------------------------------------------------------- the steps
 
 
-def _push_each(cases: Cases, work: Path, name: str, count: int) -> tuple[dict[str, str], dict[str, list[CliResult]]]:
+def _push_each(cases: Cases, work: Path, name: str,
+               count: int) -> tuple[dict[str, str], dict[str, list[CliResult]]]:
     """Write ``count`` distinct files per registry and push them all at once, each to its own tag ``tN`` of a
     new repository there; returns the repositories and the push results."""
     repositories = {kind: cases.matrix.endpoints[kind].repository(name) for kind in cases.alive}
@@ -418,7 +427,7 @@ def test_push(matrix: Matrix, concurrency: int) -> None:
         tags = [f"t{n}" for n in range(concurrency)]
         assert _stored(cases.matrix.endpoints[kind], repositories[kind], tags) == {
             tag: doc["digest"] for tag, doc in zip(tags, documents[kind])}
-        # A manifest PUT succeeds only once its blobs are stored; one pull shows the bytes are the ones pushed.
+        # A manifest PUT succeeds only once its blobs are stored; one pull shows they hold what was pushed.
         _ok(results[-1], "pull")
         name = f"push-{kind}-{concurrency - 1}.txt"
         assert _tree(work / "out" / kind) == {name: (work / name).read_bytes()}
@@ -432,8 +441,9 @@ def test_pull(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> None:
     """N pulls of the seeded subject at once: every copy byte-identical, the directory layer unpacked."""
     work = matrix.scratch("pull")
     cases = Cases(matrix)
-    pulled = cases.phase(lambda kind, ep: [("pull", f"{seeds[kind].repository}:v1", "-o", str(work / kind / str(n)),
-                                            "-O", "json") for n in range(concurrency)])
+    pulled = cases.phase(lambda kind, ep: [("pull", f"{seeds[kind].repository}:v1",
+                                            "-o", str(work / kind / str(n)), "-O", "json")
+                                           for n in range(concurrency)])
 
     def identical(kind: str) -> None:
         assert {doc["digest"] for doc in _ok_all(pulled[kind], "pull")} == {seeds[kind].subject}
@@ -445,7 +455,8 @@ def test_pull(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> None:
 
 
 @concurrency_levels
-def test_attach(matrix: Matrix, chain_files: Callable[[Path, int], list[tuple[str, str]]], concurrency: int) -> None:
+def test_attach(matrix: Matrix, chain_files: Callable[[Path, int], list[tuple[str, str]]],
+                concurrency: int) -> None:
     """N attaches to one subject at once (attach, attach-sbom and attach-signature taking turns): none is
     lost from the referrers listing, each listed with its type."""
     work = matrix.scratch("attach")
@@ -543,14 +554,16 @@ def test_verify(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> Non
     for plan in plans:
         gated = cases.phase(lambda kind, ep: [("verify", f"{seeds[kind].repository}:v1", *p) for p in plan])
 
-        def gate(kind: str, plan: list[tuple[str, ...]] = plan, gated: dict[str, list[CliResult]] = gated) -> None:
+        def gate(kind: str, plan: list[tuple[str, ...]] = plan,
+                 gated: dict[str, list[CliResult]] = gated) -> None:
             for spec, result in zip(plan, gated[kind]):
                 document = result.json() if result.stdout else {}
                 assert document.get("digest") == seeds[kind].subject, result.stderr
                 if spec is passing:
                     assert (result.returncode, document["ok"]) == (0, True), result.stderr
                 else:
-                    assert (result.returncode, document["ok"]) == (EXIT_VERIFICATION_FAILED, False), result.stderr
+                    assert (result.returncode, document["ok"]) == (EXIT_VERIFICATION_FAILED, False), \
+                        result.stderr
                     assert document["missing"] == ["vuln-report"]
 
         cases.check(gate)
@@ -559,10 +572,11 @@ def test_verify(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> Non
 
 @concurrency_levels
 def test_tags(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> None:
-    """N listings at once: the tag and both referrers fallback tags; --exclude-digest-tags hides the latter."""
+    """N listings at once: the tag and both referrers fallback tags; --exclude-digest-tags hides those."""
     cases = Cases(matrix)
     listed = cases.phase(lambda kind, ep: [("tags", seeds[kind].repository, "-O", "json",
-                                            *(("--exclude-digest-tags",) if n % 2 else ())) for n in range(concurrency)])
+                                            *(("--exclude-digest-tags",) if n % 2 else ()))
+                                           for n in range(concurrency)])
 
     def exact(kind: str) -> None:
         for n, document in enumerate(_ok_all(listed[kind], "tags")):
@@ -590,13 +604,15 @@ def test_delete_graph(matrix: Matrix, concurrency: int) -> None:
 
     cases.check(each_deletes_its_graph)
     listed = cases.phase(lambda kind, ep: [("tags", repositories[kind], "-O", "json"),
-                                           ("discover", f"{repositories[kind]}@{graphs[kind][-1][0]}", "-O", "json")])
+                                           ("discover", f"{repositories[kind]}@{graphs[kind][-1][0]}",
+                                            "-O", "json")])
 
     def nothing_left(kind: str) -> None:
         tags = listed[kind][0]
         assert tags.returncode in (0, EXIT_NOT_FOUND), tags.stderr
         assert tags.returncode == EXIT_NOT_FOUND or tags.json()["tags"] == [], tags.stdout
-        assert listed[kind][1].returncode == EXIT_NOT_FOUND, f"a deleted subject is listed: {listed[kind][1].stdout}"
+        assert listed[kind][1].returncode == EXIT_NOT_FOUND, \
+            f"a deleted subject is listed: {listed[kind][1].stdout}"
         every = sorted(d for graph in graphs[kind] for d in graph)
         assert _stored(matrix.endpoints[kind], repositories[kind], every) == {}, "manifests remain"
 
@@ -607,8 +623,8 @@ def test_delete_graph(matrix: Matrix, concurrency: int) -> None:
 # --------------------------------------------------------------------------------------------- promote
 
 
-def _promote_and_check(matrix: Matrix, cases: Cases, source: Callable[[str], str], seed: Callable[[str], Seed],
-                       concurrency: int, name: str) -> dict[str, Any]:
+def _promote_and_check(matrix: Matrix, cases: Cases, source: Callable[[str], str],
+                       seed: Callable[[str], Seed], concurrency: int, name: str) -> dict[str, Any]:
     """Promote ``source(kind)`` into a new repository of each kind's registry with the login flags for it,
     then read the whole graph back from there."""
     destinations = {kind: f"{matrix.endpoints[kind].repository(name)}:v1" for kind in cases.alive}
@@ -640,8 +656,9 @@ def test_promote_within_registry(matrix: Matrix, seeds: dict[str, Seed], concurr
         assert done["documents"][kind]["copied"]["blobs"] == 0, "same-registry promotion uploaded blobs"
 
     cases.check(mounts)
-    again = cases.phase(lambda kind, ep: [("promote", f"{seeds[kind].repository}:v1", done["destinations"][kind],
-                                           "--concurrency", str(concurrency), "-O", "json")])
+    again = cases.phase(lambda kind, ep: [("promote", f"{seeds[kind].repository}:v1",
+                                           done["destinations"][kind], "--concurrency", str(concurrency),
+                                           "-O", "json")])
 
     def writes_nothing(kind: str) -> None:
         document = _ok(again[kind][0], "promote again")
@@ -681,8 +698,8 @@ def test_promote_basic_to_bearer_with_other_credentials(matrix: Matrix, seeds: d
                          (target.host, OTHER_USERNAME, OTHER_PASSWORD))
     target.registry.issuer.clear_requests()
     destination = f"{target.repository('cross')}:v1"
-    document = _ok(invoke_cli("promote", f"{seed.repository}:v1", destination, "--concurrency", str(concurrency),
-                              "-O", "json", env=env), "promote")
+    document = _ok(invoke_cli("promote", f"{seed.repository}:v1", destination,
+                              "--concurrency", str(concurrency), "-O", "json", env=env), "promote")
     assert document["digest"] == seed.subject and document["copied"]["blobs"] > 0
     assert_whole_graph(invoke_cli_many(graph_checks(destination, seed, work), env=env), seed, work)
     users = {record.username for record in target.registry.issuer.requests}
@@ -737,6 +754,7 @@ def test_process_promote_basic_to_bearer_from_docker_config(matrix: Matrix, seed
     env = _docker_config(work, (source.host, str(source.registry.username), str(source.registry.password)),
                          (target.host, OTHER_USERNAME, OTHER_PASSWORD))
     destination = f"{target.repository('process')}:v1"
-    result = run_cli("promote", f"{seed.repository}:v1", destination, "--concurrency", "32", "-O", "json", env=env)
+    result = run_cli("promote", f"{seed.repository}:v1", destination, "--concurrency", "32", "-O", "json",
+                     env=env)
     assert result.returncode == 0, result.stderr
     assert_whole_graph(invoke_cli_many(graph_checks(destination, seed, work), env=env), seed, work)
