@@ -1,4 +1,5 @@
-"""The in-process CLI runner (harness.cli.invoke_cli*) behaves like the subprocess one where tests rely on it."""
+"""The in-process CLI runner (``harness.cli.invoke_cli``) behaves like the subprocess one where tests rely
+on it."""
 
 from __future__ import annotations
 
@@ -34,10 +35,10 @@ def test_parallel_runs_keep_their_own_input_and_output(tmp_path: Path) -> None:
         (tmp_path / f"file-{n}.txt").write_text(f"file {n}\n")
     pushed = invoke_cli_many([("push", f"oci:{layout}:t{n}", f"file-{n}.txt", "-O", "json")
                               for n, layout in enumerate(layouts)], env=env, cwd=tmp_path)
-    assert [r.json()["reference"] for r in pushed] == [f"oci:{layout}:t{n}" for n, layout in enumerate(layouts)]
+    assert [r.json()["reference"] for r in pushed] == [f"oci:{path}:t{n}" for n, path in enumerate(layouts)]
     # --password-stdin with an empty stdin is a usage error; with a password it is read and the run goes on.
-    logins = invoke_cli_many([("push", f"oci:{layouts[0]}:x", "file-0.txt", "-u", "u", "--password-stdin")] * 2,
-                             env=env, cwd=tmp_path, stdins=["", "secret\n"])
+    logins = invoke_cli_many([("push", f"oci:{layouts[0]}:x", "file-0.txt", "-u", "u", "--password-stdin")]
+                             * 2, env=env, cwd=tmp_path, stdins=["", "secret\n"])
     assert logins[0].returncode == EXIT_USAGE and "empty password" in logins[0].stderr
     assert logins[1].returncode == 0, logins[1].stderr
     assert (dict(os.environ), os.getcwd(), (sys.stdin, sys.stdout, sys.stderr)) == before
