@@ -405,8 +405,8 @@ def _push_each(cases: Cases, work: Path, name: str,
 
 @concurrency_levels
 def test_push(matrix: Matrix, concurrency: int) -> None:
-    """N pushes to one repository at once: every tag listed, each naming what its push reported, and the
-    content pulls back byte-identical."""
+    """N pushes to one repository at once: every tag listed, each naming what its push reported, and a
+    pushed file pulls back byte-identical."""
     work = matrix.scratch("push")
     cases = Cases(matrix)
     repositories, pushed = _push_each(cases, work, "push", concurrency)
@@ -455,12 +455,12 @@ def test_pull(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> None:
 
 
 @concurrency_levels
-def test_attach(matrix: Matrix, chain_files: Callable[[Path, int], list[tuple[str, str]]],
+def test_attach(matrix: Matrix, attach_files: Callable[[Path, int], list[tuple[str, str]]],
                 concurrency: int) -> None:
     """N attaches to one subject at once (attach, attach-sbom and attach-signature taking turns): none is
     lost from the referrers listing, each listed with its type."""
     work = matrix.scratch("attach")
-    jobs = chain_files(work, concurrency)  # (step, file) per run
+    jobs = attach_files(work, concurrency)  # (step, file) per run
     # At N = 1 each step attaches once, to a subject of its own; above, all N runs attach to one subject.
     subjects_per_kind = len(ATTACH_STEPS) if concurrency == 1 else 1
     cases = Cases(matrix)
@@ -499,12 +499,13 @@ def test_attach(matrix: Matrix, chain_files: Callable[[Path, int], list[tuple[st
 
 
 @pytest.fixture
-def chain_files(matrix: Matrix) -> Callable[[Path, int], list[tuple[str, str]]]:
-    """Write N attachable files, the three attach steps taking turns; returns (step, file name) per run."""
+def attach_files(matrix: Matrix) -> Callable[[Path, int], list[tuple[str, str]]]:
+    """Write the files of N attach runs, the three attach steps taking turns (at N = 1, one run of each);
+    returns (step, file name) per run."""
 
     def write(work: Path, count: int) -> list[tuple[str, str]]:
         jobs: list[tuple[str, str]] = []
-        for n in range(max(count, len(ATTACH_STEPS) if count == 1 else count)):
+        for n in range(len(ATTACH_STEPS) if count == 1 else count):
             step = ATTACH_STEPS[n % len(ATTACH_STEPS)]
             name = f"{step}-{n}.json"
             content = {"attach": f'{{"report": {n}, "id": "{uuid.uuid4()}"}}\n'.encode(),
