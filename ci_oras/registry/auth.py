@@ -96,6 +96,8 @@ class _Token:
 
     value: str
     expires_at: float
+    #: The merged scopes it was asked for.
+    scopes: tuple[str, ...] = ()
     #: Fetched in answer to a registry refusal: refused in turn (while still valid), it means "not allowed".
     renewal: bool = False
 
@@ -137,6 +139,8 @@ class _HostState:
     #: Scopes a challenge widened (e.g. a DELETE that also needs ``pull``): ask for the wider set up front.
     widened: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     refresh_token: str | None = None
+    credential: Credential | None = None
+    credential_known: bool = False
     #: The credentials (or their absence) were refused: every later request fails at once with this error.
     refused: AuthError | None = None
 
@@ -156,15 +160,18 @@ class Authenticator:
         self._credential_for = credential_for
         #: Why credentials the user set were not used for a host (shown when that host asks for some).
         self._unused_credentials = unused_credentials
-        self._credentials: dict[str, Credential | None] = {}
         self._hosts: dict[str, _HostState] = {}
         self._lock = threading.Lock()
 
     def credential(self, host: str) -> Credential | None:
-        with self._lock:
-            if host not in self._credentials:
-                self._credentials[host] = self._credential_for(host)
-            return self._credentials[host]
+        """Looked up once per host, under that host's lock: a credential helper that takes its time (an
+        unlock prompt, a network round trip) holds up requests to its own host only."""
+        state = self._state(host)
+        with state.cond:
+            if not state.credential_known:
+                state.credential = self._credential_for(host)
+                state.credential_known = True
+            return state.credential
 
     def _state(self, host: str) -> _HostState:
         with self._lock:
@@ -235,12 +242,14 @@ class Authenticator:
                 raise AuthError(
                     f"{host} refused the token its own token service had just issued (401 invalid_token)",
                     hint="the registry and its token service disagree; check their configuration and clocks")
-            if attempt.answers_refusal or (sent is not None and sent.renewal and not invalid
-                                           and attempt.sent_at < sent.expires_at):
-                # A token fetched in answer to a refusal was refused for its grant: the account may not.
-                raise self._denied(host, 401, insufficient=True)
             base = merge_scopes(scopes)
             key = merge_scopes([*scopes, challenge.params.get("scope", "")])
+            if attempt.answers_refusal or (sent is not None and sent.renewal and not invalid
+                                           and attempt.sent_at < sent.expires_at
+                                           and merge_scopes([*sent.scopes, *key]) == sent.scopes):
+                # A token fetched in answer to a refusal, already asking for everything this challenge names,
+                # was refused for its grant: the account may not.
+                raise self._denied(host, 401, insufficient=True)
             if key != base:
                 with state.cond:
                     state.widened[base] = key
@@ -345,7 +354,7 @@ class Authenticator:
         if isinstance(body.get("refresh_token"), str) and refresh:
             with state.cond:
                 state.refresh_token = body["refresh_token"]
-        return _Token(token, time.monotonic() + float(lifetime) - margin, renewal)
+        return _Token(token, time.monotonic() + float(lifetime) - margin, scopes, renewal)
 
     def _request_token(
         self,

@@ -139,6 +139,20 @@ def test_promote_into_authenticated_registry_ten_times(request: pytest.FixtureRe
         assert len(registry.issuer.requests) == 10, registry.issuer.requests
 
 
+def test_thirty_two_parallel_first_requests_share_one_token(registry_token: RunningRegistry, graph: Graph,
+                                                            tmp_path: Path) -> None:
+    issuer = registry_token.issuer
+    assert issuer is not None and registry_token.username and registry_token.password
+    issuer.clear_requests()
+    destination = f"{registry_token.host}/wide/{uuid.uuid4().hex[:8]}"
+    result = run_cli("promote", graph.ref, f"{destination}:v1", "--concurrency", "32", "-u",
+                     registry_token.username, "--password-stdin", env=clean_env(tmp_path),
+                     stdin=registry_token.password)
+    assert result.returncode == 0, result.stderr
+    scope = f"repository:{destination.split('/', 1)[1]}:pull,push"
+    assert [(r.scopes, r.status) for r in issuer.requests] == [((scope,), 200)]
+
+
 # -- tokens that expire mid-run ----------------------------------------------------------------------------
 
 
@@ -217,6 +231,19 @@ def test_wrong_password_at_concurrency_32_fails_fast(registry_token: RunningRegi
     assert "authentication failed" in result.stderr and "not-the-password" not in result.stderr
     assert 1 <= len(issuer.requests) <= 2, issuer.requests  # no storm of token requests
     assert result.stderr.count("\n") == 1
+
+
+def test_missing_permission_is_denied_at_once(registry_factory: RegistryFactory, graph: Graph,
+                                              tmp_path: Path) -> None:
+    """A pull-only account: the token lacks push, which is "access denied" (exit 4), found out once."""
+    registry = registry_factory("token", authorizer=lambda _who, _type, _name, actions: [
+        action for action in actions if action == "pull"])
+    assert registry.issuer is not None and registry.username and registry.password
+    result = run_cli("promote", graph.ref, f"{registry.host}/readonly/app:v1", "--concurrency", "32", "-u",
+                     registry.username, "--password-stdin", env=clean_env(tmp_path), stdin=registry.password)
+    assert result.returncode == EXIT_AUTH, result.stderr
+    assert "access denied" in result.stderr and "lacks permission" in result.stderr
+    assert 1 <= len(registry.issuer.requests) <= 2, registry.issuer.requests
 
 
 def test_wrong_basic_password_at_concurrency_32_fails_fast(registry_htpasswd: RunningRegistry, graph: Graph,
