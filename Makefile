@@ -33,6 +33,9 @@ test: install-test test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache
+
 # The auth x concurrency matrix (tests/integration/test_auth_matrix.py) five times in a row, fresh registries
 # each run, stopping at the first failure: a race that shows once in five runs is a bug, not a flake.
 # CI=true: a missing docker-registry fails instead of skipping.
@@ -45,6 +48,3 @@ stress: install-test
 	  CI=true $(BIN)/python -m pytest -q -x -p no:cacheprovider --basetemp="$${TMPDIR:-/tmp}/ci-oras-stress" \
 	    tests/integration/test_auth_matrix.py || exit 1; \
 	done
-
-clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache
