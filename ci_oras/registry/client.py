@@ -98,7 +98,9 @@ class RegistryClient:
         """Send with auth; follow redirects (credentials only to our own host); raise mapped errors.
 
         ``content`` may be a callable returning a fresh body each time, so streamed uploads can be re-sent
-        after an auth challenge. Answers listed in ``ok`` are returned; anything else raises.
+        after an auth challenge; a plain iterator cannot be, so a 401 to it is a retryable RegistryError.
+        Absolute URLs on another host get no credentials. Answers listed in ``ok`` are returned; anything
+        else raises.
         """
         target = url if url.startswith(("http://", "https://")) else self.url(url)
         if not self.same_origin(target):
