@@ -45,12 +45,15 @@ stress-referrers: install-test test-tools
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache
 
+# `make stress` = the auth matrix five times (stress-auth) plus the parallel-attach rounds (stress-referrers).
 # The auth x concurrency matrix (tests/integration/test_auth_matrix.py) five times in a row, fresh registries
 # each run, stopping at the first failure: a race that shows once in five runs is a bug, not a flake.
 # CI=true: a missing docker-registry fails instead of skipping.
 STRESS_RUNS ?= 5
-.PHONY: stress
-stress: install-test
+.PHONY: stress stress-auth
+stress: stress-auth stress-referrers
+
+stress-auth: install-test
 	@command -v docker-registry >/dev/null || { echo "stress needs docker-registry: make test-tools" >&2; exit 1; }
 	@for run in $$(seq 1 $(STRESS_RUNS)); do \
 	  echo "stress: run $$run of $(STRESS_RUNS)"; \
