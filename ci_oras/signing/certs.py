@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -89,7 +90,7 @@ def leaf_problem(cert: x509.Certificate) -> str | None:
         excluded = [_EXCLUDED_EKUS[oid] for oid in ekus.value if oid in _EXCLUDED_EKUS]
         if excluded:
             return f"the signing certificate {name!r} has the {', '.join(excluded)} extended key usage"
-        if ExtendedKeyUsageOID.CODE_SIGNING not in list(ekus.value):
+        if ExtendedKeyUsageOID.CODE_SIGNING not in ekus.value:
             return f"the signing certificate {name!r} has an extended key usage without codeSigning"
     key = public_key(cert)
     if key is None or algorithm_for(key) is None:
@@ -112,7 +113,10 @@ def _ca_problem(cert: x509.Certificate, below: int) -> str | None:
     return None
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension[x509.ExtensionType] | None:
+_E = TypeVar("_E", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_E]) -> x509.Extension[_E] | None:
     try:
         return cert.extensions.get_extension_for_class(kind)
     except x509.ExtensionNotFound:
