@@ -337,13 +337,31 @@ def _identities(source: str, where: str, texts: list[str]) -> tuple[TrustedIdent
     return tuple(parse_identity(text, lambda problem: _bad(source, f"{where}: {problem}")) for text in texts)
 
 
+def _tidy_dn(dn: str) -> str:
+    """notation writes ``C=US, ST=WA``; RFC 4514 has no space after the comma: drop spaces around unescaped
+    separators (an escaped ``\\,`` stays part of its value)."""
+    parts, current, escaped = [], "", False
+    for char in dn:
+        if escaped:
+            current, escaped = current + char, False
+        elif char == "\\":
+            current, escaped = current + char, True
+        elif char == ",":
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    parts.append(current.strip())
+    return ",".join(parts)
+
+
 def parse_identity(text: str, error: Callable[[str], UsageError]) -> TrustedIdentity:
     """``x509.subject: C=US, ST=WA, O=Acme`` → the attributes; notation requires C, ST and O at least."""
     if not text.startswith(_IDENTITY_PREFIX):
         raise error(f"trusted identity {text!r} does not start with {_IDENTITY_PREFIX!r}")
     dn = text[len(_IDENTITY_PREFIX):].strip()
     try:
-        name = x509.Name.from_rfc4514_string(dn)
+        name = x509.Name.from_rfc4514_string(_tidy_dn(dn))
     except ValueError as exc:
         raise error(f"trusted identity {text!r} is not a distinguished name ({exc})") from None
     short = {attr.rfc4514_attribute_name for attr in name}
