@@ -506,8 +506,12 @@ class _Evaluation:
         self.checks.append(CheckResult(check, LOGGED if action == LOG else SKIPPED, problem))
 
     def _all(self) -> None:
-        if self.signature.layer.media_type not in (JWS_MEDIA_TYPE, COSE_MEDIA_TYPE):
-            self._record(INTEGRITY, f"layer media type {self.signature.layer.media_type!r} is not a Notary envelope")
+        layer = self.signature.layer
+        if layer.media_type not in (JWS_MEDIA_TYPE, COSE_MEDIA_TYPE):
+            self._record(INTEGRITY, f"the signature manifest has no single {JWS_MEDIA_TYPE} or {COSE_MEDIA_TYPE} "
+                                    "layer holding the envelope")
+        if layer.size > MAX_SIGNATURE_BYTES:
+            self._record(INTEGRITY, f"the envelope layer is {layer.size} bytes, far more than any signature")
         try:
             envelope = parse_envelope(self.signature.layer.media_type, self.signature.content)
             chain = [x509.load_der_x509_certificate(der) for der in envelope.chain]
