@@ -18,6 +18,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ FORMATS = {"jws": JWS_MEDIA_TYPE, "cose": COSE_MEDIA_TYPE}
 _COSE_SIGN1_TAG = 18
 _COSE_ALG, _COSE_CRIT, _COSE_CTY, _COSE_X5CHAIN = 1, 2, 3, 33
 _CBOR_EPOCH_TAG = 1
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 #: Headers the specification defines and this verifier understands when a signer marks them critical.
 _UNDERSTOOD = {H_SIGNING_SCHEME, H_SIGNING_TIME, H_AUTHENTIC_SIGNING_TIME, H_EXPIRY}
 
@@ -220,11 +222,18 @@ def _jws_time(protected: dict[str, object], label: str) -> dt.datetime | None:
     value = protected.get(label)
     if value is None:
         return None
-    try:
-        moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+    match = _RFC3339.match(value) if isinstance(value, str) else None
+    moment = None
+    if match:
+        # Go writes up to nine fractional digits; datetime keeps six (and Python 3.10 parses no "Z").
+        date, time, fraction, zone = match.groups()
+        fraction = (fraction or ".0")[:7].ljust(7, "0")
+        zone = "+00:00" if zone in ("Z", "z") else zone
+        try:
+            moment = dt.datetime.fromisoformat(f"{date}T{time}{fraction}{zone}")
+        except ValueError:
+            moment = None
+    if moment is None:
         raise EnvelopeError(f"the {label} header is not an RFC 3339 time with a time zone")
     return moment.astimezone(dt.timezone.utc)
 

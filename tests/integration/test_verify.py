@@ -256,8 +256,10 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
     repo = f"test/verify-wait-{uuid.uuid4().hex[:8]}"
     env = clean_env(tmp_path)
     with httpx.Client(timeout=30) as client:
-        image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
-    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain()))
+        pushed = push_image(client, registry_plain.url, repo, tag="v1")
+    image = pushed.manifest_digest
+    target = {"mediaType": OCI_MANIFEST, "digest": image, "size": len(pushed.manifest)}
+    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain(), target=target))
     ref = f"{registry_plain.host}/{repo}"
     attach: dict[str, CliResult] = {}
 

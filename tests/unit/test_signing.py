@@ -348,3 +348,60 @@ def test_der_and_bundle_files_in_a_store(good: pki.Pki, tmp_path: Path) -> None:
     store.mkdir(parents=True)
     (store / "root.der").write_bytes(good.root.public_bytes(pki.serialization.Encoding.DER))
     assert P.DirectoryTrustStore(tmp_path).certificates("ca", "acme") == (good.root,)
+
+
+# --- envelopes notation made (notation-go's test data: internal/testdata, verifier/testdata) -----------------
+
+NOTATION_SAMPLES = Path(__file__).parent.parent / "samples" / "notation"
+
+
+@pytest.mark.parametrize("name", ["jws_signature.sig", "withoutTimestamp.sig"])
+def test_envelopes_made_by_notation_verify(name: str) -> None:
+    data = (NOTATION_SAMPLES / name).read_bytes()
+    parsed = parse_envelope(JWS_MEDIA_TYPE, data)
+    assert parsed.algorithm.name == "PS256" and parsed.signing_agent == "Notation/1.0.0"
+    assert parsed.signing_time.utcoffset() == dt.timedelta(0)  # "+08:00" in the header, normalised
+    target = json.loads(parsed.payload)["targetArtifact"]
+    subject = Descriptor(target["mediaType"], target["digest"], target["size"])
+    leaf = pki.x509.load_der_x509_certificate(parsed.chain[0])  # a self-signed code-signing leaf
+    trusted = P.NotaryPolicy.signed_by(leaf.public_bytes(pki.serialization.Encoding.PEM), "alpine.pem")
+    outcome = trusted.evaluate(as_signature(data), subject, SCOPE)
+    assert outcome.result == "verified", outcome.reason
+    assert outcome.signer == "CN=alpine,O=Notary,L=Seattle,ST=WA,C=US"
+    wrong = trusted.evaluate(as_signature(data), OTHER, SCOPE)
+    assert wrong.failed_check == "integrity"
+    stranger = P.NotaryPolicy.signed_by(pki.make_root("Stranger", slot=4)[1].public_bytes(
+        pki.serialization.Encoding.PEM), "s")
+    assert stranger.evaluate(as_signature(data), subject, SCOPE).failed_check == "authenticity"
+    envelope = json.loads(data)
+    envelope["signature"] = ("A" if envelope["signature"][0] != "A" else "B") + envelope["signature"][1:]
+    flipped = json.dumps(envelope).encode()
+    assert trusted.evaluate(as_signature(flipped), subject, SCOPE).failed_check == "integrity"
+
+
+def test_notation_identity_spelling_matches_its_own_certificate() -> None:
+    data = (NOTATION_SAMPLES / "jws_signature.sig").read_bytes()
+    parsed = parse_envelope(JWS_MEDIA_TYPE, data)
+    leaf = pki.x509.load_der_x509_certificate(parsed.chain[0])
+    identity = P.parse_identity("x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=alpine", lambda m: UsageError(m))
+    assert identity.matches(leaf.subject)
+    assert not P.parse_identity("x509.subject: C=US, ST=WA, O=Notary, CN=debian",
+                                lambda m: UsageError(m)).matches(leaf.subject)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2022-08-24T17:18:15.491958356Z", dt.datetime(2022, 8, 24, 17, 18, 15, 491958, dt.timezone.utc)),
+    ("2023-03-14T16:10:02+08:00", dt.datetime(2023, 3, 14, 8, 10, 2, tzinfo=dt.timezone.utc)),
+    ("2024-01-01t00:00:00z", dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)),
+    ("2024-01-01T00:00:00", None), ("yesterday", None), (1714644930, None),
+])
+def test_jws_times_as_go_writes_them(good: pki.Pki, text: object, expected: dt.datetime | None) -> None:
+    data = json.loads(envelope(good))
+    protected = json.loads(base64.urlsafe_b64decode(data["protected"] + "=="))
+    protected["io.cncf.notary.signingTime"] = text
+    data["protected"] = base64.urlsafe_b64encode(json.dumps(protected).encode()).rstrip(b"=").decode()
+    if expected is None:
+        with pytest.raises(EnvelopeError, match="not an RFC 3339 time"):
+            parse_envelope(JWS_MEDIA_TYPE, json.dumps(data).encode())
+    else:
+        assert parse_envelope(JWS_MEDIA_TYPE, json.dumps(data).encode()).signing_time == expected
