@@ -157,9 +157,11 @@ def test_sign_refuses_what_could_never_verify(tmp_path: Path, chain: pki.Pki, ru
     subject = resolve_subject(target, "v1", layout)
     other = pki.make_pki("ec256")
     server_leaf = pki.make_pki("ec256", ekus=(pki.ExtendedKeyUsageOID.SERVER_AUTH,))
+    not_yet = pki.make_pki("ec256", not_before=pki.NOW + dt.timedelta(days=1))
     cases = [
         (other.key_pem(), chain.chain_pem, SignOptions(), "is not the key of the first certificate"),
         (server_leaf.key_pem(), server_leaf.chain_pem, SignOptions(), "serverAuth"),
+        (not_yet.key_pem(), not_yet.chain_pem, SignOptions(), "is not valid at signing time"),
         (chain.key_pem(), chain.chain_pem, SignOptions(signature_format="pgp"), "unknown signature format"),
         (chain.key_pem(), chain.chain_pem, SignOptions(expiry=dt.timedelta(0)), "positive duration"),
         (b"not a key", chain.chain_pem, SignOptions(key_source="$SIGNING_KEY"), "$SIGNING_KEY does not hold"),

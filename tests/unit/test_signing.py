@@ -405,3 +405,20 @@ def test_jws_times_as_go_writes_them(good: pki.Pki, text: object, expected: dt.d
             parse_envelope(JWS_MEDIA_TYPE, json.dumps(data).encode())
     else:
         assert parse_envelope(JWS_MEDIA_TYPE, json.dumps(data).encode()).signing_time == expected
+
+
+def test_keys_notary_signatures_cannot_use_are_refused_without_echoing_them() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    encrypted = pki.key("ec256").private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.BestAvailableEncryption(b"secret"))
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    edwards = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    for pem, message in ((encrypted, "is encrypted"), (small, "an RSA 1024-bit key"),
+                         (edwards, "Ed25519PrivateKey"), (b"-----BEGIN PRIVATE KEY-----\nAAAA\n", "readable")):
+        with pytest.raises(UsageError, match=message) as refused:
+            load_private_key(pem, "$SIGNING_KEY")
+        assert "$SIGNING_KEY" in refused.value.message and "AAAA" not in str(refused.value)
