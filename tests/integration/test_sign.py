@@ -27,7 +27,7 @@ from harness.registry import RunningRegistry
 
 from ci_oras.errors import UsageError
 from ci_oras.graph.signatures import examine_signature
-from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR
+from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor
 from ci_oras.oci.reference import parse_reference
 from ci_oras.registry.transport import TransportOptions
 from ci_oras.runtime import LoginFlags, Runtime
@@ -172,5 +172,32 @@ def test_sign_refuses_what_could_never_verify(tmp_path: Path, chain: pki.Pki, ru
                 sign(target, layout, subject, key, certs, options)
             assert message in str(refused.value)
         assert target.referrers(subject) == []
+    finally:
+        target.close()
+
+
+def test_a_notary_typed_referrer_without_an_envelope_fails_with_its_reason(tmp_path: Path, chain: pki.Pki,
+                                                                          runtime: Runtime) -> None:
+    """An unsigned blob typed as a Notary signature passes a gate that only counts referrers; not this one."""
+    from ci_oras.oci.digest import digest_bytes
+    from ci_oras.steps.attach import AttachOptions, attach_layers
+    from ci_oras.steps.common import BytesLayer
+
+    (tmp_path / "app.txt").write_text("the app\n")
+    layout = f"oci:{tmp_path / 'layout'}"
+    assert run_cli("push", f"{layout}:v1", "app.txt", env=clean_env(tmp_path), cwd=tmp_path).returncode == 0
+    target = runtime.open(parse_reference(layout))
+    try:
+        subject = resolve_subject(target, "v1", layout)
+        for media_type in ("text/plain", "application/jose+json"):
+            blob = f"trust me ({media_type})".encode()
+            layer = BytesLayer(Descriptor(media_type, digest_bytes(blob), len(blob)), blob)
+            attach_layers(target, layout, subject, [layer], AttachOptions(artifact_type=NOTARY), step="attach",
+                          detected_format=None)
+        outcomes = _verify_all(target, "v1", NotaryPolicy.signed_by(chain.root_pem, "root.pem"), "local/layout")
+        reasons = sorted(str(outcome["reason"]) for outcome in outcomes)
+        assert [outcome["failedCheck"] for outcome in outcomes] == ["integrity", "integrity"]
+        assert "has no single application/jose+json or application/cose layer" in reasons[1]
+        assert reasons[0].startswith("malformed signature envelope: the JWS envelope is not JSON")
     finally:
         target.close()

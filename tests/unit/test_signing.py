@@ -422,3 +422,47 @@ def test_keys_notary_signatures_cannot_use_are_refused_without_echoing_them() ->
         with pytest.raises(UsageError, match=message) as refused:
             load_private_key(pem, "$SIGNING_KEY")
         assert "$SIGNING_KEY" in refused.value.message and "AAAA" not in str(refused.value)
+
+
+def _hand_made_jws(chain: pki.Pki, protected: dict[str, object], header: dict[str, object] | None = None) -> bytes:
+    """A JWS built here, not by sign_envelope, for headers ci-oras never writes itself."""
+    from ci_oras.signing.keys import sign_bytes
+
+    key = load_private_key(chain.key_pem(), "k")
+    protected_b64 = base64.urlsafe_b64encode(json.dumps(protected).encode()).rstrip(b"=").decode()
+    payload_b64 = base64.urlsafe_b64encode(payload_for(SUBJECT)).rstrip(b"=").decode()
+    signature = sign_bytes(key, BY_NAME["ES256"], f"{protected_b64}.{payload_b64}".encode())
+    x5c = [base64.b64encode(c.public_bytes(pki.serialization.Encoding.DER)).decode() for c in (chain.leaf, chain.root)]
+    return json.dumps({"payload": payload_b64, "protected": protected_b64, "header": {"x5c": x5c, **(header or {})},
+                       "signature": base64.urlsafe_b64encode(signature).rstrip(b"=").decode()}).encode()
+
+
+X509_HEADERS: dict[str, object] = {
+    "alg": "ES256", "cty": "application/vnd.cncf.notary.payload.v1+json", "crit": ["io.cncf.notary.signingScheme"],
+    "io.cncf.notary.signingScheme": "notary.x509", "io.cncf.notary.signingTime": NOW.isoformat()}
+
+
+def test_a_timestamp_countersignature_is_reported_not_checked(good: pki.Pki) -> None:
+    data = _hand_made_jws(good, X509_HEADERS, {"io.cncf.notary.timestampSignature": "MIIB"})
+    outcome = judge(P.NotaryPolicy.signed_by(good.root_pem, "r"), data)
+    assert outcome.result == "verified"
+    timestamp = check(outcome, "authenticTimestamp")
+    assert timestamp.result == "passed" and "present but not checked" in (timestamp.detail or "")
+
+
+def test_signing_authority_scheme_uses_signing_authority_stores(good: pki.Pki, tmp_path: Path) -> None:
+    headers = {**X509_HEADERS, "io.cncf.notary.signingScheme": "notary.x509.signingAuthority",
+               "crit": ["io.cncf.notary.signingScheme", "io.cncf.notary.authenticSigningTime"]}
+    headers["io.cncf.notary.authenticSigningTime"] = headers.pop("io.cncf.notary.signingTime")
+    data = _hand_made_jws(good, headers)
+    with_ca_only = judge(policy_files(tmp_path / "ca", good), data)
+    assert with_ca_only.failed_check == "authenticity"
+    assert "no signingAuthority trust store" in (with_ca_only.reason or "")
+    good.write_store(tmp_path / "sa" / "store", store_type="signingAuthority")
+    (tmp_path / "sa" / "trustpolicy.json").write_text(json.dumps({"version": "1.0", "trustPolicies": [{
+        "name": "sa", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+        "trustStores": ["signingAuthority:acme"], "trustedIdentities": ["*"]}]}))
+    policy = P.NotaryPolicy.from_files(tmp_path / "sa" / "trustpolicy.json", tmp_path / "sa" / "store")
+    outcome = judge(policy, data)
+    assert outcome.result == "verified", outcome.reason
+    assert "authentic" in (check(outcome, "authenticTimestamp").detail or "")
