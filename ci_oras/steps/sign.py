@@ -37,6 +37,7 @@ class SignOptions:
     #: How long the signature stays valid; None for no ``io.cncf.notary.expiry``.
     expiry: dt.timedelta | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: ``org.opencontainers.image.created``; None means the signing time.
     created: str | None = None
     #: Where the key and chain came from, for messages (``--key FILE``, ``$VAR``): never their content.
     key_source: str = "the signing key"
@@ -116,7 +117,8 @@ def sign(target: Target, repository: str, subject: Descriptor, key_pem: bytes, c
                              expiry=expiry, signing_agent=f"ci-oras/{__version__}")
     layer = BytesLayer(Descriptor(media_type=media_type, digest=digest_bytes(envelope), size=len(envelope)),
                        envelope)
-    attach_options = AttachOptions(artifact_type=NOTARY_ARTIFACT_TYPE, created=options.created,
+    # notation always stamps the manifest's creation time; without one from the caller, that is the signing time.
+    attach_options = AttachOptions(artifact_type=NOTARY_ARTIFACT_TYPE, created=options.created or _iso(signing_time),
                                    annotations={ANNOTATION_THUMBPRINTS: thumbprint_annotation(ders),
                                                 **options.annotations})
     attached = attach_layers(target, repository, subject, [layer], attach_options, step="sign",

@@ -201,3 +201,21 @@ def test_a_notary_typed_referrer_without_an_envelope_fails_with_its_reason(tmp_p
         assert reasons[0].startswith("malformed signature envelope: the JWS envelope is not JSON")
     finally:
         target.close()
+
+
+def test_created_defaults_to_the_signing_time(tmp_path: Path, chain: pki.Pki, runtime: Runtime) -> None:
+    (tmp_path / "app.txt").write_text("the app\n")
+    layout = f"oci:{tmp_path / 'layout'}"
+    assert run_cli("push", f"{layout}:v1", "app.txt", env=clean_env(tmp_path), cwd=tmp_path).returncode == 0
+    target = runtime.open(parse_reference(layout))
+    try:
+        at = (pki.NOW - dt.timedelta(days=1)).replace(microsecond=678)
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        result = sign(target, layout, resolve_subject(target, "v1", layout), chain.key_pem(), chain.chain_pem,
+                      SignOptions(signature_format="cose", signing_time=at))
+        manifest = target.fetch_manifest(result.digest)
+        assert manifest.annotations["org.opencontainers.image.created"] == stamp
+        assert result.document()["signature"]["signingTime"] == stamp
+        assert "expiry" not in result.document()["signature"]
+    finally:
+        target.close()
