@@ -430,7 +430,12 @@ class NotaryPolicy:
     now: Callable[[], dt.datetime] = _utcnow
 
     @classmethod
-    def from_files(cls, policy_path: Path, store_root: Path) -> NotaryPolicy:
+    def from_files(cls, policy_path: Path, store_root: Path | None = None) -> NotaryPolicy:
+        """The trust policy at ``policy_path`` with the trust store at ``store_root``; without one, the
+        ``truststore`` directory beside the policy, which is where notation keeps both
+        (``~/.config/notation/trustpolicy.json`` and ``~/.config/notation/truststore``)."""
+        if store_root is None:
+            store_root = policy_path.parent / "truststore"
         try:
             data = policy_path.read_bytes()
         except OSError as exc:

@@ -130,7 +130,9 @@ def test_sign_then_verify_on_docker_registry(registry_plain: RunningRegistry, un
     try:
         document = _sign(target, repository, "v1", chain, fmt)
         _check_manifest(target, document, chain, f"application/{'jose+json' if fmt == 'jws' else 'cose'}")
-        policy = NotaryPolicy.from_files(*_notation_config(tmp_path, chain))
+        policy_path, store = _notation_config(tmp_path, chain)
+        assert NotaryPolicy.from_files(policy_path).store == NotaryPolicy.from_files(policy_path, store).store
+        policy = NotaryPolicy.from_files(policy_path)
         [outcome] = _verify_all(target, "v1", policy, repository)
         assert outcome["result"] == "verified", outcome
         assert outcome["policy"] == "release" and outcome["signer"] == chain.leaf.subject.rfc4514_string()
@@ -140,7 +142,7 @@ def test_sign_then_verify_on_docker_registry(registry_plain: RunningRegistry, un
 
 def _notation_config(tmp_path: Path, chain: pki.Pki) -> tuple[Path, Path]:
     """A trust policy and trust store exactly as a notation user keeps them."""
-    store = chain.write_store(tmp_path / "truststore", "release-roots")
+    store = chain.write_store(tmp_path / "truststore", "release-roots")  # notation's own place, beside the policy
     policy = tmp_path / "trustpolicy.json"
     policy.write_text(json.dumps({"version": "1.0", "trustPolicies": [{
         "name": "release", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},

@@ -466,3 +466,11 @@ def test_signing_authority_scheme_uses_signing_authority_stores(good: pki.Pki, t
     outcome = judge(policy, data)
     assert outcome.result == "verified", outcome.reason
     assert "authentic" in (check(outcome, "authenticTimestamp").detail or "")
+
+
+def test_unreadable_or_non_json_policy_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read trust policy"):
+        P.NotaryPolicy.from_files(tmp_path / "missing.json")
+    (tmp_path / "trustpolicy.json").write_text("{not json")
+    with pytest.raises(UsageError, match="is not a JSON trust policy document"):
+        P.NotaryPolicy.from_files(tmp_path / "trustpolicy.json")
