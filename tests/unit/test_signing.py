@@ -474,3 +474,24 @@ def test_unreadable_or_non_json_policy_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "trustpolicy.json").write_text("{not json")
     with pytest.raises(UsageError, match="is not a JSON trust policy document"):
         P.NotaryPolicy.from_files(tmp_path / "trustpolicy.json")
+
+
+def test_policies_dispatch_by_artifact_type_so_another_kind_can_join(good: pki.Pki) -> None:
+    """The shape a Sigstore bundle policy will plug into: one policy per kind, chosen by artifact type."""
+
+    class BundlePolicy:
+        def handles(self, artifact_type: str) -> bool:
+            return artifact_type.startswith("application/vnd.dev.sigstore.bundle")
+
+        def pick_layer(self, layers: object) -> Descriptor | None:
+            return None
+
+        def evaluate(self, signature: P.Signature, subject: Descriptor, scope: str) -> P.SignatureOutcome:
+            return P.SignatureOutcome(signature.digest, signature.artifact_type, "failed", "integrity", "unchecked")
+
+    notary = P.NotaryPolicy.signed_by(good.root_pem, "r")
+    bundles = BundlePolicy()
+    policies = P.Policies((notary, bundles))
+    assert policies.for_type(NOTARY_ARTIFACT_TYPE) is notary
+    assert policies.for_type("application/vnd.dev.sigstore.bundle.v0.3+json") is bundles
+    assert policies.for_type("application/spdx+json") is None
