@@ -384,8 +384,16 @@ class DirectoryTrustStore:
     """notation's layout: ``ROOT/x509/<type>/<name>/`` holding PEM or DER certificate files."""
 
     root: Path
+    #: Each named store is read once per run, however many signatures it judges.
+    _loaded: dict[tuple[str, str], tuple[x509.Certificate, ...]] = field(default_factory=dict, compare=False,
+                                                                         repr=False)
 
     def certificates(self, store_type: str, name: str) -> tuple[x509.Certificate, ...]:
+        if (store_type, name) not in self._loaded:
+            self._loaded[(store_type, name)] = self._read(store_type, name)
+        return self._loaded[(store_type, name)]
+
+    def _read(self, store_type: str, name: str) -> tuple[x509.Certificate, ...]:
         directory = self.root / "x509" / store_type / name
         hint = f"put the trusted root certificate(s) (PEM) in {directory}"
         if not directory.is_dir():

@@ -495,3 +495,10 @@ def test_policies_dispatch_by_artifact_type_so_another_kind_can_join(good: pki.P
     assert policies.for_type(NOTARY_ARTIFACT_TYPE) is notary
     assert policies.for_type("application/vnd.dev.sigstore.bundle.v0.3+json") is bundles
     assert policies.for_type("application/spdx+json") is None
+
+
+def test_a_trust_store_is_read_once(good: pki.Pki, tmp_path: Path) -> None:
+    policy = policy_files(tmp_path, good)
+    assert judge(policy, envelope(good)).result == "verified"
+    (tmp_path / "store" / "x509" / "ca" / "acme" / "root.pem").unlink()  # a second read would now fail
+    assert judge(policy, envelope(good, "cose"), "cose").result == "verified"
