@@ -1,4 +1,5 @@
-"""A small, bounded CBOR decoder (RFC 8949), enough to read a COSE_Sign1 envelope's headers.
+"""A small, bounded CBOR decoder (RFC 8949), enough to read a COSE_Sign1 envelope's headers, and the
+matching encoder ``ci-oras sign`` uses to write one.
 
 Why not a library: runtime code is stdlib only, and all we need is to look inside a Notary Project COSE
 signature for its content type and certificate chain. The input comes from a user's file, so the decoder
@@ -11,6 +12,10 @@ is written to be safe on hostile bytes rather than complete:
   not integers/strings/bytes, duplicate map keys and trailing bytes are refused.
 
 Every failure is a ``ValueError`` (a short reason); callers turn it into a ``UsageError``.
+
+The encoder writes the shortest (preferred) form of every head and keeps map entries in the order given:
+what a signature covers is the exact bytes written once, never a re-encoding, so canonical ordering is not
+needed for verification.
 """
 
 from __future__ import annotations
@@ -145,3 +150,55 @@ def _simple(reader: _Reader, info: int) -> CborValue:
     if info == 31:
         raise ValueError("unexpected CBOR break outside an indefinite-length item")
     raise ValueError(f"unsupported CBOR simple value (additional information {info})")
+
+
+def encode(value: CborValue) -> bytes:
+    """Encode ``value`` (no floats: nothing we sign carries one) in definite-length preferred form."""
+    out = bytearray()
+    _encode(value, out)
+    return bytes(out)
+
+
+def _head(major: int, argument: int, out: bytearray) -> None:
+    if argument < 0 or argument >= 1 << 64:
+        raise ValueError(f"CBOR argument {argument} does not fit in 64 bits")
+    if argument < 24:
+        out.append(major << 5 | argument)
+        return
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if argument < 1 << (8 * width):
+            out.append(major << 5 | info)
+            out += argument.to_bytes(width, "big")
+            return
+
+
+def _encode(value: CborValue, out: bytearray) -> None:
+    if isinstance(value, bool):
+        out.append(0xF5 if value else 0xF4)
+    elif value is None:
+        out.append(0xF6)
+    elif isinstance(value, int) and value >= 0:
+        _head(_MAJOR_UINT, value, out)
+    elif isinstance(value, int):
+        _head(_MAJOR_NEGINT, -1 - value, out)
+    elif isinstance(value, bytes):
+        _head(_MAJOR_BYTES, len(value), out)
+        out += value
+    elif isinstance(value, str):
+        raw = value.encode("utf-8")
+        _head(_MAJOR_TEXT, len(raw), out)
+        out += raw
+    elif isinstance(value, list):
+        _head(_MAJOR_ARRAY, len(value), out)
+        for item in value:
+            _encode(item, out)
+    elif isinstance(value, dict):
+        _head(_MAJOR_MAP, len(value), out)
+        for key, item in value.items():
+            _encode(key, out)
+            _encode(item, out)
+    elif isinstance(value, Tag):
+        _head(_MAJOR_TAG, value.number, out)
+        _encode(value.value, out)
+    else:
+        raise ValueError(f"cannot encode {type(value).__name__} as CBOR")

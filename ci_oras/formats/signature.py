@@ -22,7 +22,8 @@ policy engines that read the referrers index see the same values:
 ``dev.sigstore.bundle.predicateType`` (Sigstore, DSSE only)
     the in-toto statement's ``predicateType`` when the envelope carries one.
 
-Detection checks structure, never validity: a signature that does not verify is the verifier's business,
+Detection checks structure, never validity (with one exception: a Notary Project envelope whose signed payload
+names another artifact is refused before it is attached, see :func:`refuse_notary_for_other_subject`): a signature that does not verify is the verifier's business,
 but a "Notary signature" without the certificate chain its thumbprint annotation needs is refused. Files
 are read whole up to 64 MiB (real signatures are kilobytes). Anything unrecognised is a ``UsageError``
 (exit 2) naming what was found.
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from ci_oras.errors import UsageError
+from ci_oras.oci.descriptor import Descriptor
 from ci_oras.formats import (
     Detected,
     cbor,
@@ -333,3 +335,56 @@ def _x5chain(value: cbor.CborValue) -> list[bytes] | None:
             return None
         chain.append(der)
     return chain
+
+
+# --- the subject a Notary Project envelope was made for -------------------------------------------------
+
+
+def refuse_notary_for_other_subject(path: Path, media_type: str | None, subject: Descriptor) -> None:
+    """Refuse (``UsageError``, exit 2) to attach a Notary Project envelope to a subject it was not made for.
+
+    Such a signature can never verify, yet listed under the subject it would look like one to anything that
+    only counts referrers. Only the payload's ``targetArtifact`` is read (no cryptography); a file that is not
+    a readable envelope is left to detection, or to the user who passed explicit types.
+    """
+    if media_type not in (JWS_MEDIA_TYPE, COSE_MEDIA_TYPE) or path.is_dir():
+        return
+    with open_input(path) as handle:
+        data = read_bounded(handle, path, SIGNATURE_LIMIT, _TOO_BIG_HINT)
+    payload = _jws_payload(data) if media_type == JWS_MEDIA_TYPE else _cose_payload(data)
+    if payload is None:
+        return
+    try:
+        document: object = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        document = None
+    target = document.get("targetArtifact") if isinstance(document, dict) else None
+    if not isinstance(target, dict):
+        raise UsageError(f"{path} is a Notary Project signature whose payload names no targetArtifact",
+                         hint="sign the artifact again with notation or ci-oras sign")
+    if target.get("digest") != subject.digest or target.get("size") != subject.size:
+        raise UsageError(
+            f"{path} is a Notary Project signature of {one_line(str(target.get('digest')))}, not of {subject.digest}",
+            hint="attach it to the artifact it signs, or sign this artifact",
+        )
+
+
+def _jws_payload(data: bytes) -> bytes | None:
+    try:
+        envelope: object = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    payload = envelope.get("payload") if isinstance(envelope, dict) else None
+    return _b64url(payload) if isinstance(payload, str) else None
+
+
+def _cose_payload(data: bytes) -> bytes | None:
+    try:
+        item = cbor.decode(data)
+    except ValueError:
+        return None
+    if isinstance(item, cbor.Tag):
+        item = item.value
+    if isinstance(item, list) and len(item) == 4 and isinstance(item[2], bytes):
+        return item[2]
+    return None

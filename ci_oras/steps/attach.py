@@ -7,14 +7,16 @@ success (see ``registry/referrers.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ci_oras.errors import NotFoundError, UsageError
 from ci_oras.files import FileSpec, prepare_layers
+from ci_oras.formats.signature import NOTARY_ARTIFACT_TYPE, refuse_notary_for_other_subject
 from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor, Platform
 from ci_oras.oci.manifest import Manifest, build_image_manifest
-from ci_oras.steps.common import upload_layers, with_created
+from ci_oras.steps.common import LayerSource, upload_layers, with_created
 from ci_oras.store.protocols import Target
 
 
@@ -98,12 +100,23 @@ def attach(target: Target, repository: str, subject: Descriptor, files: list[Fil
            options: AttachOptions, *, step: str = "attach", detected_format: str | None = None) -> AttachResult:
     if not options.artifact_type:
         raise UsageError("attach needs --artifact-type", hint="e.g. --artifact-type application/vnd.acme.report.v1")
-    annotations = with_created(options.annotations, options.created)
+    if options.artifact_type.lower() == NOTARY_ARTIFACT_TYPE:
+        for spec in files:
+            refuse_notary_for_other_subject(spec.path, spec.media_type, subject)
     with prepare_layers(files, file_annotations=options.file_annotations, mtime=options.mtime) as layers:
-        layer_descriptors, uploaded = upload_layers(target, layers)
-        manifest = build_image_manifest(artifact_type=options.artifact_type, config=EMPTY_DESCRIPTOR,
-                                        layers=layer_descriptors, subject=subject, annotations=annotations)
-        target.push_referrer(manifest)
+        return attach_layers(target, repository, subject, layers, options, step=step,
+                             detected_format=detected_format)
+
+
+def attach_layers(target: Target, repository: str, subject: Descriptor, layers: Sequence[LayerSource],
+                  options: AttachOptions, *, step: str, detected_format: str | None) -> AttachResult:
+    """Upload ``layers`` and push the referrer manifest naming ``subject``: shared by ``attach`` (files on
+    disk) and ``sign`` (an envelope made in memory), so both write the same manifest shape."""
+    annotations = with_created(options.annotations, options.created)
+    layer_descriptors, uploaded = upload_layers(target, layers)
+    manifest = build_image_manifest(artifact_type=options.artifact_type, config=EMPTY_DESCRIPTOR,
+                                    layers=layer_descriptors, subject=subject, annotations=annotations)
+    target.push_referrer(manifest)
     return AttachResult(
         step=step,
         reference=f"{repository}@{manifest.digest}",

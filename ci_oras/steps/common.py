@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from ci_oras.files import PreparedLayer
 from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, EMPTY_JSON, Descriptor
 from ci_oras.store.protocols import Target
 
@@ -26,7 +27,27 @@ def ensure_empty_config(target: Target) -> bool:
     return ensure_blob(target, EMPTY_DESCRIPTOR, [EMPTY_JSON])
 
 
-def upload_layers(target: Target, layers: list[PreparedLayer]) -> tuple[list[Descriptor], int]:
+class LayerSource(Protocol):
+    """A layer to upload: its descriptor, and its bytes each time it is iterated (so an upload can retry)."""
+
+    @property
+    def descriptor(self) -> Descriptor: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
+@dataclass(frozen=True)
+class BytesLayer:
+    """A small layer made in memory (a signature envelope)."""
+
+    descriptor: Descriptor
+    content: bytes
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.content
+
+
+def upload_layers(target: Target, layers: Sequence[LayerSource]) -> tuple[list[Descriptor], int]:
     """Upload the layers and the empty config the target lacks; returns the manifest's layer list (the empty
     descriptor when there are no files, as ORAS writes it) and how many blobs were sent."""
     uploaded = sum(ensure_blob(target, layer.descriptor, layer) for layer in layers)

@@ -217,7 +217,10 @@ def test_attach_notary_signature(registry: tuple[FakeRegistry, str], tmp_path: P
     fake, subject = registry
     chain = make_chain()
     path = tmp_path / f"notary.{envelope}.sig"
-    path.write_bytes(notary_jws(chain) if envelope == "jws" else notary_cose(chain))
+    image = fake.manifest("app", subject)
+    assert image is not None
+    target = {"mediaType": image.media_type, "digest": subject, "size": len(image.body)}
+    path.write_bytes(notary_jws(chain, target=target) if envelope == "jws" else notary_cose(chain, target=target))
     if envelope == "jws":  # the chain in the file is the chain we made: x5c is standard base64 DER
         x5c = json.loads(path.read_bytes())["header"]["x5c"]
         assert [base64.b64decode(c) for c in x5c] == chain.ders
@@ -236,6 +239,22 @@ def test_attach_notary_signature(registry: tuple[FakeRegistry, str], tmp_path: P
     # The thumbprints are exactly what notation writes: a compact JSON array of lowercase hex, leaf first.
     assert json.loads(manifest["annotations"][THUMBPRINT])[0] == hashlib.sha256(chain.ders[0]).hexdigest()
     assert fake.referrers("app", subject)[0]["annotations"][THUMBPRINT] == expected[THUMBPRINT]
+
+
+@pytest.mark.parametrize("envelope", ["jws", "cose"])
+def test_attach_notary_signature_made_for_another_artifact_is_refused(
+        registry: tuple[FakeRegistry, str], tmp_path: Path, env: dict[str, str], envelope: str) -> None:
+    fake, subject = registry
+    path = tmp_path / f"other.{envelope}.sig"
+    path.write_bytes(notary_jws(make_chain()) if envelope == "jws" else notary_cose(make_chain()))  # another target
+    refused = run_cli("attach-signature", f"{fake.host}/app:v1", str(path), "-O", "json", env=env)
+    assert refused.returncode == EXIT_USAGE, refused.stderr
+    assert f"not of {subject}" in refused.stderr and "Traceback" not in refused.stderr
+    assert fake.referrers("app", subject) == []
+    # Explicit types do not bypass it: the envelope is still a Notary signature of something else.
+    forced = run_cli("attach-signature", f"{fake.host}/app:v1", str(path), "--artifact-type", NOTARY,
+                     "--media-type", "application/jose+json" if envelope == "jws" else "application/cose", env=env)
+    assert forced.returncode == EXIT_USAGE
 
 
 @pytest.mark.parametrize(("name", "content"), [("sigstore-message.sigstore.json", "message-signature"),

@@ -61,7 +61,6 @@ def test_referrer_documents_match_schemas(tmp_path: Path) -> None:
     (src / "a.txt").write_text("a")
     (src / "report.txt").write_text("report")
     (src / "bom.json").write_bytes(cyclonedx_json())
-    (src / "sig.jws").write_bytes(notary_jws(make_chain()))
     env = clean_env(tmp_path)
     layout = f"oci:{tmp_path / 'layout'}"
     assert run_cli("push", f"{layout}:v1", "a.txt", env=env, cwd=src).returncode == 0
@@ -69,6 +68,7 @@ def test_referrer_documents_match_schemas(tmp_path: Path) -> None:
                                 "-O", "json", env=env, cwd=src))
     sbom = run_cli("attach-sbom", f"{layout}:v1", "bom.json", "-O", "json", env=env, cwd=src)
     _validate("attach-sbom", sbom)
+    (src / "sig.jws").write_bytes(notary_jws(make_chain(), target=sbom.json()))
     _validate("attach-signature", run_cli("attach-signature", f"{layout}@{sbom.json()['digest']}", "sig.jws",
                                           "-O", "json", env=env, cwd=src))
     discovered = run_cli("discover", f"{layout}:v1", "-O", "json", env=env)

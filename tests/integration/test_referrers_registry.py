@@ -85,11 +85,11 @@ def deep_graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPat
     with httpx.Client(timeout=30) as client:
         image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
     (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
-    (work / "bom.sig").write_bytes(notary_jws(make_chain()))
     (work / "countersig.txt").write_text("countersigned by the release manager\n")
     ref = f"{registry_plain.host}/{repo}"
 
     sbom = _ok(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work)).json()
+    (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
     signature = _ok(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
                             env=env, cwd=work)).json()
     counter = _ok(run_cli("attach", f"{ref}@{signature['digest']}", "countersig.txt", "--artifact-type", COUNTER,

@@ -153,9 +153,9 @@ def attached(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathF
     with httpx.Client(timeout=30) as client:
         image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
     (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
-    (work / "bom.sig").write_bytes(notary_jws(make_chain()))
     ref = f"{registry_plain.host}/{repo}"
     sbom = _check(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work), 0).json()
+    (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
     signature = _check(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
                                env=env, cwd=work), 0).json()
     yield Attached(registry_plain, repo, env, work, image, sbom["digest"], signature["digest"])
@@ -256,8 +256,10 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
     repo = f"test/verify-wait-{uuid.uuid4().hex[:8]}"
     env = clean_env(tmp_path)
     with httpx.Client(timeout=30) as client:
-        image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
-    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain()))
+        pushed = push_image(client, registry_plain.url, repo, tag="v1")
+    image = pushed.manifest_digest
+    target = {"mediaType": OCI_MANIFEST, "digest": image, "size": len(pushed.manifest)}
+    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain(), target=target))
     ref = f"{registry_plain.host}/{repo}"
     attach: dict[str, CliResult] = {}
 

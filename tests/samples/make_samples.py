@@ -139,17 +139,22 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def notary_payload() -> bytes:
-    """The signed descriptor, compact as notation marshals it."""
-    target = {"targetArtifact": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                 "digest": SUBJECT_DIGEST, "size": SUBJECT_SIZE}}
-    return json.dumps(target, separators=(",", ":")).encode()
+def notary_payload(target: dict[str, Any] | None = None) -> bytes:
+    """The signed descriptor, compact as notation marshals it; ``target`` is the signed manifest's descriptor
+    (``attach-signature`` refuses an envelope made for another subject than the one it is attached to)."""
+    if target is None:
+        target = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": SUBJECT_DIGEST,
+                  "size": SUBJECT_SIZE}
+    else:
+        target = {key: target[key] for key in ("mediaType", "digest", "size")}
+    return json.dumps({"targetArtifact": target}, separators=(",", ":")).encode()
 
 
 # --- Notary Project signatures --------------------------------------------------------------------------
 
 
-def notary_jws(chain: Chain, *, alg: str = "ES256", x5c: list[str] | None = None) -> bytes:
+def notary_jws(chain: Chain, *, alg: str = "ES256", x5c: list[str] | None = None,
+               target: dict[str, Any] | None = None) -> bytes:
     """A Notary Project JWS envelope in JSON serialization, signed for real; ``x5c`` overrides the chain."""
     protected = {
         "alg": alg,
@@ -159,7 +164,7 @@ def notary_jws(chain: Chain, *, alg: str = "ES256", x5c: list[str] | None = None
         "io.cncf.notary.signingTime": "2024-05-02T12:15:30+02:00",
     }
     protected_b64 = b64url(json.dumps(protected, separators=(",", ":")).encode())
-    payload_b64 = b64url(notary_payload())
+    payload_b64 = b64url(notary_payload(target))
     signature = raw_signature(chain.key, f"{protected_b64}.{payload_b64}".encode())
     header: dict[str, Any] = {
         "x5c": [base64.b64encode(der).decode() for der in chain.ders] if x5c is None else x5c,
@@ -171,7 +176,7 @@ def notary_jws(chain: Chain, *, alg: str = "ES256", x5c: list[str] | None = None
 
 
 def notary_cose(chain: Chain, *, x5chain: Any = None, tagged: bool = True,
-                content_type: str = NOTARY_PAYLOAD_TYPE) -> bytes:
+                content_type: str = NOTARY_PAYLOAD_TYPE, target: dict[str, Any] | None = None) -> bytes:
     """A Notary Project COSE_Sign1, signed for real over its Sig_structure (RFC 9052 §4.4)."""
     protected = cbor_encode({
         1: -7,  # ES256
@@ -180,7 +185,7 @@ def notary_cose(chain: Chain, *, x5chain: Any = None, tagged: bool = True,
         "io.cncf.notary.signingScheme": "notary.x509",
         "io.cncf.notary.signingTime": Tagged(1, 1714644930),
     })
-    payload = notary_payload()
+    payload = notary_payload(target)
     to_sign = cbor_encode(["Signature1", protected, b"", payload])
     signature = raw_signature(chain.key, to_sign)
     unprotected = {33: chain.ders if x5chain is None else x5chain,

@@ -135,7 +135,6 @@ def graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathFact
     subject = f"{registry_plain.host}/wrappers/{uuid.uuid4().hex[:8]}:v1"
     (work / "app.txt").write_text("the application\n")
     (work / "sbom.cdx.json").write_bytes(cyclonedx_json())
-    (work / "sbom.jws").write_bytes(notary_jws(make_chain()))
 
     def cli(*args: str) -> dict[str, Any]:
         result = run_cli(*args, "--output", "json", "--plain-http", env=env, cwd=work)
@@ -145,6 +144,7 @@ def graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathFact
 
     pushed = cli("push", subject, "app.txt", "--artifact-type", "application/vnd.acme.app.v1")
     sbom = cli("attach-sbom", subject, "sbom.cdx.json")
+    (work / "sbom.jws").write_bytes(notary_jws(make_chain(), target=sbom))
     repository = subject.rsplit(":", 1)[0]
     signature = cli("attach-signature", f"{repository}@{sbom['digest']}", "sbom.jws")
     yield Graph(subject, pushed["digest"], sbom["digest"], signature["digest"])
