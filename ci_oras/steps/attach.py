@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_oras.errors import NotFoundError, UsageError
+import os
+from pathlib import Path
+
+from ci_oras.errors import UsageError
 from ci_oras.files import FileSpec, prepare_layers
-from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor, Platform
-from ci_oras.oci.manifest import Manifest, build_image_manifest
+from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor
+from ci_oras.oci.manifest import build_image_manifest
 from ci_oras.steps.common import upload_layers, with_created
 from ci_oras.store.protocols import Target
 
@@ -60,38 +63,52 @@ class AttachResult:
         return doc
 
 
-def parse_platform(text: str) -> Platform:
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise UsageError(f"invalid platform {text!r}", hint="use OS/ARCH or OS/ARCH/VARIANT, e.g. linux/arm64")
-    return Platform(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None)
+@dataclass(frozen=True)
+class AttachInput:
+    """What ``attach-sbom``/``attach-signature`` attach: the file, its types and the annotations read from it."""
+
+    file: FileSpec
+    artifact_type: str
+    annotations: dict[str, str]
+    #: The recognised format (``CycloneDX 1.5 JSON``), None when the user named the types.
+    format: str | None
 
 
-def resolve_subject(target: Target, reference: str, shown: str, platform: str | None = None) -> Descriptor:
-    """The descriptor to refer to: the manifest at ``reference``, or its child for ``platform``."""
-    if platform is None:
-        return _plain(target.resolve(reference))
-    return _plain(platform_child(target.fetch_manifest(reference), shown, platform, "attach to"))
+def sbom_file(path: Path, artifact_type: str | None) -> AttachInput:
+    """An SBOM: its format detected and described, unless ``--artifact-type`` overrides the detection."""
+    from ci_oras.formats.sbom import detect_sbom
+
+    _require_file(path)
+    if artifact_type:
+        return AttachInput(_single_file(path, None), artifact_type, {}, None)
+    found = detect_sbom(path)
+    return AttachInput(_single_file(path, found.media_type), found.artifact_type, dict(found.annotations), found.format)
 
 
-def platform_child(index: Manifest, shown: str, platform: str, purpose: str) -> Descriptor:
-    """The child of ``index`` for ``platform`` (OS/ARCH[/VARIANT]; no variant asked matches any variant)."""
-    wanted = parse_platform(platform)
-    if not index.is_index:
-        raise UsageError(f"{shown} is not an image index, so --platform cannot pick a child",
-                         hint=f"leave out --platform to {purpose} the manifest itself")
-    for child in index.manifests:
-        got = child.platform
-        if got and got.os == wanted.os and got.architecture == wanted.architecture and (
-                wanted.variant is None or got.variant == wanted.variant):
-            return child
-    available = ", ".join(str(c.platform) for c in index.manifests if c.platform) or "none"
-    raise NotFoundError(f"{shown} has no manifest for platform {platform}", hint=f"available: {available}")
+def signature_file(path: Path, artifact_type: str | None, media_type: str | None) -> AttachInput:
+    """A signature: Notary (JWS, COSE) or Sigstore detected, unless both types are named for another format."""
+    from ci_oras.formats.signature import detect_signature
+
+    _require_file(path)
+    if artifact_type and media_type:
+        return AttachInput(_single_file(path, media_type), artifact_type, {}, None)
+    if artifact_type or media_type:
+        raise UsageError("--artifact-type and --media-type go together",
+                         hint="give both to attach a signature format ci-oras does not recognise")
+    found = detect_signature(path)
+    return AttachInput(_single_file(path, found.media_type), found.artifact_type, dict(found.annotations), found.format)
 
 
-def _plain(desc: Descriptor) -> Descriptor:
-    """A subject descriptor carries only what identifies the manifest (as ORAS writes it)."""
-    return Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
+def _require_file(path: Path) -> None:
+    if not os.path.lexists(path):
+        raise UsageError(f"file not found: {path}", hint="check the path")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a regular file", hint="pass the file itself, not a directory, pipe or device")
+
+
+def _single_file(path: Path, media_type: str | None) -> FileSpec:
+    """SBOMs and signatures are titled by their file name: CI tools write them anywhere (/tmp, build/…)."""
+    return FileSpec(path=path, title=path.name, media_type=media_type)
 
 
 def attach(target: Target, repository: str, subject: Descriptor, files: list[FileSpec],

@@ -1,12 +1,19 @@
-"""Small pieces several steps share."""
+"""Small pieces several steps share (steps import this module, never each other)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from datetime import datetime, timezone
+
+from ci_oras.errors import UsageError
 from ci_oras.files import PreparedLayer
 from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, EMPTY_JSON, Descriptor
+from ci_oras.oci.platform import platform_child
 from ci_oras.store.protocols import Target
+
+#: 9999-12-31T23:59:59Z: RFC 3339 (and so ``org.opencontainers.image.created``) has four-digit years.
+MAX_EPOCH = 253402300799
 
 
 def ensure_blob(target: Target, desc: Descriptor, chunks: Iterable[bytes]) -> bool:
@@ -40,3 +47,30 @@ def with_created(annotations: dict[str, str] | None, created: str | None) -> dic
     if created and ANNOTATION_CREATED not in merged:
         merged[ANNOTATION_CREATED] = created
     return merged
+
+
+def creation_time(source_date_epoch: str | None) -> tuple[str, int | None]:
+    """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now; RFC 3339 in UTC like ORAS writes it.
+
+    Returns the ``created`` annotation and the mtime for packed directories (None: the files' own).
+    """
+    if source_date_epoch:
+        if not source_date_epoch.isdigit() or int(source_date_epoch) > MAX_EPOCH:
+            raise UsageError(f"SOURCE_DATE_EPOCH={source_date_epoch!r} is not a Unix timestamp up to {MAX_EPOCH} "
+                             f"(9999-12-31)", hint="set it to a Unix timestamp, e.g. $(git log -1 --format=%ct)")
+        epoch = int(source_date_epoch)
+        return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), epoch
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), None
+
+
+def resolve_subject(target: Target, reference: str, shown: str, platform: str | None = None,
+                    purpose: str = "attach to") -> Descriptor:
+    """The descriptor to refer to: the manifest at ``reference``, or its child for ``platform``."""
+    if platform is None:
+        return _plain(target.resolve(reference))
+    return _plain(platform_child(target.fetch_manifest(reference), shown, platform, purpose))
+
+
+def _plain(desc: Descriptor) -> Descriptor:
+    """A subject descriptor carries only what identifies the manifest (as ORAS writes it)."""
+    return Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)

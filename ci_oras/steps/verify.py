@@ -38,9 +38,9 @@ from ci_oras.errors import NotFoundError, UsageError
 from ci_oras.graph.listing import Fetched, Rejected, check_entries, self_reference
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
-from ci_oras.steps.attach import parse_platform
+from ci_oras.oci.platform import pick_child
 from ci_oras.store.protocols import Target
-from ci_oras.verify_spec import Matcher, Requirement
+from ci_oras.requirements import Matcher, Requirement
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_CONCURRENCY = 8
@@ -102,7 +102,7 @@ class RequirementResult:
 
 
 @dataclass(frozen=True)
-class Progress:
+class WaitStatus:
     """Handed to the progress hook after a check that left requirements unmet, before sleeping."""
 
     attempt: int
@@ -164,7 +164,7 @@ class VerifyResult:
 
 def verify(open_target: Callable[[], Target], reference: str, shown: str, options: VerifyOptions, *,
            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-           progress: Callable[[Progress], None] | None = None) -> VerifyResult:
+           progress: Callable[[WaitStatus], None] | None = None) -> VerifyResult:
     """Check ``options.requirements`` below the manifest at ``reference`` (``shown`` names it in errors)."""
     if not options.requirements:
         raise UsageError("verify needs at least one requirement", hint="add --require sbom (or another spec)")
@@ -196,7 +196,7 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
             break
         pause = min(options.interval, deadline - now)
         if progress is not None:
-            progress(Progress(attempts, now - start, deadline - now, pause,
+            progress(WaitStatus(attempts, now - start, deadline - now, pause,
                               tuple(results[(s.digest, r)] for s, r in pending)))
         sleep(pause)
         target = open_target()
@@ -239,14 +239,8 @@ def _platform_children(index: Manifest) -> list[Subject]:
 
 
 def _pick(children: list[Subject], platform: str, shown: str) -> Subject:
-    wanted = parse_platform(platform)
-    for child in children:
-        got = child.descriptor.platform
-        if got and got.os == wanted.os and got.architecture == wanted.architecture and (
-                wanted.variant is None or got.variant == wanted.variant):
-            return child
-    available = ", ".join(child.platform or "" for child in children if child.descriptor.platform) or "none"
-    raise NotFoundError(f"{shown} has no manifest for platform {platform}", hint=f"available: {available}")
+    chosen = pick_child([child.descriptor for child in children], platform, shown)
+    return next(child for child in children if child.descriptor is chosen)
 
 
 class _Evaluation:
