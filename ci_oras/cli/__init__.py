@@ -10,26 +10,21 @@ import sys
 
 from ci_oras.cli import commands as _commands  # noqa: F401  (registers every command on the app)
 from ci_oras.cli.app import app as _app
+from ci_oras.cli.app import exit_with
 from ci_oras.errors import CiOrasError
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one handler maps every ci-oras error to its exit code and a one-line message.
+    """Entry point: every ci-oras error becomes its exit code and a one-line message (``exit_with``).
 
-    The command-line parser itself reports usage errors (exit 2) in its standalone mode.
+    Commands with ``--emit`` handle their errors themselves, with their emitter; this catches the rest. The
+    command-line parser itself reports usage errors (exit 2) in its standalone mode.
     """
-    from ci_oras.emit.text import error
-
     try:
         _app(args=argv)
     except CiOrasError as exc:
-        error(str(exc))
-        if "ci_oras.emit.channel" in sys.modules:  # a platform emitter may be active (--emit)
-            from ci_oras.emit.channel import report_error
-
-            report_error(str(exc))
-        sys.exit(exc.exit_code)
+        exit_with(exc, None)
     except BrokenPipeError:
         sys.exit(0)

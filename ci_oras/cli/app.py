@@ -15,25 +15,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
 from ci_oras import __version__
-from ci_oras.errors import UsageError
+from ci_oras.errors import CiOrasError, UsageError
 
 if TYPE_CHECKING:
-    from ci_oras.emit.channel import Emitter
+    from ci_oras.emit.base import Documented as Result
+    from ci_oras.emit.base import Emitter
     from ci_oras.oci.reference import Reference
     from ci_oras.registry.referrers import ReferrersMode
     from ci_oras.runtime import Runtime
-
-
-class Result(Protocol):
-    """What every step returns: a frozen result that knows its ``--output json`` document."""
-
-    def document(self) -> dict[str, Any]: ...
 
 app = typer.Typer(
     name="ci-oras",
@@ -109,15 +103,15 @@ EmitFileOpt = Annotated[
 class Options:
     """The output and connection flags every registry command shares, gathered once.
 
-    The platform emitter (``--emit``) is opened first, so that a password read here is masked on the platform
-    before the command prints anything else.
+    The platform emitter (``--emit``) is opened before, and handed in, so that a password read here is masked
+    on the platform before the command prints anything else; commands pass ``emitter`` on explicitly.
     """
 
     def __init__(self, output: OutputFormat = OutputFormat.text, plain_http: bool | None = None,
                  insecure: bool = False, ca_file: str | None = None, username: str | None = None,
-                 password: str | None = None, password_stdin: bool = False, emit: EmitTarget = EmitTarget.none,
-                 emit_file: str | None = None, request_timeout: float = REQUEST_TIMEOUT,
-                 min_rate: float = MIN_RATE, min_rate_window: float = MIN_RATE_WINDOW, step: str = "") -> None:
+                 password: str | None = None, password_stdin: bool = False, emitter: Emitter | None = None,
+                 request_timeout: float = REQUEST_TIMEOUT, min_rate: float = MIN_RATE,
+                 min_rate_window: float = MIN_RATE_WINDOW) -> None:
         self.output = output
         self.plain_http = plain_http
         self.insecure = insecure
@@ -126,8 +120,8 @@ class Options:
         self.min_rate = min_rate
         self.min_rate_window = min_rate_window
         self.username = username
-        self.emitter = _open_emitter(emit, step, emit_file)
-        self.password = _read_password(password, password_stdin)
+        self.emitter = emitter
+        self.password = _read_password(password, password_stdin, emitter)
         if self.emitter is not None:
             self.emitter.protect(self.password, os.environ.get("CI_ORAS_PASSWORD"))
 
@@ -135,15 +129,13 @@ class Options:
 def _open_emitter(emit: EmitTarget, step: str, emit_file: str | None) -> Emitter | None:
     """Nothing is imported for ``--emit none``, nor for ``auto`` outside CI beyond the small channel module."""
     if emit is EmitTarget.none:
-        if "ci_oras.emit.channel" in sys.modules:  # an earlier command in this process may have activated one
-            sys.modules["ci_oras.emit.channel"].activate(None)
         return None
     from ci_oras.emit.channel import open_emitter
 
     return open_emitter(emit.value, step=step, emit_file=emit_file)
 
 
-def _read_password(password: str | None, password_stdin: bool) -> str | None:
+def _read_password(password: str | None, password_stdin: bool, emitter: Emitter | None) -> str | None:
     if password_stdin:
         if password is not None:
             raise UsageError("--password and --password-stdin are mutually exclusive", hint="use --password-stdin")
@@ -155,7 +147,7 @@ def _read_password(password: str | None, password_stdin: bool) -> str | None:
         from ci_oras.emit.text import warn
 
         warn("using --password on the command line is insecure (shell history, process list); "
-             "use --password-stdin")
+             "use --password-stdin", emitter=emitter)
     return password
 
 
@@ -195,7 +187,11 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
             shared = {p.name: kwargs.pop(p.name) for p in _CONNECTION_PARAMETERS}
-            func(options=Options(**shared, step=step), **kwargs)
+            emitter = _open_emitter(shared.pop("emit"), step, shared.pop("emit_file"))
+            try:
+                func(options=Options(**shared, emitter=emitter), **kwargs)
+            except CiOrasError as exc:
+                exit_with(exc, emitter)
 
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
@@ -217,7 +213,7 @@ def runtime(options: Options) -> Iterator[Runtime]:
         from ci_oras.emit.text import warn
 
         warn("--insecure: TLS certificates are NOT verified; anyone on the network path can read and change "
-             "what you push and pull. Use --ca-file instead.")
+             "what you push and pull. Use --ca-file instead.", emitter=options.emitter)
     run = Runtime(transport, LoginFlags(options.username, options.password), os.environ)
     try:
         yield run
@@ -242,6 +238,16 @@ def emit_result(options: Options, result: Result) -> None:
     """Step outputs and job summary on the CI platform, if one is active; for commands printing their own."""
     if options.emitter is not None:
         options.emitter.result(result)
+
+
+def exit_with(error: CiOrasError, emitter: Emitter | None) -> NoReturn:
+    """The one error handler: a one-line message (and the platform's error annotation), then its exit code."""
+    from ci_oras.emit.text import error as say_error
+
+    say_error(str(error))
+    if emitter is not None:
+        emitter.error(str(error))
+    sys.exit(error.exit_code)
 
 
 def parse(reference: str) -> Reference:

@@ -30,6 +30,15 @@ class AttachOptions:
     mtime: int | None = None
     platform: str | None = None
 
+    def __post_init__(self) -> None:
+        require_artifact_type(self.artifact_type)
+
+
+def require_artifact_type(artifact_type: str | None) -> None:
+    """A referrer is found by its type: ``attach`` has no default for it (as ``oras attach``)."""
+    if not artifact_type:
+        raise UsageError("attach needs --artifact-type", hint="e.g. --artifact-type application/vnd.acme.report.v1")
+
 
 @dataclass(frozen=True)
 class AttachResult:
@@ -113,8 +122,6 @@ def _single_file(path: Path, media_type: str | None) -> FileSpec:
 
 def attach(target: Target, repository: str, subject: Descriptor, files: list[FileSpec],
            options: AttachOptions, *, step: str = "attach", detected_format: str | None = None) -> AttachResult:
-    if not options.artifact_type:
-        raise UsageError("attach needs --artifact-type", hint="e.g. --artifact-type application/vnd.acme.report.v1")
     annotations = with_created(options.annotations, options.created)
     with prepare_layers(files, file_annotations=options.file_annotations, mtime=options.mtime) as layers:
         layer_descriptors, uploaded = upload_layers(target, layers)

@@ -67,10 +67,5 @@ def resolve_subject(target: Target, reference: str, shown: str, platform: str | 
                     purpose: str = "attach to") -> Descriptor:
     """The descriptor to refer to: the manifest at ``reference``, or its child for ``platform``."""
     if platform is None:
-        return _plain(target.resolve(reference))
-    return _plain(platform_child(target.fetch_manifest(reference), shown, platform, purpose))
-
-
-def _plain(desc: Descriptor) -> Descriptor:
-    """A subject descriptor carries only what identifies the manifest (as ORAS writes it)."""
-    return Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
+        return target.resolve(reference).plain()
+    return platform_child(target.fetch_manifest(reference), shown, platform, purpose).plain()

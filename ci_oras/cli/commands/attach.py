@@ -13,7 +13,6 @@ import typer
 
 from ci_oras.cli.app import Options, ReferrersOpt, app, command, referrers_mode, report, require_reference, runtime
 from ci_oras.cli.app import source_date_epoch
-from ci_oras.errors import UsageError
 
 if TYPE_CHECKING:
     from ci_oras.files import FileSpec
@@ -36,9 +35,9 @@ def attach(
 ) -> None:
     """Attach files to SUBJECT as an OCI 1.1 referrer (like 'oras attach')."""
     from ci_oras.files import load_annotation_file, parse_annotations, parse_file_argument
+    from ci_oras.steps.attach import require_artifact_type
 
-    if not artifact_type:
-        raise UsageError("attach needs --artifact-type", hint="e.g. --artifact-type application/vnd.acme.report.v1")
+    require_artifact_type(artifact_type)  # before the files: the usual mistake, named first
     specs = [parse_file_argument(item) for item in files or []]
     from_file = load_annotation_file(annotation_file) if annotation_file else None
     annotations = {**(from_file.manifest if from_file else {}), **parse_annotations(annotation or [])}

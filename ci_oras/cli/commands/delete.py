@@ -36,5 +36,5 @@ def delete(
         result = delete_step(run.open(ref, referrers=mode), ref.repository_name, name, str(ref),
                              DeleteOptions(graph=graph, dry_run=dry_run))
     for warning in delete_warnings(result, ref.repository_name):
-        warn(warning)
+        warn(warning, emitter=options.emitter)
     report(options, result, lambda: delete_text(result))

@@ -73,5 +73,5 @@ def promote(
     if progress:
         progress[0].finish()
     for rejected in result.rejected:
-        warn(f"not copied: {rejected}")
+        warn(f"not copied: {rejected}", emitter=options.emitter)
     report(options, result, lambda: promote_text(result))

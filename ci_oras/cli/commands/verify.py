@@ -64,12 +64,6 @@ def verify(
     from_flags = parse_requirements(require or [])
     from_file = parse_requirement_file(_read_spec_file(require_file), str(require_file)) if require_file else []
     requirements = merge(from_flags, from_file)
-    if not requirements:
-        raise UsageError("verify needs at least one requirement",
-                         hint="add --require SPEC, e.g. --require sbom --require 'sbom>signature'")
-    if platform is not None and all_platforms:
-        raise UsageError("--platform and --all-platforms are mutually exclusive",
-                         hint="pick one platform, or check them all")
     verify_options = VerifyOptions(tuple(requirements), platform=platform, all_platforms=all_platforms,
                                    wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"),
                                    trust_listing=trust_listing)
@@ -79,7 +73,7 @@ def verify(
         result = verify_step(lambda: run.open(ref, referrers=mode), name, str(ref), verify_options,
                              progress=lambda status: say(wait_text(status)))
     for rejected in result.rejected:
-        warn(f"not counted: {rejected}")
+        warn(f"not counted: {rejected}", emitter=options.emitter)
     if options.output is OutputFormat.json:
         write_json(result)
     else:
