@@ -173,3 +173,25 @@ def test_no_import_cycles() -> None:
         if module not in state:
             walk(module)
     assert cycles == []
+
+
+def test_help_and_version_start_without_the_heavy_layers() -> None:
+    """``--help`` lists every command, yet loads no step, store, registry client or httpx (start-up time)."""
+    import subprocess
+
+    probe = ("import sys\nfrom ci_oras.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)")
+    shown: dict[str, str] = {}
+    for flag in ("--help", "--version"):
+        done = subprocess.run([sys.executable, "-c", probe, flag], capture_output=True, text=True, timeout=60)
+        loaded = set(done.stderr.split())
+        assert "ci_oras.cli.commands.verify" in loaded and "typer" in loaded
+        heavy = sorted(m for m in loaded if m == "httpx" or _in(m, "ci_oras.steps", "ci_oras.store",
+                                                                "ci_oras.registry", "ci_oras.graph"))
+        assert heavy == [], flag
+        shown[flag] = done.stdout
+    commands = ["push", "attach", "attach-sbom", "attach-signature", "discover", "pull", "manifest", "tags",
+                "delete", "login", "logout", "promote", "verify"]
+    assert [c for c in commands if f" {c} " not in shown["--help"]] == []
+    assert shown["--version"].startswith("ci-oras ")
