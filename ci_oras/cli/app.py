@@ -174,7 +174,8 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
     """Register a command that takes the shared output and connection flags as one ``options: Options``.
 
     The flags are appended to the command's own parameters in its signature, so typer shows and parses them
-    after the subcommand like every other option, and the command body receives them gathered.
+    after the subcommand like every other option, and the command body receives them gathered. The wrapper
+    opens the ``--emit`` emitter before anything else and reports a failure with it (``exit_with``).
     """
 
     def decorate(func: Callable[..., None]) -> Callable[..., None]:
