@@ -1,8 +1,9 @@
 """One error tree for the whole tool.
 
-Every failure a user can cause or meet ends up as a ``CiOrasError`` subclass carrying the documented exit code
-(DESIGN.md §3) and a hint naming the fix. Lower layers translate HTTP and OS errors into this tree at their
-boundary, so the CLI needs exactly one handler and never shows a traceback for an expected failure.
+Every failure a user can cause or meet ends up as a ``CiOrasError`` subclass carrying the documented exit
+code (docs/architecture.md, "Errors") and a hint naming the fix. Lower layers translate HTTP and OS errors
+into this tree at their boundary, so the CLI needs exactly one handler and never shows a traceback for an
+expected failure.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from ci_oras.emit.channel import Emitter
+from ci_oras.emit.base import Emitter
 from ci_oras.errors import UsageError
 
 

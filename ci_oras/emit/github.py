@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ci_oras.emit.channel import Emitter, append_text
+from ci_oras.emit.base import Emitter, append_text
 
 
 class GitHubEmitter(Emitter):

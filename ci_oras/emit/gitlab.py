@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ci_oras.emit.channel import Emitter, append_text
+from ci_oras.emit.base import Emitter, append_text
 from ci_oras.errors import UsageError
 
 DEFAULT_DOTENV = "ci-oras.env"

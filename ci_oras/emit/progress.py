@@ -1,4 +1,4 @@
-"""Progress for long copies: a bar that redraws on a terminal, a periodic one-line summary in CI logs."""
+"""Progress of long copies: a bar that redraws on a terminal, a periodic one-line summary in CI logs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 
-class Progress:
+class CopyProgress:
     """Thread-safe; ``update`` is the callback graph copies call from their workers."""
 
     def __init__(self, total_blobs: int, total_bytes: int, *, stream: TextIO | None = None,

@@ -104,6 +104,11 @@ class Descriptor:
     def with_annotations(self, extra: dict[str, str]) -> Descriptor:
         return replace(self, annotations={**self.annotations, **extra})
 
+    def plain(self) -> Descriptor:
+        """Only what identifies the content (media type, digest, size): how a ``subject`` is written (as ORAS
+        writes it) and what a referrers listing is asked about."""
+        return Descriptor(media_type=self.media_type, digest=self.digest, size=self.size)
+
     @property
     def is_manifest(self) -> bool:
         return mediatypes.is_manifest_type(self.media_type)

@@ -8,7 +8,8 @@ same text means the same thing in ci-oras as in the tools users already know. Se
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import Field, dataclass, replace
+from typing import Any, ClassVar, TypeVar
 
 from ci_oras.errors import UsageError
 from ci_oras.oci.digest import Digest
@@ -28,18 +29,55 @@ _HOST_RE = re.compile(
 _REFERENCE_HINT = "expected REGISTRY/REPOSITORY[:TAG][@DIGEST], e.g. ghcr.io/acme/app:v1, or oci:PATH[:TAG]"
 
 
+_Narrowed = TypeVar("_Narrowed", bound="_Narrowing")
+
+
+class _Narrowing:
+    """What both kinds of reference share: a repository narrowed to tags and/or a digest.
+
+    Subclasses are frozen dataclasses with ``tags`` and ``digest`` fields and a ``repository_name``.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+    tags: tuple[str, ...]
+    digest: str | None
+
+    @property
+    def repository_name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def tag(self) -> str | None:
+        return self.tags[0] if self.tags else None
+
+    @property
+    def reference(self) -> str | None:
+        """What goes after ``/manifests/``: the digest when known (exact), else the tag."""
+        return self.digest or self.tag
+
+    def with_digest(self: _Narrowed, digest: str) -> _Narrowed:
+        return replace(self, tags=(), digest=digest)
+
+    def with_tags(self: _Narrowed, tags: tuple[str, ...]) -> _Narrowed:
+        return replace(self, tags=tags, digest=None)
+
+    def __str__(self) -> str:
+        text = self.repository_name
+        if self.tags:
+            text += ":" + ",".join(self.tags)
+        if self.digest:
+            text += "@" + self.digest
+        return text
+
+
 @dataclass(frozen=True)
-class RegistryReference:
+class RegistryReference(_Narrowing):
     """A repository on a registry, optionally narrowed to tags and/or a digest."""
 
     registry: str
     repository: str
     tags: tuple[str, ...] = ()
     digest: str | None = None
-
-    @property
-    def tag(self) -> str | None:
-        return self.tags[0] if self.tags else None
 
     @property
     def api_host(self) -> str:
@@ -55,28 +93,10 @@ class RegistryReference:
     def repository_name(self) -> str:
         return f"{self.registry}/{self.repository}"
 
-    @property
-    def reference(self) -> str | None:
-        """What goes after ``/manifests/``: the digest when known (exact), else the tag."""
-        return self.digest or self.tag
-
-    def with_digest(self, digest: str) -> RegistryReference:
-        return replace(self, tags=(), digest=digest)
-
-    def with_tags(self, tags: tuple[str, ...]) -> RegistryReference:
-        return replace(self, tags=tags, digest=None)
-
-    def __str__(self) -> str:
-        text = self.repository_name
-        if self.tags:
-            text += ":" + ",".join(self.tags)
-        if self.digest:
-            text += "@" + self.digest
-        return text
 
 
 @dataclass(frozen=True)
-class LayoutReference:
+class LayoutReference(_Narrowing):
     """A manifest in an OCI image layout directory on disk."""
 
     path: str
@@ -84,30 +104,8 @@ class LayoutReference:
     digest: str | None = None
 
     @property
-    def tag(self) -> str | None:
-        return self.tags[0] if self.tags else None
-
-    @property
-    def reference(self) -> str | None:
-        return self.digest or self.tag
-
-    @property
     def repository_name(self) -> str:
         return f"{LAYOUT_PREFIX}{self.path}"
-
-    def with_digest(self, digest: str) -> LayoutReference:
-        return replace(self, tags=(), digest=digest)
-
-    def with_tags(self, tags: tuple[str, ...]) -> LayoutReference:
-        return replace(self, tags=tags, digest=None)
-
-    def __str__(self) -> str:
-        text = self.repository_name
-        if self.tags:
-            text += ":" + ",".join(self.tags)
-        if self.digest:
-            text += "@" + self.digest
-        return text
 
 
 Reference = RegistryReference | LayoutReference

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from ci_oras.errors import AuthError, CiOrasError, IntegrityError, NotFoundError, RegistryError, UsageError
 
@@ -88,7 +88,7 @@ class RegistryClient:
         self.http = http
         self.auth = auth
         self.options = options
-        #: Whether each repository serves the referrers API, learned once per run (DESIGN §4).
+        #: Whether each repository serves the referrers API, learned once per run (docs/architecture.md, "Referrers").
         self.referrers_api: dict[str, bool] = {}
         self._probe_locks: dict[str, threading.Lock] = {}
         self._probe_locks_guard = threading.Lock()
@@ -109,7 +109,7 @@ class RegistryClient:
         scopes: tuple[str, ...],
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-        content: bytes | Iterator[bytes] | Callable[[], Any] | None = None,
+        content: bytes | Iterator[bytes] | None = None,
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
         describe: str,
@@ -118,8 +118,8 @@ class RegistryClient:
     ) -> httpx.Response:
         """Send with auth; follow redirects (credentials only to our own host); raise mapped errors.
 
-        ``content`` may be a callable returning a fresh body each time, so streamed uploads can be re-sent
-        after an auth challenge; a plain iterator cannot be, so a 401 to it is a retryable RegistryError.
+        ``content`` as bytes is sent again after an auth challenge; an iterator (a streamed upload) is spent by
+        then, so a 401 to it is a retryable RegistryError and the caller restarts the upload from its source.
         Absolute URLs on another host get no credentials. Answers listed in ``ok`` are returned; anything
         else raises. ``transfer`` marks a blob body: bounded by the minimum rate, not the request deadline
         (see ``pacing.py``).
@@ -143,7 +143,7 @@ class RegistryClient:
                 challenge = response.headers.get("WWW-Authenticate")
                 response.close()
                 attempt = self.auth.refused(self.host, attempt, challenge, scopes)
-                if not (content is None or isinstance(content, bytes) or callable(content)):
+                if not (content is None or isinstance(content, bytes)):
                     # A streamed body is spent: the new authorization is ready, and the caller restarts the
                     # upload from its source (e.g. a token that expired during a long upload).
                     raise RegistryError(f"{describe}: {self.host} refused the authorization mid-upload (401)",
@@ -226,7 +226,7 @@ class RegistryClient:
         authorization: str | None,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
-        content: bytes | Iterator[bytes] | Callable[[], Any] | None,
+        content: bytes | Iterator[bytes] | None,
         stream: bool,
         retry: bool,
         describe: str,
@@ -235,16 +235,15 @@ class RegistryClient:
         from ci_oras.registry.transport import send_with_retries
 
         def build() -> httpx.Request:
-            body = content() if callable(content) else content
             return self.http.build_request(
-                method, url, headers=_with_auth(headers, authorization), params=params, content=body
+                method, url, headers=_with_auth(headers, authorization), params=params, content=content
             )
 
         return send_with_retries(self.http, build, self.options, stream=stream, retry=retry, describe=describe,
                                  transfer=transfer)
 
     def error_for(self, response: httpx.Response, describe: str) -> CiOrasError:
-        """Translate a failed answer into the error tree (exit codes per DESIGN.md §3)."""
+        """Translate a failed answer into the error tree (exit codes: docs/architecture.md, "Errors")."""
         status = response.status_code
         body = _read_error_body(response)
         code, message = _error_detail(body)

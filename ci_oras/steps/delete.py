@@ -34,30 +34,6 @@ from ci_oras.store.protocols import Target
 
 
 @dataclass(frozen=True)
-class DeleteResult:
-    reference: str
-    digest: str
-    media_type: str
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "schema": "ci-oras/delete/v1",
-            "reference": self.reference,
-            "deleted": [{"digest": self.digest, "mediaType": self.media_type}],
-        }
-
-
-def delete_manifest(target: Target, reference: str, shown: str) -> DeleteResult:
-    """Just the manifest, no referrers bookkeeping (two requests: resolve, delete).
-
-    Resolve first: a tag is turned into its digest because registries delete manifests by digest only.
-    """
-    desc = target.resolve(reference)
-    target.delete(desc)
-    return DeleteResult(reference=shown, digest=desc.digest, media_type=desc.media_type)
-
-
-@dataclass(frozen=True)
 class DeleteOptions:
     graph: bool = False
     dry_run: bool = False
@@ -65,7 +41,7 @@ class DeleteOptions:
 
 
 @dataclass(frozen=True)
-class DeletionResult:
+class DeleteResult:
     """What ``delete`` did (or, with ``dry_run``, would do)."""
 
     reference: str
@@ -120,7 +96,7 @@ class DeletionResult:
 
 
 def delete(target: Target, repository: str, reference: str, shown: str,
-           options: DeleteOptions = DeleteOptions()) -> DeletionResult:
+           options: DeleteOptions = DeleteOptions()) -> DeleteResult:
     """Delete ``reference`` (a tag or digest in ``target``); ``repository`` names graph nodes.
 
     With ``graph`` and a digest reference, a manifest that is already gone still has its referrers (and their
@@ -143,13 +119,13 @@ def delete(target: Target, repository: str, reference: str, shown: str,
                         DiscoverOptions(include_children=True, concurrency=options.concurrency,
                                         check_listings=True))
         outcome = run_deletion(target, plan_graph_deletion(tree, subject), dry_run=options.dry_run)
-        return DeletionResult(shown, root, outcome, options.dry_run, tree=tree)
+        return DeleteResult(shown, root, outcome, options.dry_run, tree=tree)
     try:
         orphaned = tuple(target.referrers(root))
     except (RegistryError, NotFoundError):
         orphaned = ()  # only a warning depends on it: never fail the delete over it
     outcome = run_deletion(target, plan_single_deletion(root, subject), dry_run=options.dry_run)
-    return DeletionResult(shown, root, outcome, options.dry_run, orphaned=orphaned)
+    return DeleteResult(shown, root, outcome, options.dry_run, orphaned=orphaned)
 
 
 def _entry(action: DeleteManifest) -> dict[str, Any]:

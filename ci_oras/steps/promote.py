@@ -14,6 +14,7 @@ from ci_oras.errors import UsageError
 from ci_oras.graph.copy import CopyOptions, CopyStats, copy_blobs, copy_manifests, walk
 from ci_oras.graph.listing import Rejected
 from ci_oras.oci.manifest import Manifest
+from ci_oras.oci.reference import Reference, RegistryReference, parse_reference
 from ci_oras.store.protocols import Target
 
 
@@ -64,10 +65,29 @@ class Endpoint:
     mount_from: str | None = None
 
 
+def destination_reference(source: Reference, text: str) -> Reference:
+    """DST without a tag or digest takes SRC's tag (as `oras cp` does); by digest, it gets no tag."""
+    destination = parse_reference(text)
+    if not destination.tags and not destination.digest and source.tags:
+        destination = destination.with_tags(source.tags)
+    if str(destination) == str(source):
+        raise UsageError(f"source and destination are the same: {text}", hint="name another repository or tag")
+    return destination
+
+
+def mount_source(source: Reference, destination: Reference) -> str | None:
+    """The repository to mount blobs from: SRC's, when both are repositories on one registry (a mount is one
+    request instead of a download and an upload); None otherwise."""
+    if (isinstance(source, RegistryReference) and isinstance(destination, RegistryReference)
+            and source.registry == destination.registry and source.repository != destination.repository):
+        return source.repository
+    return None
+
+
 def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, platform: str | None = None,
             on_plan: Callable[[int, int], Callable[[str, int], None] | None] | None = None) -> PromoteResult:
     """``on_plan(blob count, bytes)`` may return a progress callback once the size of the copy is known."""
-    from ci_oras.steps.attach import resolve_subject
+    from ci_oras.steps.common import resolve_subject
 
     if source.reference is None:
         raise UsageError(f"{source.repository} names no tag or digest", hint="promote REPO:TAG or REPO@DIGEST")

@@ -125,7 +125,7 @@ def pull(target: Target, reference: str, shown: str, output: Path,
 
 def _plan(target: Target, root: Manifest, shown: str, platform: str | None) -> _Plan:
     """The titled layers to pull: the manifest's, or those of an index's children (one, with ``platform``)."""
-    from ci_oras.steps.attach import platform_child
+    from ci_oras.oci.platform import platform_child
 
     plan = _Plan()
     if platform is not None:

@@ -23,8 +23,8 @@ from ci_oras.errors import UsageError
 from ci_oras.formats.signature import ANNOTATION_THUMBPRINTS, NOTARY_ARTIFACT_TYPE, thumbprint_annotation
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import digest_bytes
-from ci_oras.steps.attach import AttachOptions, AttachResult, attach_layers
-from ci_oras.steps.common import BytesLayer
+from ci_oras.steps.common import AttachOptions, AttachResult, BytesLayer, attach_layers
+
 from ci_oras.store.protocols import Target
 
 FORMAT_NAMES = {"jws": "Notary Project JWS signature", "cose": "Notary Project COSE signature"}

@@ -1,6 +1,6 @@
 """``verify``: the deployment gate — do the required referrers (SBOM, signature, signed SBOM, …) exist?
 
-Evaluation asks the registry as little as possible:
+Evaluation (``ci_oras.graph.match``) asks the registry as little as possible:
 
 - Level by level from the subject(s): every node that some requirement still has to look below is listed
   **once** per check, whatever the number of requirements that need it; the nodes of a level are listed in
@@ -27,27 +27,24 @@ the manifest REF names — an index included — is the subject.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ci_oras.errors import NotFoundError, UsageError
-from ci_oras.graph.listing import Fetched, Rejected, check_entries, self_reference
+from ci_oras.errors import UsageError
+from ci_oras.graph.listing import Rejected
+from ci_oras.graph.match import ChainMatch
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
-from ci_oras.steps.attach import parse_platform
+from ci_oras.oci.platform import pick_child
+from ci_oras.requirements import Requirement
 from ci_oras.store.protocols import Target
-from ci_oras.verify_spec import Matcher, Requirement
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_CONCURRENCY = 8
 #: buildx stores provenance/SBOM attestations as extra index entries marked with this annotation.
 ANNOTATION_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
-
-Chain = tuple[Matcher, ...]
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,17 @@ class VerifyOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     #: Count what the listings say without fetching the listed manifests (for users who accept the risk).
     trust_listing: bool = False
+
+    def __post_init__(self) -> None:
+        """Checked when the options are made, so the command refuses them before it opens anything."""
+        if not self.requirements:
+            raise UsageError("verify needs at least one requirement",
+                             hint="add --require SPEC, e.g. --require sbom --require 'sbom>signature'")
+        if self.platform is not None and self.all_platforms:
+            raise UsageError("--platform and --all-platforms are mutually exclusive",
+                             hint="pick one platform, or check them all")
+        if self.wait > 0 and self.interval <= 0:
+            raise UsageError("--interval must be more than 0", hint="e.g. --interval 5s")
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class RequirementResult:
 
 
 @dataclass(frozen=True)
-class Progress:
+class WaitStatus:
     """Handed to the progress hook after a check that left requirements unmet, before sleeping."""
 
     attempt: int
@@ -164,15 +172,8 @@ class VerifyResult:
 
 def verify(open_target: Callable[[], Target], reference: str, shown: str, options: VerifyOptions, *,
            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-           progress: Callable[[Progress], None] | None = None) -> VerifyResult:
+           progress: Callable[[WaitStatus], None] | None = None) -> VerifyResult:
     """Check ``options.requirements`` below the manifest at ``reference`` (``shown`` names it in errors)."""
-    if not options.requirements:
-        raise UsageError("verify needs at least one requirement", hint="add --require sbom (or another spec)")
-    if options.platform is not None and options.all_platforms:
-        raise UsageError("--platform and --all-platforms are mutually exclusive",
-                         hint="pick one platform, or check them all")
-    if options.wait > 0 and options.interval <= 0:
-        raise UsageError("--interval must be more than 0", hint="e.g. --interval 5s")
     start = clock()
     deadline = start + options.wait
     target = open_target()
@@ -183,9 +184,10 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
     attempts = listings = fetches = 0
     while True:
         attempts += 1
-        evaluation = _Evaluation(target, options.concurrency, options.trust_listing)
-        for result in evaluation.run(pending):
-            results[(result.subject.digest, result.requirement)] = result
+        evaluation = ChainMatch(target, options.concurrency, options.trust_listing)
+        evaluation.run([(subject.descriptor, requirement.chain) for subject, requirement in pending])
+        for subject, requirement in pending:
+            results[(subject.digest, requirement)] = _result(evaluation, subject, requirement)
         listings += evaluation.listings
         fetches += len(evaluation.fetched)
         for entry in evaluation.rejected():
@@ -196,7 +198,7 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
             break
         pause = min(options.interval, deadline - now)
         if progress is not None:
-            progress(Progress(attempts, now - start, deadline - now, pause,
+            progress(WaitStatus(attempts, now - start, deadline - now, pause,
                               tuple(results[(s.digest, r)] for s, r in pending)))
         sleep(pause)
         target = open_target()
@@ -239,122 +241,14 @@ def _platform_children(index: Manifest) -> list[Subject]:
 
 
 def _pick(children: list[Subject], platform: str, shown: str) -> Subject:
-    wanted = parse_platform(platform)
-    for child in children:
-        got = child.descriptor.platform
-        if got and got.os == wanted.os and got.architecture == wanted.architecture and (
-                wanted.variant is None or got.variant == wanted.variant):
-            return child
-    available = ", ".join(child.platform or "" for child in children if child.descriptor.platform) or "none"
-    raise NotFoundError(f"{shown} has no manifest for platform {platform}", hint=f"available: {available}")
+    chosen = pick_child([child.descriptor for child in children], platform, shown)
+    return next(child for child in children if child.descriptor is chosen)
 
 
-class _Evaluation:
-    """One check: list what the requirements need level by level, check the listed referrers that could
-    match, then read the answers off the accepted ones."""
-
-    def __init__(self, target: Target, concurrency: int, trust_listing: bool) -> None:
-        self.target = target
-        self.concurrency = max(1, concurrency)
-        self.trust_listing = trust_listing
-        #: digest → the referrers listed under it (unfiltered, each digest once)
-        self.listed: dict[str, list[Descriptor]] = {}
-        #: (node digest, listed digest) → the accepted descriptor (the manifest's), or why it was rejected
-        self.verdicts: dict[tuple[str, str], Descriptor | Rejected] = {}
-        #: listed digest → its manifest (or why there is none): one fetch per digest per check
-        self.fetched: dict[str, Fetched] = {}
-        self.listings = 0
-        self._lock = threading.Lock()
-
-    def run(self, pending: Sequence[tuple[Subject, Requirement]]) -> list[RequirementResult]:
-        frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
-        for subject, requirement in pending:
-            frontier.setdefault(subject.digest, (subject.descriptor, set()))[1].add(requirement.chain)
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="ci-oras-verify") as pool:
-            while frontier:
-                nodes = list(frontier.values())
-                listings = list(pool.map(lambda node: self._list(node[0]), nodes))
-                self._check(pool, [(desc.digest, referrer) for (desc, chains), listed in zip(nodes, listings)
-                                   for referrer in listed if any(c[0].may_match(referrer.artifact_type)
-                                                                 for c in chains)])
-                next_frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
-                for desc, chains in nodes:
-                    for chain in chains:
-                        if len(chain) == 1:
-                            continue
-                        for referrer in self._accepted(desc.digest):
-                            if _matches(chain[0], referrer):
-                                next_frontier.setdefault(referrer.digest, (referrer, set()))[1].add(chain[1:])
-                frontier = next_frontier
-        return [self._result(subject, requirement) for subject, requirement in pending]
-
-    def _list(self, desc: Descriptor) -> list[Descriptor]:
-        with self._lock:
-            cached = self.listed.get(desc.digest)
-        if cached is not None:
-            return cached
-        listed = _unique(self.target.referrers(_plain(desc)))
-        with self._lock:
-            self.listed[desc.digest] = listed
-            self.listings += 1
-        return listed
-
-    def _check(self, pool: ThreadPoolExecutor, entries: list[tuple[str, Descriptor]]) -> None:
-        """Give every (node, listed referrer) pair not judged yet its verdict."""
-        unique = {(node, desc.digest): (node, desc) for node, desc in entries}
-        fresh = [pair for key, pair in unique.items() if key not in self.verdicts]
-        if self.trust_listing:
-            verdicts: list[Descriptor | Rejected] = [self_reference(node, d) or d for node, d in fresh]
-        else:
-            verdicts = check_entries(self.target, pool, fresh, self.fetched)
-        for (node, desc), verdict in zip(fresh, verdicts):
-            self.verdicts[(node, desc.digest)] = verdict
-
-    def _accepted(self, digest: str) -> list[Descriptor]:
-        """The referrers listed under ``digest`` that were checked and accepted, in listing order."""
-        accepted: list[Descriptor] = []
-        for listed in self.listed.get(digest, []):
-            verdict = self.verdicts.get((digest, listed.digest))
-            if verdict is not None and not isinstance(verdict, Rejected):
-                accepted.append(verdict)
-        return accepted
-
-    def rejected(self) -> list[Rejected]:
-        return [verdict for verdict in self.verdicts.values() if isinstance(verdict, Rejected)]
-
-    def _result(self, subject: Subject, requirement: Requirement) -> RequirementResult:
-        paths = self._paths(subject.digest, requirement.chain)
-        found: list[str] = []
-        for path in paths:
-            if path[0] not in found:
-                found.append(path[0])
-        return RequirementResult(requirement, subject, tuple(found), tuple(paths))
-
-    def _paths(self, digest: str, chain: Chain) -> list[tuple[str, ...]]:
-        out: list[tuple[str, ...]] = []
-        for referrer in self._accepted(digest):
-            if not _matches(chain[0], referrer):
-                continue
-            if len(chain) == 1:
-                out.append((referrer.digest,))
-            else:
-                out.extend((referrer.digest, *rest) for rest in self._paths(referrer.digest, chain[1:]))
-        return out
-
-
-def _matches(matcher: Matcher, desc: Descriptor) -> bool:
-    return matcher.matches(desc.artifact_type, desc.annotations)
-
-
-def _unique(listed: list[Descriptor]) -> list[Descriptor]:
-    seen: set[str] = set()
-    out: list[Descriptor] = []
-    for desc in listed:
-        if desc.digest not in seen:
-            seen.add(desc.digest)
-            out.append(desc)
-    return out
-
-
-def _plain(desc: Descriptor) -> Descriptor:
-    return Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
+def _result(evaluation: ChainMatch, subject: Subject, requirement: Requirement) -> RequirementResult:
+    paths = evaluation.paths(subject.digest, requirement.chain)
+    found: list[str] = []
+    for path in paths:
+        if path[0] not in found:
+            found.append(path[0])
+    return RequirementResult(requirement, subject, tuple(found), tuple(paths))

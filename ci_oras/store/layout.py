@@ -31,7 +31,7 @@ from ci_oras.oci.digest import Digest, is_digest, verify_bytes
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.oci.referrers import fallback_tag, filter_by_type
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
-from ci_oras.store.verify import verified
+from ci_oras.store.digest_check import verified
 
 if sys.platform == "win32":  # pragma: no cover - exercised only on Windows runners
     import msvcrt

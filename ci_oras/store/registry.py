@@ -22,7 +22,7 @@ from ci_oras.oci.reference import RegistryReference
 from ci_oras.registry.auth import repository_scope
 from ci_oras.registry.referrers import RegistryReferrers, ReferrersMode, SettleOptions
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
-from ci_oras.store.verify import verified
+from ci_oras.store.digest_check import verified
 
 if TYPE_CHECKING:
     import httpx

@@ -106,7 +106,8 @@ def test_the_watch_stretches_with_the_registry_latency(registry_plain: RunningRe
     from ci_oras.registry.referrers import SettleOptions
     from ci_oras.registry.transport import TransportOptions
     from ci_oras.runtime import LoginFlags, Runtime
-    from ci_oras.steps.attach import AttachOptions, attach, resolve_subject
+    from ci_oras.steps.attach import attach
+    from ci_oras.steps.common import AttachOptions, resolve_subject
     from ci_oras.store.registry import RegistryRepository
 
     latency = 0.1

@@ -33,7 +33,7 @@ from ci_oras.registry.transport import TransportOptions
 from ci_oras.runtime import LoginFlags, Runtime
 from ci_oras.schemas import load_schema
 from ci_oras.signing.policy import NotaryPolicy, Policies
-from ci_oras.steps.attach import resolve_subject
+from ci_oras.steps.common import resolve_subject
 from ci_oras.steps.sign import SignOptions, sign
 from ci_oras.store.protocols import Target
 
@@ -182,8 +182,7 @@ def test_a_notary_typed_referrer_without_an_envelope_fails_with_its_reason(tmp_p
                                                                           runtime: Runtime) -> None:
     """An unsigned blob typed as a Notary signature passes a gate that only counts referrers; not this one."""
     from ci_oras.oci.digest import digest_bytes
-    from ci_oras.steps.attach import AttachOptions, attach_layers
-    from ci_oras.steps.common import BytesLayer
+    from ci_oras.steps.common import AttachOptions, BytesLayer, attach_layers
 
     (tmp_path / "app.txt").write_text("the app\n")
     layout = f"oci:{tmp_path / 'layout'}"

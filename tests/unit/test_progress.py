@@ -1,10 +1,10 @@
-"""Progress: a redrawn bar on a terminal, periodic plain lines in CI logs."""
+"""CopyProgress (promote): a redrawn bar on a terminal, periodic plain lines in CI logs."""
 
 from __future__ import annotations
 
 import io
 
-from ci_oras.emit.progress import Progress
+from ci_oras.emit.progress import CopyProgress
 
 
 class _Terminal(io.StringIO):
@@ -14,7 +14,7 @@ class _Terminal(io.StringIO):
 
 def test_ci_log_gets_periodic_plain_lines() -> None:
     log = io.StringIO()
-    progress = Progress(total_blobs=3, total_bytes=3_000_000, stream=log, interval=0.0)
+    progress = CopyProgress(total_blobs=3, total_bytes=3_000_000, stream=log, interval=0.0)
     for _ in range(3):
         progress.update("blob", 1_000_000)
     progress.update("manifest", 500)
@@ -26,7 +26,7 @@ def test_ci_log_gets_periodic_plain_lines() -> None:
 
 def test_quiet_run_in_ci_prints_nothing() -> None:
     log = io.StringIO()
-    progress = Progress(total_blobs=1, total_bytes=10, stream=log)  # CI default: a line every 10 s
+    progress = CopyProgress(total_blobs=1, total_bytes=10, stream=log)  # CI default: a line every 10 s
     progress.update("blob", 10)
     progress.finish()
     assert log.getvalue() == ""
@@ -34,7 +34,7 @@ def test_quiet_run_in_ci_prints_nothing() -> None:
 
 def test_terminal_redraws_one_bar() -> None:
     terminal = _Terminal()
-    progress = Progress(total_blobs=2, total_bytes=200, stream=terminal, interval=0.0)
+    progress = CopyProgress(total_blobs=2, total_bytes=200, stream=terminal, interval=0.0)
     progress.update("blob", 100)
     progress.update("blob", 100)
     progress.finish()

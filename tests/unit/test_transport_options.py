@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ci_oras import cli
+from ci_oras.cli import app as cli  # the module: shared options and their defaults
 from ci_oras.registry.transport import TransportOptions
 
 

@@ -11,7 +11,7 @@ import typer
 
 from ci_oras import catalog
 from ci_oras.catalog import InputType, Maps
-from ci_oras.cli import app
+from ci_oras.cli.app import app
 
 COMMON = ["plain-http", "insecure", "ca-file", "username", "password", "referrers"]
 

@@ -1,4 +1,4 @@
-"""Verify a content stream against its descriptor while it passes, hashing large blobs on a second thread.
+"""Check a content stream against its descriptor while it passes, hashing large blobs on a second thread.
 
 Hashing inline makes a download cost receive + hash + write one after the other. sha256 releases the GIL, so
 a helper thread can hash a batch while the caller receives and writes the next one; with two cores that

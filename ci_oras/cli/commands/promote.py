@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ci_oras.cli import Options, ReferrersOpt, _referrers_mode, _require_reference, app, command, report, runtime
-from ci_oras.errors import UsageError
+from ci_oras.cli.app import Options, OutputFormat, ReferrersOpt, app, command, referrers_mode, report
+from ci_oras.cli.app import require_reference, runtime
+
+if TYPE_CHECKING:
+    from ci_oras.emit.progress import CopyProgress
 
 
 @command(app)
@@ -36,20 +40,23 @@ def promote(
     A listed referrer is copied only when its manifest confirms the listing (it names the manifest it was
     listed under as its subject, with the listed digest and type); others are skipped and reported.
     """
-    from ci_oras.emit.progress import Progress
+    import sys
+
+    from ci_oras.emit.progress import CopyProgress
+    from ci_oras.emit.render import promote_text
+    from ci_oras.emit.text import warn
     from ci_oras.graph.copy import CopyOptions
-    from ci_oras.oci.reference import RegistryReference
-    from ci_oras.steps.promote import Endpoint, promote as promote_step
+    from ci_oras.steps.promote import Endpoint, destination_reference, mount_source, promote as promote_step
 
-    src = _require_reference(source)
-    dst = _parse_destination(destination, src)
-    mode = _referrers_mode(referrers)
-    progress: list[Progress] = []
+    src, _ = require_reference(source)
+    dst = destination_reference(src, destination)
+    mode = referrers_mode(referrers)
+    progress: list[CopyProgress] = []
 
-    def on_plan(blobs: int, size: int) -> Any:
-        if options.output.value == "json" and not _stderr_is_tty():
+    def on_plan(blobs: int, size: int) -> Callable[[str, int], None] | None:
+        if options.output is OutputFormat.json and not sys.stderr.isatty():
             return None
-        progress.append(Progress(blobs, size))
+        progress.append(CopyProgress(blobs, size))
         return progress[0].update
 
     copy_options = CopyOptions(referrers=not no_referrers, artifact_types=tuple(artifact_type or ()),
@@ -58,44 +65,13 @@ def promote(
     with runtime(options) as run:
         source_target = run.open(src, use_login_flags=False, referrers=mode)
         destination_target = run.open(dst, create=not dry_run, referrers=mode)
-        same_registry = (isinstance(src, RegistryReference) and isinstance(dst, RegistryReference)
-                         and src.registry == dst.registry and src.repository != dst.repository)
         result = promote_step(
             Endpoint(source_target, src.repository_name, src.reference),
             Endpoint(destination_target, dst.repository_name, dst.reference, dst.tags, dst.digest,
-                     mount_from=src.repository if same_registry else None),
+                     mount_from=mount_source(src, dst)),
             copy_options, platform=platform, on_plan=on_plan)
     if progress:
         progress[0].finish()
-    if result.rejected:
-        from ci_oras.emit.text import warn
-
-        for rejected in result.rejected:
-            warn(f"not copied: {rejected}")
-    s = result.stats
-    verb = "Would copy" if dry_run else "Copied"
-    report(options, result, lambda: "\n".join([
-        f"{verb} {result.source} -> {result.destination}",
-        f"Digest: {result.digest}",
-        f"{verb}: {s.manifests_copied} manifests, {s.blobs_copied} blobs ({s.bytes_copied / 1e6:.1f} MB); "
-        f"mounted {s.blobs_mounted}; already there: {s.manifests_skipped} manifests, {s.blobs_skipped} blobs; "
-        f"referrers {s.referrers}",
-    ] + ([f"Tagged: {', '.join(result.tags_written)}"] if result.tags_written and not dry_run else [])))
-
-
-def _parse_destination(text: str, src: Any) -> Any:
-    """DST without a tag or digest takes SRC's tag (as `oras cp` does); by digest, it gets no tag."""
-    from ci_oras.oci.reference import parse_reference
-
-    dst = parse_reference(text)
-    if not dst.tags and not dst.digest and src.tags:
-        dst = dst.with_tags(src.tags)
-    if str(dst) == str(src):
-        raise UsageError(f"source and destination are the same: {text}", hint="name another repository or tag")
-    return dst
-
-
-def _stderr_is_tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()
+    for rejected in result.rejected:
+        warn(f"not copied: {rejected}", emitter=options.emitter)
+    report(options, result, lambda: promote_text(result))

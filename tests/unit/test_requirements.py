@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ci_oras.errors import EXIT_USAGE, UsageError
-from ci_oras.verify_spec import (
+from ci_oras.requirements import (
     ALIASES,
     ANNOTATION_PREDICATE_TYPE,
     SIGSTORE_BUNDLES,

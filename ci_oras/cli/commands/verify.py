@@ -1,0 +1,92 @@
+"""``ci-oras verify``: the deployment gate (exit 0 when every required referrer exists, 1 when any is missing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ci_oras.cli.app import Options, OutputFormat, ReferrersOpt, app, command, emit_result, referrers_mode
+from ci_oras.cli.app import require_reference, runtime, write_json
+from ci_oras.errors import UsageError
+
+
+@command(app, "verify")
+def verify(
+    reference: Annotated[str, typer.Argument(metavar="REF", help="The subject: REF:TAG or REF@DIGEST.")],
+    require: Annotated[list[str] | None, typer.Option(
+        "--require", "-r", metavar="SPEC", help="Required referrer: alias, artifact type, chain a>b, count *N "
+        "(repeatable; commas separate specs).")] = None,
+    require_file: Annotated[Path | None, typer.Option(
+        "--require-file", metavar="FILE", help="More specs, one per line; '#' comments.")] = None,
+    wait: Annotated[str, typer.Option(
+        "--wait", metavar="DURATION", help="Keep checking this long: 30s, 2m, 1m30s or seconds.")] = "0",
+    interval: Annotated[str, typer.Option(
+        "--interval", metavar="DURATION", help="Time between checks while waiting.")] = "5s",
+    platform: Annotated[str | None, typer.Option(
+        "--platform", metavar="OS/ARCH", help="Check this child of an image index.")] = None,
+    all_platforms: Annotated[bool, typer.Option(
+        "--all-platforms", help="Check every platform child of an image index.")] = False,
+    trust_listing: Annotated[bool, typer.Option(
+        "--trust-listing", help="Count what the referrers listing says without fetching the listed manifests "
+        "to check it (fewer requests; anyone who can push can forge a tag-schema listing).")] = False,
+    referrers: ReferrersOpt = "auto",
+    *,
+    options: Options,
+) -> None:
+    """Gate a deployment on referrers: exit 0 when every --require holds, 1 when any is missing.
+
+    SPEC: an artifact type (application/vnd.cyclonedx+json) or an alias:
+    sbom = CycloneDX or SPDX;
+    signature = Notary, cosign, or a Sigstore bundle without a predicateType;
+    attestation = in-toto, DSSE, cosign attestation, or a Sigstore bundle with a predicateType;
+    vuln-report = SARIF, Trivy, Grype or OpenVEX.
+
+    Chain with '>' (sbom>signature: an SBOM that is itself signed); count with '*N' at the end (signature*2).
+    One --require may list specs separated by commas; a --require-file holds one per line, '#' comments.
+
+    A listed referrer counts only once its manifest is fetched and confirms the listing: it exists, has the
+    listed digest and type, and names the manifest it is listed under as its subject. Entries that fail are
+    reported as rejected, not counted. --trust-listing skips these fetches, at the risk of counting a
+    deleted, forged or foreign referrer.
+
+    --wait polls every --interval until the referrers show up.
+    An index is checked itself, unless --platform OS/ARCH (one child) or --all-platforms (every child).
+    --output json prints the result document on stdout whether the gate passes or not."""
+    from ci_oras.emit.render import verify_hint, verify_missing, verify_text, wait_text
+    from ci_oras.emit.text import say, warn
+    from ci_oras.errors import VerificationFailed
+    from ci_oras.requirements import merge, parse_duration, parse_requirement_file, parse_requirements
+    from ci_oras.steps.verify import VerifyOptions
+    from ci_oras.steps.verify import verify as verify_step
+
+    from_flags = parse_requirements(require or [])
+    from_file = parse_requirement_file(_read_spec_file(require_file), str(require_file)) if require_file else []
+    requirements = merge(from_flags, from_file)
+    verify_options = VerifyOptions(tuple(requirements), platform=platform, all_platforms=all_platforms,
+                                   wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"),
+                                   trust_listing=trust_listing)
+    ref, name = require_reference(reference)
+    mode = referrers_mode(referrers)
+    with runtime(options) as run:
+        result = verify_step(lambda: run.open(ref, referrers=mode), name, str(ref), verify_options,
+                             progress=lambda status: say(wait_text(status)))
+    for rejected in result.rejected:
+        warn(f"not counted: {rejected}", emitter=options.emitter)
+    if options.output is OutputFormat.json:
+        write_json(result)
+    else:
+        say(verify_text(result))
+    emit_result(options, result)  # ok=false and missing go out too, before the exit 1 below
+    if not result.ok:
+        raise VerificationFailed(f"verification failed: missing {verify_missing(result)}", hint=verify_hint(result))
+
+
+def _read_spec_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"requirements file not found: {path}", hint="check the --require-file path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read requirements file {path}: {exc}", hint="pass a UTF-8 text file") from None

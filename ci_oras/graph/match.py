@@ -1,0 +1,124 @@
+"""Requirement chains matched against the referrers graph: the walk behind ``verify``.
+
+A chain (``sbom>signature``) is matched level by level from its start node: every node some chain still has
+to look below is listed **once** per check, whatever the number of chains that need it, and the nodes of a
+level are listed in parallel on a bounded pool (as ``discover`` does). A listed referrer that could match is
+counted only once its manifest confirms the listing (``ci_oras.graph.listing``), unless ``trust_listing``;
+a chain descends only into accepted referrers matching its current element. Speaks only to the store
+protocols, like the rest of ``graph``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from ci_oras.graph.listing import Fetched, Rejected, check_entries, self_reference
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.requirements import Matcher
+from ci_oras.store.protocols import Target
+
+#: One requirement's elements, outermost first (``sbom>signature``: the SBOM matcher, then the signature's).
+Chain = tuple[Matcher, ...]
+
+
+class ChainMatch:
+    """One check: list what the chains need level by level, check the listed referrers that could match,
+    then read the answers (:meth:`paths`) off the accepted ones."""
+
+    def __init__(self, target: Target, concurrency: int, trust_listing: bool) -> None:
+        self.target = target
+        self.concurrency = max(1, concurrency)
+        self.trust_listing = trust_listing
+        #: digest → the referrers listed under it (unfiltered, each digest once)
+        self.listed: dict[str, list[Descriptor]] = {}
+        #: (node digest, listed digest) → the accepted descriptor (the manifest's), or why it was rejected
+        self.verdicts: dict[tuple[str, str], Descriptor | Rejected] = {}
+        #: listed digest → its manifest (or why there is none): one fetch per digest per check
+        self.fetched: dict[str, Fetched] = {}
+        self.listings = 0
+        self._lock = threading.Lock()
+
+    def run(self, starts: Sequence[tuple[Descriptor, Chain]]) -> None:
+        """Walk below each start node as far as its chain needs; every node is listed once."""
+        frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
+        for start, chain in starts:
+            frontier.setdefault(start.digest, (start, set()))[1].add(chain)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="ci-oras-verify") as pool:
+            while frontier:
+                nodes = list(frontier.values())
+                listings = list(pool.map(lambda node: self._list(node[0]), nodes))
+                self._check(pool, [(desc.digest, referrer) for (desc, chains), listed in zip(nodes, listings)
+                                   for referrer in listed if any(c[0].may_match(referrer.artifact_type)
+                                                                 for c in chains)])
+                next_frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
+                for desc, chains in nodes:
+                    for chain in chains:
+                        if len(chain) == 1:
+                            continue
+                        for referrer in self._accepted(desc.digest):
+                            if _matches(chain[0], referrer):
+                                next_frontier.setdefault(referrer.digest, (referrer, set()))[1].add(chain[1:])
+                frontier = next_frontier
+
+    def _list(self, desc: Descriptor) -> list[Descriptor]:
+        with self._lock:
+            cached = self.listed.get(desc.digest)
+        if cached is not None:
+            return cached
+        listed = _unique(self.target.referrers(desc.plain()))
+        with self._lock:
+            self.listed[desc.digest] = listed
+            self.listings += 1
+        return listed
+
+    def _check(self, pool: ThreadPoolExecutor, entries: list[tuple[str, Descriptor]]) -> None:
+        """Give every (node, listed referrer) pair not judged yet its verdict."""
+        unique = {(node, desc.digest): (node, desc) for node, desc in entries}
+        fresh = [pair for key, pair in unique.items() if key not in self.verdicts]
+        if self.trust_listing:
+            verdicts: list[Descriptor | Rejected] = [self_reference(node, d) or d for node, d in fresh]
+        else:
+            verdicts = check_entries(self.target, pool, fresh, self.fetched)
+        for (node, desc), verdict in zip(fresh, verdicts):
+            self.verdicts[(node, desc.digest)] = verdict
+
+    def _accepted(self, digest: str) -> list[Descriptor]:
+        """The referrers listed under ``digest`` that were checked and accepted, in listing order."""
+        accepted: list[Descriptor] = []
+        for listed in self.listed.get(digest, []):
+            verdict = self.verdicts.get((digest, listed.digest))
+            if verdict is not None and not isinstance(verdict, Rejected):
+                accepted.append(verdict)
+        return accepted
+
+    def rejected(self) -> list[Rejected]:
+        return [verdict for verdict in self.verdicts.values() if isinstance(verdict, Rejected)]
+
+    def paths(self, digest: str, chain: Chain) -> list[tuple[str, ...]]:
+        """Every path of accepted referrers below ``digest`` matching ``chain``, element by element."""
+        out: list[tuple[str, ...]] = []
+        for referrer in self._accepted(digest):
+            if not _matches(chain[0], referrer):
+                continue
+            if len(chain) == 1:
+                out.append((referrer.digest,))
+            else:
+                out.extend((referrer.digest, *rest) for rest in self.paths(referrer.digest, chain[1:]))
+        return out
+
+
+def _matches(matcher: Matcher, desc: Descriptor) -> bool:
+    return matcher.matches(desc.artifact_type, desc.annotations)
+
+
+def _unique(listed: list[Descriptor]) -> list[Descriptor]:
+    seen: set[str] = set()
+    out: list[Descriptor] = []
+    for desc in listed:
+        if desc.digest not in seen:
+            seen.add(desc.digest)
+            out.append(desc)
+    return out
+
