@@ -245,20 +245,23 @@ def seeds(matrix: Matrix) -> dict[str, Seed]:
     for name, data in {**files, "report.txt": b"no findings\n", "sbom.cdx.json": _sbom(0)}.items():
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_bytes(data)
-    (work / "image.sig").write_bytes(notary_jws(matrix.chain))
-    (work / "sbom.sig").write_bytes(notary_jws(matrix.chain))
     cases = Cases(matrix)
     pushed = cases.phase(lambda kind, ep: [("push", f"{ep.host}/matrix/seed:v1", "layer.bin", "notes.txt",
                                             "site", "-O", "json")], cwd=work)
-    subjects = {kind: _ok(results[0], f"{kind} seed push")["digest"] for kind, results in pushed.items()}
+    pushed_docs = {kind: _ok(results[0], f"{kind} seed push") for kind, results in pushed.items()}
+    subjects = {kind: doc["digest"] for kind, doc in pushed_docs.items()}
+    for kind, doc in pushed_docs.items():  # a Notary signature names the manifest it signs
+        (work / f"image-{kind}.sig").write_bytes(notary_jws(matrix.chain, target=doc))
     attached = cases.phase(lambda kind, ep: [
         ("attach-sbom", f"{ep.host}/matrix/seed@{subjects[kind]}", "sbom.cdx.json", "-O", "json"),
-        ("attach-signature", f"{ep.host}/matrix/seed@{subjects[kind]}", "image.sig", "-O", "json"),
+        ("attach-signature", f"{ep.host}/matrix/seed@{subjects[kind]}", f"image-{kind}.sig", "-O", "json"),
         ("attach", f"{ep.host}/matrix/seed@{subjects[kind]}", "report.txt", "--artifact-type", REPORT_TYPE,
          "-O", "json")], cwd=work)
     documents = {kind: _ok_all(results, f"{kind} seed attach") for kind, results in attached.items()}
+    for kind, docs in documents.items():
+        (work / f"sbom-{kind}.sig").write_bytes(notary_jws(matrix.chain, target=docs[0]))
     signed = cases.phase(lambda kind, ep: [
-        ("attach-signature", f"{ep.host}/matrix/seed@{documents[kind][0]['digest']}", "sbom.sig",
+        ("attach-signature", f"{ep.host}/matrix/seed@{documents[kind][0]['digest']}", f"sbom-{kind}.sig",
          "-O", "json"),
     ], cwd=work)
     made: dict[str, Seed] = {}
@@ -266,8 +269,8 @@ def seeds(matrix: Matrix) -> dict[str, Seed]:
         sbom, signature, report = documents[kind]
         sbom_signature = _ok(signed[kind][0], f"{kind} seed signature of the SBOM")
         subject = subjects[kind]
-        named = {"sbom.cdx.json": sbom, "image.sig": signature, "report.txt": report,
-                 "sbom.sig": sbom_signature}
+        named = {"sbom.cdx.json": sbom, f"image-{kind}.sig": signature, "report.txt": report,
+                 f"sbom-{kind}.sig": sbom_signature}
         made[kind] = Seed(
             repository=f"{matrix.endpoints[kind].host}/matrix/seed", subject=subject, files=files,
             edges=frozenset({(subject, sbom["digest"]), (subject, signature["digest"]),
@@ -465,9 +468,15 @@ def test_attach(matrix: Matrix, attach_files: Callable[[Path, int], list[tuple[s
     subjects_per_kind = len(ATTACH_STEPS) if concurrency == 1 else 1
     cases = Cases(matrix)
     repositories, pushed = _push_each(cases, work, "subject", subjects_per_kind)
+    for kind in cases.alive:  # a Notary signature names the manifest it signs
+        targets = [result.json() for result in pushed[kind] if result.returncode == 0]
+        for n, (step, name) in enumerate(jobs):
+            if step == "attach-signature" and len(targets) == subjects_per_kind:
+                (work / name.format(kind=kind)).write_bytes(
+                    notary_jws(matrix.chain, target=targets[n % subjects_per_kind]))
     subjects: dict[str, list[str]] = {}
     attached = cases.phase(lambda kind, ep: [
-        (step, f"{repositories[kind]}:t{n % subjects_per_kind}", name,
+        (step, f"{repositories[kind]}:t{n % subjects_per_kind}", name.format(kind=kind),
          *(("--artifact-type", REPORT_TYPE) if step == "attach" else ()), "-O", "json")
         for n, (step, name) in enumerate(jobs)], cwd=work)
     documents: dict[str, list[Any]] = {}
@@ -508,8 +517,11 @@ def attach_files(matrix: Matrix) -> Callable[[Path, int], list[tuple[str, str]]]
         for n in range(len(ATTACH_STEPS) if count == 1 else count):
             step = ATTACH_STEPS[n % len(ATTACH_STEPS)]
             name = f"{step}-{n}.json"
+            if step == "attach-signature":
+                jobs.append((step, f"{step}-{n}-{{kind}}.sig"))  # signed once its subject exists
+                continue
             content = {"attach": f'{{"report": {n}, "id": "{uuid.uuid4()}"}}\n'.encode(),
-                       "attach-sbom": _sbom(n), "attach-signature": notary_jws(matrix.chain)}[step]
+                       "attach-sbom": _sbom(n)}[step]
             (work / name).write_bytes(content)
             jobs.append((step, name))
         return jobs
