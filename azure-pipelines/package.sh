@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the Azure DevOps extension (.vsix) of ci-oras: usage azure-pipelines/package.sh [OUTPUT_DIR]
-# (default azure-pipelines/out). Needs `npm ci --prefix azure-pipelines` first. Works on a staged copy: each
-# CiOras<Step>V0 task gets the ci-oras wheel of this checkout and the runtime node_modules (azure-pipelines-task-lib
-# and its dependencies), so the committed tree stays free of build products.
+# (default azure-pipelines/out). Needs `npm ci --prefix azure-pipelines` first. Works on a copy staged by stage.sh
+# (the tasks, each with the shared handler); each CiOras<Step>V0 task also gets the ci-oras wheel of this checkout
+# and the runtime node_modules (azure-pipelines-task-lib and its dependencies), so the committed tree stays free
+# of build products.
 set -euo pipefail
 here="$(cd -- "$(dirname -- "$0")" && pwd)"
 root="$(dirname -- "$here")"
@@ -13,7 +14,7 @@ python="${PYTHON:-python3}"
 [ -d "$here/node_modules/azure-pipelines-task-lib" ] || { echo "run: npm ci --prefix azure-pipelines" >&2; exit 1; }
 stage="$(mktemp -d)"
 trap 'rm -rf -- "$stage"' EXIT
-cp -R "$here/vss-extension.json" "$here/tasks" "$stage/"
+bash "$here/stage.sh" "$stage"
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$stage/wheel" "$root"
 wheel="$(ls "$stage"/wheel/ci_oras-*.whl)"
 modules=()

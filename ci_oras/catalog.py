@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ci_oras.emit.outputs import OUTPUTS, RESULT, camel_case
+
 
 class Maps(str, Enum):
     """How an input's value becomes arguments of ``ci-oras <step>``."""
@@ -50,15 +52,6 @@ class InputType(str, Enum):
     CHOICE = "choice"  # one of Input.options
 
 
-class OutputFormat(str, Enum):
-    """What an output's string value holds (every platform passes outputs as strings)."""
-
-    STRING = "string"
-    BOOLEAN = "boolean"  # true or false
-    INTEGER = "integer"
-    JSON = "json"  # compact single-line JSON
-
-
 @dataclass(frozen=True)
 class Input:
     name: str  # kebab-case
@@ -75,8 +68,7 @@ class Input:
     @property
     def camel_name(self) -> str:
         """``plainHttp`` for ``plain-http`` (Azure Pipelines task inputs)."""
-        head, *rest = self.name.split("-")
-        return head + "".join(part.capitalize() for part in rest)
+        return camel_case(self.name)
 
     @property
     def env_name(self) -> str:
@@ -99,7 +91,6 @@ class Input:
 class Output:
     name: str  # kebab-case, exactly as the emitters write it
     description: str
-    format: OutputFormat = OutputFormat.STRING
 
 
 @dataclass(frozen=True)
@@ -127,7 +118,8 @@ class Step:
     @property
     def camel_name(self) -> str:
         """``AttachSbom`` (Azure task names: ``CiOrasAttachSbom@0``)."""
-        return "".join(part.capitalize() for part in self.name.split("-"))
+        name = camel_case(self.name)
+        return name[:1].upper() + name[1:]
 
     @property
     def arguments(self) -> tuple[Input, ...]:
@@ -188,17 +180,9 @@ COMMON = CONNECTION + (REFERRERS,)
 
 # --- outputs -----------------------------------------------------------------------------------------------
 
-RESULT = Output("result", "The whole --output json document of the step, as compact JSON.", OutputFormat.JSON)
-
-
-def _attach_outputs(what: str) -> tuple[Output, ...]:
-    return (
-        Output("digest", f"Digest of the {what} manifest."),
-        Output("reference", f"The {what}: REPO@DIGEST."),
-        Output("artifact-type", f"Artifact type of the {what}."),
-        Output("subject", "Digest of the manifest it refers to."),
-        RESULT,
-    )
+def _outputs(step: str) -> tuple[Output, ...]:
+    """The outputs the emitters set for ``step``, ``result`` last (their table is the one source of both)."""
+    return tuple(Output(output.name, output.description + ".") for output in (*OUTPUTS[step], RESULT))
 
 
 def _files(what: str) -> Input:
@@ -230,12 +214,7 @@ PUSH = Step(
               Maps.OPTION, flag="--artifact-type"),
         ANNOTATIONS,
     ) + CONNECTION,
-    outputs=(
-        Output("digest", "Digest of the pushed manifest."),
-        Output("reference", "Where the manifest is: REPO:TAG, or REPO@DIGEST when pushed without a tag."),
-        Output("artifact-type", "Artifact type of the pushed manifest."),
-        RESULT,
-    ),
+    outputs=_outputs("push"),
 )
 
 ATTACH = Step(
@@ -251,7 +230,7 @@ ATTACH = Step(
               required=True),
         ANNOTATIONS,
     ) + COMMON,
-    outputs=_attach_outputs("referrer"),
+    outputs=_outputs("attach"),
 )
 
 ATTACH_SBOM = Step(
@@ -264,7 +243,7 @@ ATTACH_SBOM = Step(
               Maps.ARGUMENT, argument="SUBJECT", required=True),
         Input("sbom", "Path of the SBOM file.", Maps.ARGUMENT, argument="FILE", required=True),
     ) + COMMON,
-    outputs=_attach_outputs("SBOM"),
+    outputs=_outputs("attach-sbom"),
 )
 
 ATTACH_SIGNATURE = Step(
@@ -281,7 +260,7 @@ ATTACH_SIGNATURE = Step(
         Input("media-type", "Layer media type, for signature formats ci-oras does not recognise.",
               Maps.OPTION, flag="--media-type"),
     ) + COMMON,
-    outputs=_attach_outputs("signature"),
+    outputs=_outputs("attach-signature"),
 )
 
 DISCOVER = Step(
@@ -295,12 +274,7 @@ DISCOVER = Step(
               Maps.OPTION_PER_LINE, InputType.LINES, flag="--artifact-type"),
         Input("depth", "Levels to follow (empty: all).", Maps.OPTION, InputType.INTEGER, flag="--depth"),
     ) + COMMON,
-    outputs=(
-        Output("digest", "Digest of the subject."),
-        Output("count", "Referrers found at any depth.", OutputFormat.INTEGER),
-        Output("graph", "The referrers graph as compact JSON (ORAS's nested shape).", OutputFormat.JSON),
-        RESULT,
-    ),
+    outputs=_outputs("discover"),
 )
 
 VERIFY = Step(
@@ -321,11 +295,7 @@ VERIFY = Step(
         Input("fail-on-missing", "Fail the job when a requirement is missing; false: only set ok=false.",
               Maps.WRAPPER, InputType.BOOLEAN, default="true"),
     ) + COMMON,
-    outputs=(
-        Output("ok", "true when every requirement holds, else false.", OutputFormat.BOOLEAN),
-        Output("missing", "The requirements not met, as a compact JSON list.", OutputFormat.JSON),
-        RESULT,
-    ),
+    outputs=_outputs("verify"),
     soft_failure=SoftFailure(1, "fail-on-missing", "a required referrer is missing (fail-on-missing: false)"),
 )
 
@@ -348,14 +318,7 @@ PROMOTE = Step(
         Input("concurrency", "Parallel blob copies (1-64, default 4).",
               Maps.OPTION, InputType.INTEGER, flag="--concurrency"),
     ) + COMMON,
-    outputs=(
-        Output("digest", "Digest of the promoted manifest."),
-        Output("reference", "The destination."),
-        Output("copied", "Manifests and blobs copied.", OutputFormat.INTEGER),
-        Output("mounted", "Blobs mounted from the source repository.", OutputFormat.INTEGER),
-        Output("skipped", "Manifests and blobs the destination already had.", OutputFormat.INTEGER),
-        RESULT,
-    ),
+    outputs=_outputs("promote"),
 )
 
 DELETE = Step(
@@ -368,10 +331,7 @@ DELETE = Step(
         Input("graph", "Also delete every referrer below it and, for an index, its manifests.",
               Maps.SWITCH, InputType.BOOLEAN, flag="--graph", default="false"),
     ) + COMMON,
-    outputs=(
-        Output("deleted", "Digests deleted, as a compact JSON list.", OutputFormat.JSON),
-        RESULT,
-    ),
+    outputs=_outputs("delete"),
 )
 
 #: Every wrapped step, in the order wrappers and docs list them.

@@ -19,6 +19,7 @@ from typing import NoReturn
 import jinja2
 
 from ci_oras import __version__, catalog
+from ci_oras.emit.outputs import camel_case
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The checkout this module lives in (``ci_oras/wrappers/generate.py`` -> the repository root).
@@ -198,7 +199,7 @@ def environment() -> jinja2.Environment:
     env.filters["github_input_description"] = _github_input_description
     env.filters["md_cell"] = _md_cell
     env.filters["json_pretty"] = _json_pretty
-    env.filters["azure_variable"] = azure_variable
+    env.filters["azure_variable"] = camel_case
     env.filters["gitlab_kind"] = _gitlab_kind
     env.filters["gitlab_options"] = _gitlab_options
     env.filters["gitlab_var"] = _gitlab_var
@@ -221,6 +222,7 @@ def render_all() -> dict[str, str]:
     files["actions/setup/action.yml"] = env.get_template("github_setup_action.yml.j2").render(
         inputs=catalog.SETUP_INPUTS, outputs=catalog.SETUP_OUTPUTS
     )
+    files["actions/install.sh"] = env.get_template("github_install.sh.j2").render()
     files["actions/README.md"] = env.get_template("github_readme.md.j2").render(
         steps=catalog.STEPS, setup_inputs=catalog.SETUP_INPUTS, setup_outputs=catalog.SETUP_OUTPUTS
     )
@@ -266,12 +268,6 @@ AZURE_EXTRA_INPUTS = (
 
 def _json_pretty(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def azure_variable(output_name: str) -> str:
-    """The Azure output variable of an output: ``artifactType`` for ``artifact-type`` (letters, digits, ``_``)."""
-    head, *rest = output_name.split("-")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def azure_task_name(step: catalog.Step) -> str:
@@ -324,7 +320,6 @@ def _azure_spec(step: catalog.Step) -> dict[str, object]:
             }
             for item in step.inputs
         ],
-        "outputs": {output.name: azure_variable(output.name) for output in step.outputs},
         "softFailure": None if soft is None else {
             "exitCode": soft.exit_code, "input": soft.input, "message": soft.message,
         },
@@ -347,7 +342,7 @@ def _azure_task(step: catalog.Step) -> dict[str, object]:
         "instanceNameFormat": f"ci-oras {step.name}" + (f" $({first})" if first else ""),
         "inputs": [_azure_input(item) for item in step.inputs] + list(AZURE_EXTRA_INPUTS),
         "outputVariables": [
-            {"name": azure_variable(output.name), "description": output.description} for output in step.outputs
+            {"name": camel_case(output.name), "description": output.description} for output in step.outputs
         ],
         "execution": {"Node20_1": {"target": "index.js", "argumentFormat": ""}},
     }
@@ -390,12 +385,13 @@ def render_azure() -> dict[str, str]:
     template = env.get_template("azure_template.yml.j2")
     script = env.get_template("azure_script.sh.j2")
     files["azure-pipelines/vss-extension.json"] = as_json.render(data=_azure_extension())
+    # one handler for every task: azure-pipelines/stage.sh copies it into each task folder it stages
+    files["azure-pipelines/ci-oras-task.js"] = handler
     for step in catalog.STEPS:
         folder = f"azure-pipelines/tasks/{azure_task_name(step)}V0"
         files[f"{folder}/task.json"] = as_json.render(data=_azure_task(step))
         files[f"{folder}/index.js"] = index.render(step=step, task_name=azure_task_name(step),
                                                    spec=_azure_spec(step))
-        files[f"{folder}/ci-oras-task.js"] = handler
         files[f"azure-pipelines/templates/{step.name}.yml"] = template.render(
             step=step, default_name=azure_task_name(step), script=script.render(step=step).rstrip("\n"),
             version=_ci_oras_version(),

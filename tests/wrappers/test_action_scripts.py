@@ -250,5 +250,5 @@ def test_install_step_uses_the_same_version_on_path(tmp_path: Path, fake: Path) 
                                check=False, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert f"Using ci-oras {__version__}: {fake}" in completed.stdout
-    assert output.read_text() == f"path={fake}\n"
+    assert output.read_text() == f"version={__version__}\npath={fake}\n"
     assert not (tmp_path / "runner-temp").exists()

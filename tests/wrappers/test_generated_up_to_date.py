@@ -23,13 +23,13 @@ def test_regenerating_changes_nothing() -> None:
 def test_every_step_setup_and_the_reference_are_generated() -> None:
     files = generate.render_generated()
     expected = {f"actions/{step.name}/action.yml" for step in catalog.STEPS}
-    expected |= {"actions/setup/action.yml", "actions/README.md"}
+    expected |= {"actions/setup/action.yml", "actions/README.md", "actions/install.sh"}
     expected |= {f"gitlab/{step.name}.yml" for step in catalog.STEPS} | {"gitlab/README.md"}
     expected |= {f"azure-pipelines/templates/{step.name}.yml" for step in catalog.STEPS}
     for step in catalog.STEPS:
         task = f"azure-pipelines/tasks/{generate.azure_task_name(step)}V0"
-        expected |= {f"{task}/task.json", f"{task}/index.js", f"{task}/ci-oras-task.js"}
-    expected.add("azure-pipelines/vss-extension.json")
+        expected |= {f"{task}/task.json", f"{task}/index.js"}
+    expected |= {"azure-pipelines/vss-extension.json", "azure-pipelines/ci-oras-task.js"}
     assert set(files) == expected
 
 

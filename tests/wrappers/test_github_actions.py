@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 import wrapper_tools
 from harness.cli import clean_env, run_cli
 from harness.registry import RunningRegistry
@@ -98,11 +99,26 @@ def test_jactionlint_would_catch_an_input_expanded_inside_run(tmp_path: Path) ->
 
 @pytest.mark.parametrize("action", ACTIONS, ids=_ids)
 def test_no_input_is_expanded_inside_a_script(action: Path) -> None:
-    text = action.read_text()
-    scripts = re.findall(r"^      run: \|\n((?:        .*\n|\n)*)", text, flags=re.MULTILINE)
+    steps = yaml.safe_load(action.read_text())["runs"]["steps"]
+    scripts = [step["run"] for step in steps if "run" in step]
     assert scripts
     for script in scripts:
         assert "${{" not in script, f"{action}: a workflow expression inside run:"
+
+
+def test_every_action_installs_with_the_one_script_of_its_checkout() -> None:
+    """No action carries its own copy of the install script: each runs actions/install.sh."""
+    for action in ACTIONS:
+        install = yaml.safe_load(action.read_text())["runs"]["steps"][0]
+        assert install["run"].startswith('bash "$GITHUB_ACTION_PATH/../install.sh"'), action
+
+
+def test_checkout_scripts_pass_shellcheck() -> None:
+    shellcheck = require_tool("shellcheck")
+    scripts = [REPO_ROOT / "actions/install.sh", *sorted((REPO_ROOT / "azure-pipelines").glob("*.sh"))]
+    result = subprocess.run([shellcheck, "--shell=bash", *map(str, scripts)], check=False, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_missing_tool_skips_with_the_hint_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,7 +310,7 @@ def test_setup_installs_from_the_checkout_and_puts_ci_oras_on_path(act: ActRunne
 
     first = run.recorded("setup.json")
     assert first["version"] == __version__
-    assert "/ci-oras/bin/ci-oras" in first["path"]
+    assert f"/ci-oras-{__version__}/bin/ci-oras" in first["path"]
     assert run.recorded("setup-again.json") == first
     assert run.recorded("version.txt") == f"ci-oras {__version__}"
     assert run.recorded("which.txt") == first["path"]

@@ -101,13 +101,6 @@ const STEP = {
       ]
     }
   ],
-  "outputs": {
-    "digest": "digest",
-    "reference": "reference",
-    "artifact-type": "artifactType",
-    "subject": "subject",
-    "result": "result"
-  },
   "softFailure": null
 };
 

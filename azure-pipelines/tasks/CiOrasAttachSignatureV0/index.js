@@ -123,13 +123,6 @@ const STEP = {
       ]
     }
   ],
-  "outputs": {
-    "digest": "digest",
-    "reference": "reference",
-    "artifact-type": "artifactType",
-    "subject": "subject",
-    "result": "result"
-  },
   "softFailure": null
 };
 

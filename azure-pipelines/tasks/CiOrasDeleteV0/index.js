@@ -101,10 +101,6 @@ const STEP = {
       ]
     }
   ],
-  "outputs": {
-    "deleted": "deleted",
-    "result": "result"
-  },
   "softFailure": null
 };
 

@@ -112,12 +112,6 @@ const STEP = {
       ]
     }
   ],
-  "outputs": {
-    "digest": "digest",
-    "count": "count",
-    "graph": "graph",
-    "result": "result"
-  },
   "softFailure": null
 };
 

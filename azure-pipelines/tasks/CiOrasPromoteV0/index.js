@@ -134,14 +134,6 @@ const STEP = {
       ]
     }
   ],
-  "outputs": {
-    "digest": "digest",
-    "reference": "reference",
-    "copied": "copied",
-    "mounted": "mounted",
-    "skipped": "skipped",
-    "result": "result"
-  },
   "softFailure": null
 };
 

@@ -108,12 +108,6 @@ const STEP = {
       "options": []
     }
   ],
-  "outputs": {
-    "digest": "digest",
-    "reference": "reference",
-    "artifact-type": "artifactType",
-    "result": "result"
-  },
   "softFailure": null
 };
 

@@ -123,11 +123,6 @@ const STEP = {
       ]
     }
   ],
-  "outputs": {
-    "ok": "ok",
-    "missing": "missing",
-    "result": "result"
-  },
   "softFailure": {
     "exitCode": 1,
     "input": "fail-on-missing",
