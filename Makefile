@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test test-tools clean
+.PHONY: demo test install install-test test-tools lock check-lock clean
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ test-tools:
 	  apt-get update -qq && apt-get install -y -qq docker-registry shellcheck rsync >/dev/null; }
 	@[ -d node_modules ] || npm ci --no-audit --no-fund
 	@[ -d azure-pipelines/node_modules ] || npm ci --prefix azure-pipelines --no-audit --no-fund
+
+# requirements/runtime.lock: the runtime dependencies with their wheel hashes, which every wrapper installs with
+# --require-hashes (see requirements/lock.py). Run `make lock` after changing pyproject.toml's dependencies.
+lock: install-test
+	$(BIN)/python requirements/lock.py
+
+check-lock: install-test
+	$(BIN)/python requirements/lock.py --check
 
 test: install-test test-tools
 	$(BIN)/mypy
