@@ -3,8 +3,8 @@
 //
 // Runs `ci-oras <step> ... --emit azure` for one Azure Pipelines task (Node20_1 handler, plain CommonJS):
 // reads the task's inputs with azure-pipelines-task-lib, installs ci-oras on first use into a venv under
-// Agent.TempDirectory (from the wheel bundled in the task folder, else from the `package` input), passes the
-// password on stdin only, renames output variables to Azure-safe names and fails the task on a non-zero exit.
+// Agent.TempDirectory (from the wheels bundled in the task folder, offline and hash-checked, else from the
+// `package` input), passes the password on stdin only and fails the task on a non-zero exit.
 //
 // Each credential reaches one registry: the username/password inputs become --username/--password-stdin, which
 // ci-oras sends only to the registry the step names (promote: the destination); a docker-registry service
@@ -209,8 +209,16 @@ function installCiOras(taskDir, getInput) {
   }
   const python = tl.which("python3", false) || tl.which("python", true);
   runOrFail(python, ["-m", "venv", venv]);
-  runOrFail(path.join(binDir(venv), "python"), ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-    requirement]);
+  const pip = [path.join(binDir(venv), "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"];
+  if (wheel) {
+    // offline: the dependencies from the wheels bundled beside the lock, each checked against its pinned hash,
+    // then ci-oras itself without resolving anything
+    const bundle = ["--no-index", "--find-links", path.join(taskDir, "wheels")];
+    runOrFail(pip[0], [...pip.slice(1), ...bundle, "--require-hashes", "-r", path.join(taskDir, "runtime.lock")]);
+    runOrFail(pip[0], [...pip.slice(1), ...bundle, "--no-deps", requirement]);
+  } else {
+    runOrFail(pip[0], [...pip.slice(1), requirement]);
+  }
   return exe;
 }
 

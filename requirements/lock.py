@@ -11,7 +11,8 @@ resolves nothing: for every supported Python version it fetches the pins that ap
 verifies that pyproject.toml's runtime dependencies and each pinned wheel's own dependencies are pinned within
 the ranges asked for, so newer releases on the index never make it fail.
 
-Run with Python 3.11 or later (tomllib): ``make lock`` / ``make check-lock``.
+``--wheels DIR`` downloads every pinned wheel, hash-checked, for an offline install (azure-pipelines/package.sh).
+Writing and checking need Python 3.11 or later (tomllib): ``make lock`` / ``make check-lock``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import hashlib
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -38,6 +38,8 @@ PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 
 def runtime_requirements(root: Path = ROOT) -> list[Requirement]:
+    import tomllib  # Python 3.11+; only writing and checking the lock read pyproject.toml
+
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     return [Requirement(text) for text in data["project"]["dependencies"]]
 
@@ -189,10 +191,32 @@ def check(lock: Path = LOCK) -> list[str]:
     return sorted(set(problems))
 
 
+def fetch_wheels(dest: Path, lock: Path = LOCK) -> list[Path]:
+    """Every wheel ``lock`` pins, for every supported Python version (markers ignored), checked against its
+    hash, into ``dest``: what an offline install with ``--no-index --find-links dest -r lock`` needs."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for requirement, hashes in entries(lock.read_text(encoding="utf-8")):
+        with tempfile.TemporaryDirectory() as scratch:
+            one = Path(scratch) / "one.txt"
+            one.write_text(f"{requirement.name}{requirement.specifier} {hashes}\n", encoding="utf-8")
+            command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                       "--only-binary=:all:", "--no-deps", "--ignore-requires-python", "--require-hashes",
+                       "--dest", str(dest), "-r", str(one)]
+            run = subprocess.run(command, capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                raise SystemExit(f"fetching {requirement} failed:\n{run.stderr}")
+    return sorted(dest.glob("*.whl"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="verify the lock instead of writing it")
+    parser.add_argument("--wheels", type=Path, metavar="DIR",
+                        help="download every pinned wheel (all Python versions), hash-checked, into DIR")
     args = parser.parse_args()
+    if args.wheels:
+        fetch_wheels(args.wheels)
+        return 0
     if args.check:
         problems = check()
         for problem in problems:

@@ -137,7 +137,8 @@ def test_node_tests_with_mock_test_runner(node: str, staged: Path, tmp_path: Pat
 
 
 def test_vsix_builds_and_its_task_runs_from_the_package(node: str, tmp_path: Path) -> None:
-    """package.sh bundles the wheel and task-lib into every task; the unpacked task runs with them alone."""
+    """package.sh bundles ci-oras's wheel, the lock with every wheel it pins, and task-lib into every task; the
+    unpacked task installs ci-oras into a fresh venv with no package index reachable, and runs."""
     bash = shutil.which("bash")
     assert bash
     run = subprocess.run([bash, str(AZURE / "package.sh"), str(tmp_path / "out")], capture_output=True, text=True,
@@ -149,26 +150,40 @@ def test_vsix_builds_and_its_task_runs_from_the_package(node: str, tmp_path: Pat
     with zipfile.ZipFile(vsix) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "unpacked")
+    lock = (REPO_ROOT / "requirements/runtime.lock").read_text()
+    pinned = re.findall(r"^([a-z0-9-]+)==([^ ;]+)", lock, flags=re.M)
     for step in catalog.STEPS:
         base = f"tasks/{generate.azure_task_name(step)}V0"
-        assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js",
+        assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js", f"{base}/runtime.lock",
                 f"{base}/ci_oras-{__version__}-py3-none-any.whl",
                 f"{base}/node_modules/azure-pipelines-task-lib/task.js"} <= names
+        wheels = {name.rsplit("/", 1)[1] for name in names
+                  if name.startswith(f"{base}/wheels/") and name.endswith(".whl")}
+        # every pin, those of other Python versions too (exceptiongroup is 3.10's), one pure-Python wheel each
+        assert sorted((w.split("-")[0].lower().replace("_", "-"), w.split("-")[1]) for w in wheels) == sorted(pinned)
+        assert all(w.endswith("-none-any.whl") for w in wheels)
 
-    # the bundled wheel names the venv: pre-make it (this checkout's ci-oras) so nothing is installed
-    venv_bin = tmp_path / "agent-temp" / f"ci-oras-{__version__}" / "bin"
-    venv_bin.mkdir(parents=True)
-    (venv_bin / "ci-oras").symlink_to(_ci_oras_bin())
     (tmp_path / "f.txt").write_text("packaged\n")
+    (tmp_path / "agent-temp").mkdir()  # the agent's, which it always creates
     task = tmp_path / "unpacked/tasks/CiOrasPushV0/index.js"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_", "NODE_PATH"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_", "NODE_PATH", "PIP_"))}
     env.update({"AGENT_TEMPDIRECTORY": str(tmp_path / "agent-temp"), "PATH": "/usr/bin:/bin",
-                "INPUT_REFERENCE": f"oci:{tmp_path / 'layout'}:v1", "INPUT_FILES": "f.txt"})
+                "INPUT_REFERENCE": f"oci:{tmp_path / 'layout'}:v1", "INPUT_FILES": "f.txt",
+                # no package index: none configured, and the one pip would try refuses connections
+                "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple/"})
     pushed = subprocess.run([node, str(task)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            check=False, timeout=120)
+                            check=False, timeout=300)
     text = pushed.stdout + pushed.stderr
     assert _result(pushed) == "Succeeded", text
+    assert "--no-index" in text and "--require-hashes" in text
     assert _variables(text)["digest"].startswith("sha256:")
+    venv = tmp_path / "agent-temp" / f"ci-oras-{__version__}"
+    version = subprocess.run([str(venv / "bin/ci-oras"), "--version"], capture_output=True, text=True,
+                             check=True, env=env)
+    assert version.stdout.strip() == f"ci-oras {__version__}"
+    frozen = subprocess.run([str(venv / "bin/python"), "-m", "pip", "freeze"], capture_output=True, text=True,
+                            check=True, env=env).stdout
+    assert "typer==" + dict(pinned)["typer"] in frozen.splitlines(), frozen
 
 
 # --- real runs of the handlers ------------------------------------------------------------------------------
