@@ -33,6 +33,7 @@ test-tools:
 # --require-hashes (see requirements/lock.py). Run `make lock` after changing pyproject.toml's dependencies.
 lock: install-test
 	$(BIN)/python requirements/lock.py
+	$(BIN)/python -m ci_oras.wrappers.generate  # the GitLab and Azure YAML templates carry the lock inline
 
 check-lock: install-test
 	$(BIN)/python requirements/lock.py --check

@@ -9,7 +9,8 @@
 #                       checkout when it is the checkout's version and from the package index otherwise; the
 #                       venv's bin directory goes on PATH for later steps
 # One of that version already on PATH or in the venv under $RUNNER_TEMP is used as it is; otherwise it is
-# installed into that venv. Writes `version` and `path` to $GITHUB_OUTPUT.
+# installed into that venv: its dependencies from requirements/runtime.lock with --require-hashes, ci-oras itself
+# with --no-deps. Writes `version` and `path` to $GITHUB_OUTPUT.
 set -euo pipefail
 setup=false
 title="ci-oras"
@@ -52,7 +53,10 @@ else
   echo "Installing ci-oras $version from $spec into $venv"
   rm -rf "$venv"
   "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec"
+  # the dependencies exactly as requirements/runtime.lock pins them (hash-checked), then ci-oras alone
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+    -r "$root/requirements/runtime.lock"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$spec"
   exe="$venv/bin/ci-oras"
   installed="$("$exe" --version)"
   if [ "$installed" != "ci-oras $version" ]; then

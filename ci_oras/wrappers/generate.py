@@ -24,6 +24,8 @@ from ci_oras.emit.outputs import camel_case
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The checkout this module lives in (``ci_oras/wrappers/generate.py`` -> the repository root).
 DEFAULT_ROOT = Path(__file__).resolve().parents[2]
+#: The hash-pinned runtime dependencies every wrapper installs (written by requirements/lock.py).
+LOCK = DEFAULT_ROOT / "requirements" / "runtime.lock"
 #: Directories holding only generated files: anything else found there is reported as stale by ``--check``.
 GENERATED_DIRS = ("actions", "gitlab")
 
@@ -177,6 +179,15 @@ def _gitlab_argument(item: catalog.Input) -> str:
     return "\n".join(lines)
 
 
+def _lock_requirements() -> list[str]:
+    """The requirements of requirements/runtime.lock, one line each (``name==version ; marker --hash=…``)."""
+    text = LOCK.read_text(encoding="utf-8").replace("\\\n", " ")
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if any("'" in line for line in lines):
+        raise ValueError("a lock line holds a single quote, which the templates' shell quoting cannot carry")
+    return lines
+
+
 def _fail_render(message: str) -> NoReturn:
     raise ValueError(message)
 
@@ -209,6 +220,8 @@ def environment() -> jinja2.Environment:
     env.globals["gitlab_argument"] = _gitlab_argument
     env.globals["gh"] = _gh
     env.globals["fail_render"] = _fail_render
+    # the self-contained GitLab and Azure YAML templates carry the lock inline (lock_install.sh.j2)
+    env.globals["lock_requirements"] = _lock_requirements()
     return env
 
 
