@@ -103,12 +103,6 @@ function buildArguments(step, getInput) {
       case "switch":
         if (readBoolean(input, value)) options.push(input.flag);
         break;
-      case "toggle": {
-        const flag = readBoolean(input, value);
-        if (flag === true) options.push(input.flag);
-        if (flag === false) options.push(input.negativeFlag);
-        break;
-      }
       case "wrapper":
         wrapper[input.name] = input.type === "boolean" ? readBoolean(input, value) : value;
         break;

@@ -13,7 +13,6 @@ How a value maps to the command line (:class:`Maps`):
 * ``OPTION``: ``--flag VALUE`` when the value is not empty;
 * ``OPTION_PER_LINE``: ``--flag LINE`` once per non-blank line (``annotations``, ``require``, ...);
 * ``SWITCH``: ``--flag`` when ``true``, nothing when ``false`` or empty;
-* ``TOGGLE``: ``--flag`` when ``true``, ``--no-flag`` when ``false``, nothing (the CLI's default) when empty;
 * ``PASSWORD_STDIN``: masked on the platform, then piped to ``--password-stdin`` (never on the command line);
 * ``WRAPPER``: read by the wrapper itself, never passed on (``fail-on-missing``).
 
@@ -36,7 +35,6 @@ class Maps(str, Enum):
     OPTION = "option"
     OPTION_PER_LINE = "option-per-line"
     SWITCH = "switch"
-    TOGGLE = "toggle"
     PASSWORD_STDIN = "password-stdin"
     WRAPPER = "wrapper"
 
@@ -58,7 +56,7 @@ class Input:
     description: str
     maps: Maps
     type: InputType = InputType.STRING
-    flag: str | None = None  # the CLI option (OPTION, OPTION_PER_LINE, SWITCH, TOGGLE)
+    flag: str | None = None  # the CLI option (OPTION, OPTION_PER_LINE, SWITCH)
     argument: str | None = None  # the CLI argument's metavar (ARGUMENT, ARGUMENTS)
     required: bool = False
     default: str | None = None  # None: no default (empty)
@@ -74,13 +72,6 @@ class Input:
     def env_name(self) -> str:
         """The environment variable a wrapper script reads the value from: ``INPUT_PLAIN_HTTP``."""
         return "INPUT_" + self.name.upper().replace("-", "_")
-
-    @property
-    def negative_flag(self) -> str | None:
-        """``--no-plain-http`` for a TOGGLE."""
-        if self.maps is not Maps.TOGGLE or self.flag is None:
-            return None
-        return "--no-" + self.flag.removeprefix("--")
 
     @property
     def multiline(self) -> bool:
@@ -147,8 +138,9 @@ class Step:
 
 PLAIN_HTTP = Input(
     "plain-http",
-    "Use plain HTTP (true) or HTTPS (false). Empty: plain HTTP for localhost, 127.0.0.1 and [::1] only.",
-    Maps.TOGGLE, InputType.BOOLEAN, flag="--plain-http", default="",
+    "Use plain HTTP (true). false: HTTPS with verified certificates, except for localhost, 127.0.0.1 and [::1], "
+    "which use plain HTTP unless ca-file or insecure is set.",
+    Maps.SWITCH, InputType.BOOLEAN, flag="--plain-http", default="false",
 )
 INSECURE = Input(
     "insecure", "Skip TLS certificate verification (testing only; ci-oras warns loudly).",

@@ -80,12 +80,10 @@ _GITLAB_PREFIX = "CI_ORAS_INPUT_"
 def _gitlab_kind(item: catalog.Input) -> str:
     """How a GitLab ``spec:inputs`` entry is typed.
 
-    ``boolean`` (GitLab ``type: boolean``), ``options`` (a string GitLab restricts to fixed values: a CHOICE,
-    or a TOGGLE whose empty value means the CLI's default) or ``string`` (free text, reaching the script only
+    ``boolean`` (GitLab ``type: boolean``, so ``plain-http: true`` is written as YAML's boolean), ``options``
+    (a string GitLab restricts to fixed values: a CHOICE) or ``string`` (free text, reaching the script only
     as a job variable).
     """
-    if item.maps is catalog.Maps.TOGGLE:
-        return "options"
     if item.type is catalog.InputType.BOOLEAN:
         return "boolean"
     if item.type is catalog.InputType.CHOICE:
@@ -94,8 +92,6 @@ def _gitlab_kind(item: catalog.Input) -> str:
 
 
 def _gitlab_options(item: catalog.Input) -> tuple[str, ...]:
-    if item.maps is catalog.Maps.TOGGLE:
-        return ("", "true", "false")
     return item.options
 
 
@@ -161,9 +157,6 @@ def _gitlab_option(item: catalog.Input) -> str:
         return "\n".join(lines)
     if maps is catalog.Maps.SWITCH:
         return f'if [ {word} = true ]; then set -- "$@" {item.flag}; fi'
-    if maps is catalog.Maps.TOGGLE:
-        return (f'case {word} in\n  true) set -- "$@" {item.flag} ;;\n'
-                f'  false) set -- "$@" {item.negative_flag} ;;\nesac')
     raise ValueError(f"cannot map input {item.name} to GitLab")
 
 
@@ -300,7 +293,7 @@ def _azure_version() -> dict[str, int]:
 
 def _azure_input(item: catalog.Input) -> dict[str, object]:
     data: dict[str, object] = {"name": item.camel_name, "label": item.camel_name}
-    if item.type is catalog.InputType.BOOLEAN and item.maps is not catalog.Maps.TOGGLE:
+    if item.type is catalog.InputType.BOOLEAN:
         data["type"] = "boolean"
     elif item.type is catalog.InputType.CHOICE:
         data["type"] = "pickList"
@@ -328,7 +321,7 @@ def _azure_spec(step: catalog.Step) -> dict[str, object]:
         "inputs": [
             {
                 "name": item.name, "azure": item.camel_name, "maps": item.maps.value, "type": item.type.value,
-                "flag": item.flag, "negativeFlag": item.negative_flag, "required": item.required,
+                "flag": item.flag, "required": item.required,
                 "default": item.default, "options": list(item.options),
             }
             for item in step.inputs

@@ -143,7 +143,7 @@ def test_booleans_and_choices(tmp_path: Path, fake: Path) -> None:
     run = run_step("delete", tmp_path, fake, {"reference": "r/x@sha256:" + "0" * 64, "graph": "True",
                                               "plain-http": "false", "insecure": "TRUE", "referrers": "tag"})
     assert run.returncode == 0, run.stderr
-    assert run.argv == ["delete", "--emit", "github", "--graph", "--no-plain-http", "--insecure",
+    assert run.argv == ["delete", "--emit", "github", "--graph", "--insecure",
                         "--referrers", "tag", "--", "r/x@sha256:" + "0" * 64]
 
     defaults = run_step("delete", tmp_path, fake, {"reference": "r/x:v1"})

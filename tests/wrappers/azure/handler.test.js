@@ -30,7 +30,7 @@ test("push: arguments built from the inputs, the password on stdin only", async 
   assert.ok(tr.succeeded, tr.stdout + tr.stderr);
   assert.deepStrictEqual(spawned.args, [
     "push", "--password-stdin", "--emit", "azure", "--artifact-type", "application/x", "--annotation", "k=v",
-    "--no-plain-http", "--insecure", "--username", "me", "--", "localhost:5000/app:v1", "a.txt", "b.txt:text/plain",
+    "--insecure", "--username", "me", "--", "localhost:5000/app:v1", "a.txt", "b.txt:text/plain",
   ]);
   assert.strictEqual(spawned.stdin, "hunter2-secret\n");
   assert.ok(!spawned.args.join(" ").includes("hunter2"));
