@@ -20,12 +20,13 @@ install-test: install
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
-# What the tests drive besides Python: docker-registry, shellcheck and rsync (Debian packages; needs root),
-# gitlab-ci-local and the Azure task library/tfx (npm, pinned in the lock files).
+# What the tests drive besides Python: docker-registry, shellcheck, rsync and chromium (Debian packages; needs
+# root), gitlab-ci-local, mermaid-cli and the Azure task library/tfx (npm, pinned in the lock files).
 test-tools:
-	@command -v docker-registry >/dev/null && command -v shellcheck >/dev/null && command -v rsync >/dev/null || { \
-	  echo "installing docker-registry, shellcheck, rsync (Debian packages)"; \
-	  apt-get update -qq && apt-get install -y -qq docker-registry shellcheck rsync >/dev/null; }
+	@command -v docker-registry >/dev/null && command -v shellcheck >/dev/null && command -v rsync >/dev/null \
+	  && command -v chromium >/dev/null || { \
+	  echo "installing docker-registry, shellcheck, rsync, chromium (Debian packages)"; \
+	  apt-get update -qq && apt-get install -y -qq docker-registry shellcheck rsync chromium >/dev/null; }
 	@[ -d node_modules ] || npm ci --no-audit --no-fund
 	@[ -d azure-pipelines/node_modules ] || npm ci --prefix azure-pipelines --no-audit --no-fund
 

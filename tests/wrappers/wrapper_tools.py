@@ -34,6 +34,8 @@ INSTALL_HINTS = {
     "gitlab-ci-local": "npm ci (package.json pins gitlab-ci-local 4.73.0; 4.74+ crash on Node 20)",
     "rsync": "apt-get install -y rsync",
     "git": "apt-get install -y git",
+    "mmdc": "npm ci (package.json pins @mermaid-js/mermaid-cli 11.9.0, the last for Node 20)",
+    "chromium": "apt-get install -y chromium",
 }
 
 
