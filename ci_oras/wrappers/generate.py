@@ -14,12 +14,13 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
-
-import jinja2
+from typing import TYPE_CHECKING, NoReturn
 
 from ci_oras import __version__, catalog
 from ci_oras.emit.outputs import camel_case
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The checkout this module lives in (``ci_oras/wrappers/generate.py`` -> the repository root).
@@ -186,6 +187,9 @@ def _fail_render(message: str) -> NoReturn:
 
 
 def environment() -> jinja2.Environment:
+    # jinja2 is the ``wrappers`` extra, not a runtime dependency: imported only when wrappers are rendered
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
@@ -457,6 +461,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the repository root (default: the checkout holding this module)")
     args = parser.parse_args(argv)
     root: Path = args.root
+    try:
+        import jinja2  # noqa: F401
+    except ImportError:
+        print("rendering the wrappers needs jinja2: pip install -e '.[wrappers]'", file=sys.stderr)
+        return 2
     if args.check:
         problems = stale(root)
         for problem in problems:
