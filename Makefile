@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test test-tools clean stress-referrers
+.PHONY: demo test install install-test test-tools lock check-lock clean stress-referrers
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,24 @@ install-test: install
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
-# What the tests drive besides Python: docker-registry, shellcheck and rsync (Debian packages; needs root),
-# gitlab-ci-local and the Azure task library/tfx (npm, pinned in the lock files).
+# What the tests drive besides Python: docker-registry, shellcheck, rsync and chromium (Debian packages; needs
+# root), gitlab-ci-local, mermaid-cli and the Azure task library/tfx (npm, pinned in the lock files).
 test-tools:
-	@command -v docker-registry >/dev/null && command -v shellcheck >/dev/null && command -v rsync >/dev/null || { \
-	  echo "installing docker-registry, shellcheck, rsync (Debian packages)"; \
-	  apt-get update -qq && apt-get install -y -qq docker-registry shellcheck rsync >/dev/null; }
+	@command -v docker-registry >/dev/null && command -v shellcheck >/dev/null && command -v rsync >/dev/null \
+	  && command -v chromium >/dev/null || { \
+	  echo "installing docker-registry, shellcheck, rsync, chromium (Debian packages)"; \
+	  apt-get update -qq && apt-get install -y -qq docker-registry shellcheck rsync chromium >/dev/null; }
 	@[ -d node_modules ] || npm ci --no-audit --no-fund
 	@[ -d azure-pipelines/node_modules ] || npm ci --prefix azure-pipelines --no-audit --no-fund
+
+# requirements/runtime.lock: the runtime dependencies with their wheel hashes, which every wrapper installs with
+# --require-hashes (see requirements/lock.py). Run `make lock` after changing pyproject.toml's dependencies.
+lock: install-test
+	$(BIN)/python requirements/lock.py
+	$(BIN)/python -m ci_oras.wrappers.generate  # the GitLab and Azure YAML templates carry the lock inline
+
+check-lock: install-test
+	$(BIN)/python requirements/lock.py --check
 
 test: install-test test-tools
 	$(BIN)/mypy

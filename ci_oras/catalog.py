@@ -13,7 +13,6 @@ How a value maps to the command line (:class:`Maps`):
 * ``OPTION``: ``--flag VALUE`` when the value is not empty;
 * ``OPTION_PER_LINE``: ``--flag LINE`` once per non-blank line (``annotations``, ``require``, ...);
 * ``SWITCH``: ``--flag`` when ``true``, nothing when ``false`` or empty;
-* ``TOGGLE``: ``--flag`` when ``true``, ``--no-flag`` when ``false``, nothing (the CLI's default) when empty;
 * ``PASSWORD_STDIN``: masked on the platform, then piped to ``--password-stdin`` (never on the command line);
 * ``WRAPPER``: read by the wrapper itself, never passed on (``fail-on-missing``).
 
@@ -25,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ci_oras.emit.outputs import OUTPUTS, RESULT, camel_case
+
 
 class Maps(str, Enum):
     """How an input's value becomes arguments of ``ci-oras <step>``."""
@@ -34,7 +35,6 @@ class Maps(str, Enum):
     OPTION = "option"
     OPTION_PER_LINE = "option-per-line"
     SWITCH = "switch"
-    TOGGLE = "toggle"
     PASSWORD_STDIN = "password-stdin"
     WRAPPER = "wrapper"
 
@@ -50,22 +50,13 @@ class InputType(str, Enum):
     CHOICE = "choice"  # one of Input.options
 
 
-class OutputFormat(str, Enum):
-    """What an output's string value holds (every platform passes outputs as strings)."""
-
-    STRING = "string"
-    BOOLEAN = "boolean"  # true or false
-    INTEGER = "integer"
-    JSON = "json"  # compact single-line JSON
-
-
 @dataclass(frozen=True)
 class Input:
     name: str  # kebab-case
     description: str
     maps: Maps
     type: InputType = InputType.STRING
-    flag: str | None = None  # the CLI option (OPTION, OPTION_PER_LINE, SWITCH, TOGGLE)
+    flag: str | None = None  # the CLI option (OPTION, OPTION_PER_LINE, SWITCH)
     argument: str | None = None  # the CLI argument's metavar (ARGUMENT, ARGUMENTS)
     required: bool = False
     default: str | None = None  # None: no default (empty)
@@ -75,20 +66,12 @@ class Input:
     @property
     def camel_name(self) -> str:
         """``plainHttp`` for ``plain-http`` (Azure Pipelines task inputs)."""
-        head, *rest = self.name.split("-")
-        return head + "".join(part.capitalize() for part in rest)
+        return camel_case(self.name)
 
     @property
     def env_name(self) -> str:
         """The environment variable a wrapper script reads the value from: ``INPUT_PLAIN_HTTP``."""
         return "INPUT_" + self.name.upper().replace("-", "_")
-
-    @property
-    def negative_flag(self) -> str | None:
-        """``--no-plain-http`` for a TOGGLE."""
-        if self.maps is not Maps.TOGGLE or self.flag is None:
-            return None
-        return "--no-" + self.flag.removeprefix("--")
 
     @property
     def multiline(self) -> bool:
@@ -99,7 +82,6 @@ class Input:
 class Output:
     name: str  # kebab-case, exactly as the emitters write it
     description: str
-    format: OutputFormat = OutputFormat.STRING
 
 
 @dataclass(frozen=True)
@@ -127,7 +109,8 @@ class Step:
     @property
     def camel_name(self) -> str:
         """``AttachSbom`` (Azure task names: ``CiOrasAttachSbom@0``)."""
-        return "".join(part.capitalize() for part in self.name.split("-"))
+        name = camel_case(self.name)
+        return name[:1].upper() + name[1:]
 
     @property
     def arguments(self) -> tuple[Input, ...]:
@@ -155,8 +138,9 @@ class Step:
 
 PLAIN_HTTP = Input(
     "plain-http",
-    "Use plain HTTP (true) or HTTPS (false). Empty: plain HTTP for localhost, 127.0.0.1 and [::1] only.",
-    Maps.TOGGLE, InputType.BOOLEAN, flag="--plain-http", default="",
+    "Use plain HTTP (true). false: HTTPS with verified certificates, except for localhost, 127.0.0.1 and [::1], "
+    "which use plain HTTP unless ca-file or insecure is set.",
+    Maps.SWITCH, InputType.BOOLEAN, flag="--plain-http", default="false",
 )
 INSECURE = Input(
     "insecure", "Skip TLS certificate verification (testing only; ci-oras warns loudly).",
@@ -188,17 +172,9 @@ COMMON = CONNECTION + (REFERRERS,)
 
 # --- outputs -----------------------------------------------------------------------------------------------
 
-RESULT = Output("result", "The whole --output json document of the step, as compact JSON.", OutputFormat.JSON)
-
-
-def _attach_outputs(what: str) -> tuple[Output, ...]:
-    return (
-        Output("digest", f"Digest of the {what} manifest."),
-        Output("reference", f"The {what}: REPO@DIGEST."),
-        Output("artifact-type", f"Artifact type of the {what}."),
-        Output("subject", "Digest of the manifest it refers to."),
-        RESULT,
-    )
+def _outputs(step: str) -> tuple[Output, ...]:
+    """The outputs the emitters set for ``step``, ``result`` last (their table is the one source of both)."""
+    return tuple(Output(output.name, output.description + ".") for output in (*OUTPUTS[step], RESULT))
 
 
 def _files(what: str) -> Input:
@@ -230,12 +206,7 @@ PUSH = Step(
               Maps.OPTION, flag="--artifact-type"),
         ANNOTATIONS,
     ) + CONNECTION,
-    outputs=(
-        Output("digest", "Digest of the pushed manifest."),
-        Output("reference", "Where the manifest is: REPO:TAG, or REPO@DIGEST when pushed without a tag."),
-        Output("artifact-type", "Artifact type of the pushed manifest."),
-        RESULT,
-    ),
+    outputs=_outputs("push"),
 )
 
 ATTACH = Step(
@@ -251,7 +222,7 @@ ATTACH = Step(
               required=True),
         ANNOTATIONS,
     ) + COMMON,
-    outputs=_attach_outputs("referrer"),
+    outputs=_outputs("attach"),
 )
 
 ATTACH_SBOM = Step(
@@ -264,7 +235,7 @@ ATTACH_SBOM = Step(
               Maps.ARGUMENT, argument="SUBJECT", required=True),
         Input("sbom", "Path of the SBOM file.", Maps.ARGUMENT, argument="FILE", required=True),
     ) + COMMON,
-    outputs=_attach_outputs("SBOM"),
+    outputs=_outputs("attach-sbom"),
 )
 
 ATTACH_SIGNATURE = Step(
@@ -281,7 +252,7 @@ ATTACH_SIGNATURE = Step(
         Input("media-type", "Layer media type, for signature formats ci-oras does not recognise.",
               Maps.OPTION, flag="--media-type"),
     ) + COMMON,
-    outputs=_attach_outputs("signature"),
+    outputs=_outputs("attach-signature"),
 )
 
 DISCOVER = Step(
@@ -295,12 +266,7 @@ DISCOVER = Step(
               Maps.OPTION_PER_LINE, InputType.LINES, flag="--artifact-type"),
         Input("depth", "Levels to follow (empty: all).", Maps.OPTION, InputType.INTEGER, flag="--depth"),
     ) + COMMON,
-    outputs=(
-        Output("digest", "Digest of the subject."),
-        Output("count", "Referrers found at any depth.", OutputFormat.INTEGER),
-        Output("graph", "The referrers graph as compact JSON (ORAS's nested shape).", OutputFormat.JSON),
-        RESULT,
-    ),
+    outputs=_outputs("discover"),
 )
 
 VERIFY = Step(
@@ -321,11 +287,7 @@ VERIFY = Step(
         Input("fail-on-missing", "Fail the job when a requirement is missing; false: only set ok=false.",
               Maps.WRAPPER, InputType.BOOLEAN, default="true"),
     ) + COMMON,
-    outputs=(
-        Output("ok", "true when every requirement holds, else false.", OutputFormat.BOOLEAN),
-        Output("missing", "The requirements not met, as a compact JSON list.", OutputFormat.JSON),
-        RESULT,
-    ),
+    outputs=_outputs("verify"),
     soft_failure=SoftFailure(1, "fail-on-missing", "a required referrer is missing (fail-on-missing: false)"),
 )
 
@@ -348,14 +310,7 @@ PROMOTE = Step(
         Input("concurrency", "Parallel blob copies (1-64, default 4).",
               Maps.OPTION, InputType.INTEGER, flag="--concurrency"),
     ) + COMMON,
-    outputs=(
-        Output("digest", "Digest of the promoted manifest."),
-        Output("reference", "The destination."),
-        Output("copied", "Manifests and blobs copied.", OutputFormat.INTEGER),
-        Output("mounted", "Blobs mounted from the source repository.", OutputFormat.INTEGER),
-        Output("skipped", "Manifests and blobs the destination already had.", OutputFormat.INTEGER),
-        RESULT,
-    ),
+    outputs=_outputs("promote"),
 )
 
 DELETE = Step(
@@ -368,10 +323,7 @@ DELETE = Step(
         Input("graph", "Also delete every referrer below it and, for an index, its manifests.",
               Maps.SWITCH, InputType.BOOLEAN, flag="--graph", default="false"),
     ) + COMMON,
-    outputs=(
-        Output("deleted", "Digests deleted, as a compact JSON list.", OutputFormat.JSON),
-        RESULT,
-    ),
+    outputs=_outputs("delete"),
 )
 
 #: Every wrapped step, in the order wrappers and docs list them.

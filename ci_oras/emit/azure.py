@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ci_oras.emit.base import Emitter
+from ci_oras.emit.outputs import camel_case
 from ci_oras.errors import UsageError
 
 
@@ -29,7 +30,7 @@ class AzureEmitter(Emitter):
 
     def write_outputs(self, outputs: Mapping[str, str]) -> None:
         for name, value in outputs.items():
-            self.command(f"##vso[task.setvariable variable={escape_property(azure_name(name))};isOutput=true]"
+            self.command(f"##vso[task.setvariable variable={escape_property(camel_case(name))};isOutput=true]"
                          f"{escape_data(value)}")
 
     def write_summary(self, markdown: str) -> None:
@@ -50,10 +51,3 @@ def escape_data(text: str) -> str:
 
 def escape_property(text: str) -> str:
     return escape_data(text).replace(";", "%3B").replace("]", "%5D")
-
-
-def azure_name(name: str) -> str:
-    """Azure variable names allow letters, digits, ``.`` and ``_``: ``artifact-type`` becomes ``artifactType``,
-    the same camelCase the tasks use for their inputs."""
-    head, *rest = name.split("-")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)

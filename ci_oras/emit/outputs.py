@@ -31,23 +31,34 @@ def _sum(key: str) -> Callable[[Document], Any]:
     return lambda document: sum(int(count) for count in document[key].values())
 
 
+def _attach(what: str) -> tuple[Output, ...]:
+    return (
+        Output("digest", f"Digest of the {what} manifest", _field("digest")),
+        Output("reference", f"The {what}: REPO@DIGEST", _field("reference")),
+        Output("artifact-type", f"Artifact type of the {what}", _field("artifactType")),
+        Output("subject", "Digest of the manifest it refers to", lambda document: document["subject"]["digest"]),
+    )
+
+
 _DIGEST = Output("digest", "Digest of the manifest", _field("digest"))
 _REFERENCE = Output("reference", "Where the manifest is: REPO@DIGEST or REPO:TAG", _field("reference"))
-_ARTIFACT_TYPE = Output("artifact-type", "The artifact type", _field("artifactType"))
-_ATTACH = (
-    Output("digest", "Digest of the referrer manifest", _field("digest")),
-    Output("reference", "The referrer: REPO@DIGEST", _field("reference")),
-    _ARTIFACT_TYPE,
-    Output("subject", "Digest of the manifest it refers to", lambda document: document["subject"]["digest"]),
-)
-RESULT = Output("result", "The whole --output json document, as compact JSON", lambda document: dict(document))
+_ARTIFACT_TYPE = Output("artifact-type", "Artifact type of the manifest", _field("artifactType"))
+RESULT = Output("result", "The whole --output json document of the step, as compact JSON",
+                lambda document: dict(document))
 
-#: Step (the ``<step>`` of ``"schema": "ci-oras/<step>/v1"``) -> its outputs, ``result`` excepted (every step has it).
+#: Step (the ``<step>`` of ``"schema": "ci-oras/<step>/v1"``) -> its outputs, ``result`` excepted (every step has
+#: it). The wrapper catalog (:mod:`ci_oras.catalog`) reads its names and descriptions from here too, so what a
+#: wrapper declares and what the emitters set cannot drift apart.
 OUTPUTS: dict[str, tuple[Output, ...]] = {
-    "push": (_DIGEST, _REFERENCE, _ARTIFACT_TYPE),
-    "attach": _ATTACH,
-    "attach-sbom": _ATTACH,
-    "attach-signature": _ATTACH,
+    "push": (
+        Output("digest", "Digest of the pushed manifest", _field("digest")),
+        Output("reference", "Where the manifest is: REPO:TAG, or REPO@DIGEST when pushed without a tag",
+               _field("reference")),
+        Output("artifact-type", "Artifact type of the pushed manifest", _field("artifactType")),
+    ),
+    "attach": _attach("referrer"),
+    "attach-sbom": _attach("SBOM"),
+    "attach-signature": _attach("signature"),
     "discover": (
         Output("digest", "Digest of the subject", _field("digest")),
         Output("count", "Referrers found at any depth", _field("count")),
@@ -56,7 +67,7 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
     ),
     "verify": (
         Output("ok", "true when every requirement holds, else false", _field("ok")),
-        Output("missing", "Requirements not met, as a compact JSON list", _field("missing")),
+        Output("missing", "The requirements not met, as a compact JSON list", _field("missing")),
     ),
     "promote": (
         Output("digest", "Digest of the promoted manifest", _field("digest")),
@@ -79,6 +90,13 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
 #: Steps whose results also go to the job summary; helpers (manifest, tags, login) only set outputs.
 SUMMARY_STEPS = frozenset({"push", "pull", "attach", "attach-sbom", "attach-signature", "discover", "verify",
                            "promote", "delete"})
+
+
+def camel_case(name: str) -> str:
+    """``artifactType`` for ``artifact-type``: Azure variable names allow only letters, digits, ``.`` and ``_``,
+    and its task inputs are camelCase; every wrapper and emitter takes that spelling from here."""
+    head, *rest = name.split("-")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def output_names(step: str) -> tuple[str, ...]:

@@ -14,15 +14,19 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
-
-import jinja2
+from typing import TYPE_CHECKING, NoReturn
 
 from ci_oras import __version__, catalog
+from ci_oras.emit.outputs import camel_case
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The checkout this module lives in (``ci_oras/wrappers/generate.py`` -> the repository root).
 DEFAULT_ROOT = Path(__file__).resolve().parents[2]
+#: The hash-pinned runtime dependencies every wrapper installs (written by requirements/lock.py).
+LOCK = DEFAULT_ROOT / "requirements" / "runtime.lock"
 #: Directories holding only generated files: anything else found there is reported as stale by ``--check``.
 GENERATED_DIRS = ("actions", "gitlab")
 
@@ -77,12 +81,10 @@ _GITLAB_PREFIX = "CI_ORAS_INPUT_"
 def _gitlab_kind(item: catalog.Input) -> str:
     """How a GitLab ``spec:inputs`` entry is typed.
 
-    ``boolean`` (GitLab ``type: boolean``), ``options`` (a string GitLab restricts to fixed values: a CHOICE,
-    or a TOGGLE whose empty value means the CLI's default) or ``string`` (free text, reaching the script only
+    ``boolean`` (GitLab ``type: boolean``, so ``plain-http: true`` is written as YAML's boolean), ``options``
+    (a string GitLab restricts to fixed values: a CHOICE) or ``string`` (free text, reaching the script only
     as a job variable).
     """
-    if item.maps is catalog.Maps.TOGGLE:
-        return "options"
     if item.type is catalog.InputType.BOOLEAN:
         return "boolean"
     if item.type is catalog.InputType.CHOICE:
@@ -91,8 +93,6 @@ def _gitlab_kind(item: catalog.Input) -> str:
 
 
 def _gitlab_options(item: catalog.Input) -> tuple[str, ...]:
-    if item.maps is catalog.Maps.TOGGLE:
-        return ("", "true", "false")
     return item.options
 
 
@@ -158,9 +158,6 @@ def _gitlab_option(item: catalog.Input) -> str:
         return "\n".join(lines)
     if maps is catalog.Maps.SWITCH:
         return f'if [ {word} = true ]; then set -- "$@" {item.flag}; fi'
-    if maps is catalog.Maps.TOGGLE:
-        return (f'case {word} in\n  true) set -- "$@" {item.flag} ;;\n'
-                f'  false) set -- "$@" {item.negative_flag} ;;\nesac')
     raise ValueError(f"cannot map input {item.name} to GitLab")
 
 
@@ -176,11 +173,23 @@ def _gitlab_argument(item: catalog.Input) -> str:
     return "\n".join(lines)
 
 
+def _lock_requirements() -> list[str]:
+    """The requirements of requirements/runtime.lock, one line each (``name==version ; marker --hash=…``)."""
+    text = LOCK.read_text(encoding="utf-8").replace("\\\n", " ")
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if any("'" in line for line in lines):
+        raise ValueError("a lock line holds a single quote, which the templates' shell quoting cannot carry")
+    return lines
+
+
 def _fail_render(message: str) -> NoReturn:
     raise ValueError(message)
 
 
 def environment() -> jinja2.Environment:
+    # jinja2 is the ``wrappers`` extra, not a runtime dependency: imported only when wrappers are rendered
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
@@ -198,7 +207,7 @@ def environment() -> jinja2.Environment:
     env.filters["github_input_description"] = _github_input_description
     env.filters["md_cell"] = _md_cell
     env.filters["json_pretty"] = _json_pretty
-    env.filters["azure_variable"] = azure_variable
+    env.filters["azure_variable"] = camel_case
     env.filters["gitlab_kind"] = _gitlab_kind
     env.filters["gitlab_options"] = _gitlab_options
     env.filters["gitlab_var"] = _gitlab_var
@@ -208,6 +217,8 @@ def environment() -> jinja2.Environment:
     env.globals["gitlab_argument"] = _gitlab_argument
     env.globals["gh"] = _gh
     env.globals["fail_render"] = _fail_render
+    # the self-contained GitLab and Azure YAML templates carry the lock inline (lock_install.sh.j2)
+    env.globals["lock_requirements"] = _lock_requirements()
     return env
 
 
@@ -221,6 +232,7 @@ def render_all() -> dict[str, str]:
     files["actions/setup/action.yml"] = env.get_template("github_setup_action.yml.j2").render(
         inputs=catalog.SETUP_INPUTS, outputs=catalog.SETUP_OUTPUTS
     )
+    files["actions/install.sh"] = env.get_template("github_install.sh.j2").render()
     files["actions/README.md"] = env.get_template("github_readme.md.j2").render(
         steps=catalog.STEPS, setup_inputs=catalog.SETUP_INPUTS, setup_outputs=catalog.SETUP_OUTPUTS
     )
@@ -268,12 +280,6 @@ def _json_pretty(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def azure_variable(output_name: str) -> str:
-    """The Azure output variable of an output: ``artifactType`` for ``artifact-type`` (letters, digits, ``_``)."""
-    head, *rest = output_name.split("-")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def azure_task_name(step: catalog.Step) -> str:
     return "CiOras" + step.camel_name
 
@@ -291,7 +297,7 @@ def _azure_version() -> dict[str, int]:
 
 def _azure_input(item: catalog.Input) -> dict[str, object]:
     data: dict[str, object] = {"name": item.camel_name, "label": item.camel_name}
-    if item.type is catalog.InputType.BOOLEAN and item.maps is not catalog.Maps.TOGGLE:
+    if item.type is catalog.InputType.BOOLEAN:
         data["type"] = "boolean"
     elif item.type is catalog.InputType.CHOICE:
         data["type"] = "pickList"
@@ -319,12 +325,11 @@ def _azure_spec(step: catalog.Step) -> dict[str, object]:
         "inputs": [
             {
                 "name": item.name, "azure": item.camel_name, "maps": item.maps.value, "type": item.type.value,
-                "flag": item.flag, "negativeFlag": item.negative_flag, "required": item.required,
+                "flag": item.flag, "required": item.required,
                 "default": item.default, "options": list(item.options),
             }
             for item in step.inputs
         ],
-        "outputs": {output.name: azure_variable(output.name) for output in step.outputs},
         "softFailure": None if soft is None else {
             "exitCode": soft.exit_code, "input": soft.input, "message": soft.message,
         },
@@ -347,7 +352,7 @@ def _azure_task(step: catalog.Step) -> dict[str, object]:
         "instanceNameFormat": f"ci-oras {step.name}" + (f" $({first})" if first else ""),
         "inputs": [_azure_input(item) for item in step.inputs] + list(AZURE_EXTRA_INPUTS),
         "outputVariables": [
-            {"name": azure_variable(output.name), "description": output.description} for output in step.outputs
+            {"name": camel_case(output.name), "description": output.description} for output in step.outputs
         ],
         "execution": {"Node20_1": {"target": "index.js", "argumentFormat": ""}},
     }
@@ -390,12 +395,13 @@ def render_azure() -> dict[str, str]:
     template = env.get_template("azure_template.yml.j2")
     script = env.get_template("azure_script.sh.j2")
     files["azure-pipelines/vss-extension.json"] = as_json.render(data=_azure_extension())
+    # one handler for every task: azure-pipelines/stage.sh copies it into each task folder it stages
+    files["azure-pipelines/ci-oras-task.js"] = handler
     for step in catalog.STEPS:
         folder = f"azure-pipelines/tasks/{azure_task_name(step)}V0"
         files[f"{folder}/task.json"] = as_json.render(data=_azure_task(step))
         files[f"{folder}/index.js"] = index.render(step=step, task_name=azure_task_name(step),
                                                    spec=_azure_spec(step))
-        files[f"{folder}/ci-oras-task.js"] = handler
         files[f"azure-pipelines/templates/{step.name}.yml"] = template.render(
             step=step, default_name=azure_task_name(step), script=script.render(step=step).rstrip("\n"),
             version=_ci_oras_version(),
@@ -455,6 +461,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the repository root (default: the checkout holding this module)")
     args = parser.parse_args(argv)
     root: Path = args.root
+    try:
+        import jinja2  # noqa: F401
+    except ImportError:
+        print("rendering the wrappers needs jinja2: pip install -e '.[wrappers]'", file=sys.stderr)
+        return 2
     if args.check:
         problems = stale(root)
         for problem in problems:

@@ -143,7 +143,7 @@ def test_booleans_and_choices(tmp_path: Path, fake: Path) -> None:
     run = run_step("delete", tmp_path, fake, {"reference": "r/x@sha256:" + "0" * 64, "graph": "True",
                                               "plain-http": "false", "insecure": "TRUE", "referrers": "tag"})
     assert run.returncode == 0, run.stderr
-    assert run.argv == ["delete", "--emit", "github", "--graph", "--no-plain-http", "--insecure",
+    assert run.argv == ["delete", "--emit", "github", "--graph", "--insecure",
                         "--referrers", "tag", "--", "r/x@sha256:" + "0" * 64]
 
     defaults = run_step("delete", tmp_path, fake, {"reference": "r/x:v1"})
@@ -250,5 +250,5 @@ def test_install_step_uses_the_same_version_on_path(tmp_path: Path, fake: Path) 
                                check=False, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert f"Using ci-oras {__version__}: {fake}" in completed.stdout
-    assert output.read_text() == f"path={fake}\n"
+    assert output.read_text() == f"version={__version__}\npath={fake}\n"
     assert not (tmp_path / "runner-temp").exists()

@@ -29,11 +29,12 @@ from typing import Any
 
 import pytest
 import yaml
-from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, in_ci, require_tool
+from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, missing, require_tool
 
 from samples.make_samples import cyclonedx_json
 
 from ci_oras import __version__, catalog
+from ci_oras.emit.outputs import camel_case
 from ci_oras.wrappers import generate
 
 AZURE = REPO_ROOT / "azure-pipelines"
@@ -43,26 +44,28 @@ SETVARIABLE = re.compile(r"^##vso\[task\.setvariable variable=([^;\]]+);isOutput
 PASSWORD = "s3cret-Azure-pa55"
 
 
-def _missing(message: str) -> None:
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     path = shutil.which("node")
     if path is None:
-        _missing("node was not found (install Node 20: apt-get install -y nodejs)")
-    assert path is not None
+        missing("node was not found (install Node 20: apt-get install -y nodejs)")
     if not (AZURE / "node_modules/azure-pipelines-task-lib").is_dir() or not (
             AZURE / "node_modules/tfx-cli").is_dir():
-        _missing("azure-pipelines/node_modules is missing (run: npm ci --prefix azure-pipelines)")
+        missing("azure-pipelines/node_modules is missing (run: npm ci --prefix azure-pipelines)")
     return path
 
 
 def _task_dir(step: catalog.Step) -> Path:
+    """A task's folder in the committed tree (task.json and index.js; the handler is added when staged)."""
     return TASKS / f"{generate.azure_task_name(step)}V0"
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tasks as stage.sh stages them for the .vsix (each with the shared handler): where they run from."""
+    dest = tmp_path_factory.mktemp("azure-stage")
+    subprocess.run(["bash", str(AZURE / "stage.sh"), str(dest)], check=True, capture_output=True, timeout=60)
+    return dest / "tasks"
 
 
 def _variables(text: str) -> dict[str, str]:
@@ -79,18 +82,29 @@ def test_azure_files_are_generated_for_every_step() -> None:
     files = generate.render_azure()
     for step in catalog.STEPS:
         base = f"azure-pipelines/tasks/{generate.azure_task_name(step)}V0"
-        assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js",
+        assert {f"{base}/task.json", f"{base}/index.js",
                 f"azure-pipelines/templates/{step.name}.yml"} <= set(files)
+        assert f"{base}/ci-oras-task.js" not in files  # one handler, copied in when the tasks are staged
+    assert "azure-pipelines/ci-oras-task.js" in files
     assert not [p for p in generate.stale(REPO_ROOT) if "azure-pipelines/" in p]
 
 
+def test_stage_copies_the_one_handler_into_every_task(staged: Path) -> None:
+    handler = (AZURE / "ci-oras-task.js").read_bytes()
+    for step in catalog.STEPS:
+        task = staged / f"{generate.azure_task_name(step)}V0"
+        assert (task / "ci-oras-task.js").read_bytes() == handler
+        assert (task / "index.js").read_bytes() == (_task_dir(step) / "index.js").read_bytes()
+    assert not list(TASKS.glob("*/ci-oras-task.js")), "the committed tree holds the handler once"
+
+
 def test_output_variable_names_are_azure_safe() -> None:
-    assert generate.azure_variable("artifact-type") == "artifactType"
-    assert generate.azure_variable("digest") == "digest"
+    assert camel_case("artifact-type") == "artifactType"
+    assert camel_case("digest") == "digest"
     for step in catalog.STEPS:
         task = json.loads((_task_dir(step) / "task.json").read_text())
         names = [v["name"] for v in task["outputVariables"]]
-        assert names == [generate.azure_variable(o.name) for o in step.outputs]
+        assert names == [camel_case(o.name) for o in step.outputs]
         assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) for name in names)
         assert [i["name"] for i in task["inputs"]] == [
             *(i.camel_name for i in step.inputs), "dockerRegistryServiceConnection", "package"]
@@ -111,18 +125,20 @@ def test_task_json_passes_tfx_validator(node: str) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_node_tests_with_mock_test_runner(node: str, tmp_path: Path) -> None:
+def test_node_tests_with_mock_test_runner(node: str, staged: Path, tmp_path: Path) -> None:
     tests = sorted(str(p) for p in NODE_TESTS.glob("*.test.js"))
     assert tests
     env = {**os.environ, "NODE_PATH": str(AZURE / "node_modules"),  # tests/ resolves azure-pipelines' packages
-           "AGENT_TEMPDIRECTORY": str(tmp_path)}  # where the task library keeps its vault key (not the checkout)
+           "AGENT_TEMPDIRECTORY": str(tmp_path),  # where the task library keeps its vault key (not the checkout)
+           "MOCK_TASKS": str(staged)}
     run = subprocess.run([node, "--test", *tests], cwd=AZURE, capture_output=True, text=True, check=False,
                          timeout=120, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_vsix_builds_and_its_task_runs_from_the_package(node: str, tmp_path: Path) -> None:
-    """package.sh bundles the wheel and task-lib into every task; the unpacked task runs with them alone."""
+    """package.sh bundles ci-oras's wheel, the lock with every wheel it pins, and task-lib into every task; the
+    unpacked task installs ci-oras into a fresh venv with no package index reachable, and runs."""
     bash = shutil.which("bash")
     assert bash
     run = subprocess.run([bash, str(AZURE / "package.sh"), str(tmp_path / "out")], capture_output=True, text=True,
@@ -134,26 +150,40 @@ def test_vsix_builds_and_its_task_runs_from_the_package(node: str, tmp_path: Pat
     with zipfile.ZipFile(vsix) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "unpacked")
+    lock = (REPO_ROOT / "requirements/runtime.lock").read_text()
+    pinned = re.findall(r"^([a-z0-9-]+)==([^ ;]+)", lock, flags=re.M)
     for step in catalog.STEPS:
         base = f"tasks/{generate.azure_task_name(step)}V0"
-        assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js",
+        assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js", f"{base}/runtime.lock",
                 f"{base}/ci_oras-{__version__}-py3-none-any.whl",
                 f"{base}/node_modules/azure-pipelines-task-lib/task.js"} <= names
+        wheels = {name.rsplit("/", 1)[1] for name in names
+                  if name.startswith(f"{base}/wheels/") and name.endswith(".whl")}
+        # every pin, those of other Python versions too (exceptiongroup is 3.10's), one pure-Python wheel each
+        assert sorted((w.split("-")[0].lower().replace("_", "-"), w.split("-")[1]) for w in wheels) == sorted(pinned)
+        assert all(w.endswith("-none-any.whl") for w in wheels)
 
-    # the bundled wheel names the venv: pre-make it (this checkout's ci-oras) so nothing is installed
-    venv_bin = tmp_path / "agent-temp" / f"ci-oras-{__version__}" / "bin"
-    venv_bin.mkdir(parents=True)
-    (venv_bin / "ci-oras").symlink_to(_ci_oras_bin())
     (tmp_path / "f.txt").write_text("packaged\n")
+    (tmp_path / "agent-temp").mkdir()  # the agent's, which it always creates
     task = tmp_path / "unpacked/tasks/CiOrasPushV0/index.js"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_", "NODE_PATH"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_", "NODE_PATH", "PIP_"))}
     env.update({"AGENT_TEMPDIRECTORY": str(tmp_path / "agent-temp"), "PATH": "/usr/bin:/bin",
-                "INPUT_REFERENCE": f"oci:{tmp_path / 'layout'}:v1", "INPUT_FILES": "f.txt"})
+                "INPUT_REFERENCE": f"oci:{tmp_path / 'layout'}:v1", "INPUT_FILES": "f.txt",
+                # no package index: none configured, and the one pip would try refuses connections
+                "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple/"})
     pushed = subprocess.run([node, str(task)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            check=False, timeout=120)
+                            check=False, timeout=300)
     text = pushed.stdout + pushed.stderr
     assert _result(pushed) == "Succeeded", text
+    assert "--no-index" in text and "--require-hashes" in text
     assert _variables(text)["digest"].startswith("sha256:")
+    venv = tmp_path / "agent-temp" / f"ci-oras-{__version__}"
+    version = subprocess.run([str(venv / "bin/ci-oras"), "--version"], capture_output=True, text=True,
+                             check=True, env=env)
+    assert version.stdout.strip() == f"ci-oras {__version__}"
+    frozen = subprocess.run([str(venv / "bin/python"), "-m", "pip", "freeze"], capture_output=True, text=True,
+                            check=True, env=env).stdout
+    assert "typer==" + dict(pinned)["typer"] in frozen.splitlines(), frozen
 
 
 # --- real runs of the handlers ------------------------------------------------------------------------------
@@ -168,7 +198,7 @@ def _ci_oras_bin() -> Path:
     return exe
 
 
-def _run_task(node: str, step: str, inputs: dict[str, str], tmp_path: Path, *,
+def _run_task(node: str, staged: Path, step: str, inputs: dict[str, str], tmp_path: Path, *,
               path: str | None = None, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     agent_temp = tmp_path / "agent-temp"
     agent_temp.mkdir(exist_ok=True)
@@ -179,12 +209,13 @@ def _run_task(node: str, step: str, inputs: dict[str, str], tmp_path: Path, *,
         "HOME": str(tmp_path),  # no docker config
         "DOCKER_CONFIG": str(tmp_path / "docker"),
         "SYSTEM_DEBUG": "true",  # the task library's debug log is where an unmasked input would show
+        "NODE_PATH": str(AZURE / "node_modules"),  # the staged task resolves the task library from the checkout
     })
     env.pop("TF_BUILD", None)
     for name, value in inputs.items():
         env["INPUT_" + name.upper()] = value
     env.update(extra_env or {})
-    task = _task_dir(catalog.step(step))
+    task = staged / f"{generate.azure_task_name(catalog.step(step))}V0"
     return subprocess.run([node, str(task / "index.js")], cwd=tmp_path, env=env, capture_output=True,
                           text=True, check=False, timeout=120)
 
@@ -205,7 +236,7 @@ def _result(run: subprocess.CompletedProcess[str]) -> str:
     return results[-1] if results else "none"
 
 
-def test_task_runs_push_attach_sbom_discover_verify_delete(node: str, registry_htpasswd: Any,
+def test_task_runs_push_attach_sbom_discover_verify_delete(node: str, staged: Path, registry_htpasswd: Any,
                                                              tmp_path: Path) -> None:
     registry = registry_htpasswd
     (tmp_path / "app.txt").write_text("hello azure\n")
@@ -214,7 +245,7 @@ def test_task_runs_push_attach_sbom_discover_verify_delete(node: str, registry_h
     creds = {"USERNAME": registry.username, "PASSWORD": registry.password}
     ref = f"{registry.host}/azure/app:v1"
 
-    push = _run_task(node, "push", {"REFERENCE": ref, "FILES": "app.txt:text/plain\n\n",
+    push = _run_task(node, staged, "push", {"REFERENCE": ref, "FILES": "app.txt:text/plain\n\n",
                                     "ARTIFACTTYPE": "application/vnd.example.app", "PLAINHTTP": "true",
                                     "ANNOTATIONS": "org.example.team=ci\n", **creds}, tmp_path)
     text = push.stdout + push.stderr
@@ -226,7 +257,7 @@ def test_task_runs_push_attach_sbom_discover_verify_delete(node: str, registry_h
     assert "artifact-type" not in out
     assert json.loads(out["result"])["digest"] == out["digest"]
 
-    attach = _run_task(node, "attach-sbom", {"SUBJECT": ref, "SBOM": str(sbom), "PLAINHTTP": "true",
+    attach = _run_task(node, staged, "attach-sbom", {"SUBJECT": ref, "SBOM": str(sbom), "PLAINHTTP": "true",
                                              **creds}, tmp_path)
     text = attach.stdout + attach.stderr
     assert _result(attach) == "Succeeded", text
@@ -234,28 +265,28 @@ def test_task_runs_push_attach_sbom_discover_verify_delete(node: str, registry_h
     assert sbom_out["subject"] == out["digest"]
     assert set(sbom_out) == {"digest", "reference", "artifactType", "subject", "result"}
 
-    discover = _run_task(node, "discover", {"REFERENCE": ref, "PLAINHTTP": "true", **creds}, tmp_path)
+    discover = _run_task(node, staged, "discover", {"REFERENCE": ref, "PLAINHTTP": "true", **creds}, tmp_path)
     assert _result(discover) == "Succeeded", discover.stdout + discover.stderr
     assert _variables(discover.stdout + discover.stderr)["count"] == "1"
 
-    verify = _run_task(node, "verify", {"REFERENCE": ref, "REQUIRE": "sbom\nsignature", "PLAINHTTP": "true",
+    verify = _run_task(node, staged, "verify", {"REFERENCE": ref, "REQUIRE": "sbom\nsignature", "PLAINHTTP": "true",
                                         "FAILONMISSING": "false", **creds}, tmp_path)
     text = verify.stdout + verify.stderr
     assert _result(verify) == "SucceededWithIssues", text
     assert _variables(text)["ok"] == "false"
     assert "signature" in _variables(text)["missing"]
 
-    strict = _run_task(node, "verify", {"REFERENCE": ref, "REQUIRE": "signature", "PLAINHTTP": "true",
+    strict = _run_task(node, staged, "verify", {"REFERENCE": ref, "REQUIRE": "signature", "PLAINHTTP": "true",
                                         **creds}, tmp_path)
     assert strict.returncode != 0 and _result(strict) == "Failed", strict.stdout + strict.stderr
 
-    delete = _run_task(node, "delete", {"REFERENCE": ref, "GRAPH": "true", "PLAINHTTP": "true", **creds},
+    delete = _run_task(node, staged, "delete", {"REFERENCE": ref, "GRAPH": "true", "PLAINHTTP": "true", **creds},
                        tmp_path)
     assert _result(delete) == "Succeeded", delete.stdout + delete.stderr
     assert len(json.loads(_variables(delete.stdout + delete.stderr)["deleted"])) == 2
 
 
-def test_task_uses_service_connection_and_premade_venv(node: str, registry_htpasswd: Any,
+def test_task_uses_service_connection_and_premade_venv(node: str, staged: Path, registry_htpasswd: Any,
                                                         tmp_path: Path) -> None:
     """Credentials from a docker-registry service connection; ci-oras from a venv under Agent.TempDirectory."""
     registry = registry_htpasswd
@@ -274,18 +305,18 @@ def test_task_uses_service_connection_and_premade_venv(node: str, registry_htpas
         "ENDPOINT_AUTH_PARAMETER_REG_PASSWORD": registry.password,
         "ENDPOINT_AUTH_PARAMETER_REG_REGISTRY": f"http://{registry.host}/",
     }
-    run = _run_task(node, "push", inputs, tmp_path, path="/usr/bin:/bin", extra_env=endpoint)
+    run = _run_task(node, staged, "push", inputs, tmp_path, path="/usr/bin:/bin", extra_env=endpoint)
     text = run.stdout + run.stderr
     assert _result(run) == "Succeeded", text
     assert _variables(text)["digest"].startswith("sha256:")
     _assert_masked(registry.password, run)
 
-    anonymous = _run_task(node, "push", {**inputs, "DOCKERREGISTRYSERVICECONNECTION": ""}, tmp_path,
+    anonymous = _run_task(node, staged, "push", {**inputs, "DOCKERREGISTRYSERVICECONNECTION": ""}, tmp_path,
                           path="/usr/bin:/bin")
     assert _result(anonymous) == "Failed", anonymous.stdout + anonymous.stderr
 
 
-def test_a_plain_password_input_never_reaches_the_debug_log(node: str, registry_factory: Any,
+def test_a_plain_password_input_never_reaches_the_debug_log(node: str, staged: Path, registry_factory: Any,
                                                              tmp_path: Path) -> None:
     """system.debug=true logs every input the task library reads: the password is masked before, and not read
     through it at all (a plain variable is not a secret the agent would mask by itself)."""
@@ -293,21 +324,21 @@ def test_a_plain_password_input_never_reaches_the_debug_log(node: str, registry_
     registry = registry_factory("htpasswd", password=password)
     (tmp_path / "d.txt").write_text("debug\n")
     ref = f"{registry.host}/azure/debug:v1"
-    run = _run_task(node, "push", {"REFERENCE": ref, "FILES": "d.txt", "PLAINHTTP": "true",
+    run = _run_task(node, staged, "push", {"REFERENCE": ref, "FILES": "d.txt", "PLAINHTTP": "true",
                                    "USERNAME": registry.username, "PASSWORD": password}, tmp_path)
     assert _result(run) == "Succeeded", run.stdout + run.stderr
     assert f"##vso[task.debug]reference={ref}" in run.stdout, "debug logging of inputs is on"
     _assert_masked(password, run)
 
 
-def test_each_credential_reaches_only_its_registry(node: str, guarded_pair: tuple[Guarded, Guarded],
+def test_each_credential_reaches_only_its_registry(node: str, staged: Path, guarded_pair: tuple[Guarded, Guarded],
                                                    tmp_path: Path) -> None:
     """promote: the service connection's credential reads the source (its registry), the username/password
     inputs write the destination; a push naming the destination with only the connection is refused there."""
     source, destination = guarded_pair
     (tmp_path / "s.txt").write_text("source\n")
     repo = f"azure/{os.urandom(4).hex()}"
-    pushed = _run_task(node, "push", {"REFERENCE": f"{source.registry.host}/{repo}:v1", "FILES": "s.txt",
+    pushed = _run_task(node, staged, "push", {"REFERENCE": f"{source.registry.host}/{repo}:v1", "FILES": "s.txt",
                                       "USERNAME": source.username, "PASSWORD": source.password}, tmp_path)
     assert _result(pushed) == "Succeeded", pushed.stdout + pushed.stderr
     connection = {
@@ -315,13 +346,13 @@ def test_each_credential_reaches_only_its_registry(node: str, guarded_pair: tupl
         "ENDPOINT_AUTH_PARAMETER_SRC_PASSWORD": source.password,
         "ENDPOINT_AUTH_PARAMETER_SRC_REGISTRY": f"http://{source.host}",
     }
-    promote = _run_task(node, "promote", {
+    promote = _run_task(node, staged, "promote", {
         "SOURCE": f"{source.host}/{repo}:v1", "DESTINATION": f"{destination.host}/{repo}:v1",
         "DOCKERREGISTRYSERVICECONNECTION": "src", "USERNAME": destination.username,
         "PASSWORD": destination.password}, tmp_path, extra_env=connection)
     assert _result(promote) == "Succeeded", promote.stdout + promote.stderr
     assert _variables(promote.stdout)["digest"] == _variables(pushed.stdout)["digest"]
-    elsewhere = _run_task(node, "push", {"REFERENCE": f"{destination.host}/{repo}:elsewhere", "FILES": "s.txt",
+    elsewhere = _run_task(node, staged, "push", {"REFERENCE": f"{destination.host}/{repo}:elsewhere", "FILES": "s.txt",
                                          "DOCKERREGISTRYSERVICECONNECTION": "src"}, tmp_path, extra_env=connection)
     assert _result(elsewhere) == "Failed", elsewhere.stdout + elsewhere.stderr
     assert "failed with exit code 4" in elsewhere.stdout

@@ -127,8 +127,6 @@ def test_every_input_maps_to_a_real_cli_flag(step: catalog.Step) -> None:
             assert option.multiple, f"{item.flag} of {step.name} is not repeatable"
         elif item.maps is Maps.SWITCH:
             assert option.is_flag and item.flag in option.opts, item.name
-        elif item.maps is Maps.TOGGLE:
-            assert item.flag in option.opts and item.negative_flag in option.secondary_opts, item.name
         else:
             raise AssertionError(f"unexpected mapping {item.maps} for {item.name}")
         if item.options:

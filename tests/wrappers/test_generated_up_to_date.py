@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ci_oras import catalog
 from ci_oras.wrappers import generate
 
@@ -23,13 +25,13 @@ def test_regenerating_changes_nothing() -> None:
 def test_every_step_setup_and_the_reference_are_generated() -> None:
     files = generate.render_generated()
     expected = {f"actions/{step.name}/action.yml" for step in catalog.STEPS}
-    expected |= {"actions/setup/action.yml", "actions/README.md"}
+    expected |= {"actions/setup/action.yml", "actions/README.md", "actions/install.sh"}
     expected |= {f"gitlab/{step.name}.yml" for step in catalog.STEPS} | {"gitlab/README.md"}
     expected |= {f"azure-pipelines/templates/{step.name}.yml" for step in catalog.STEPS}
     for step in catalog.STEPS:
         task = f"azure-pipelines/tasks/{generate.azure_task_name(step)}V0"
-        expected |= {f"{task}/task.json", f"{task}/index.js", f"{task}/ci-oras-task.js"}
-    expected.add("azure-pipelines/vss-extension.json")
+        expected |= {f"{task}/task.json", f"{task}/index.js"}
+    expected |= {"azure-pipelines/vss-extension.json", "azure-pipelines/ci-oras-task.js"}
     assert set(files) == expected
 
 
@@ -59,3 +61,11 @@ def test_check_mode_lists_stale_missing_and_foreign_files(tmp_path: Path) -> Non
 
 def test_rendering_is_deterministic() -> None:
     assert generate.render_all() == generate.render_all()
+
+
+def test_without_jinja2_the_generator_says_which_extra_it_needs(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """jinja2 is the wrappers extra: a runtime install lacks it, and the generator says so instead of failing."""
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # what an install without the extra looks like to import
+    assert generate.main(["--check"]) == 2
+    assert "pip install -e '.[wrappers]'" in capsys.readouterr().err

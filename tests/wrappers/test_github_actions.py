@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 import wrapper_tools
 from harness.cli import clean_env, run_cli
 from harness.registry import RunningRegistry
@@ -60,7 +61,9 @@ def test_actions_match_the_github_actions_schema() -> None:
 def test_test_workflows_match_the_github_workflows_schema() -> None:
     tool = require_tool("check-jsonschema")
     examples = REPO_ROOT / "examples" / "github"
-    workflows = sorted(map(str, [*GHA_DIR.glob("*.yml"), *examples.glob("*.yml")]))
+    released = REPO_ROOT / ".github" / "workflows"
+    workflows = sorted(map(str, [*GHA_DIR.glob("*.yml"), *examples.glob("*.yml"), *released.glob("*.yml")]))
+    assert any(path.endswith("release.yml") and ".github" in path for path in workflows)
     result = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", *workflows],
                             check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,6 +86,15 @@ def test_action_scripts_pass_shellcheck() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_release_workflow_passes_jactionlint_and_shellcheck() -> None:
+    """Everything but the commit-SHA pins of third-party actions, which cannot be looked up offline (the
+    workflow's header tells adopters to pin them)."""
+    shellcheck = require_tool("shellcheck")
+    workflow = REPO_ROOT / ".github/workflows/release.yml"
+    result = _jactionlint(f"--shellcheck={shellcheck}", "--ignore=unpinned-uses", files=[workflow])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_jactionlint_would_catch_an_input_expanded_inside_run(tmp_path: Path) -> None:
     """The lint above is worth something: the pattern the actions avoid is flagged."""
     bad = tmp_path / "bad" / "action.yml"
@@ -98,11 +110,26 @@ def test_jactionlint_would_catch_an_input_expanded_inside_run(tmp_path: Path) ->
 
 @pytest.mark.parametrize("action", ACTIONS, ids=_ids)
 def test_no_input_is_expanded_inside_a_script(action: Path) -> None:
-    text = action.read_text()
-    scripts = re.findall(r"^      run: \|\n((?:        .*\n|\n)*)", text, flags=re.MULTILINE)
+    steps = yaml.safe_load(action.read_text())["runs"]["steps"]
+    scripts = [step["run"] for step in steps if "run" in step]
     assert scripts
     for script in scripts:
         assert "${{" not in script, f"{action}: a workflow expression inside run:"
+
+
+def test_every_action_installs_with_the_one_script_of_its_checkout() -> None:
+    """No action carries its own copy of the install script: each runs actions/install.sh."""
+    for action in ACTIONS:
+        install = yaml.safe_load(action.read_text())["runs"]["steps"][0]
+        assert install["run"].startswith('bash "$GITHUB_ACTION_PATH/../install.sh"'), action
+
+
+def test_checkout_scripts_pass_shellcheck() -> None:
+    shellcheck = require_tool("shellcheck")
+    scripts = [REPO_ROOT / "actions/install.sh", *sorted((REPO_ROOT / "azure-pipelines").glob("*.sh"))]
+    result = subprocess.run([shellcheck, "--shell=bash", *map(str, scripts)], check=False, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_missing_tool_skips_with_the_hint_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,7 +321,7 @@ def test_setup_installs_from_the_checkout_and_puts_ci_oras_on_path(act: ActRunne
 
     first = run.recorded("setup.json")
     assert first["version"] == __version__
-    assert "/ci-oras/bin/ci-oras" in first["path"]
+    assert f"/ci-oras-{__version__}/bin/ci-oras" in first["path"]
     assert run.recorded("setup-again.json") == first
     assert run.recorded("version.txt") == f"ci-oras {__version__}"
     assert run.recorded("which.txt") == first["path"]

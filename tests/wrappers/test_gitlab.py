@@ -28,7 +28,7 @@ import yaml
 from harness.cli import clean_env
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json
-from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, in_ci, require_tool
+from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, require_tool
 
 from ci_oras import __version__, catalog
 
@@ -38,29 +38,6 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 CYCLONEDX = "application/vnd.cyclonedx+json"
 
 integration = pytest.mark.integration
-
-GITLAB_HINTS = {
-    "gitlab-ci-local": "npm ci (package.json pins gitlab-ci-local 4.73.0; 4.74+ crash on Node 20)",
-    "rsync": "apt-get install -y rsync",
-    "git": "apt-get install -y git",
-}
-
-
-def _require(name: str) -> str:
-    """A tool gitlab-ci-local runs need: missing fails with CI set, skips otherwise (with the install hint)."""
-    path = None
-    if name == "gitlab-ci-local":
-        local = REPO_ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
-        path = str(local) if local.is_file() else shutil.which(name)
-    else:
-        path = shutil.which(name)
-    if path is None:
-        message = f"{name} was not found (install: {GITLAB_HINTS[name]})"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return path
-
 
 # --- validation --------------------------------------------------------------------------------------------
 
@@ -219,9 +196,9 @@ class Run:
 
 
 def _gitlab_ci_local(tmp_path: Path, pipeline: str, variables: dict[str, str], *, timeout: float = 300) -> Run:
-    binary = _require("gitlab-ci-local")
-    _require("rsync")
-    git = _require("git")
+    binary = require_tool("gitlab-ci-local")
+    require_tool("rsync")
+    git = require_tool("git")
     work = tmp_path / f"repo-{uuid.uuid4().hex[:6]}"
     work.mkdir()
     shutil.copytree(REPO_ROOT / "gitlab", work / "gitlab")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from harness.cli import clean_env
@@ -31,6 +31,11 @@ INSTALL_HINTS = {
     "check-jsonschema": "pip install -e '.[test]'",
     "jactionlint": "pip install -e '.[test]'",
     "shellcheck": "apt-get install -y shellcheck",
+    "gitlab-ci-local": "npm ci (package.json pins gitlab-ci-local 4.73.0; 4.74+ crash on Node 20)",
+    "rsync": "apt-get install -y rsync",
+    "git": "apt-get install -y git",
+    "mmdc": "npm ci (package.json pins @mermaid-js/mermaid-cli 11.9.0, the last for Node 20)",
+    "chromium": "apt-get install -y chromium",
 }
 
 
@@ -38,21 +43,26 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def missing(message: str) -> NoReturn:
+    """Something a test needs is not installed: fail with ``CI`` set, skip elsewhere (``message`` says how)."""
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 def find_tool(name: str) -> str | None:
-    """``name`` beside the running interpreter (a venv's scripts, even off PATH), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
+    """``name`` beside the running interpreter (a venv's scripts, even off PATH), else in this checkout's
+    ``node_modules/.bin`` (the npm tools package.json pins), else on PATH."""
+    for candidate in (Path(sys.executable).parent / name, REPO_ROOT / "node_modules" / ".bin" / name):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
     return shutil.which(name)
 
 
 def require_tool(name: str) -> str:
     path = find_tool(name)
     if path is None:
-        message = f"{name} was not found (install: {INSTALL_HINTS[name]})"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing(f"{name} was not found (install: {INSTALL_HINTS[name]})")
     return path
 
 

@@ -14,7 +14,6 @@ const STEP = {
       "maps": "argument",
       "type": "string",
       "flag": null,
-      "negativeFlag": null,
       "required": true,
       "default": null,
       "options": []
@@ -25,7 +24,6 @@ const STEP = {
       "maps": "option-per-line",
       "type": "lines",
       "flag": "--require",
-      "negativeFlag": null,
       "required": true,
       "default": null,
       "options": []
@@ -36,7 +34,6 @@ const STEP = {
       "maps": "option",
       "type": "duration",
       "flag": "--wait",
-      "negativeFlag": null,
       "required": false,
       "default": null,
       "options": []
@@ -47,7 +44,6 @@ const STEP = {
       "maps": "wrapper",
       "type": "boolean",
       "flag": null,
-      "negativeFlag": null,
       "required": false,
       "default": "true",
       "options": []
@@ -55,12 +51,11 @@ const STEP = {
     {
       "name": "plain-http",
       "azure": "plainHttp",
-      "maps": "toggle",
+      "maps": "switch",
       "type": "boolean",
       "flag": "--plain-http",
-      "negativeFlag": "--no-plain-http",
       "required": false,
-      "default": "",
+      "default": "false",
       "options": []
     },
     {
@@ -69,7 +64,6 @@ const STEP = {
       "maps": "switch",
       "type": "boolean",
       "flag": "--insecure",
-      "negativeFlag": null,
       "required": false,
       "default": "false",
       "options": []
@@ -80,7 +74,6 @@ const STEP = {
       "maps": "option",
       "type": "string",
       "flag": "--ca-file",
-      "negativeFlag": null,
       "required": false,
       "default": null,
       "options": []
@@ -91,7 +84,6 @@ const STEP = {
       "maps": "option",
       "type": "string",
       "flag": "--username",
-      "negativeFlag": null,
       "required": false,
       "default": null,
       "options": []
@@ -102,7 +94,6 @@ const STEP = {
       "maps": "password-stdin",
       "type": "string",
       "flag": null,
-      "negativeFlag": null,
       "required": false,
       "default": null,
       "options": []
@@ -113,7 +104,6 @@ const STEP = {
       "maps": "option",
       "type": "choice",
       "flag": "--referrers",
-      "negativeFlag": null,
       "required": false,
       "default": "auto",
       "options": [
@@ -123,11 +113,6 @@ const STEP = {
       ]
     }
   ],
-  "outputs": {
-    "ok": "ok",
-    "missing": "missing",
-    "result": "result"
-  },
   "softFailure": {
     "exitCode": 1,
     "input": "fail-on-missing",
