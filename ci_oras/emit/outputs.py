@@ -48,6 +48,7 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
     "attach": _ATTACH,
     "attach-sbom": _ATTACH,
     "attach-signature": _ATTACH,
+    "sign": _ATTACH,
     "discover": (
         Output("digest", "Digest of the subject", _field("digest")),
         Output("count", "Referrers found at any depth", _field("count")),
@@ -77,8 +78,8 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
 }
 
 #: Steps whose results also go to the job summary; helpers (manifest, tags, login) only set outputs.
-SUMMARY_STEPS = frozenset({"push", "pull", "attach", "attach-sbom", "attach-signature", "discover", "verify",
-                           "promote", "delete"})
+SUMMARY_STEPS = frozenset({"push", "pull", "attach", "attach-sbom", "attach-signature", "sign", "discover",
+                           "verify", "promote", "delete"})
 
 
 def output_names(step: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ci_oras.steps.promote import PromoteResult
     from ci_oras.steps.pull import PullResult
     from ci_oras.steps.push import PushResult
+    from ci_oras.steps.sign import SignResult
     from ci_oras.steps.verify import RequirementResult, VerifyResult, WaitStatus
 
 
@@ -29,6 +30,13 @@ def attach_text(result: AttachResult, repository: str) -> str:
     return "\n".join(([f"Detected {result.format}"] if result.format else [])
                      + [f"Attached to {repository}@{result.subject.digest}", f"Reference: {result.reference}",
                         f"Digest: {result.digest}"])
+
+
+def sign_text(result: SignResult, repository: str) -> str:
+    """attach's lines, then what a reader checks first: who signed, with what, and until when."""
+    expiry = f", expires {result.expiry:%Y-%m-%dT%H:%M:%SZ}" if result.expiry is not None else ""
+    return "\n".join([attach_text(result.attached, repository),
+                      f"Signed by {result.signer} ({result.signature_format}, {result.algorithm}){expiry}"])
 
 
 def pull_text(result: PullResult) -> str:

@@ -77,7 +77,7 @@ def _mermaid(step: str, document: Mapping[str, Any], result: Any) -> str | None:
     if step == "discover":
         root = getattr(result, "root", None)
         return render_mermaid(root) if root is not None else None
-    if step in ("attach", "attach-sbom", "attach-signature"):
+    if step in ("attach", "attach-sbom", "attach-signature", "sign"):
         return render_mermaid(_attach_graph(document))
     if step == "promote":
         return _promote_graph(document)
