@@ -134,6 +134,14 @@ def verify_text(result: VerifyResult) -> str:
     if len(subjects) == 1 and result.results[0].subject.digest != result.root.digest:
         lines[0] += f", platform {result.results[0].subject.platform} ({result.results[0].subject.digest})"
     lines.extend(_line(r, ok_mark, fail_mark) for r in result.results)
+    if result.trust_scope is not None:
+        lines.append(f"Signatures (trust policy scope {result.trust_scope}): {len(result.signatures) or 'none found'}")
+        for judged in result.signatures:
+            outcome = judged.outcome
+            verdict = (f"{outcome.result}" + (f" by {outcome.signer}" if outcome.signer else "")) \
+                if outcome.counts else f"refused, {outcome.failed_check}: {outcome.reason}"
+            lines.append(f"    {ok_mark if outcome.counts else fail_mark} {outcome.digest} "
+                         f"(of {judged.subject}): {verdict}")
     total = len(result.results)
     if result.ok:
         lines.append("The requirement holds" if total == 1 else f"All {total} requirements hold")

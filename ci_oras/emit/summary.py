@@ -68,6 +68,26 @@ def _verify_lines(document: Mapping[str, Any]) -> list[str]:
             lines.append(f"| {_code(str(item.get('spec', '')))} | {platform} | {len(item.get('found', []))} "
                          f"| {item.get('needed', '')} | {mark} |")
         lines.append("")
+    if "signatures" in document:
+        lines += _signature_lines(document)
+    return lines
+
+
+def _signature_lines(document: Mapping[str, Any]) -> list[str]:
+    """Each signature judged under the trust policy: verified, or the check that refused it and why."""
+    signatures = document.get("signatures", [])
+    lines = [f"Signatures judged by the trust policy for {_code(str(document.get('trustScope', '')))}: "
+             f"{len(signatures) or 'none found'}.", ""]
+    if signatures:
+        lines += ["| signature | of | result | signer | reason |", "| --- | --- | --- | --- | --- |"]
+        for item in signatures:
+            mark = "❌" if item.get("result") == "failed" else "✅"
+            reason = f"{item['failedCheck']}: {item.get('reason', '')}" if item.get("failedCheck") else ""
+            signer = str(item.get("signer", ""))
+            lines.append(f"| {_code(str(item.get('digest', '')))} | {_code(str(item.get('subject', '')))} "
+                         f"| {mark} {item.get('result', '')} | {_code(_cut(signer)) if signer else ''} "
+                         f"| {_code(_cut(reason)) if reason else ''} |")
+        lines.append("")
     return lines
 
 
