@@ -263,6 +263,15 @@ def test_signed_sbom_chain(ws: Workspace) -> None:
     assert code == 1 and document["missing"] == ["sbom>signature"]
     assert _only(document)["failedCheck"] == "integrity"
 
+    summary, outputs = ws.root / "summary.md", ws.root / "outputs.txt"
+    result = invoke_cli("verify", f"{layout}:forged", "-r", "sbom>signature", "--signed-by", str(ws.trusted),
+                        "--emit", "github", env={**ws.env, "GITHUB_ACTIONS": "true",
+                                                 "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs)})
+    assert result.returncode == 1
+    [row] = [line for line in summary.read_text().splitlines() if line.startswith(f"| `{_only(document)['digest']}`")]
+    assert "❌ failed" in row and f"`integrity: {_only(document)['reason']}`" in row
+    assert "refused, integrity" in result.stderr  # the text output names it too
+
 
 def test_bad_keys_and_policies_exit_2_naming_only_their_source(ws: Workspace) -> None:
     layout = f"oci:{ws.root / 'bad'}"
