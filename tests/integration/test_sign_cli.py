@@ -306,3 +306,24 @@ def test_bad_keys_and_policies_exit_2_naming_only_their_source(ws: Workspace) ->
         result = ws.cli("verify", f"{layout}:v1", "-r", "signature", *args)
         assert result.returncode == 2, (args, result.stderr)
         assert named in result.stderr
+
+
+def test_verify_without_a_policy_does_not_load_the_signing_layer(ws: Workspace) -> None:
+    """The gate's start-up cost stays as it was for everyone not judging signatures (a fresh process)."""
+    layout = f"oci:{ws.root / 'no-policy'}"
+    ws.push(layout, "v1", "no policy\n")
+    ws.sign(f"{layout}:v1")
+    probe = ("import sys\nfrom ci_oras.cli import main\ntry:\n    main()\nexcept SystemExit as stop:\n"
+             "    assert stop.code == 0, stop.code\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('cryptography', 'ci_oras.signing'))}))")
+    import subprocess
+    import sys
+
+    def loaded(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", probe, "verify", f"{layout}:v1", "-r", "signature",
+                               "--emit", "none", *args], env=ws.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert loaded() == "[]"
+    assert loaded("--signed-by", str(ws.trusted)) == "['ci_oras', 'cryptography']"
