@@ -284,14 +284,16 @@ def _strip_comment(line: str) -> str:
     return line
 
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|h|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 #: No CI job waits longer than a day (hosted runners stop jobs after hours); a larger value is a typo.
 MAX_DURATION = 24 * 3600.0
 
 
-def parse_duration(text: str, flag: str) -> float:
-    """``30s``, ``2m``, ``1m30s``, ``1h``, ``500ms``, ``1.5s`` or plain seconds (``45``) → seconds."""
+def parse_duration(text: str, flag: str, maximum: float = MAX_DURATION) -> float:
+    """``30s``, ``2m``, ``1m30s``, ``1h``, ``7d``, ``500ms``, ``1.5s`` or plain seconds (``45``) → seconds.
+
+    ``maximum`` guards against typos; a signature's expiry (months, years) passes a larger one than a wait."""
     value = text.strip().lower()
     hint = f"write {flag} as plain seconds (45) or with units: 30s, 2m, 1m30s, 1h, 500ms"
     if not value:
@@ -309,6 +311,7 @@ def parse_duration(text: str, flag: str) -> float:
             raise UsageError(f"invalid {flag} {text!r}", hint=hint) from None
     if not math.isfinite(seconds) or seconds < 0:
         raise UsageError(f"invalid {flag} {text!r}: must be zero or more", hint=hint)
-    if seconds > MAX_DURATION:
-        raise UsageError(f"invalid {flag} {text!r}: the maximum is 24h", hint=hint)
+    if seconds > maximum:
+        limit = f"{maximum / 86400:g}d" if maximum > MAX_DURATION else "24h"
+        raise UsageError(f"invalid {flag} {text!r}: the maximum is {limit}", hint=hint)
     return seconds

@@ -59,6 +59,7 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
     "attach": _attach("referrer"),
     "attach-sbom": _attach("SBOM"),
     "attach-signature": _attach("signature"),
+    "sign": _attach("signature"),
     "discover": (
         Output("digest", "Digest of the subject", _field("digest")),
         Output("count", "Referrers found at any depth", _field("count")),
@@ -88,8 +89,8 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
 }
 
 #: Steps whose results also go to the job summary; helpers (manifest, tags, login) only set outputs.
-SUMMARY_STEPS = frozenset({"push", "pull", "attach", "attach-sbom", "attach-signature", "discover", "verify",
-                           "promote", "delete"})
+SUMMARY_STEPS = frozenset({"push", "pull", "attach", "attach-sbom", "attach-signature", "sign", "discover",
+                           "verify", "promote", "delete"})
 
 
 def camel_case(name: str) -> str:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ci_oras.steps.promote import PromoteResult
     from ci_oras.steps.pull import PullResult
     from ci_oras.steps.push import PushResult
+    from ci_oras.steps.sign import SignResult
     from ci_oras.steps.verify import RequirementResult, VerifyResult, WaitStatus
 
 
@@ -29,6 +30,13 @@ def attach_text(result: AttachResult, repository: str) -> str:
     return "\n".join(([f"Detected {result.format}"] if result.format else [])
                      + [f"Attached to {repository}@{result.subject.digest}", f"Reference: {result.reference}",
                         f"Digest: {result.digest}"])
+
+
+def sign_text(result: SignResult, repository: str) -> str:
+    """attach's lines, then what a reader checks first: who signed, with what, and until when."""
+    expiry = f", expires {result.expiry:%Y-%m-%dT%H:%M:%SZ}" if result.expiry is not None else ""
+    return "\n".join([attach_text(result.attached, repository),
+                      f"Signed by {result.signer} ({result.signature_format}, {result.algorithm}){expiry}"])
 
 
 def pull_text(result: PullResult) -> str:
@@ -126,6 +134,14 @@ def verify_text(result: VerifyResult) -> str:
     if len(subjects) == 1 and result.results[0].subject.digest != result.root.digest:
         lines[0] += f", platform {result.results[0].subject.platform} ({result.results[0].subject.digest})"
     lines.extend(_line(r, ok_mark, fail_mark) for r in result.results)
+    if result.trust_scope is not None:
+        lines.append(f"Signatures (trust policy scope {result.trust_scope}): {len(result.signatures) or 'none found'}")
+        for judged in result.signatures:
+            outcome = judged.outcome
+            verdict = (f"{outcome.result}" + (f" by {outcome.signer}" if outcome.signer else "")) \
+                if outcome.counts else f"refused, {outcome.failed_check}: {outcome.reason}"
+            lines.append(f"    {ok_mark if outcome.counts else fail_mark} {outcome.digest} "
+                         f"(of {judged.subject}): {verdict}")
     total = len(result.results)
     if result.ok:
         lines.append("The requirement holds" if total == 1 else f"All {total} requirements hold")

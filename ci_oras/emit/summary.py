@@ -68,6 +68,26 @@ def _verify_lines(document: Mapping[str, Any]) -> list[str]:
             lines.append(f"| {_code(str(item.get('spec', '')))} | {platform} | {len(item.get('found', []))} "
                          f"| {item.get('needed', '')} | {mark} |")
         lines.append("")
+    if "signatures" in document:
+        lines += _signature_lines(document)
+    return lines
+
+
+def _signature_lines(document: Mapping[str, Any]) -> list[str]:
+    """Each signature judged under the trust policy: verified, or the check that refused it and why."""
+    signatures = document.get("signatures", [])
+    lines = [f"Signatures judged by the trust policy for {_code(str(document.get('trustScope', '')))}: "
+             f"{len(signatures) or 'none found'}.", ""]
+    if signatures:
+        lines += ["| signature | of | result | signer | reason |", "| --- | --- | --- | --- | --- |"]
+        for item in signatures:
+            mark = "❌" if item.get("result") == "failed" else "✅"
+            reason = f"{item['failedCheck']}: {item.get('reason', '')}" if item.get("failedCheck") else ""
+            signer = str(item.get("signer", ""))
+            lines.append(f"| {_code(str(item.get('digest', '')))} | {_code(str(item.get('subject', '')))} "
+                         f"| {mark} {item.get('result', '')} | {_code(_cut(signer)) if signer else ''} "
+                         f"| {_code(_cut(reason)) if reason else ''} |")
+        lines.append("")
     return lines
 
 
@@ -77,7 +97,7 @@ def _mermaid(step: str, document: Mapping[str, Any], result: Any) -> str | None:
     if step == "discover":
         root = getattr(result, "root", None)
         return render_mermaid(root) if root is not None else None
-    if step in ("attach", "attach-sbom", "attach-signature"):
+    if step in ("attach", "attach-sbom", "attach-signature", "sign"):
         return render_mermaid(_attach_graph(document))
     if step == "promote":
         return _promote_graph(document)

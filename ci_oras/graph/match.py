@@ -6,6 +6,11 @@ level are listed in parallel on a bounded pool (as ``discover`` does). A listed 
 counted only once its manifest confirms the listing (``ci_oras.graph.listing``), unless ``trust_listing``;
 a chain descends only into accepted referrers matching its current element. Speaks only to the store
 protocols, like the rest of ``graph``.
+
+With a :class:`~ci_oras.graph.signatures.SignatureCheck`, an accepted referrer that a configured policy
+handles (a Notary Project signature) and that a chain element could match is also judged (its envelope
+fetched and evaluated, in parallel like the manifest checks) and counts — as a match and as a node to descend
+into — only when its outcome counts. Without one, nothing is judged and the walk is as it always was.
 """
 
 from __future__ import annotations
@@ -13,11 +18,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ci_oras.graph.listing import Fetched, Rejected, check_entries, self_reference
+from ci_oras.graph.signatures import SignatureCheck, examine_signature
 from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.manifest import Manifest
 from ci_oras.requirements import Matcher
 from ci_oras.store.protocols import Target
+
+if TYPE_CHECKING:
+    from ci_oras.signing.policy import SignatureOutcome
 
 #: One requirement's elements, outermost first (``sbom>signature``: the SBOM matcher, then the signature's).
 Chain = tuple[Matcher, ...]
@@ -27,10 +38,14 @@ class ChainMatch:
     """One check: list what the chains need level by level, check the listed referrers that could match,
     then read the answers (:meth:`paths`) off the accepted ones."""
 
-    def __init__(self, target: Target, concurrency: int, trust_listing: bool) -> None:
+    def __init__(self, target: Target, concurrency: int, trust_listing: bool,
+                 signatures: SignatureCheck | None = None) -> None:
         self.target = target
         self.concurrency = max(1, concurrency)
         self.trust_listing = trust_listing
+        self.signatures = signatures
+        #: (node digest, signature digest) → the signature's outcome, each judged once per check
+        self.outcomes: dict[tuple[str, str], SignatureOutcome] = {}
         #: digest → the referrers listed under it (unfiltered, each digest once)
         self.listed: dict[str, list[Descriptor]] = {}
         #: (node digest, listed digest) → the accepted descriptor (the manifest's), or why it was rejected
@@ -52,6 +67,7 @@ class ChainMatch:
                 self._check(pool, [(desc.digest, referrer) for (desc, chains), listed in zip(nodes, listings)
                                    for referrer in listed if any(c[0].may_match(referrer.artifact_type)
                                                                  for c in chains)])
+                self._judge(pool, nodes)
                 next_frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
                 for desc, chains in nodes:
                     for chain in chains:
@@ -84,14 +100,44 @@ class ChainMatch:
         for (node, desc), verdict in zip(fresh, verdicts):
             self.verdicts[(node, desc.digest)] = verdict
 
-    def _accepted(self, digest: str) -> list[Descriptor]:
-        """The referrers listed under ``digest`` that were checked and accepted, in listing order."""
+    def _judge(self, pool: ThreadPoolExecutor, nodes: list[tuple[Descriptor, set[Chain]]]) -> None:
+        """Judge every accepted signature below ``nodes`` that a chain could count and that is not judged yet."""
+        check = self.signatures
+        if check is None:
+            return
+        work: list[tuple[Descriptor, Manifest]] = []
+        for desc, chains in nodes:
+            for referrer in self._accepted(desc.digest, judged_only=False):
+                key = (desc.digest, referrer.digest)
+                manifest = self.fetched.get(referrer.digest)
+                if (key in self.outcomes or not isinstance(manifest, Manifest) or not check.handles(
+                        referrer.artifact_type) or not any(_matches(chain[0], referrer) for chain in chains)):
+                    continue
+                work.append((desc, manifest))
+        outcomes = list(pool.map(lambda item: examine_signature(self.target, item[1], item[0], check.policies,
+                                                                check.scope), work))
+        for (desc, manifest), outcome in zip(work, outcomes):
+            if outcome is not None:
+                self.outcomes[(desc.digest, manifest.digest)] = outcome
+
+    def _accepted(self, digest: str, judged_only: bool = True) -> list[Descriptor]:
+        """The referrers listed under ``digest`` that were checked and accepted, in listing order; with
+        ``judged_only``, a signature whose outcome does not count is left out (it was judged and refused)."""
         accepted: list[Descriptor] = []
         for listed in self.listed.get(digest, []):
             verdict = self.verdicts.get((digest, listed.digest))
-            if verdict is not None and not isinstance(verdict, Rejected):
-                accepted.append(verdict)
+            if verdict is None or isinstance(verdict, Rejected):
+                continue
+            outcome = self.outcomes.get((digest, verdict.digest))
+            if judged_only and self.signatures is not None and self.signatures.handles(verdict.artifact_type) \
+                    and (outcome is None or not outcome.counts):
+                continue
+            accepted.append(verdict)
         return accepted
+
+    def signature_outcomes(self) -> list[tuple[str, SignatureOutcome]]:
+        """Every signature judged in this check with the node it signs, in the order judged."""
+        return [(node, outcome) for (node, _), outcome in self.outcomes.items()]
 
     def rejected(self) -> list[Rejected]:
         return [verdict for verdict in self.verdicts.values() if isinstance(verdict, Rejected)]

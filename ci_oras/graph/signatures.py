@@ -13,6 +13,7 @@ without a trust policy never loads it.
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor
@@ -21,6 +22,18 @@ from ci_oras.store.protocols import Fetcher
 
 if TYPE_CHECKING:
     from ci_oras.signing.policy import Policies, SignatureOutcome
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """What a requirement walk needs to judge signatures: the configured policies and the repository scope
+    they are selected by (``registry/repository``, or ``local/<name>`` for an OCI layout)."""
+
+    policies: Policies
+    scope: str
+
+    def handles(self, artifact_type: str | None) -> bool:
+        return bool(artifact_type) and self.policies.for_type(artifact_type or "") is not None
 
 
 def examine_signature(store: Fetcher, referrer: Manifest, subject: Descriptor, policies: Policies,

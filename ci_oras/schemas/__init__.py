@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any
 
 STEPS = ("push", "pull", "manifest", "tags", "delete", "login", "logout", "attach", "attach-sbom",
-         "attach-signature", "discover", "verify", "promote")
+         "attach-signature", "sign", "discover", "verify", "promote")
 
 
 def load_schema(step: str) -> dict[str, Any]:

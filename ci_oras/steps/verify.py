@@ -20,6 +20,11 @@ With ``wait``, unmet requirements are checked again every ``interval`` until the
 fresh target, so nothing listed earlier is served from a cache; requirements already met are not asked again.
 The subject itself must exist at the first check (NotFoundError, exit 3, otherwise).
 
+With a trust policy (``signatures``), a Notary Project signature counts only when it verifies (or as the
+policy's level says), at any level of a chain; every signature judged is reported with its outcome. The
+policy is selected by the scope: ``REGISTRY/REPOSITORY`` for a registry reference, as notation does, and
+``local/<directory name>`` for an OCI layout, as notation does for ``--oci-layout``.
+
 ``platform`` checks one child of an image index, ``all_platforms`` every child (buildx's attestation manifests,
 ``vnd.docker.reference.type`` or platform ``unknown/unknown``, are not platforms and are skipped); otherwise
 the manifest REF names — an index included — is the subject.
@@ -30,16 +35,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ci_oras.errors import UsageError
 from ci_oras.graph.listing import Rejected
 from ci_oras.graph.match import ChainMatch
+from ci_oras.graph.signatures import SignatureCheck
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.platform import pick_child
+from ci_oras.oci.reference import LayoutReference, Reference
 from ci_oras.requirements import Requirement
 from ci_oras.store.protocols import Target
+
+if TYPE_CHECKING:
+    from ci_oras.signing.policy import SignatureOutcome
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_CONCURRENCY = 8
@@ -57,6 +68,8 @@ class VerifyOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     #: Count what the listings say without fetching the listed manifests (for users who accept the risk).
     trust_listing: bool = False
+    #: Judge signatures with these policies; None counts a signature by its type alone, as before.
+    signatures: SignatureCheck | None = None
 
     def __post_init__(self) -> None:
         """Checked when the options are made, so the command refuses them before it opens anything."""
@@ -68,6 +81,9 @@ class VerifyOptions:
                              hint="pick one platform, or check them all")
         if self.wait > 0 and self.interval <= 0:
             raise UsageError("--interval must be more than 0", hint="e.g. --interval 5s")
+        if self.trust_listing and self.signatures is not None:
+            raise UsageError("--trust-listing cannot be combined with a trust policy",
+                             hint="leave out --trust-listing: a signature is judged from its fetched manifest")
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,17 @@ class RequirementResult:
 
 
 @dataclass(frozen=True)
+class JudgedSignature:
+    """One signature examined under a trust policy, with the manifest it signs."""
+
+    subject: str
+    outcome: SignatureOutcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, **self.outcome.document()}
+
+
+@dataclass(frozen=True)
 class WaitStatus:
     """Handed to the progress hook after a check that left requirements unmet, before sleeping."""
 
@@ -134,6 +161,9 @@ class VerifyResult:
     #: Listed entries that failed the checks (each once, in the order met), not counted.
     rejected: tuple[Rejected, ...] = ()
     trust_listing: bool = False
+    #: Set with a trust policy: the scope that selected it and every signature judged (latest check's verdict).
+    trust_scope: str | None = None
+    signatures: tuple[JudgedSignature, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -167,7 +197,10 @@ class VerifyResult:
             "fetches": self.fetches,
             "trustListing": self.trust_listing,
             "rejected": [rejected.to_dict() for rejected in self.rejected],
-        }
+        } | ({} if self.trust_scope is None else {
+            "trustScope": self.trust_scope,
+            "signatures": [signature.to_dict() for signature in self.signatures],
+        })
 
 
 def verify(open_target: Callable[[], Target], reference: str, shown: str, options: VerifyOptions, *,
@@ -181,10 +214,11 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
     pending = [(subject, requirement) for subject in subjects for requirement in options.requirements]
     results: dict[tuple[str, Requirement], RequirementResult] = {}
     rejected: dict[tuple[str, str, str], Rejected] = {}
+    judged: dict[tuple[str, str], JudgedSignature] = {}
     attempts = listings = fetches = 0
     while True:
         attempts += 1
-        evaluation = ChainMatch(target, options.concurrency, options.trust_listing)
+        evaluation = ChainMatch(target, options.concurrency, options.trust_listing, options.signatures)
         evaluation.run([(subject.descriptor, requirement.chain) for subject, requirement in pending])
         for subject, requirement in pending:
             results[(subject.digest, requirement)] = _result(evaluation, subject, requirement)
@@ -192,6 +226,8 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
         fetches += len(evaluation.fetched)
         for entry in evaluation.rejected():
             rejected.setdefault((entry.subject, entry.listed.digest, entry.reason.value), entry)
+        for node, outcome in evaluation.signature_outcomes():
+            judged[(node, outcome.digest)] = JudgedSignature(node, outcome)
         pending = [(s, r) for s, r in pending if not results[(s.digest, r)].satisfied]
         now = clock()
         if not pending or now >= deadline:
@@ -204,7 +240,40 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
         target = open_target()
     ordered = tuple(results[(s.digest, r)] for s in subjects for r in options.requirements)
     return VerifyResult(shown, root, ordered, attempts, clock() - start, listings, fetches,
-                        tuple(rejected.values()), options.trust_listing)
+                        tuple(rejected.values()), options.trust_listing,
+                        options.signatures.scope if options.signatures is not None else None,
+                        tuple(judged.values()))
+
+
+def trust_scope(reference: Reference) -> str:
+    """The repository scope a trust policy statement is selected by: notation's ``registry/repository``;
+    for an OCI layout, ``local/`` and the layout directory's name."""
+    if isinstance(reference, LayoutReference):
+        return f"local/{Path(reference.path).resolve().name}"
+    return f"{reference.registry}/{reference.repository}"
+
+
+def signature_check(scope: str, trust_policy: Path | None, trust_store: Path | None,
+                    signed_by: tuple[bytes, str] | None) -> SignatureCheck | None:
+    """The policies ``--trust-policy``/``--trust-store`` or ``--signed-by`` (its PEM and how to name it) set
+    up, refused (exit 2) before anything is fetched when they are contradictory or select nothing for
+    ``scope``; None without either."""
+    if trust_policy is not None and signed_by is not None:
+        raise UsageError("--trust-policy and --signed-by are mutually exclusive",
+                         hint="--signed-by CERT.pem is the short form of a strict policy trusting one root: pick one")
+    if trust_store is not None and trust_policy is None:
+        raise UsageError("--trust-store needs --trust-policy", hint="add --trust-policy POLICY.json")
+    if trust_policy is None and signed_by is None:
+        return None  # before the import: a gate without a policy never loads cryptography
+    from ci_oras.signing.policy import NotaryPolicy, Policies
+
+    if trust_policy is not None:
+        policy = NotaryPolicy.from_files(trust_policy, trust_store)
+    else:
+        assert signed_by is not None
+        policy = NotaryPolicy.signed_by(*signed_by)
+    policy.document.select(scope)  # no statement for this repository: say so now, not per signature
+    return SignatureCheck(Policies((policy,)), scope)
 
 
 def _subjects(target: Target, reference: str, shown: str, options: VerifyOptions) -> tuple[Descriptor,

@@ -241,15 +241,23 @@ def test_requirements_are_hashable_values() -> None:
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("0", 0.0), ("45", 45.0), ("2.5", 2.5), ("30s", 30.0), ("2m", 120.0), ("1m30s", 90.0),
-    ("1h", 3600.0), ("1h2m3s", 3723.0), ("500ms", 0.5), ("1.5s", 1.5), (" 10S ", 10.0),
+    ("1h", 3600.0), ("1h2m3s", 3723.0), ("500ms", 0.5), ("1.5s", 1.5), (" 10S ", 10.0), ("1d", 86400.0),
 ])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text, "--wait") == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1m30", "5 s", "-1", "-5s", "s", "1x", "nan", "inf", "m30s"])
+@pytest.mark.parametrize("text", ["", "abc", "1m30", "5 s", "-1", "-5s", "s", "1x", "nan", "inf", "m30s", "2d"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_duration(text, "--wait")
     assert "--wait" in str(caught.value)
     assert "30s, 2m, 1m30s" in str(caught.value)
+
+
+def test_a_longer_maximum_admits_a_signature_lifetime_and_names_itself() -> None:
+    assert parse_duration("90d", "--expiry", 365 * 86400.0) == 90 * 86400.0
+    with pytest.raises(UsageError, match="the maximum is 24h"):
+        parse_duration("2d", "--wait")
+    with pytest.raises(UsageError, match="the maximum is 365d"):
+        parse_duration("400d", "--expiry", 365 * 86400.0)

@@ -8,6 +8,7 @@ order here is the order ``--help`` lists them in.
 from ci_oras.cli.commands import (  # noqa: F401
     push,
     attach,
+    sign,
     discover,
     pull,
     manifest,

@@ -31,6 +31,15 @@ def verify(
     trust_listing: Annotated[bool, typer.Option(
         "--trust-listing", help="Count what the referrers listing says without fetching the listed manifests "
         "to check it (fewer requests; anyone who can push can forge a tag-schema listing).")] = False,
+    trust_policy: Annotated[Path | None, typer.Option(
+        "--trust-policy", metavar="POLICY.json", help="Count only Notary Project signatures this notation trust "
+        "policy (version 1.0) accepts.")] = None,
+    trust_store: Annotated[Path | None, typer.Option(
+        "--trust-store", metavar="DIR", help="notation's trust store (x509/ca/NAME/*.pem, "
+        "x509/signingAuthority/NAME/*.pem); default: the truststore directory beside the policy.")] = None,
+    signed_by: Annotated[Path | None, typer.Option(
+        "--signed-by", metavar="CERT.pem", help="Count only signatures chaining to this root (any identity, "
+        "strict); the short form of --trust-policy.")] = None,
     referrers: ReferrersOpt = "auto",
     *,
     options: Options,
@@ -53,21 +62,28 @@ def verify(
 
     --wait polls every --interval until the referrers show up.
     An index is checked itself, unless --platform OS/ARCH (one child) or --all-platforms (every child).
+    --trust-policy POLICY.json (notation's format) or --signed-by CERT.pem: a Notary Project signature counts
+    only when it verifies (integrity, chain to a trusted root, expiry, identity, as the policy's level says),
+    at any level of a chain (sbom>signature: a signed SBOM whose signature verifies); each signature examined
+    is listed with its outcome. The policy is chosen by REGISTRY/REPO, or local/<directory name> for oci:.
+
     --output json prints the result document on stdout whether the gate passes or not."""
     from ci_oras.emit.render import verify_hint, verify_missing, verify_text, wait_text
     from ci_oras.emit.text import say, warn
     from ci_oras.errors import VerificationFailed
     from ci_oras.requirements import merge, parse_duration, parse_requirement_file, parse_requirements
-    from ci_oras.steps.verify import VerifyOptions
+    from ci_oras.steps.verify import VerifyOptions, signature_check, trust_scope
     from ci_oras.steps.verify import verify as verify_step
 
     from_flags = parse_requirements(require or [])
     from_file = parse_requirement_file(_read_spec_file(require_file), str(require_file)) if require_file else []
     requirements = merge(from_flags, from_file)
+    ref, name = require_reference(reference)
+    root_pem = (_read_root(signed_by), f"--signed-by {signed_by}") if signed_by is not None else None
+    signatures = signature_check(trust_scope(ref), trust_policy, trust_store, root_pem)
     verify_options = VerifyOptions(tuple(requirements), platform=platform, all_platforms=all_platforms,
                                    wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"),
-                                   trust_listing=trust_listing)
-    ref, name = require_reference(reference)
+                                   trust_listing=trust_listing, signatures=signatures)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
         result = verify_step(lambda: run.open(ref, referrers=mode), name, str(ref), verify_options,
@@ -90,3 +106,13 @@ def _read_spec_file(path: Path) -> str:
         raise UsageError(f"requirements file not found: {path}", hint="check the --require-file path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read requirements file {path}: {exc}", hint="pass a UTF-8 text file") from None
+
+
+def _read_root(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"--signed-by file not found: {path}", hint="pass the trusted root certificate (PEM)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read --signed-by file {path}: {exc.strerror or exc}",
+                         hint="pass the trusted root certificate (PEM)") from None
