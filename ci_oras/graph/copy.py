@@ -234,8 +234,13 @@ def copy_manifests(destination: Target, graph: Graph, options: CopyOptions, stat
                     for child in referrer.manifests if referrer.is_index else ():
                         if child.digest in graph.manifests:
                             pusher.push_plain(graph.manifests[child.digest])
-            pushed = list(pool.map(pusher.push_referrers_of, subjects))
-            level = [referrer for batch in pushed for referrer in batch]
+            # Every referrer of the level is stored first, each PUT its own task (referrers depend only on
+            # their subject, pushed in an earlier level), then one list update per subject: the pool stays
+            # full in both phases instead of one thread PUTting a subject's referrers one by one.
+            batches = [pusher.claim_referrers_of(subject) for subject in subjects]
+            list(pool.map(pusher.store_referrer, [m for batch in batches for m in batch]))
+            list(pool.map(pusher.list_referrers, subjects, batches))
+            level = [referrer for batch in batches for referrer in batch]
 
 
 class _ManifestPusher:
@@ -247,6 +252,8 @@ class _ManifestPusher:
         self.stats = stats
         self.present = present
         self.done: set[str] = set()
+        #: referrers stored by this copy (listed afterwards, so the list update does not store them again)
+        self.stored: set[str] = set()
         self._lock = threading.Lock()
 
     def referrers_of(self, subject: Manifest) -> list[Manifest]:
@@ -265,23 +272,33 @@ class _ManifestPusher:
         self.stats.add(manifests_copied=1)
         _report(self.options, "manifest", len(manifest.raw))
 
-    def push_referrers_of(self, subject: Manifest) -> list[Manifest]:
-        """Push and list one subject's referrers together; returns them (the next level's subjects)."""
+    def claim_referrers_of(self, subject: Manifest) -> list[Manifest]:
+        """The subject's referrers not yet handled (the next level's subjects); each is claimed once."""
         with self._lock:
             referrers = [m for m in self.referrers_of(subject) if m.digest not in self.done]
             self.done.update(m.digest for m in referrers)
-        if not referrers:
-            return []
-        copied = [m for m in referrers if m.digest not in self.present]
-        self.stats.add(manifests_copied=len(copied), manifests_skipped=len(referrers) - len(copied),
+        copied = sum(1 for m in referrers if m.digest not in self.present)
+        self.stats.add(manifests_copied=copied, manifests_skipped=len(referrers) - copied,
                        referrers=len(referrers))
-        if not self.options.dry_run:
-            # One list update per subject, even when every referrer is already there (a re-run, or a copy
-            # killed before its index write): the store reads the list and writes only what is missing.
-            self.destination.push_referrers(subject.descriptor, referrers, stored=self.present)
-        for referrer in copied:
-            _report(self.options, "manifest", len(referrer.raw))
         return referrers
+
+    def store_referrer(self, manifest: Manifest) -> None:
+        """Store one referrer manifest (not yet listed: ``list_referrers`` does that once per subject)."""
+        if manifest.digest in self.present:
+            return
+        if not self.options.dry_run:
+            self.destination.push_manifest(manifest)
+        with self._lock:
+            self.stored.add(manifest.digest)
+        _report(self.options, "manifest", len(manifest.raw))
+
+    def list_referrers(self, subject: Manifest, referrers: list[Manifest]) -> None:
+        """One list update per subject, even when every referrer was already there (a re-run, or a copy
+        killed before its index write): the store reads the list and writes only what is missing."""
+        if referrers and not self.options.dry_run:
+            with self._lock:
+                stored = self.present | self.stored
+            self.destination.push_referrers(subject.descriptor, referrers, stored=stored)
 
 
 def _report(options: CopyOptions, what: str, size: int) -> None:
