@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test test-tools clean
+.PHONY: demo test bench install install-test test-tools clean
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test-tools:
 test: install-test test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Issue 9's table against local docker-registry processes (a few minutes; BENCH_ARGS="--image-mib 256" for less):
+# writes benchmarks/results.md. Timings stay out of `make test`.
+bench: install-test test-tools
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache
