@@ -484,6 +484,7 @@ def test_api_wait_succeeds_when_seeded_meanwhile(fake_registry: Any, tmp_path: P
     assert document["listings"] == document["attempts"]
 
 
+@dataclass(frozen=True)
 class MultiArch:
     host: str
     repo: str
