@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs: `make demo` (the walkthrough on an OCI layout, no registry) and
-# `make test` (the whole test suite against real docker-registry processes).
+# `make test` (the whole test suite against real docker-registry processes, two pytest-xdist workers).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -31,7 +31,7 @@ test-tools:
 
 test: install-test test-tools
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # Issue 9's table against local docker-registry processes (a few minutes; BENCH_ARGS="--image-mib 256" for less):
 # writes benchmarks/results.md. Timings stay out of `make test`.
