@@ -11,7 +11,8 @@ The order is what keeps a destination consistent even if the process is killed a
 4. point the destination tags at the root **last**, so a tag never names an incomplete graph.
 
 Everything already at the destination is skipped after a HEAD (a present manifest's blobs without one),
-so re-running a finished copy writes nothing. A worker never waits for another worker (the pool cannot deadlock).
+so re-running a finished copy writes nothing. A worker never waits for another worker (the pool cannot
+deadlock).
 
 A listed referrer is copied only when the manifest the walk fetches for it anyway confirms the listing
 (``ci_oras.graph.listing``: it exists, has the listed digest and type, and names the node it was listed under
@@ -259,6 +260,10 @@ def copy_manifests(destination: Target, graph: Graph, options: CopyOptions, stat
             # their subject, pushed in an earlier level), then one list update per subject: the pool stays
             # full in both phases instead of one thread PUTting a subject's referrers one by one.
             batches = [pusher.claim_referrers_of(subject) for subject in subjects]
+            if subjects and not options.dry_run:
+                # An empty list update stores nothing but lets the store refuse first (``--referrers api``
+                # on a registry without the API), before any referrer is stored that it could not list.
+                destination.push_referrers(subjects[0].descriptor, [], stored=())
             list(pool.map(pusher.store_referrer, [m for batch in batches for m in batch]))
             list(pool.map(pusher.list_referrers, subjects, batches))
             level = [referrer for batch in batches for referrer in batch]
