@@ -1,10 +1,10 @@
 # The two commands a fresh machine needs: `make demo` (the walkthrough on an OCI layout, no registry) and
-# `make test` (the whole test suite against real docker-registry processes).
+# `make test` (the whole test suite against real docker-registry processes, two pytest-xdist workers).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test test-tools lock check-lock clean stress-referrers
+.PHONY: demo test bench install install-test test-tools lock check-lock clean stress-referrers
 
 $(BIN)/ci-oras: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ check-lock: install-test
 
 test: install-test test-tools
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# Issue 9's table against local docker-registry processes (a few minutes; BENCH_ARGS="--image-mib 256" for less):
+# writes benchmarks/results.md. Timings stay out of `make test`.
+bench: install-test test-tools
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # Referrer writes under many parallel CI jobs: 20 and 50 attach processes released at once on one subject,
 # ten rounds each, on docker-registry and on an API registry that drops list updates (`make test` runs one

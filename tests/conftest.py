@@ -33,11 +33,28 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+#: Tests that run tools in or next to the checkout itself (gitlab-ci-local, act, the demo, npm's trees) or
+#: replay shared cassettes: under pytest-xdist (``--dist loadgroup``) they all run on one worker, one after
+#: another, as they did before the suite ran in parallel. Everything else keeps its state in tmp_path and its
+#: registries on ports of its own, so it can share the machine.
+_SERIAL_GROUP = "checkout"
+_SERIAL_PATHS = (_TESTS_DIR / "wrappers", _INTEGRATION_DIR / "test_demo.py",
+                 _INTEGRATION_DIR / "test_request_counts.py")
+#: Modules whose module-scoped fixtures seed several registries (the auth matrix): kept on one worker, so the
+#: seeding happens once rather than once per worker.
+_WHOLE_MODULES = (_INTEGRATION_DIR / "test_auth_matrix.py",)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark everything under tests/integration/ so ``-m 'not integration'`` works."""
+    """Mark everything under tests/integration/ so ``-m 'not integration'`` works; group the serial ones."""
     for item in items:
-        if _INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
+        path = Path(str(item.path)).resolve()
+        if _INTEGRATION_DIR in path.parents:
             item.add_marker(pytest.mark.integration)
+        if any(path == serial or serial in path.parents for serial in _SERIAL_PATHS):
+            item.add_marker(pytest.mark.xdist_group(_SERIAL_GROUP))
+        elif path in _WHOLE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(path.stem))
 
 
 def _in_ci() -> bool:

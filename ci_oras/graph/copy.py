@@ -3,15 +3,16 @@
 The order is what keeps a destination consistent even if the process is killed at any moment:
 
 1. walk the source graph (manifests are small: fetched once, level by level, in parallel);
-2. copy the blobs the destination lacks, in parallel, streamed source → destination (or mounted when both
-   are repositories on one registry);
+2. HEAD every manifest at the destination; copy the blobs of the missing ones, in parallel, streamed
+   source → destination (or mounted, without a HEAD first, when both are repositories on one registry);
 3. push manifests one at a time, children before their index and every subject before its referrers
    (strict registries refuse a referrer whose subject is unknown), then make each subject's referrers
    discoverable with one list update per subject;
 4. point the destination tags at the root **last**, so a tag never names an incomplete graph.
 
-Everything already at the destination is skipped after a HEAD, so re-running a finished copy writes
-nothing. A worker never waits for another worker (the pool cannot deadlock).
+Everything already at the destination is skipped after a HEAD (a present manifest's blobs without one),
+so re-running a finished copy writes nothing. A worker never waits for another worker (the pool cannot
+deadlock).
 
 A listed referrer is copied only when the manifest the walk fetches for it anyway confirms the listing
 (``ci_oras.graph.listing``: it exists, has the listed digest and type, and names the node it was listed under
@@ -23,7 +24,7 @@ referrer — which used to leave every manifest out of the push order.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -77,10 +78,11 @@ class Graph:
     #: Listed referrers whose manifests did not confirm the listing: not copied, not walked below.
     rejected: list[Rejected] = field(default_factory=list)
 
-    def blobs(self) -> list[Descriptor]:
+    def blobs(self, without: Collection[str] = ()) -> list[Descriptor]:
+        """The distinct blobs of the graph's manifests, leaving out those of the manifests in ``without``."""
         seen: dict[str, Descriptor] = {}
         for manifest in self.manifests.values():
-            if not manifest.is_index:
+            if not manifest.is_index and manifest.digest not in without:
                 for blob in manifest.children():
                     seen.setdefault(blob.digest, blob)
         return list(seen.values())
@@ -188,21 +190,39 @@ class _SourceBlob:
         return self.source.fetch(self.desc)
 
 
+def present_manifests(destination: Target, graph: Graph, options: CopyOptions) -> set[str]:
+    """The graph's manifests the destination already has (one HEAD each, in parallel).
+
+    Asked before any blob is copied: a manifest is stored only after its blobs (by this copy, and a registry
+    refuses a manifest whose blobs it lacks), so the blobs of a present manifest need no request at all and a
+    re-run of a finished copy only reads manifests.
+    """
+    order = list(graph.manifests.values())
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-head") as pool:
+        exists = list(pool.map(lambda m: destination.exists(m.descriptor), order))
+    return {m.digest for m, e in zip(order, exists) if e}
+
+
 def copy_blobs(source: Target, destination: Target, blobs: list[Descriptor], options: CopyOptions,
                stats: CopyStats, mount_from: str | None) -> None:
-    """Each blob: HEAD the destination; mount when on the same registry; else stream it across."""
+    """Each blob: mount it when on the same registry, else HEAD the destination and stream it across.
+
+    A mount is asked without a HEAD first: it succeeds whether or not the destination already has the blob,
+    so the HEAD would only add a round trip. A refused mount falls back to HEAD, then upload.
+    """
 
     def copy_one(desc: Descriptor) -> None:
+        if not options.dry_run and mount_from is not None and isinstance(destination, Mounter) \
+                and destination.mount(desc, mount_from):
+            stats.add(blobs_mounted=1)
+            _report(options, "mount", desc.size)
+            return
         if destination.exists(desc):
             stats.add(blobs_skipped=1)
             _report(options, "skip-blob", desc.size)
             return
         if options.dry_run:
             stats.add(blobs_copied=1, bytes_copied=desc.size)
-            return
-        if mount_from is not None and isinstance(destination, Mounter) and destination.mount(desc, mount_from):
-            stats.add(blobs_mounted=1)
-            _report(options, "mount", desc.size)
             return
         destination.push_blob(desc, _SourceBlob(source, desc))
         stats.add(blobs_copied=1, bytes_copied=desc.size)
@@ -213,7 +233,8 @@ def copy_blobs(source: Target, destination: Target, blobs: list[Descriptor], opt
         list(pool.map(copy_one, blobs))
 
 
-def copy_manifests(destination: Target, graph: Graph, options: CopyOptions, stats: CopyStats) -> None:
+def copy_manifests(destination: Target, graph: Graph, options: CopyOptions, stats: CopyStats,
+                   present: set[str] | None = None) -> None:
     """Children before their index, every subject before its referrers; referrers one level at a time.
 
     The subjects of one level are independent (each has its own referrers list), so their referrers are
@@ -221,9 +242,10 @@ def copy_manifests(destination: Target, graph: Graph, options: CopyOptions, stat
     about a second per level of the graph, not per subject.
     """
     order = graph.push_order()
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-head") as pool:
-        exists = list(pool.map(lambda m: destination.exists(m.descriptor), order))
-        pusher = _ManifestPusher(destination, graph, options, stats, {m.digest for m, e in zip(order, exists) if e})
+    if present is None:
+        present = present_manifests(destination, graph, options)
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-push") as pool:
+        pusher = _ManifestPusher(destination, graph, options, stats, present)
         level = [m for m in order if m.digest not in graph.subject_of]
         for manifest in level:
             pusher.push_plain(manifest)
@@ -234,8 +256,17 @@ def copy_manifests(destination: Target, graph: Graph, options: CopyOptions, stat
                     for child in referrer.manifests if referrer.is_index else ():
                         if child.digest in graph.manifests:
                             pusher.push_plain(graph.manifests[child.digest])
-            pushed = list(pool.map(pusher.push_referrers_of, subjects))
-            level = [referrer for batch in pushed for referrer in batch]
+            # Every referrer of the level is stored first, each PUT its own task (referrers depend only on
+            # their subject, pushed in an earlier level), then one list update per subject: the pool stays
+            # full in both phases instead of one thread PUTting a subject's referrers one by one.
+            batches = [pusher.claim_referrers_of(subject) for subject in subjects]
+            if subjects and not options.dry_run:
+                # An empty list update stores nothing but lets the store refuse first (``--referrers api``
+                # on a registry without the API), before any referrer is stored that it could not list.
+                destination.push_referrers(subjects[0].descriptor, [], stored=())
+            list(pool.map(pusher.store_referrer, [m for batch in batches for m in batch]))
+            list(pool.map(pusher.list_referrers, subjects, batches))
+            level = [referrer for batch in batches for referrer in batch]
 
 
 class _ManifestPusher:
@@ -247,6 +278,8 @@ class _ManifestPusher:
         self.stats = stats
         self.present = present
         self.done: set[str] = set()
+        #: referrers stored by this copy (listed afterwards, so the list update does not store them again)
+        self.stored: set[str] = set()
         self._lock = threading.Lock()
 
     def referrers_of(self, subject: Manifest) -> list[Manifest]:
@@ -265,23 +298,33 @@ class _ManifestPusher:
         self.stats.add(manifests_copied=1)
         _report(self.options, "manifest", len(manifest.raw))
 
-    def push_referrers_of(self, subject: Manifest) -> list[Manifest]:
-        """Push and list one subject's referrers together; returns them (the next level's subjects)."""
+    def claim_referrers_of(self, subject: Manifest) -> list[Manifest]:
+        """The subject's referrers not yet handled (the next level's subjects); each is claimed once."""
         with self._lock:
             referrers = [m for m in self.referrers_of(subject) if m.digest not in self.done]
             self.done.update(m.digest for m in referrers)
-        if not referrers:
-            return []
-        copied = [m for m in referrers if m.digest not in self.present]
-        self.stats.add(manifests_copied=len(copied), manifests_skipped=len(referrers) - len(copied),
+        copied = sum(1 for m in referrers if m.digest not in self.present)
+        self.stats.add(manifests_copied=copied, manifests_skipped=len(referrers) - copied,
                        referrers=len(referrers))
-        if not self.options.dry_run:
-            # One list update per subject, even when every referrer is already there (a re-run, or a copy
-            # killed before its index write): the store reads the list and writes only what is missing.
-            self.destination.push_referrers(subject.descriptor, referrers, stored=self.present)
-        for referrer in copied:
-            _report(self.options, "manifest", len(referrer.raw))
         return referrers
+
+    def store_referrer(self, manifest: Manifest) -> None:
+        """Store one referrer manifest (not yet listed: ``list_referrers`` does that once per subject)."""
+        if manifest.digest in self.present:
+            return
+        if not self.options.dry_run:
+            self.destination.push_manifest(manifest)
+        with self._lock:
+            self.stored.add(manifest.digest)
+        _report(self.options, "manifest", len(manifest.raw))
+
+    def list_referrers(self, subject: Manifest, referrers: list[Manifest]) -> None:
+        """One list update per subject, even when every referrer was already there (a re-run, or a copy
+        killed before its index write): the store reads the list and writes only what is missing."""
+        if referrers and not self.options.dry_run:
+            with self._lock:
+                stored = self.present | self.stored
+            self.destination.push_referrers(subject.descriptor, referrers, stored=stored)
 
 
 def _report(options: CopyOptions, what: str, size: int) -> None:

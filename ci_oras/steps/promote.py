@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ci_oras.errors import UsageError
-from ci_oras.graph.copy import CopyOptions, CopyStats, copy_blobs, copy_manifests, walk
+from ci_oras.graph.copy import (
+    CopyOptions,
+    CopyStats,
+    copy_blobs,
+    copy_manifests,
+    present_manifests,
+    walk,
+)
 from ci_oras.graph.listing import Rejected
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.reference import Reference, RegistryReference, parse_reference
@@ -100,14 +107,17 @@ def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, pl
                          hint="name the destination by tag (or leave the digest out)")
     tags = destination.tags
     graph = walk(source.target, root, options)
-    blobs = graph.blobs()
+    present = present_manifests(destination.target, graph, options)
+    blobs = graph.blobs(without=present)
     if on_plan is not None:
         callback = on_plan(len(blobs), sum(b.size for b in blobs))
         if callback is not None:
             options = replace(options, progress=callback)
     stats = CopyStats()
+    # The blobs of manifests already there are there too (content before names): counted, not asked for.
+    stats.add(blobs_skipped=len(graph.blobs()) - len(blobs))
     copy_blobs(source.target, destination.target, blobs, options, stats, destination.mount_from)
-    copy_manifests(destination.target, graph, options, stats)
+    copy_manifests(destination.target, graph, options, stats, present)
     written = _point_tags(destination.target, root, tags, options.dry_run)
     shown = f"{destination.repository}:{tags[0]}" if tags else f"{destination.repository}@{root.digest}"
     return PromoteResult(

@@ -85,6 +85,8 @@ def test_same_registry_promotion_mounts_and_rerun_writes_nothing(
         assert uploads == [], "same-registry promotion must mount, not upload"
         mounts = proxy.requests_matching(method="POST", path=r"/blobs/uploads/", query=r"mount=")
         assert mounts and all("from=" in m.query and m.status == 201 for m in mounts)
+        # A mount succeeds whether or not the blob is there: no HEAD of the destination's blobs before it.
+        assert proxy.requests_matching(method="HEAD", path=rf"/{unique_repo}-staging/blobs/") == []
         # One referrers-index write per subject with referrers (the image and the SBOM), not one per referrer.
         index_puts = proxy.requests_matching(method="PUT", path=r"/manifests/sha256-")
         assert len(index_puts) == 2
@@ -96,6 +98,9 @@ def test_same_registry_promotion_mounts_and_rerun_writes_nothing(
         again = run_cli("promote", src, dst, "-O", "json", env=env)
         assert again.returncode == 0, again.stderr
         assert [r for r in proxy.requests if r.method in WRITES] == [], "a re-run writes nothing"
+        # every manifest is there, so its blobs are too: the re-run asks nothing about blobs
+        assert proxy.requests_matching(path=r"/blobs/") == []
+        assert again.json()["skipped"]["blobs"] == 5
         assert again.json()["copied"] == {"manifests": 0, "blobs": 0} and again.json()["tagsWritten"] == []
     promoted = _graph(run_cli("discover", f"{registry_plain.host}/{unique_repo}-staging:v1", "-O", "json", env=env))
     assert promoted == edges
@@ -287,3 +292,40 @@ def test_promote_to_and_from_a_registry_with_the_referrers_api(
     result = run_cli("promote", to_api, back, env=env)
     assert result.returncode == 0, result.stderr
     assert _graph(run_cli("discover", back, "-O", "json", env=env)) == edges
+
+
+def test_referrers_of_one_subject_are_stored_in_parallel(registry_plain: RunningRegistry, env: dict[str, str],
+                                                         unique_repo: str) -> None:
+    """Behind 0.2 s of latency per request, the 8 referrer PUTs go out `--concurrency` at a time: one by one
+    they would arrive at least 0.2 s apart."""
+    count, latency = 8, 0.2
+    with httpx.Client(timeout=30) as client:
+        url = registry_plain.url
+        subject = push_image(client, url, unique_repo, tag="v1")
+        config = push_blob(client, url, unique_repo, b"{}")
+        entries = []
+        for number in range(count):
+            layer = push_blob(client, url, unique_repo, f"referrer {number}\n".encode())
+            body = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x.parallel",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+                "layers": [{"mediaType": "text/plain", "digest": layer, "size": len(f"referrer {number}\n")}],
+                "subject": {"mediaType": OCI_MANIFEST, "digest": subject.manifest_digest,
+                            "size": len(subject.manifest)}}).encode()
+            digest = push_manifest(client, url, unique_repo, "sha256:" + hashlib.sha256(body).hexdigest(), body)
+            entries.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body),
+                            "artifactType": "application/x.parallel"})
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+        push_manifest(client, url, unique_repo, "sha256-" + subject.manifest_digest.split(":")[1], index, OCI_INDEX)
+    with RegistryProxy(registry_plain) as proxy:
+        proxy.latency = latency
+        result = run_cli("promote", f"{registry_plain.host}/{unique_repo}:v1",
+                         f"{proxy.host}/{unique_repo}-parallel:v1", "--concurrency", "4", "-O", "json", env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.json()["referrers"] == count
+        digests = {entry["digest"] for entry in entries}
+        puts = sorted(r.time for r in proxy.requests_matching(method="PUT", path=r"/manifests/sha256:")
+                      if r.path.rsplit("/", 1)[-1] in digests)
+    assert len(puts) == count
+    # four PUTs at once: the first four arrive well within one round trip of each other
+    assert puts[3] - puts[0] < latency / 2, puts

@@ -1,0 +1,205 @@
+"""``make bench``: issue 9's table against real local docker-registry processes; writes benchmarks/results.md.
+
+Run: ``python benchmarks/run.py [--repeat 3] [--image-mib 1024] [--out benchmarks/results.md]``.
+
+Every row is whole ``ci-oras`` processes under GNU time (wall, user+system CPU, peak RSS), with a counting
+proxy in front of each registry for the request counts. Each row has a baseline measured in the same run, so
+a loaded machine shows in both columns: ``python -c "import httpx"`` for start-up-bound rows, raw
+``curl GET | curl PUT`` of the same blobs for the bulk copy, the protocol's request count for graph rows
+(minimum written down in bench_promote.py / bench_referrers.py). The 20 ms row puts the proxy's latency in
+front of the destination; "in flight" is requests × latency / wall (the proxy adds the latency to each).
+Nothing here asserts: timings stay out of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_promote import curl_copy, seed_image, seed_referrers  # noqa: E402
+from bench_referrers import seed_graph  # noqa: E402
+from harness.oci import push_image  # noqa: E402
+from harness.proxy import RegistryProxy  # noqa: E402
+from harness.registry import start_registry  # noqa: E402
+
+CLI = [sys.executable, "-m", "ci_oras"]
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mib: float
+    stdout: str
+
+
+def timed(argv: list[str], cwd: Path | None = None) -> Run:
+    """One process under GNU time: its own wall, CPU and peak RSS."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        started = time.perf_counter()
+        done = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%U %S %M", *argv], capture_output=True,
+                              text=True, cwd=cwd)
+        wall = time.perf_counter() - started
+        if done.returncode:
+            raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
+        user, system, rss = report.read().split()[-3:]
+    return Run(wall, float(user) + float(system), int(rss) / 1024, done.stdout)
+
+
+def median(runs: list[Run]) -> Run:
+    runs = sorted(runs, key=lambda r: r.wall)
+    return runs[len(runs) // 2]
+
+
+@dataclass
+class Row:
+    case: str
+    ours: str
+    baseline: str
+    ratio: str
+    target: str
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--image-mib", type=int, default=1024)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    args = parser.parse_args()
+    rows: list[Row] = []
+    work = Path(tempfile.mkdtemp(prefix="ci-oras-bench-"))
+    a = start_registry(work / "a", "plain")
+    b = start_registry(work / "b", "plain")
+    pa, pb = RegistryProxy(a), RegistryProxy(b)
+    slow = RegistryProxy(b)
+    slow.latency = 0.020
+
+    def repeat(make: Callable[[int], list[str]], proxies: tuple[RegistryProxy, ...] = (),
+               cwd: Path | None = None) -> tuple[Run, int]:
+        runs, counts = [], []
+        for number in range(args.repeat):
+            for proxy in proxies:
+                proxy.clear()
+            runs.append(timed(make(number), cwd))
+            counts.append(sum(len(p.requests) for p in proxies))
+        return median(runs), int(statistics.median(counts)) if counts else 0
+
+    try:
+        baseline = median([timed([sys.executable, "-c", "import httpx"]) for _ in range(args.repeat)])
+        base = f"{baseline.wall:.3f} s (import httpx)"
+        for label, argv, target in (("ci-oras --version", ["--version"], "≤ 50 ms"),
+                                    ("ci-oras --help", ["--help"], "≤ 120 ms"),
+                                    ("ci-oras discover --help", ["discover", "--help"], "≤ 150 ms")):
+            run, _ = repeat(lambda _n, argv=argv: CLI + argv)
+            rows.append(Row(label, f"{run.wall * 1000:.0f} ms", base, f"{run.wall / baseline.wall:.2f}×", target))
+
+        with httpx.Client(timeout=120) as client:
+            push_image(client, a.url, "bench/attach", tag="v1")
+            seed_graph(client, a.url, "bench/discover", 50)  # 50 referrers with one each: 100 referrers
+            seed_referrers(client, a.url, "bench/ref20", 20)
+            seed_referrers(client, a.url, "bench/ref200", 200)
+            seed_referrers(client, a.url, "bench/ref100", 100)
+
+        def attach(number: int) -> list[str]:
+            (work / f"sig{number}.json").write_text(f'{{"signature": "bench {number} {time.time_ns()}"}}\n')
+            return CLI + ["attach", f"{pa.host}/bench/attach:v1", f"sig{number}.json", "--artifact-type",
+                          "signature/example"]
+
+        run, count = repeat(attach, (pa,), cwd=work)
+        rows.append(Row("attach 1 file, tag-schema registry", f"{run.wall:.2f} s, {count} requests, "
+                        f"{run.cpu:.2f} s CPU", base, f"{run.wall / baseline.wall:.1f}×", "≤ 0.25 s, ≤ 11 requests"))
+
+        run, count = repeat(lambda _n: CLI + ["discover", f"{pa.host}/bench/discover:v1", "-O", "json"], (pa,))
+        rows.append(Row("discover 100 referrers", f"{run.wall:.2f} s, {count} requests, {run.cpu:.2f} s CPU", base,
+                        f"{run.wall / baseline.wall:.1f}×", "≤ 0.35 s"))
+
+        for referrers, target in ((20, "≤ 0.45 s"), (200, "≤ 2.2 s, ≤ 1050 requests, ≤ 1.0 s CPU")):
+            run, count = repeat(lambda n, r=referrers: CLI + ["promote", f"{pa.host}/bench/ref{r}:v1",
+                                                              f"{pa.host}/bench/ref{r}-copy{n}-{time.time_ns()}:v1"],
+                                (pa,))
+            rows.append(Row(f"promote subject + {referrers} referrers, same registry",
+                            f"{run.wall:.2f} s, {count} requests, {run.cpu:.2f} s CPU", base,
+                            f"{run.wall / baseline.wall:.1f}×", target))
+
+        run, count = repeat(lambda n: CLI + ["promote", f"{a.host}/bench/ref100:v1",
+                                             f"{slow.host}/bench/ref100-{n}-{time.time_ns()}:v1"], (slow,))
+        in_flight = count * slow.latency / run.wall
+        rows.append(Row("promote subject + 100 referrers to a registry 20 ms away",
+                        f"{run.wall:.2f} s, {count} requests to it, {in_flight:.1f} in flight on average",
+                        f"{count * slow.latency:.2f} s if serial", f"{run.wall / (count * slow.latency):.2f}×",
+                        "≤ 2.5 s"))
+
+        processes = 20
+
+        def listed_count() -> int:
+            done = subprocess.run(CLI + ["discover", f"{a.host}/bench/attach:v1", "-O", "json"],
+                                  capture_output=True, text=True, check=True)
+            return int(json.loads(done.stdout)["count"])
+
+        before = listed_count()
+        argvs = [attach(100 + number) for number in range(processes)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=processes) as pool:
+            runs = list(pool.map(lambda argv: timed(argv, work), argvs))
+        wall = time.perf_counter() - started
+        kept = listed_count() - before
+        rows.append(Row(f"{processes} attach processes released at once, one subject",
+                        f"{wall:.1f} s wall, {statistics.mean(r.cpu for r in runs):.2f} s CPU per process, "
+                        f"{kept}/{processes} kept",
+                        base, f"{wall / baseline.wall:.0f}×", "≤ 3 s, 20/20 kept"))
+
+        total = args.image_mib << 20
+        with httpx.Client(timeout=600) as client:
+            blobs = seed_image(client, a.url, "bench/big", total, 8, work)
+        run = timed(CLI + ["promote", f"{a.host}/bench/big:v1", f"{b.host}/bench/big:v1"])
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda blob: curl_copy(a.url, b.url, "bench/big", "bench/curl", blob), blobs))
+        curl = time.perf_counter() - started
+        rows.append(Row(f"promote {args.image_mib} MiB (8 layers) across registries",
+                        f"{total / run.wall / 1e6:.0f} MB/s, {run.rss_mib:.0f} MiB RSS, {run.cpu:.2f} s CPU",
+                        f"{total / curl / 1e6:.0f} MB/s (curl GET \\| curl PUT)", f"{curl / run.wall:.2f}× curl",
+                        "≥ 1.0× curl, ≤ 50 MiB RSS, ≤ 1.5 s CPU"))
+    finally:
+        for proxy in (pa, pb, slow):
+            proxy.stop()
+        a.stop()
+        b.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    load = os.getloadavg()
+    lines = [
+        "# Benchmarks (issue 9's table)",
+        "",
+        f"Written by `make bench` ({' '.join(sys.argv[1:]) or 'defaults'}); {os.cpu_count()} cores, load average "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} when it finished; median of {args.repeat}. Local "
+        "docker-registry 2.8 processes; the baseline is measured in the same run.",
+        "",
+        "| case | ci-oras | baseline (same run) | ratio | target |",
+        "|---|---|---|---|---|",
+        *(f"| {r.case} | {r.ours} | {r.baseline} | {r.ratio} | {r.target} |" for r in rows),
+        "",
+    ]
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
