@@ -6,11 +6,15 @@ Grammar (whitespace around every token is ignored)::
 
     requirement := chain [ "*" COUNT ]
     chain       := element ( ">" element )*
-    element     := ALIAS | MEDIA-TYPE
+    element     := ALIAS | MEDIA-TYPE | "attestation:" PREDICATE-TYPE
 
 - ``ALIAS`` is a name from :data:`ALIASES` (case-insensitive); ``MEDIA-TYPE`` is an artifact type written out,
   ``type/subtype[;name=value]*`` (RFC 6838 names), compared case-insensitively with whitespace around ``;`` and
   ``=`` ignored.
+- ``attestation:PREDICATE-TYPE`` (``attestation:https://slsa.dev/provenance/v1``) matches a Sigstore bundle whose
+  manifest's ``dev.sigstore.bundle.predicateType`` annotation equals PREDICATE-TYPE exactly: predicate types are
+  URIs compared as strings, case-sensitively (in-toto and cosign compare them that way; only the word
+  ``attestation`` is case-insensitive), with no version folding (``.../provenance/v1`` is not ``.../v0.2``).
 - A chain ``a>b>c`` holds for a referrer R of the subject when R matches ``a``, and something referring to R
   matches ``b``, and so on: ``sbom>signature`` is "a signed SBOM".
 - ``*COUNT`` (a positive integer, default 1) applies to the whole spec: at least COUNT distinct referrers of the
@@ -24,7 +28,10 @@ Aliases (the one table, :data:`ALIASES`; ``ci-oras verify --help`` shows it too)
 
 ==============  ===================================================================================
 ``sbom``        CycloneDX ``application/vnd.cyclonedx+json``, ``application/vnd.cyclonedx+xml``;
-                SPDX ``application/spdx+json``, ``text/spdx``
+                SPDX ``application/spdx+json``, ``text/spdx``; a Sigstore bundle whose predicateType is an
+                SBOM's: ``https://spdx.dev/Document`` or ``https://cyclonedx.org/bom``, bare or versioned
+                (``https://spdx.dev/Document/v2.3``, ``https://cyclonedx.org/bom/v1.5``), as GitHub's
+                ``actions/attest-sbom`` writes them
 ``signature``   Notary Project ``application/vnd.cncf.notary.signature``; Sigstore bundles
                 ``application/vnd.dev.sigstore.bundle.v0.3+json`` and
                 ``application/vnd.dev.sigstore.bundle+json;version=0.1|0.2|0.3``; cosign
@@ -46,7 +53,9 @@ same bundle artifact type, and writes ``dev.sigstore.bundle.predicateType`` only
 ``attach-signature`` does). A gate asking for ``signature`` means "the image is signed"; an SBOM attestation
 must not pass it, and ``signature*2`` must not count one signature and one provenance statement. A bundle
 without annotations (another tool wrote it) counts as a signature. A media type written out matches on the
-artifact type alone, whatever the annotations.
+artifact type alone, whatever the annotations. An SBOM attestation is both an ``sbom`` and an ``attestation``:
+the two aliases answer different questions (is an SBOM attached; is an attestation attached), and a team that
+attests its SBOM (rather than attaching the file) expects ``--require sbom`` to pass.
 """
 
 from __future__ import annotations
@@ -83,6 +92,9 @@ TRIVY_SARIF = "application/vnd.aquasecurity.trivy.report.sarif.v1"
 TRIVY_SARIF_BARE = "vnd.aquasecurity.trivy.report.sarif.v1"
 GRYPE_REPORT = "application/vnd.anchore.grype.report.v1+json"
 OPENVEX = "application/vnd.openvex+json"
+#: Predicate types of SBOM attestations; ``/vX.Y`` suffixes (``https://spdx.dev/Document/v2.3``) match too.
+SBOM_PREDICATES = ("https://spdx.dev/Document", "https://cyclonedx.org/bom")
+ATTESTATION_PREFIX = "attestation:"
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,8 @@ class Alias:
     """A name for a family of artifact types.
 
     ``types`` match on their own; ``predicate_types`` match only when the referrer carries a
-    ``dev.sigstore.bundle.predicateType`` annotation, ``unless_predicate`` only when it does not.
+    ``dev.sigstore.bundle.predicateType`` annotation, ``unless_predicate`` only when it does not;
+    ``predicate_families``, when set, narrows ``with_predicate`` to those predicate types (bare or versioned).
     """
 
     name: str
@@ -98,6 +111,7 @@ class Alias:
     types: tuple[str, ...] = ()
     unless_predicate: tuple[str, ...] = ()
     with_predicate: tuple[str, ...] = ()
+    predicate_families: tuple[str, ...] = ()
 
     @property
     def all_types(self) -> tuple[str, ...]:
@@ -109,7 +123,8 @@ ALIASES: Mapping[str, Alias] = {
     alias.name: alias
     for alias in (
         Alias("sbom", "CycloneDX (JSON, XML) or SPDX (JSON, tag-value) SBOM",
-              types=(CYCLONEDX_JSON, CYCLONEDX_XML, SPDX_JSON, SPDX_TAG_VALUE)),
+              types=(CYCLONEDX_JSON, CYCLONEDX_XML, SPDX_JSON, SPDX_TAG_VALUE),
+              with_predicate=SIGSTORE_BUNDLES, predicate_families=SBOM_PREDICATES),
         Alias("signature", "Notary Project, cosign or Sigstore-bundle signature",
               types=(NOTARY_SIGNATURE, COSIGN_SIGNATURE), unless_predicate=SIGSTORE_BUNDLES),
         Alias("attestation", "in-toto / DSSE attestation, or a Sigstore bundle with a predicateType",
@@ -131,6 +146,10 @@ class Matcher:
     #: Types that match only without / only with a ``dev.sigstore.bundle.predicateType`` annotation.
     unless_predicate: frozenset[str] = frozenset()
     with_predicate: frozenset[str] = frozenset()
+    #: When not empty, ``with_predicate`` types match only with one of these predicate types: exactly, or
+    #: (``versioned``) also followed by ``/`` and a version.
+    predicates: frozenset[str] = frozenset()
+    versioned: bool = False
 
     @property
     def candidate_types(self) -> frozenset[str]:
@@ -148,12 +167,19 @@ class Matcher:
         kind = normalize_media_type(artifact_type)
         if kind in self.types:
             return True
-        has_predicate = bool(annotations.get(ANNOTATION_PREDICATE_TYPE))
+        predicate = annotations.get(ANNOTATION_PREDICATE_TYPE) or ""
+        has_predicate = bool(predicate)
         if kind in self.with_predicate:
-            return has_predicate
+            return has_predicate and (not self.predicates or self._predicate_matches(predicate))
         if kind in self.unless_predicate:
             return not has_predicate
         return False
+
+    def _predicate_matches(self, predicate: str) -> bool:
+        if predicate in self.predicates:
+            return True
+        base, slash, version = predicate.rpartition("/")
+        return self.versioned and bool(slash) and base in self.predicates and _VERSION.fullmatch(version) is not None
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,9 @@ _RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 _PARAM = rf"\s*;\s*{_RESTRICTED_NAME}\s*=\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _MEDIA_TYPE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}(?:{_PARAM})*")
 _COUNT = re.compile(r"[0-9]+")
+_VERSION = re.compile(r"v?[0-9]+(?:\.[0-9]+)*")
+#: An absolute URI (RFC 3986 scheme, then no whitespace and none of the grammar's separators).
+_PREDICATE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s,>*]+")
 _EXAMPLES = "e.g. sbom, signature*2, sbom>signature or application/vnd.cyclonedx+json"
 
 
@@ -195,10 +224,18 @@ def _matcher(element: str, spec: str) -> Matcher:
     if "*" in element:
         raise _bad(spec, f"a count inside the chain ({element!r})",
                    hint="the count goes once, at the end of the whole spec: sbom>signature*2")
+    if element[:len(ATTESTATION_PREFIX)].lower() == ATTESTATION_PREFIX:
+        predicate = element[len(ATTESTATION_PREFIX):].strip()
+        if not _PREDICATE_TYPE.fullmatch(predicate):
+            raise _bad(spec, f"{predicate!r} is not a predicate type",
+                       hint="write the in-toto predicate type as a URI: attestation:https://slsa.dev/provenance/v1")
+        return Matcher(ATTESTATION_PREFIX + predicate, frozenset(), with_predicate=frozenset(SIGSTORE_BUNDLES),
+                       predicates=frozenset({predicate}))
     alias = ALIASES.get(element.lower())
     if alias is not None:
         return Matcher(alias.name, frozenset(alias.types), frozenset(alias.unless_predicate),
-                       frozenset(alias.with_predicate))
+                       frozenset(alias.with_predicate), frozenset(alias.predicate_families),
+                       versioned=bool(alias.predicate_families))
     if "/" not in element:
         close = difflib.get_close_matches(element.lower(), list(ALIASES), n=1)
         suggestion = f"did you mean {close[0]!r}? " if close else ""

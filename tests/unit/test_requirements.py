@@ -261,3 +261,57 @@ def test_a_longer_maximum_admits_a_signature_lifetime_and_names_itself() -> None
         parse_duration("2d", "--wait")
     with pytest.raises(UsageError, match="the maximum is 365d"):
         parse_duration("400d", "--expiry", 365 * 86400.0)
+
+
+@pytest.mark.parametrize("predicate", [
+    "https://spdx.dev/Document", "https://spdx.dev/Document/v2.3", "https://cyclonedx.org/bom",
+    "https://cyclonedx.org/bom/v1.5", "https://cyclonedx.org/bom/1.6",
+])
+@pytest.mark.parametrize("bundle", SIGSTORE_BUNDLES)
+def test_sigstore_bundle_of_an_sbom_predicate_is_an_sbom(bundle: str, predicate: str) -> None:
+    annotations = {ANNOTATION_PREDICATE_TYPE: predicate}
+    assert _matches("sbom", bundle, annotations)
+    assert _matches("attestation", bundle, annotations)
+    assert not _matches("signature", bundle, annotations)
+
+
+@pytest.mark.parametrize("predicate", [
+    "https://slsa.dev/provenance/v1", "https://spdx.dev/Documentary", "https://spdx.dev/Document/extra",
+    "https://cyclonedx.org/vex", "", "HTTPS://SPDX.DEV/DOCUMENT",
+])
+def test_sigstore_bundle_of_another_predicate_is_not_an_sbom(predicate: str) -> None:
+    assert not _matches("sbom", BUNDLE, {ANNOTATION_PREDICATE_TYPE: predicate})
+    assert not _matches("sbom", BUNDLE)
+    # an SBOM predicate on an in-toto type that is not a Sigstore bundle does not make it an SBOM either
+    assert not _matches("sbom", "application/vnd.in-toto+json", {ANNOTATION_PREDICATE_TYPE: "https://spdx.dev/Document"})
+
+
+def test_attestation_predicate_type_requirement_matches_that_predicate_exactly() -> None:
+    spec = "attestation:https://slsa.dev/provenance/v1"
+    assert _matches(spec, BUNDLE, PREDICATE)
+    assert _matches(spec, "application/vnd.dev.sigstore.bundle+json;version=0.2", PREDICATE)
+    assert not _matches(spec, BUNDLE, {ANNOTATION_PREDICATE_TYPE: "https://slsa.dev/provenance/v0.2"})
+    assert not _matches(spec, BUNDLE, {ANNOTATION_PREDICATE_TYPE: "https://SLSA.dev/provenance/v1"})
+    assert not _matches(spec, BUNDLE)
+    assert not _matches(spec, "application/vnd.in-toto+json", PREDICATE)  # no bundle, no predicate to read
+    # the prefix is case-insensitive and canonical; the URI keeps its case
+    assert parse_requirement(" Attestation: https://Example.test/P ").spec == "attestation:https://Example.test/P"
+
+
+def test_attestation_predicate_type_in_chains_counts_and_lists() -> None:
+    requirement = parse_requirement("sbom > attestation:https://slsa.dev/provenance/v1 * 2")
+    assert requirement.spec == "sbom>attestation:https://slsa.dev/provenance/v1*2"
+    assert requirement.count == 2
+    found = parse_requirements(["attestation:https://spdx.dev/Document,signature"])
+    assert [r.spec for r in found] == ["attestation:https://spdx.dev/Document", "signature"]
+    from_file = parse_requirement_file("attestation:https://slsa.dev/provenance/v1  # provenance\n", "req.txt")
+    assert [r.spec for r in from_file] == ["attestation:https://slsa.dev/provenance/v1"]
+
+
+@pytest.mark.parametrize("spec", ["attestation:", "attestation:provenance", "attestation:https://a b",
+                                  "attestation:/no/scheme"])
+def test_attestation_predicate_type_must_be_a_uri(spec: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_requirement(spec)
+    assert info.value.exit_code == EXIT_USAGE
+    assert "predicate type" in info.value.message and "attestation:https://" in (info.value.hint or "")

@@ -47,10 +47,11 @@ def verify(
     """Gate a deployment on referrers: exit 0 when every --require holds, 1 when any is missing.
 
     SPEC: an artifact type (application/vnd.cyclonedx+json) or an alias:
-    sbom = CycloneDX or SPDX;
+    sbom = CycloneDX or SPDX, or a Sigstore bundle with an SPDX/CycloneDX predicateType (attest-sbom);
     signature = Notary, cosign, or a Sigstore bundle without a predicateType;
     attestation = in-toto, DSSE, cosign attestation, or a Sigstore bundle with a predicateType;
-    vuln-report = SARIF, Trivy, Grype or OpenVEX.
+    vuln-report = SARIF, Trivy, Grype or OpenVEX;
+    attestation:URI = a Sigstore bundle with exactly that predicateType (case-sensitive).
 
     Chain with '>' (sbom>signature: an SBOM that is itself signed); count with '*N' at the end (signature*2).
     One --require may list specs separated by commas; a --require-file holds one per line, '#' comments.
