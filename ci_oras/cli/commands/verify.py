@@ -21,9 +21,9 @@ def verify(
     require_file: Annotated[Path | None, typer.Option(
         "--require-file", metavar="FILE", help="More specs, one per line; '#' comments.")] = None,
     wait: Annotated[str, typer.Option(
-        "--wait", metavar="DURATION", help="Keep checking this long: 30s, 2m, 1m30s or seconds.")] = "0",
+        "--wait", metavar="DURATION", help="Keep checking this long: 30s, 2m, 1m30s or seconds (at most 24h).")] = "0",
     interval: Annotated[str, typer.Option(
-        "--interval", metavar="DURATION", help="Time between checks while waiting.")] = "5s",
+        "--interval", metavar="DURATION", help="Time between checks while waiting (at most 24h).")] = "5s",
     platform: Annotated[str | None, typer.Option(
         "--platform", metavar="OS/ARCH", help="Check this child of an image index.")] = None,
     all_platforms: Annotated[bool, typer.Option(
