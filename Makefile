@@ -43,8 +43,9 @@ test: install-test test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
-# Issue 9's table against local docker-registry processes (a few minutes; BENCH_ARGS="--image-mib 256" for less):
-# writes benchmarks/results.md. Timings stay out of `make test`.
+# Every benchmark case (start-up, attach, discover, promote, parallel attaches, 1 GiB) against local
+# docker-registry processes, a few minutes (BENCH_ARGS="--image-mib 256" for less): writes
+# benchmarks/results.md. Timings stay out of `make test`.
 bench: install-test test-tools
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 

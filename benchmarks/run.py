@@ -1,4 +1,4 @@
-"""``make bench``: issue 9's table against real local docker-registry processes; writes benchmarks/results.md.
+"""``make bench``: every benchmark case against real local docker-registry processes; writes benchmarks/results.md.
 
 Run: ``python benchmarks/run.py [--repeat 3] [--image-mib 1024] [--out benchmarks/results.md]``.
 
@@ -186,7 +186,7 @@ def main() -> None:
 
     load = os.getloadavg()
     lines = [
-        "# Benchmarks (issue 9's table)",
+        "# Benchmarks: every case against its same-run baseline",
         "",
         f"Written by `make bench` ({' '.join(sys.argv[1:]) or 'defaults'}); {os.cpu_count()} cores, load average "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} when it finished; median of {args.repeat}. Local "
