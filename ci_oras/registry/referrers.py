@@ -207,6 +207,7 @@ class RegistryReferrers:
         # No server-side ``artifactType`` filter: registries compare it case-sensitively while artifact types
         # are case-insensitive, so the filter is applied here (the same one request either way).
         found: list[Descriptor] = []
+        followed: set[str] = set()
         while url:
             self._count("referrers-api")
             response = self.client.request(
@@ -233,7 +234,7 @@ class RegistryReferrers:
                 response.close()
             self._remember(True)
             found.extend(index.manifests)
-            url = self.client.next_page(response, f"list referrers of {subject_digest}")
+            url = self.client.next_page(response, f"list referrers of {subject_digest}", followed)
         return filter_by_type(found, artifact_type)
 
     def _read_fallback(self, subject_digest: str) -> _Fallback:
