@@ -18,8 +18,9 @@ design is about what concurrent requests may and may not conclude from each othe
   need them: the first fetches, the rest wait for its answer. Credentials the registry or its token service
   refused are remembered for the host, so a wrong password fails every thread at once without asking again.
 
-Credentials go only to the registry host itself and to the token realm it names; callers strip them from
-redirects and absolute URLs on other hosts (see ``client.py``).
+Credentials go only to the registry host itself and to the token realm it names (over HTTPS, unless the realm
+is on loopback or the user chose plain HTTP); callers strip them from redirects and absolute URLs on other
+hosts (see ``client.py``).
 """
 
 from __future__ import annotations
@@ -326,6 +327,8 @@ class Authenticator:
         credential = self.credential(host)
         with state.cond:
             refresh = state.refresh_token or _identity_token(credential)
+        if refresh or (credential is not None and credential.password is not None):
+            self._refuse_cleartext_realm(host, realm)
         response = self._request_token(realm, service, scopes, credential, refresh)
         if response.status_code in (401, 403):
             response.close()
@@ -355,6 +358,28 @@ class Authenticator:
             with state.cond:
                 state.refresh_token = body["refresh_token"]
         return _Token(token, time.monotonic() + float(lifetime) - margin, scopes, renewal)
+
+    def _refuse_cleartext_realm(self, host: str, realm: str) -> None:
+        """A secret goes to a plain-HTTP token service only on loopback or when the user chose plain HTTP.
+
+        The realm is whatever URL the registry's challenge names; an ``http://`` realm in front of an HTTPS
+        registry (a misconfiguration, or a proxy rewriting the challenge) would otherwise carry the password
+        or refresh token across the network in cleartext, although the registry itself is reached over TLS.
+        """
+        import httpx
+
+        try:
+            url = httpx.URL(realm)
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"registry {host} named an invalid token service URL ({exc})",
+                                hint="the registry's authentication is misconfigured; tell its operator") from exc
+        if url.scheme == "https" or self._options.plain_http or url.host in ("localhost", "127.0.0.1", "::1"):
+            return
+        raise AuthError(
+            f"registry {host} names a token service over plain HTTP ({url.scheme}://{url.host}); "
+            "refusing to send credentials there in cleartext",
+            hint="the registry's token realm should be https; pass --plain-http only if this registry and its "
+                 "token service are meant to be reached over plain HTTP")
 
     def _request_token(
         self,

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ci_oras.registry.transport import TransportOptions
 
 _MAX_REDIRECTS = 5
+#: Pages one listing may follow: 10 million tags at the 1000 per page we ask for, far beyond any real repository.
+MAX_PAGES = 10_000
 _INTEGRITY_CODES = frozenset({"DIGEST_INVALID", "SIZE_INVALID", "BLOB_UPLOAD_INVALID"})
 _NOT_FOUND_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN"})
 
@@ -166,10 +168,12 @@ class RegistryClient:
             raise RegistryError(f"{self.host} handed out an invalid URL ({exc})",
                                 hint="the registry or a proxy in between is misconfigured") from exc
 
-    def next_page(self, response: httpx.Response, describe: str) -> str | None:
+    def next_page(self, response: httpx.Response, describe: str, followed: set[str]) -> str | None:
         """The ``Link: rel="next"`` URL of a paginated answer; one on another host is refused, not followed.
 
         Following it would send this registry's credentials to that host and mix its answer into ours.
+        ``followed`` holds the pages this listing already followed: a link back to one of them is a loop, and
+        more than ``MAX_PAGES`` pages end the listing with an error too, so no registry keeps us paging forever.
         """
         link = response.links.get("next", {}).get("url")
         if not link:
@@ -187,6 +191,12 @@ class RegistryClient:
                 f"({url.host}:{_origin(url)[2]})",
                 hint="refusing to follow it; the registry or a proxy in between is misconfigured or hostile",
             )
+        if str(url) in followed or len(followed) >= MAX_PAGES:
+            reason = ("links back to a page it already served" if str(url) in followed
+                      else f"has more than {MAX_PAGES} pages")
+            raise RegistryError(f"{describe}: the listing {self.host} sent {reason}",
+                                hint="the registry or a proxy in between is misconfigured or hostile; tell its operator")
+        followed.add(str(url))
         return str(url)
 
     def _follow_redirects(self, response: httpx.Response, method: str, authorization: str | None,

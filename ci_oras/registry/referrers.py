@@ -48,7 +48,8 @@ would leave one behind. Once the watch confirmed our write, the indexes we read 
 digest, when the registry allows deletes (the first refusal turns this off for the repository). Only those
 that lacked one of our entries: by the argument above no later write can recreate them, so the tag cannot
 point at them again. Never an empty index (one is shared by every subject without referrers) nor anything
-that is not a real referrers index of the subject. Another tag on the same index is not looked for (that
+that is not a real referrers index of the subject, nor one whose entries are not shaped like a listing (an
+image index someone tagged ``sha256-<hex>`` may bear release tags too: see ``listing_shaped``). Another tag on the same index is not looked for (that
 would cost a tag listing and a request per tag): its entries are referrers of this one subject, which only
 this subject's tag names.
 
@@ -60,7 +61,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -207,6 +208,7 @@ class RegistryReferrers:
         # No server-side ``artifactType`` filter: registries compare it case-sensitively while artifact types
         # are case-insensitive, so the filter is applied here (the same one request either way).
         found: list[Descriptor] = []
+        followed: set[str] = set()
         while url:
             self._count("referrers-api")
             response = self.client.request(
@@ -233,7 +235,7 @@ class RegistryReferrers:
                 response.close()
             self._remember(True)
             found.extend(index.manifests)
-            url = self.client.next_page(response, f"list referrers of {subject_digest}")
+            url = self.client.next_page(response, f"list referrers of {subject_digest}", followed)
         return filter_by_type(found, artifact_type)
 
     def _read_fallback(self, subject_digest: str) -> _Fallback:
@@ -385,7 +387,8 @@ class RegistryReferrers:
                 d for d in missing if d.digest in known)])
             anchor, anchored_at = written.digest, self._clock()
             cycle = max(cycle, anchored_at - sent)
-            if current.digest and current.digest != subject_digest and current.manifests and not ours <= listed:
+            if current.digest and current.digest != subject_digest and current.manifests and not ours <= listed \
+                    and listing_shaped(current.manifests):
                 replaced.append(current.digest)
             self._sleep_until(anchored_at + self.settle.factor * cycle)
             current, sent, received = self._timed_read(subject_digest)
@@ -457,6 +460,10 @@ class RegistryReferrers:
         its digest instead (distribution removes the tag with it); a concurrent writer that already replaced
         it has moved the tag to another digest, so its index survives our delete. The indexes our rewrites
         replaced are deleted once the entry stayed out for a window.
+
+        Anyone who can push can write that tag, so an index whose entries are not shaped like a referrers
+        listing (see ``listing_shaped``: an image index, which may bear release tags too) is never deleted by
+        digest, which would take its other tags with it: the tag moves off it instead.
         """
         changed = False
         cycle = 0.0  # the slowest read-to-write cycle measured here, as in _ensure_in_fallback
@@ -473,10 +480,12 @@ class RegistryReferrers:
                 # Our change held for a window: the indexes it replaced (which list the entry) are garbage.
                 self._delete_replaced([digest for digest in replaced if digest != index.digest])
                 return changed
-            if kept:
+            ours = listing_shaped(index.manifests)
+            if kept or not ours:
                 current = _Fallback(list(index.manifests), etag, True, index.digest)
                 self._write_fallback(subject_digest, current, kept)
-                replaced.append(index.digest)
+                if ours:
+                    replaced.append(index.digest)
             else:
                 self._count("fallback-delete")
                 delete_manifest(index.digest)
@@ -494,6 +503,14 @@ class RegistryReferrers:
             return False
         self._count("fallback-delete")
         return delete_manifest(got[0].digest)
+
+
+def listing_shaped(entries: Sequence[Descriptor]) -> bool:
+    """Whether an index's entries look like a referrers listing: each with the ``artifactType`` the spec
+    requires there, none with a ``platform`` (which image indexes carry). Only such an index we replaced or
+    emptied is deleted by digest: deleting an image index someone tagged ``sha256-<hex>`` would take its
+    release tags with it."""
+    return all(d.artifact_type and d.platform is None for d in entries)
 
 
 def _lists_all(current: _Fallback, known: dict[str, Descriptor]) -> bool:

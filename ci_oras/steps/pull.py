@@ -226,8 +226,9 @@ def _stage_and_install(target: Target, layers: list[_Layer], base: Path, output:
                        budget: UnpackBudget) -> list[PulledFile]:
     from ci_oras.archive import install_staged, remove_tree
 
+    _remove_abandoned_stages(base)
     try:
-        stage = Path(tempfile.mkdtemp(prefix=PULL_STAGING_PREFIX, dir=base))
+        stage = Path(tempfile.mkdtemp(prefix=_stage_prefix(), dir=base))
     except OSError as exc:
         where = "" if base == output.absolute() else f" (staging in {base})"
         raise UsageError(f"cannot write to {output}{where}: {exc.strerror or exc}",
@@ -247,6 +248,49 @@ def _stage_and_install(target: Target, layers: list[_Layer], base: Path, output:
                          hint="check the -o directory (free space, permissions, path length)") from exc
     finally:
         remove_tree(stage)
+
+
+def _stage_prefix() -> str:
+    """``.ci-oras-pull-<host>-<pid>-``: whose staging directory it is, so a later pull can tell an abandoned one."""
+    import socket
+
+    return f"{PULL_STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def _remove_abandoned_stages(base: Path) -> None:
+    """Remove staging directories of pulls on this host whose process is gone.
+
+    Ctrl-C and every error path clean up after themselves; a pull killed outright (SIGKILL, an OOM kill, a
+    cancelled CI job) cannot, and would leave a hidden partial tree next to the output for good. Only this
+    host's are judged (a process ID means nothing on another machine sharing the directory), and only when
+    the process no longer exists: a live or reused PID keeps its directory.
+    """
+    import socket
+
+    from ci_oras.archive import remove_tree
+
+    prefix = f"{PULL_STAGING_PREFIX}{socket.gethostname()}-"
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return  # creating the stage reports the problem
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            with contextlib.suppress(OSError):
+                remove_tree(Path(entry.path))
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (e.g. another user's process): not ours to judge
+    return True
 
 
 def _stage_layer(target: Target, layer: _Layer, stage: Path, output: Path, budget: UnpackBudget) -> PulledFile:

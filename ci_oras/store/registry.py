@@ -430,6 +430,7 @@ class RegistryRepository:
         found: list[str] = []
         url: str | None = self._path("tags", "list")
         params: dict[str, str] | None = {"n": "1000"}
+        followed: set[str] = set()
         while url:
             response = self.client.request("GET", url, scopes=self._pull, params=params, describe="list tags")
             try:
@@ -439,7 +440,7 @@ class RegistryRepository:
             finally:
                 response.close()
             found.extend(body.get("tags") or [])
-            url = self.client.next_page(response, "list tags")
+            url = self.client.next_page(response, "list tags", followed)
             params = None
         return sorted(set(found))
 

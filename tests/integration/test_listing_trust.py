@@ -179,6 +179,45 @@ def test_delete_graph_with_a_loop_keeps_the_subject(repo: Repo, registry_plain: 
     assert repo.status(sbom["digest"]) == 404 and repo.status(s.signature["digest"]) == 404
 
 
+def _release_index(repo: Repo, subject: Desc, entries: list[Desc]) -> str:
+    """An image index tagged ``release`` and, by the same bytes, ``sha256-<subject>``: a tag schema index that
+    is also someone's release. Deleting it by digest would take ``release`` with it."""
+    raw = _compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": entries})
+    digest = oci.push_manifest(repo.client, repo.url, repo.name, "release", raw, oci.OCI_INDEX)
+    assert oci.push_manifest(repo.client, repo.url, repo.name, _tag(subject["digest"]), raw, oci.OCI_INDEX) == digest
+    return digest
+
+
+def test_plain_delete_moves_the_tag_off_an_image_index_instead_of_deleting_it(
+        repo: Repo, registry_plain: RunningRegistry, cli: Callable[..., CliResult]) -> None:
+    s = signed(repo)
+    platformed = {**as_listed(s.signature, SIG), "platform": {"os": "linux", "architecture": "amd64"}}
+    release = _release_index(repo, s.subject, [platformed])
+
+    result = cli("delete", f"{registry_plain.host}/{repo.name}@{s.signature['digest']}")
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert repo.status(s.signature["digest"]) == 404
+    assert repo.status("release") == 200 and repo.status(release) == 200
+    listed = repo.client.get(f"{repo.url}/v2/{repo.name}/manifests/{_tag(s.subject['digest'])}",
+                             headers={"Accept": oci.OCI_INDEX}).json()
+    assert listed["manifests"] == [], "the tag moved to an index without the deleted referrer"
+
+
+def test_attach_never_deletes_an_image_index_it_replaced(repo: Repo, registry_plain: RunningRegistry,
+                                                         cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    subject = repo.image("v1")
+    child = {**repo.image("arch-amd64"), "platform": {"os": "linux", "architecture": "amd64"}}
+    release = _release_index(repo, subject, [child])
+    (tmp_path / "sig.json").write_text("{}")
+
+    result = cli("attach", f"{registry_plain.host}/{repo.name}@{subject['digest']}", "--artifact-type", SIG,
+                 "sig.json", "--referrers", "tag")
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert repo.status("release") == 200 and repo.status(release) == 200
+
+
 # -- verify ----------------------------------------------------------------------------------------------------
 
 

@@ -123,7 +123,8 @@ def path_without_ci_oras(bin_dir: Path) -> str:
 
 
 def make_act_runner(tmp_path: Path) -> ActRunner:
-    """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` with act in host mode.
+    """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` (or a workflow file given
+    as a ``Path``, e.g. a test variant written to a temporary directory) with act in host mode.
 
     The runner gets a private HOME (act keeps its work tree there), ``OUT`` (a directory the workflow records
     outputs in) plus ``env`` through ``--env``, and the PATH of this test run with this interpreter's scripts
@@ -132,8 +133,9 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
     binary = require_tool("act")
     runs = iter(range(1000))
 
-    def run(workflow: str, env: Mapping[str, str] | None = None, *, path: str | None = None,
-            timeout: float = 300) -> ActRun:
+    def run(workflow: str | Path, env: Mapping[str, str] | None = None, *, path: str | None = None,
+            timeout: float = 300, event: Mapping[str, Any] | None = None,
+            secrets: Mapping[str, str] | None = None, actor: str | None = None) -> ActRun:
         index = next(runs)
         home = tmp_path / f"act-home-{index}"
         out = tmp_path / f"out-{index}"
@@ -148,7 +150,7 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
             [str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         command = [
             binary, "push",
-            "-W", str((GHA_DIR / workflow).relative_to(REPO_ROOT)),
+            "-W", str(workflow if isinstance(workflow, Path) else (GHA_DIR / workflow).relative_to(REPO_ROOT)),
             "-P", "ubuntu-latest=-self-hosted",
             "--no-cache-server",
             "--json",
@@ -156,6 +158,15 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
         ]
         for key, value in (env or {}).items():
             command += ["--env", f"{key}={value}"]
+        if event is not None:  # the push event's payload, e.g. {"ref": "refs/tags/v1"} for github.ref_name
+            event_file = tmp_path / f"event-{index}.json"
+            event_file.write_text(json.dumps(event), encoding="utf-8")
+            command += ["--eventpath", str(event_file)]
+        for name, value in (secrets or {}).items():  # `-s NAME` reads the value from act's environment
+            process_env[name] = value
+            command += ["-s", name]
+        if actor is not None:
+            command += ["--actor", actor]
         completed = subprocess.run(command, cwd=REPO_ROOT, env=process_env, check=False, capture_output=True,
                                    text=True, timeout=timeout)
         events = []
