@@ -1,0 +1,160 @@
+"""The ``sign`` wrappers and verify's trust inputs, run for real on each platform against a docker-registry.
+
+On GitHub (act), GitLab (gitlab-ci-local) and Azure (each task's ``index.js`` run as the agent runs it), a
+subject pushed for the test is signed through the wrapper (the key in an environment variable named by
+``key-env``, and in a file named by ``key``), then gated with ``verify`` and ``signed-by`` (the root from
+``tests/harness/notary_pki.py``):
+
+* the gate on the trusted root passes, and each sign step's ``digest`` output is a Notary signature referring to
+  the subject, the very one verify reports as verified;
+* the gate on a stranger's root fails the job, with the failed check and its reason in the result document;
+* neither ``key`` nor ``key-env`` fails with the CLI's one-line message, and a key pasted where a path or a
+  variable's name belongs is refused before the command line is echoed;
+* the key's text, and any PEM ``PRIVATE KEY`` line, appears nowhere in the job's log. The key is given as a
+  plain, unmasked variable, so that no platform masking can hide a leak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.cli import clean_env, run_cli
+from harness.notary_pki import make_pki, make_root
+from harness.registry import RunningRegistry
+from wrapper_tools import ActRunner
+
+integration = pytest.mark.integration
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+NOTARY = "application/vnd.cncf.notary.signature"
+NO_KEY = "sign needs exactly one of --key and --key-env"
+PASTED = "must be the path of a file, not its content"
+
+
+@dataclass(frozen=True)
+class Signing:
+    """A signer's files: its key (text and file), its chain, its root, and the root of a stranger."""
+
+    key_pem: str
+    key_file: Path
+    chain: Path
+    root: Path
+    stranger_root: Path
+
+    def assert_not_in(self, log: str) -> None:
+        """Neither the key (nor any line of it) nor any PEM private-key armour is in ``log``."""
+        assert "PRIVATE KEY" not in log, "a PEM private key line reached the log"
+        body = [line for line in self.key_pem.splitlines() if line and not line.startswith("-----")]
+        assert body, "the key has no body"
+        leaked = [line for line in body if line in log]
+        assert not leaked, f"{len(leaked)} line(s) of the key reached the log"
+
+
+def _signing(directory: Path, kind: str) -> Signing:
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = make_pki(kind)
+    _, stranger = make_root("Stranger Root CA", slot=1)
+    from cryptography.hazmat.primitives import serialization
+
+    key_pem = pki.key_pem().decode("ascii")
+    (directory / "key.pem").write_text(key_pem, encoding="ascii")
+    (directory / "chain.pem").write_bytes(pki.chain_pem)
+    (directory / "root.pem").write_bytes(pki.root_pem)
+    (directory / "stranger.pem").write_bytes(stranger.public_bytes(serialization.Encoding.PEM))
+    return Signing(key_pem, directory / "key.pem", directory / "chain.pem", directory / "root.pem",
+                   directory / "stranger.pem")
+
+
+@dataclass(frozen=True)
+class Subject:
+    reference: str  # REGISTRY/REPO:v1
+    digest: str
+    home: Path  # for CLI calls of the test itself
+
+    def notary_referrers(self) -> set[str]:
+        """The digests of the Notary signatures the registry lists for the subject."""
+        found = _cli(self.home, "discover", self.reference)
+        return {r["digest"] for r in found["referrers"] if r["artifactType"] == NOTARY}
+
+
+def _cli(home: Path, *args: str, cwd: Path | None = None) -> dict[str, Any]:
+    result = run_cli(*args, "--output", "json", "--plain-http", "--emit", "none", env=clean_env(home), cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = result.json()
+    return document
+
+
+def _subject(registry: RunningRegistry, tmp_path: Path, platform: str) -> Subject:
+    work = tmp_path / "subject"
+    work.mkdir()
+    (work / "app.txt").write_text(f"signed on {platform}\n", encoding="utf-8")
+    reference = f"{registry.host}/sign-{platform}/{uuid.uuid4().hex[:8]}:v1"
+    pushed = _cli(tmp_path / "home", "push", reference, "app.txt", cwd=work)
+    return Subject(reference, pushed["digest"], tmp_path / "home")
+
+
+def _failed_signatures(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(failed check, reason) of each signature a verify result document lists as failed."""
+    return [(s["failedCheck"], s["reason"]) for s in result["signatures"] if s["result"] == "failed"]
+
+
+def _assert_stranger_refused(result: dict[str, Any], signatures: set[str]) -> None:
+    assert result["ok"] is False and result["missing"] == ["signature"], result
+    assert {s["digest"] for s in result["signatures"]} == signatures
+    failed = _failed_signatures(result)
+    assert len(failed) == len(signatures), result["signatures"]
+    for check, reason in failed:
+        assert check == "authenticity" and "trust store" in reason, (check, reason)
+
+
+def _assert_trusted(result: dict[str, Any], signatures: set[str]) -> None:
+    assert result["ok"] is True, result
+    assert {s["digest"] for s in result["signatures"] if s["result"] == "verified"} == signatures
+
+
+# --- GitHub Actions under act --------------------------------------------------------------------------------
+
+
+@integration
+def test_github_sign_then_verify_signed_by(act: ActRunner, registry_plain: RunningRegistry, tmp_path: Path) -> None:
+    signing = _signing(tmp_path / "keys", "ec256")
+    subject = _subject(registry_plain, tmp_path, "github")
+    run = act("sign.yml", {
+        "SUBJECT": subject.reference, "KEY_PEM": signing.key_pem, "KEY_FILE": str(signing.key_file),
+        "CHAIN": str(signing.chain), "ROOT": str(signing.root), "STRANGER_ROOT": str(signing.stranger_root),
+    })
+    assert run.returncode == 0, run.log
+
+    jws, cose = run.recorded("jws.json"), run.recorded("cose.json")
+    for outputs, envelope in ((jws, "jws"), (cose, "cose")):
+        assert DIGEST.match(outputs["digest"]), outputs
+        assert outputs["subject"] == subject.digest
+        assert outputs["artifact-type"] == NOTARY
+        assert json.loads(outputs["result"])["signature"]["format"] == envelope
+    signatures = {jws["digest"], cose["digest"]}
+    assert len(signatures) == 2
+    # the digest outputs are the signatures the registry lists for the subject
+    assert subject.notary_referrers() == signatures
+
+    trusted = run.recorded("trusted.json")
+    assert trusted["ok"] == "true"
+    _assert_trusted(json.loads(trusted["result"]), signatures)
+
+    stranger = run.recorded("stranger.json")
+    assert stranger["ok"] == "false"
+    _assert_stranger_refused(json.loads(stranger["result"]), signatures)
+    # every step that had to fail did (continue-on-error keeps the job going)
+    assert run.recorded("outcomes.txt").split() == ["failure", "failure", "failure"]
+    assert NO_KEY in run.messages("no-key")
+    assert f"input 'key' {PASTED}" in run.messages("pasted-key")
+    assert "sign --emit github" in run.messages("no-key")  # ci-oras ran and refused
+    assert "sign --emit github" not in run.messages("pasted-key")  # refused before anything was echoed or run
+
+    signing.assert_not_in(run.raw)
