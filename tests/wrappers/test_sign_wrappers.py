@@ -158,3 +158,39 @@ def test_github_sign_then_verify_signed_by(act: ActRunner, registry_plain: Runni
     assert "sign --emit github" not in run.messages("pasted-key")  # refused before anything was echoed or run
 
     signing.assert_not_in(run.raw)
+
+
+# --- GitLab CI under gitlab-ci-local -------------------------------------------------------------------------
+
+
+@integration
+def test_gitlab_sign_then_verify_signed_by(registry_plain: RunningRegistry, tmp_path: Path) -> None:
+    from test_gitlab import _gitlab_ci_local
+
+    signing = _signing(tmp_path / "keys", "rsa2048")
+    subject = _subject(registry_plain, tmp_path, "gitlab")
+    run = _gitlab_ci_local(tmp_path, "sign.yml", {
+        "SUBJECT": subject.reference, "KEY_FILE": str(signing.key_file), "SIGNING_KEY": signing.key_pem,
+        "CHAIN": str(signing.chain), "ROOT": str(signing.root), "STRANGER_ROOT": str(signing.stranger_root),
+    })
+    assert run.returncode == 0, run.log
+
+    signatures = {run.recorded("jws-digest"), run.recorded("cose-digest")}
+    assert all(DIGEST.match(digest) for digest in signatures) and len(signatures) == 2, run.log
+    assert run.recorded("jws-subject") == run.recorded("cose-subject") == subject.digest
+    assert subject.notary_referrers() == signatures
+
+    assert run.recorded("trusted-ok") == "true"
+    _assert_trusted(json.loads(run.recorded("trusted-result.json")), signatures)
+    assert run.recorded("stranger-ok") == "false"
+    _assert_stranger_refused(json.loads(run.recorded("stranger-result.json")), signatures)
+    assert "refused, authenticity:" in run.log  # the reason, in the failed job's own log
+    # the jobs that had to fail did, with ci-oras's exit code: 1 verification failed, 2 bad input
+    for job, code in (("verify-stranger", 1), ("sign-without-key", 2), ("sign-pasted-key", 2)):
+        assert re.search(rf"^{job}\s+finished in .* WARN {code}\s*$", run.log, re.M), (job, run.log)
+    for job in ("sign-jws", "sign-cose", "verify-trusted"):
+        assert re.search(rf"^ PASS  {job}\s*$", run.log, re.M), (job, run.log)
+
+    assert NO_KEY in run.log
+    assert f"input 'key' {PASTED}" in run.log
+    signing.assert_not_in(run.log)
