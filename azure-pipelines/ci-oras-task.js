@@ -124,11 +124,16 @@ function buildArguments(step, getInput) {
   return { args: [...step.command, ...options, "--", ...positional], password, wrapper };
 }
 
-/** Inputs as the task sees them; secret inputs never pass through tl.getInput (see SECRETS). */
+/** Inputs as the task sees them; secret inputs never pass through tl.getInput (see SECRETS), nor do the path
+ * and variable-name inputs a signing key could be pasted into by mistake: refused unread by the library, such a
+ * key never reaches its debug log. */
 function taskInputs(step) {
   const cache = {};
   for (const input of step.inputs) {
     if (input.maps === "password-stdin") cache[input.azure] = secret("INPUT_" + input.azure);
+    else if (input.type === "path" || input.type === "env-name") {
+      cache[input.azure] = SECRETS["INPUT_" + input.azure.toUpperCase()] || "";
+    }
   }
   return (name) => {
     if (!(name in cache)) cache[name] = tl.getInput(name, false) || "";

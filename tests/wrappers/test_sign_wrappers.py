@@ -17,7 +17,6 @@ subject pushed for the test is signed through the wrapper (the key in an environ
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -25,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from harness.cli import clean_env, run_cli
 from harness.notary_pki import make_pki, make_root
 from harness.registry import RunningRegistry
+from test_azure import _result, _run_task, _variables, node, staged  # noqa: F401 (node, staged: fixtures)
+from test_gitlab import _gitlab_ci_local
 from wrapper_tools import ActRunner
 
 integration = pytest.mark.integration
@@ -61,8 +63,6 @@ def _signing(directory: Path, kind: str) -> Signing:
     directory.mkdir(parents=True, exist_ok=True)
     pki = make_pki(kind)
     _, stranger = make_root("Stranger Root CA", slot=1)
-    from cryptography.hazmat.primitives import serialization
-
     key_pem = pki.key_pem().decode("ascii")
     (directory / "key.pem").write_text(key_pem, encoding="ascii")
     (directory / "chain.pem").write_bytes(pki.chain_pem)
@@ -165,8 +165,6 @@ def test_github_sign_then_verify_signed_by(act: ActRunner, registry_plain: Runni
 
 @integration
 def test_gitlab_sign_then_verify_signed_by(registry_plain: RunningRegistry, tmp_path: Path) -> None:
-    from test_gitlab import _gitlab_ci_local
-
     signing = _signing(tmp_path / "keys", "rsa2048")
     subject = _subject(registry_plain, tmp_path, "gitlab")
     run = _gitlab_ci_local(tmp_path, "sign.yml", {
@@ -194,3 +192,78 @@ def test_gitlab_sign_then_verify_signed_by(registry_plain: RunningRegistry, tmp_
     assert NO_KEY in run.log
     assert f"input 'key' {PASTED}" in run.log
     signing.assert_not_in(run.log)
+
+
+# --- Azure Pipelines: each task's index.js, run as the agent runs it ----------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    returncode: int
+    log: str  # stdout and stderr: what the agent would log
+    result: str  # from ##vso[task.complete]
+    variables: dict[str, str]  # the output variables set
+
+
+@dataclass(frozen=True)
+class AzureAgent:
+    """Runs a staged task the way the agent does (``_run_task`` of test_azure.py, debug logging on)."""
+
+    node: str
+    staged: Path
+    tmp_path: Path
+
+    def run(self, step: str, inputs: dict[str, str], env: dict[str, str] | None = None) -> TaskRun:
+        ran = _run_task(self.node, self.staged, step, inputs, self.tmp_path, extra_env=env)
+        log = ran.stdout + ran.stderr
+        return TaskRun(ran.returncode, log, _result(ran), _variables(log))
+
+
+@integration
+def test_azure_sign_then_verify_signed_by(node: str, staged: Path, registry_plain: RunningRegistry,
+                                          tmp_path: Path) -> None:
+    signing = _signing(tmp_path / "keys", "ec384")
+    subject = _subject(registry_plain, tmp_path, "azure")
+    agent = AzureAgent(node, staged, tmp_path)
+    common = {"SUBJECT": subject.reference, "CERT": str(signing.chain), "PLAINHTTP": "true"}
+
+    # a secure file: DownloadSecureFile@1's secureFilePath is the key input
+    jws = agent.run("sign", {**common, "KEY": str(signing.key_file)})
+    # a secret variable mapped into the step's env, named by keyEnv
+    cose = agent.run("sign", {**common, "KEYENV": "SIGNING_KEY", "SIGNATUREFORMAT": "cose", "EXPIRY": "1d"},
+                     env={"SIGNING_KEY": signing.key_pem})
+    for ran, envelope in ((jws, "jws"), (cose, "cose")):
+        assert ran.result == "Succeeded", ran.log
+        assert DIGEST.match(ran.variables["digest"]) and ran.variables["subject"] == subject.digest
+        assert ran.variables["artifactType"] == NOTARY
+        assert json.loads(ran.variables["result"])["signature"]["format"] == envelope
+    signatures = {jws.variables["digest"], cose.variables["digest"]}
+    assert len(signatures) == 2 and subject.notary_referrers() == signatures
+
+    gate = {"REFERENCE": subject.reference, "PLAINHTTP": "true"}
+    trusted = agent.run("verify", {**gate, "REQUIRE": "signature*2", "SIGNEDBY": str(signing.root)})
+    assert trusted.result == "Succeeded", trusted.log
+    assert trusted.variables["ok"] == "true"
+    _assert_trusted(json.loads(trusted.variables["result"]), signatures)
+
+    stranger = agent.run("verify", {**gate, "REQUIRE": "signature", "SIGNEDBY": str(signing.stranger_root)})
+    assert stranger.result == "Failed" and stranger.returncode != 0, stranger.log
+    assert "ci-oras verify failed with exit code 1" in stranger.log
+    assert stranger.variables["ok"] == "false"
+    _assert_stranger_refused(json.loads(stranger.variables["result"]), signatures)
+
+    no_key = agent.run("sign", common)
+    assert no_key.result == "Failed" and NO_KEY in no_key.log, no_key.log
+    assert "ci-oras sign failed with exit code 2" in no_key.log and 'ci-oras "sign"' in no_key.log
+    # the key's text where its path or its variable's name belongs: refused before ci-oras runs, and never
+    # read through the task library, whose debug log (on here) shows every value it reads
+    pasted = agent.run("sign", {**common, "KEY": signing.key_pem})
+    assert pasted.result == "Failed" and f"input 'key' {PASTED}" in pasted.log, pasted.log
+    as_name = agent.run("sign", {**common, "KEYENV": signing.key_pem})
+    assert as_name.result == "Failed", as_name.log
+    assert "input 'keyEnv' must be the name of an environment variable" in as_name.log
+    for refused in (pasted, as_name):
+        assert "ci-oras \"sign\"" not in refused.log  # the command line was never echoed: ci-oras never ran
+
+    for ran in (jws, cose, trusted, stranger, no_key, pasted, as_name):
+        signing.assert_not_in(ran.log)
