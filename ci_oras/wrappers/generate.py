@@ -416,6 +416,8 @@ def render_azure() -> dict[str, str]:
         files[f"azure-pipelines/templates/{step.name}.yml"] = template.render(
             step=step, default_name=azure_task_name(step), script=script.render(step=step).rstrip("\n"),
             version=_ci_oras_version(),
+            # a step reading a secret from a variable it names needs that variable mapped into its env
+            env_names=[item.camel_name for item in step.inputs if item.type is catalog.InputType.ENV_NAME],
         )
     return files
 

@@ -17,7 +17,9 @@ subject pushed for the test is signed through the wrapper (the key in an environ
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +30,10 @@ from cryptography.hazmat.primitives import serialization
 from harness.cli import clean_env, run_cli
 from harness.notary_pki import make_pki, make_root
 from harness.registry import RunningRegistry
-from test_azure import _result, _run_task, _variables, node, staged  # noqa: F401 (node, staged: fixtures)
+from test_azure import (_ci_oras_bin, _result, _run_task, _substitute, _variables,  # noqa: F401 (fixtures:)
+                        node, staged)
 from test_gitlab import _gitlab_ci_local
-from wrapper_tools import ActRunner
+from wrapper_tools import REPO_ROOT, ActRunner
 
 integration = pytest.mark.integration
 
@@ -267,3 +270,27 @@ def test_azure_sign_then_verify_signed_by(node: str, staged: Path, registry_plai
 
     for ran in (jws, cose, trusted, stranger, no_key, pasted, as_name):
         signing.assert_not_in(ran.log)
+
+
+@integration
+def test_azure_template_signs_with_a_secret_variable_mapped_by_its_env_parameter(
+        registry_plain: RunningRegistry, tmp_path: Path) -> None:
+    """templates/sign.yml: the ``env`` parameter maps the secret into the step, ``keyEnv`` names it. The bash
+    step runs with parameters substituted as Azure would (``_substitute`` of test_azure.py, plus the ``each``)."""
+    signing = _signing(tmp_path / "keys", "ec256")
+    subject = _subject(registry_plain, tmp_path, "azure-template")
+    mapped = {"SIGNING_KEY": signing.key_pem}
+    script, env = _substitute(REPO_ROOT / "azure-pipelines/templates/sign.yml", {
+        "subject": subject.reference, "keyEnv": "SIGNING_KEY", "cert": str(signing.chain), "plainHttp": "true",
+        "env": mapped})
+    each = [name for name in env if name.startswith("${{ each ")]
+    assert each == ["${{ each variable in parameters.env }}"], env
+    del env[each[0]]
+    base = {k: v for k, v in clean_env(tmp_path / "home").items() if not k.startswith("INPUT_")}
+    base["PATH"] = f"{_ci_oras_bin().parent}{os.pathsep}{base.get('PATH', '')}"
+    ran = subprocess.run(["bash", "-c", script], cwd=tmp_path, env={**base, **env, **mapped}, capture_output=True,
+                         text=True, check=False, timeout=120)
+    log = ran.stdout + ran.stderr
+    assert ran.returncode == 0, log
+    assert _variables(log)["digest"] in subject.notary_referrers()
+    signing.assert_not_in(log)
