@@ -154,11 +154,13 @@ def test_github_sign_then_verify_signed_by(act: ActRunner, registry_plain: Runni
     assert stranger["ok"] == "false"
     _assert_stranger_refused(json.loads(stranger["result"]), signatures)
     # every step that had to fail did (continue-on-error keeps the job going)
-    assert run.recorded("outcomes.txt").split() == ["failure", "failure", "failure"]
+    assert run.recorded("outcomes.txt").split() == ["failure"] * 4
     assert NO_KEY in run.messages("no-key")
     assert f"input 'key' {PASTED}" in run.messages("pasted-key")
     assert "sign --emit github" in run.messages("no-key")  # ci-oras ran and refused
-    assert "sign --emit github" not in run.messages("pasted-key")  # refused before anything was echoed or run
+    assert "input 'key-env' must be the name of an environment variable" in run.messages("value-as-name")
+    for refused in ("pasted-key", "value-as-name"):  # refused before anything was echoed or run
+        assert "sign --emit github" not in run.messages(refused)
 
     signing.assert_not_in(run.raw)
 
@@ -187,13 +189,15 @@ def test_gitlab_sign_then_verify_signed_by(registry_plain: RunningRegistry, tmp_
     _assert_stranger_refused(json.loads(run.recorded("stranger-result.json")), signatures)
     assert "refused, authenticity:" in run.log  # the reason, in the failed job's own log
     # the jobs that had to fail did, with ci-oras's exit code: 1 verification failed, 2 bad input
-    for job, code in (("verify-stranger", 1), ("sign-without-key", 2), ("sign-pasted-key", 2)):
+    for job, code in (("verify-stranger", 1), ("sign-without-key", 2), ("sign-pasted-key", 2),
+                      ("sign-value-as-name", 2)):
         assert re.search(rf"^{job}\s+finished in .* WARN {code}\s*$", run.log, re.M), (job, run.log)
     for job in ("sign-jws", "sign-cose", "verify-trusted"):
         assert re.search(rf"^ PASS  {job}\s*$", run.log, re.M), (job, run.log)
 
     assert NO_KEY in run.log
     assert f"input 'key' {PASTED}" in run.log
+    assert "input 'key-env' must be the name of a variable holding the secret" in run.log
     signing.assert_not_in(run.log)
 
 
