@@ -16,6 +16,7 @@ subject pushed for the test is signed through the wrapper (the key in an environ
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -141,6 +142,13 @@ def test_github_sign_then_verify_signed_by(act: ActRunner, registry_plain: Runni
         assert outputs["subject"] == subject.digest
         assert outputs["artifact-type"] == NOTARY
         assert json.loads(outputs["result"])["signature"]["format"] == envelope
+    # the optional inputs reached ci-oras: expiry 1d, one annotation per line
+    signed = json.loads(cose["result"])
+    assert signed["annotations"]["org.example.pipeline"] == "act"
+    times = [dt.datetime.fromisoformat(signed["signature"][k].replace("Z", "+00:00"))
+             for k in ("signingTime", "expiry")]
+    assert times[1] - times[0] == dt.timedelta(days=1)
+    assert "expiry" not in json.loads(jws["result"])["signature"]
     signatures = {jws["digest"], cose["digest"]}
     assert len(signatures) == 2
     # the digest outputs are the signatures the registry lists for the subject
