@@ -46,13 +46,16 @@ PASTED = "must be the path of a file, not its content"
 
 @dataclass(frozen=True)
 class Signing:
-    """A signer's files: its key (text and file), its chain, its root, and the root of a stranger."""
+    """A signer's files: its key (text and file), its chain, its root, the root of a stranger, and a notation
+    trust policy with its trust store trusting the signer's root (strict, any identity)."""
 
     key_pem: str
     key_file: Path
     chain: Path
     root: Path
     stranger_root: Path
+    trust_policy: Path
+    trust_store: Path
 
     def assert_not_in(self, log: str) -> None:
         """Neither the key (nor any line of it) nor any PEM private-key armour is in ``log``."""
@@ -72,8 +75,13 @@ def _signing(directory: Path, kind: str) -> Signing:
     (directory / "chain.pem").write_bytes(pki.chain_pem)
     (directory / "root.pem").write_bytes(pki.root_pem)
     (directory / "stranger.pem").write_bytes(stranger.public_bytes(serialization.Encoding.PEM))
+    store = pki.write_store(directory / "truststore", "acme")
+    policy = {"version": "1.0", "trustPolicies": [{
+        "name": "release", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+        "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]}
+    (directory / "trustpolicy.json").write_text(json.dumps(policy), encoding="utf-8")
     return Signing(key_pem, directory / "key.pem", directory / "chain.pem", directory / "root.pem",
-                   directory / "stranger.pem")
+                   directory / "stranger.pem", directory / "trustpolicy.json", store)
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,7 @@ def test_github_sign_then_verify_signed_by(act: ActRunner, registry_plain: Runni
     run = act("sign.yml", {
         "SUBJECT": subject.reference, "KEY_PEM": signing.key_pem, "KEY_FILE": str(signing.key_file),
         "CHAIN": str(signing.chain), "ROOT": str(signing.root), "STRANGER_ROOT": str(signing.stranger_root),
+        "TRUST_POLICY": str(signing.trust_policy), "TRUST_STORE": str(signing.trust_store),
     })
     assert run.returncode == 0, run.log
 
@@ -157,6 +166,9 @@ def test_github_sign_then_verify_signed_by(act: ActRunner, registry_plain: Runni
     trusted = run.recorded("trusted.json")
     assert trusted["ok"] == "true"
     _assert_trusted(json.loads(trusted["result"]), signatures)
+    policy = json.loads(run.recorded("policy.json")["result"])
+    _assert_trusted(policy, signatures)
+    assert {s["policy"] for s in policy["signatures"]} == {"release"}
 
     stranger = run.recorded("stranger.json")
     assert stranger["ok"] == "false"
@@ -260,6 +272,10 @@ def test_azure_sign_then_verify_signed_by(node: str, staged: Path, registry_plai
     assert trusted.result == "Succeeded", trusted.log
     assert trusted.variables["ok"] == "true"
     _assert_trusted(json.loads(trusted.variables["result"]), signatures)
+    policy = agent.run("verify", {**gate, "REQUIRE": "signature*2", "TRUSTPOLICY": str(signing.trust_policy),
+                                  "TRUSTSTORE": str(signing.trust_store)})
+    assert policy.result == "Succeeded", policy.log
+    _assert_trusted(json.loads(policy.variables["result"]), signatures)
 
     stranger = agent.run("verify", {**gate, "REQUIRE": "signature", "SIGNEDBY": str(signing.stranger_root)})
     assert stranger.result == "Failed" and stranger.returncode != 0, stranger.log
@@ -280,7 +296,7 @@ def test_azure_sign_then_verify_signed_by(node: str, staged: Path, registry_plai
     for refused in (pasted, as_name):
         assert "ci-oras \"sign\"" not in refused.log  # the command line was never echoed: ci-oras never ran
 
-    for ran in (jws, cose, trusted, stranger, no_key, pasted, as_name):
+    for ran in (jws, cose, trusted, policy, stranger, no_key, pasted, as_name):
         signing.assert_not_in(ran.log)
 
 
