@@ -3,9 +3,9 @@
 On GitHub (act), GitLab (gitlab-ci-local) and Azure (each task's ``index.js`` run as the agent runs it), a
 subject pushed for the test is signed through the wrapper (the key in an environment variable named by
 ``key-env``, and in a file named by ``key``), then gated with ``verify`` and ``signed-by`` (the root from
-``tests/harness/notary_pki.py``):
+``tests/harness/notary_pki.py``) or, on GitHub and Azure, ``trust-policy`` with ``trust-store``:
 
-* the gate on the trusted root passes, and each sign step's ``digest`` output is a Notary signature referring to
+* the gates on the trusted root pass, and each sign step's ``digest`` output is a Notary signature referring to
   the subject, the very one verify reports as verified;
 * the gate on a stranger's root fails the job, with the failed check and its reason in the result document;
 * neither ``key`` nor ``key-env`` fails with the CLI's one-line message, and a key pasted where a path or a
