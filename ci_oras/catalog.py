@@ -48,6 +48,12 @@ class InputType(str, Enum):
     INTEGER = "integer"  # a non-negative whole number
     DURATION = "duration"  # 30s, 2m, 1m30s or seconds; checked by the CLI
     CHOICE = "choice"  # one of Input.options
+    #: A file's path: one line, and never PEM text, so a key pasted where its path belongs is refused before
+    #: the wrapper echoes the command line (and before ci-oras names the "file" in a not-found error).
+    PATH = "path"
+    #: The name of an environment variable (``[A-Za-z_][A-Za-z0-9_]*``): a secret's value given instead of its
+    #: name is refused without being echoed.
+    ENV_NAME = "env-name"
 
 
 @dataclass(frozen=True)
@@ -255,6 +261,33 @@ ATTACH_SIGNATURE = Step(
     outputs=_outputs("attach-signature"),
 )
 
+SIGN = Step(
+    "sign",
+    "Sign with a Notary Project signature",
+    "Sign a subject (an image, or an SBOM by its digest) with a Notary Project signature (JWS or COSE) and "
+    "attach it, like 'notation sign'; verify with trust-policy or signed-by.",
+    inputs=(
+        Input("subject", "What to sign: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
+              Maps.ARGUMENT, argument="SUBJECT", required=True),
+        Input("key",
+              "Path of the PEM private key file (a secret file). Exactly one of key and key-env.",
+              Maps.OPTION, InputType.PATH, flag="--key"),
+        Input("key-env",
+              "NAME of an environment variable holding the PEM private key (map a secret to it); the wrapper "
+              "never reads its value. Exactly one of key and key-env.",
+              Maps.OPTION, InputType.ENV_NAME, flag="--key-env"),
+        Input("cert", "Path of the PEM certificate chain, signing certificate first, root last.",
+              Maps.OPTION, InputType.PATH, flag="--cert", required=True),
+        Input("signature-format", "The envelope format.",
+              Maps.OPTION, InputType.CHOICE, flag="--signature-format", default="jws", options=("jws", "cose")),
+        Input("expiry", "The signature expires after this long: 90d, 12h, 30m (empty: never).",
+              Maps.OPTION, InputType.DURATION, flag="--expiry"),
+        ANNOTATIONS,
+        Input("platform", "Sign this child of an image index: OS/ARCH.", Maps.OPTION, flag="--platform"),
+    ) + COMMON,
+    outputs=_outputs("sign"),
+)
+
 DISCOVER = Step(
     "discover",
     "Discover the referrers graph",
@@ -278,12 +311,26 @@ VERIFY = Step(
         Input("reference", "The subject: REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST.",
               Maps.ARGUMENT, argument="REF", required=True),
         Input("require",
-              "Required referrers, one SPEC per line: an artifact type or an alias (sbom, signature, "
-              "attestation, vuln-report), optionally chained (sbom>signature) and counted (signature*2).",
+              "Required referrers, one SPEC per line: an artifact type, an alias (sbom, signature, "
+              "attestation, vuln-report) or attestation:PREDICATE-TYPE (a Sigstore bundle with exactly that "
+              "predicate type), optionally chained (sbom>signature) and counted (signature*2). With trust-policy "
+              "or signed-by, signature counts only Notary Project signatures that verify, at any level of a chain.",
               Maps.OPTION_PER_LINE, InputType.LINES, flag="--require", required=True),
         Input("wait", "Keep checking this long for referrers to show up: 30s, 2m, 1m30s or seconds "
                       "(empty: check once).",
               Maps.OPTION, InputType.DURATION, flag="--wait"),
+        Input("trust-policy",
+              "Path of a notation trust policy (version 1.0): signature requirements count only Notary Project "
+              "signatures it accepts (integrity, chain to a trusted root, expiry, identity, as its level says).",
+              Maps.OPTION, InputType.PATH, flag="--trust-policy"),
+        Input("trust-store",
+              "Path of notation's trust store directory (x509/ca/NAME/*.pem, x509/signingAuthority/NAME/*.pem); "
+              "empty: the truststore directory beside trust-policy.",
+              Maps.OPTION, InputType.PATH, flag="--trust-store"),
+        Input("signed-by",
+              "Path of one trusted root certificate (PEM): signature requirements count only signatures chaining "
+              "to it (any identity, strict); the short form of trust-policy.",
+              Maps.OPTION, InputType.PATH, flag="--signed-by"),
         Input("fail-on-missing", "Fail the job when a requirement is missing; false: only set ok=false.",
               Maps.WRAPPER, InputType.BOOLEAN, default="true"),
     ) + COMMON,
@@ -327,7 +374,9 @@ DELETE = Step(
 )
 
 #: Every wrapped step, in the order wrappers and docs list them.
-STEPS: tuple[Step, ...] = (PUSH, ATTACH, ATTACH_SBOM, ATTACH_SIGNATURE, DISCOVER, VERIFY, PROMOTE, DELETE)
+STEPS: tuple[Step, ...] = (
+    PUSH, ATTACH, ATTACH_SBOM, ATTACH_SIGNATURE, SIGN, DISCOVER, VERIFY, PROMOTE, DELETE,
+)
 
 
 def step(name: str) -> Step:

@@ -39,6 +39,36 @@ const STEP = {
       "options": []
     },
     {
+      "name": "trust-policy",
+      "azure": "trustPolicy",
+      "maps": "option",
+      "type": "path",
+      "flag": "--trust-policy",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "trust-store",
+      "azure": "trustStore",
+      "maps": "option",
+      "type": "path",
+      "flag": "--trust-store",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "signed-by",
+      "azure": "signedBy",
+      "maps": "option",
+      "type": "path",
+      "flag": "--signed-by",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
       "name": "fail-on-missing",
       "azure": "failOnMissing",
       "maps": "wrapper",
