@@ -140,6 +140,25 @@ def test_sign_with_key_env_then_verify_signed_by_on_docker_registry(ws: Workspac
     assert _only(document)["failedCheck"] == "authenticity"
 
 
+def test_key_env_may_hold_the_base64_of_the_pem(ws: Workspace) -> None:
+    """A masked CI variable must be one line without spaces: GitLab cannot mask a PEM block, only its base64."""
+    layout = f"oci:{ws.root / 'b64'}"
+    ws.push(layout, "v1", "signed with a masked key\n")
+    encoded = base64.b64encode(ws.chain.key_pem()).decode()
+    result = run_cli("sign", f"{layout}:v1", "--key-env", "MASKED_KEY", "--cert", str(ws.cert), "--emit", "none",
+                     env={**ws.env, "MASKED_KEY": encoded}, cwd=ws.root)
+    assert result.returncode == 0, result.stderr
+    assert encoded not in result.stdout + result.stderr
+
+    code, document = ws.verify(f"{layout}:v1", "-r", "signature", "--signed-by", str(ws.trusted))
+    assert code == 0 and _only(document)["result"] == "verified"
+
+    not_a_key = base64.b64encode(b"just some text").decode()
+    result = run_cli("sign", f"{layout}:v1", "--key-env", "MASKED_KEY", "--cert", str(ws.cert), "--emit", "none",
+                     env={**ws.env, "MASKED_KEY": not_a_key}, cwd=ws.root)
+    assert result.returncode == 2 and "MASKED_KEY" in result.stderr and not_a_key not in result.stderr
+
+
 def _tampered(envelope: bytes) -> bytes:
     """A JWS envelope with one bit of its signature flipped; everything else, the payload included, intact."""
     jws = json.loads(envelope)

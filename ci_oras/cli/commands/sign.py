@@ -25,7 +25,8 @@ def sign(
     key: Annotated[Optional[Path], typer.Option(
         "--key", metavar="KEY.pem", help="The signing key (PEM: PKCS#8 or traditional RSA/EC).")] = None,
     key_env: Annotated[Optional[str], typer.Option(
-        "--key-env", metavar="VAR", help="Read the PEM key from this environment variable (a CI secret).")] = None,
+        "--key-env", metavar="VAR",
+        help="Read the PEM key, or its base64 (for a masked CI variable), from this environment variable.")] = None,
     cert: Annotated[Optional[Path], typer.Option(
         "--cert", metavar="CHAIN.pem", help="The certificate chain, signing certificate first, root last.")] = None,
     signature_format: Annotated[str, typer.Option(
@@ -85,7 +86,26 @@ def _read_key(key: Path | None, key_env: str | None) -> tuple[bytes, str]:
     if not value or not value.strip():
         raise UsageError(f"environment variable {key_env} (--key-env) is not set or empty",
                          hint=f"set {key_env} to the PEM private key, e.g. from a CI secret")
-    return value.encode("utf-8"), f"environment variable {key_env}"
+    return _pem_or_its_base64(value.encode("utf-8")), f"environment variable {key_env}"
+
+
+def _pem_or_its_base64(value: bytes) -> bytes:
+    """The PEM text itself, or the PEM a base64 value encodes.
+
+    CI masking wants one line without spaces (GitLab refuses to mask a PEM block), so teams store the key's
+    base64 in a masked variable. Anything that decodes to no PEM is passed on unchanged, and the key loader
+    reports it as not a PEM key, naming only the variable.
+    """
+    import base64
+    import binascii
+
+    if b"-----BEGIN" in value:
+        return value
+    try:
+        decoded = base64.b64decode(b"".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return value
+    return decoded if b"-----BEGIN" in decoded else value
 
 
 def _read_file(path: Path, flag: str, what: str) -> bytes:
