@@ -6,7 +6,6 @@ tested on its own.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
 from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistry, start_registry
+from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
 
 _INTEGRATION_DIR = _TESTS_DIR / "integration"
@@ -57,10 +57,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(path.stem))
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def _start(workdir: Path, mode: str, **opts: Any) -> RunningRegistry:
     """Start a registry; a missing binary fails in CI and skips elsewhere.
 
@@ -72,9 +68,7 @@ def _start(workdir: Path, mode: str, **opts: Any) -> RunningRegistry:
         message = str(exc)  # already carries the install hint
         if INSTALL_HINT not in message:
             message += f" (install: {INSTALL_HINT})"
-        if _in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing(message)
 
 
 def _session_registry(tmp_path_factory: pytest.TempPathFactory, mode: str) -> Iterator[RunningRegistry]:

@@ -29,6 +29,7 @@ from harness import (
     start_registry,
 )
 from harness.oci import MANIFEST_ACCEPT, digest_of, parse_challenge, push_blob, push_image
+from harness.prerequisites import in_ci, missing
 from harness.registry import TOKEN_ISSUER_NAME, TOKEN_SERVICE
 from harness.token_issuer import ACR_IDENTITY_USERNAME, parse_scopes
 
@@ -459,6 +460,26 @@ def test_missing_binary_raises_clear_error(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RegistryBinaryNotFoundError, match="apt-get install -y docker-registry"):
         start_registry(tmp_path, "plain")
+
+
+@pytest.mark.parametrize(("ci", "expected"), [
+    (None, False), ("", False), ("0", False), ("false", False), (" No ", False), ("true", True), ("1", True),
+])
+def test_ci_is_told_apart_from_a_laptop(monkeypatch: pytest.MonkeyPatch, ci: str | None, expected: bool) -> None:
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    assert in_ci() is expected
+
+
+def test_a_missing_prerequisite_skips_on_a_laptop_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="install: it"):
+        missing("x was not found (install: it)")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="install: it"):
+        missing("x was not found (install: it)")
 
 
 def test_no_registry_process_leaks_after_stop(tmp_path: Path) -> None:
