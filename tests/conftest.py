@@ -6,9 +6,10 @@ tested on its own.
 
 from __future__ import annotations
 
+import functools
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
 from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistry, start_registry
+from harness.cli import CliResult, clean_env, run_cli
 from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
 
@@ -132,6 +134,13 @@ def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
 def unique_repo() -> str:
     """A fresh repository name so tests never collide on shared registries."""
     return f"test/{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., CliResult]:
+    """``cli(*args)`` runs the real command in a subprocess in ``tmp_path``, with a private HOME there (so no
+    credentials of the machine take part), the way a CI job runs it."""
+    return functools.partial(run_cli, env=clean_env(tmp_path), cwd=tmp_path)
 
 
 @pytest.fixture

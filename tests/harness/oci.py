@@ -26,11 +26,16 @@ __all__ = [
     "OCI_INDEX",
     "OCI_MANIFEST",
     "PushedImage",
+    "compact",
     "digest_of",
+    "fallback_tag",
     "parse_challenge",
     "push_blob",
+    "push_fallback_index",
     "push_image",
     "push_manifest",
+    "push_referrer",
+    "subject_of",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -47,6 +52,16 @@ _CHALLENGE_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.
 def digest_of(data: bytes) -> str:
     """``sha256:<hex>`` of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def compact(doc: dict[str, Any]) -> bytes:
+    """``doc`` as the compact JSON bytes a manifest is pushed as (its digest is over exactly these bytes)."""
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def fallback_tag(digest: str) -> str:
+    """The referrers tag schema's tag for a subject: ``sha256-<hex>``."""
+    return digest.replace(":", "-")
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -142,6 +157,56 @@ def push_image(
     }
     if artifact_type is not None:
         body["artifactType"] = artifact_type
-    manifest = json.dumps(body, separators=(",", ":")).encode()
+    manifest = compact(body)
     manifest_digest = push_manifest(client, base_url, repo, tag, manifest)
     return PushedImage(repo, tag, manifest, manifest_digest, config_digest, layer_digest, layer)
+
+
+def subject_of(pushed: PushedImage) -> dict[str, Any]:
+    """The descriptor of a pushed image as a referrer's ``subject`` names it."""
+    return {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
+
+
+def push_referrer(
+    client: httpx.Client,
+    base_url: str,
+    repo: str,
+    subject: dict[str, Any],
+    artifact_type: str,
+    payload: bytes,
+    *,
+    layer_type: str = "application/octet-stream",
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Push an OCI 1.1 artifact (empty ``{}`` config, ``payload`` as its one layer) whose subject is
+    ``subject``, by digest and untagged, the way ORAS attaches one; listed nowhere yet.
+
+    Returns its descriptor as a referrers index lists it: media type, digest, size, ``artifactType`` and the
+    manifest's annotations (when it has any).
+    """
+    config = push_blob(client, base_url, repo, b"{}")
+    layer = push_blob(client, base_url, repo, payload)
+    doc: dict[str, Any] = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
+        "layers": [{"mediaType": layer_type, "digest": layer, "size": len(payload)}],
+        "subject": {key: subject[key] for key in ("mediaType", "digest", "size")},
+    }
+    if annotations:
+        doc["annotations"] = annotations
+    raw = compact(doc)
+    digest = push_manifest(client, base_url, repo, digest_of(raw), raw)
+    listed: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
+                              "artifactType": artifact_type}
+    if annotations:
+        listed["annotations"] = annotations
+    return listed
+
+
+def push_fallback_index(
+    client: httpx.Client, base_url: str, repo: str, subject_digest: str, entries: list[dict[str, Any]]
+) -> str:
+    """Write the tag schema's referrers index of ``subject_digest`` listing ``entries`` (true or not), as
+    any client with push access can; returns its digest."""
+    raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    return push_manifest(client, base_url, repo, fallback_tag(subject_digest), raw, OCI_INDEX)

@@ -10,23 +10,25 @@ requests the fake recorded.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env
 from harness.fake_registry import FakeRegistry, FakeRequest
 from harness.oci import (
-    OCI_EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
+    compact,
     digest_of,
+    fallback_tag,
     push_blob,
     push_image,
     push_manifest,
+    push_referrer,
+    subject_of,
 )
 
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_REGISTRY, EXIT_USAGE
@@ -54,29 +56,9 @@ def client() -> Iterator[httpx.Client]:
         yield http
 
 
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
 def seed_image(client: httpx.Client, fake: FakeRegistry, repo: str, tag: str = "v1") -> dict[str, Any]:
     """A tagged one-layer image; returns its descriptor (as a subject is written)."""
-    pushed = push_image(client, fake.url, repo, tag=tag, layer=f"image {repo}:{tag}\n".encode())
-    return {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
-
-
-def seed_referrer(client: httpx.Client, base: str, repo: str, subject: dict[str, Any], artifact_type: str,
-                  payload: bytes) -> dict[str, Any]:
-    """An artifact manifest with ``subject``, pushed by digest (no tag); returns its descriptor."""
-    config = push_blob(client, base, repo, b"{}")
-    layer = push_blob(client, base, repo, payload)
-    raw = _compact({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}],
-        "subject": subject,
-    })
-    digest = push_manifest(client, base, repo, digest_of(raw), raw)
-    return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": artifact_type}
+    return subject_of(push_image(client, fake.url, repo, tag=tag, layer=f"image {repo}:{tag}\n".encode()))
 
 
 def seed_platform_index(client: httpx.Client, base: str, repo: str, tag: str) -> tuple[dict[str, Any],
@@ -84,11 +66,11 @@ def seed_platform_index(client: httpx.Client, base: str, repo: str, tag: str) ->
     """A multi-arch image: two image manifests (linux/amd64, linux/arm64) in an index tagged ``tag``."""
     children: dict[str, dict[str, Any]] = {}
     for arch in ("amd64", "arm64"):
-        config = _compact({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+        config = compact({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
         layer = f"{arch} root filesystem\n".encode()
         config_digest = push_blob(client, base, repo, config)
         layer_digest = push_blob(client, base, repo, layer)
-        raw = _compact({
+        raw = compact({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": IMAGE_CONFIG, "digest": config_digest, "size": len(config)},
             "layers": [{"mediaType": IMAGE_LAYER, "digest": layer_digest, "size": len(layer)}],
@@ -96,16 +78,12 @@ def seed_platform_index(client: httpx.Client, base: str, repo: str, tag: str) ->
         digest = push_manifest(client, base, repo, digest_of(raw), raw)
         children[f"linux/{arch}"] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
                                      "platform": {"architecture": arch, "os": "linux"}}
-    raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(children.values())})
+    raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(children.values())})
     digest = push_manifest(client, base, repo, tag, raw, OCI_INDEX)
     return {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}, children
 
 
 # -- what the fake recorded ------------------------------------------------------------------------------------
-
-
-def fallback_tag(digest: str) -> str:
-    return digest.replace(":", "-")
 
 
 def referrers_gets(fake: FakeRegistry) -> list[FakeRequest]:
@@ -134,16 +112,6 @@ def fallback_index(fake: FakeRegistry, repo: str, subject_digest: str) -> list[s
 
 
 # -- the CLI ---------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., CliResult]:
-    env = clean_env(tmp_path)
-
-    def run(*args: str) -> CliResult:
-        return run_cli(*args, env=env, cwd=tmp_path)
-
-    return run
 
 
 def attach(cli: Callable[..., CliResult], tmp_path: Path, subject: str, name: str, *extra: str,
@@ -206,7 +174,7 @@ def test_api_answer_is_remembered_per_repository(fake_registry: FakeFactory, cli
                                                  tmp_path: Path) -> None:
     fake = fake_registry()
     subject = seed_image(client, fake, "app")
-    seed_referrer(client, fake.url, "app", subject, REPORT, b"report")
+    push_referrer(client, fake.url, "app", subject, REPORT, b"report")
     fake.clear()
 
     run = Runtime(TransportOptions(), LoginFlags(), clean_env(tmp_path))
@@ -258,8 +226,8 @@ def test_artifact_type_filter_is_applied_here_case_insensitively(
     another case, so listings go unfiltered and the type is matched here — also in the library's listing."""
     fake = fake_registry(filter_header=True)
     subject = seed_image(client, fake, "app")
-    report = seed_referrer(client, fake.url, "app", subject, REPORT, b"report")
-    signature = seed_referrer(client, fake.url, "app", subject, SIGNATURE.upper(), b"signature")
+    report = push_referrer(client, fake.url, "app", subject, REPORT, b"report")
+    signature = push_referrer(client, fake.url, "app", subject, SIGNATURE.upper(), b"signature")
     fake.clear()
 
     found = discover(cli, f"{fake.host}/app:v1", "--artifact-type", SIGNATURE)
@@ -285,7 +253,7 @@ def test_discover_follows_link_pages(fake_registry: FakeFactory, client: httpx.C
                                      cli: Callable[..., CliResult]) -> None:
     fake = fake_registry(page_size=2)
     subject = seed_image(client, fake, "app")
-    seeded = [seed_referrer(client, fake.url, "app", subject, REPORT, f"report {n}".encode())["digest"]
+    seeded = [push_referrer(client, fake.url, "app", subject, REPORT, f"report {n}".encode())["digest"]
               for n in range(5)]
     fake.clear()
 
