@@ -7,7 +7,6 @@ hand-made (or broken) set of fallback indexes can produce is seeded by raw HTTP:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,31 +16,25 @@ from typing import Any
 import httpx
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
+from harness.graphs import attach_signed_sbom
 from harness.oci import (
     MANIFEST_ACCEPT,
-    OCI_EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
-    digest_of,
-    push_blob,
+    compact,
+    fallback_tag,
+    push_fallback_index,
     push_image,
     push_manifest,
+    push_referrer,
+    subject_of,
 )
 from harness.registry import RunningRegistry
-from samples.make_samples import cyclonedx_json, make_chain, notary_jws
 
 CYCLONEDX = "application/vnd.cyclonedx+json"
 NOTARY = "application/vnd.cncf.notary.signature"
 COUNTER = "application/vnd.example.countersignature.v1"
 REPORT = "application/vnd.example.report.v1"
-
-
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _fallback_tag(digest: str) -> str:
-    return digest.replace(":", "-")
 
 
 def _ok(result: CliResult) -> CliResult:
@@ -50,7 +43,7 @@ def _ok(result: CliResult) -> CliResult:
 
 
 def _raw_fallback(registry: RunningRegistry, repo: str, subject_digest: str) -> dict[str, Any]:
-    response = httpx.get(f"{registry.url}/v2/{repo}/manifests/{_fallback_tag(subject_digest)}",
+    response = httpx.get(f"{registry.url}/v2/{repo}/manifests/{fallback_tag(subject_digest)}",
                          headers={"Accept": MANIFEST_ACCEPT}, timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith(OCI_INDEX)
@@ -81,23 +74,12 @@ def deep_graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPat
     """image ← SBOM ← Notary signature (of the SBOM) ← countersignature, attached with the real CLI."""
     work = tmp_path_factory.mktemp("deep-graph")
     repo = f"test/deep-{uuid.uuid4().hex[:8]}"
-    env = clean_env(work)
-    with httpx.Client(timeout=30) as client:
-        image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
-    (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
+    g = attach_signed_sbom(registry_plain, repo, work)
     (work / "countersig.txt").write_text("countersigned by the release manager\n")
-    ref = f"{registry_plain.host}/{repo}"
-
-    sbom = _ok(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work)).json()
-    (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
-    signature = _ok(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
-                            env=env, cwd=work)).json()
-    counter = _ok(run_cli("attach", f"{ref}@{signature['digest']}", "countersig.txt", "--artifact-type", COUNTER,
-                          "-O", "json", env=env, cwd=work)).json()
-    assert sbom["subject"]["digest"] == image
-    assert signature["subject"]["digest"] == sbom["digest"]
-    assert counter["subject"]["digest"] == signature["digest"]
-    yield DeepGraph(registry_plain, repo, env, image, sbom["digest"], signature["digest"], counter["digest"])
+    counter = _ok(run_cli("attach", f"{g.ref}@{g.signature}", "countersig.txt", "--artifact-type", COUNTER,
+                          "-O", "json", env=g.env, cwd=work)).json()
+    assert counter["subject"]["digest"] == g.signature
+    yield DeepGraph(registry_plain, repo, g.env, g.image, g.sbom, g.signature, counter["digest"])
 
 
 def test_fallback_indexes_hold_each_level(deep_graph: DeepGraph) -> None:
@@ -108,7 +90,7 @@ def test_fallback_indexes_hold_each_level(deep_graph: DeepGraph) -> None:
         assert [(e["digest"], e["artifactType"]) for e in index["manifests"]] == [(referrer, artifact_type)]
         assert index["manifests"][0]["mediaType"] == OCI_MANIFEST
     tags = _ok(g.cli("tags", g.ref)).stdout.split()
-    assert sorted(tags) == sorted(["v1", *(_fallback_tag(d) for d in (g.image, g.sbom, g.signature))])
+    assert sorted(tags) == sorted(["v1", *(fallback_tag(d) for d in (g.image, g.sbom, g.signature))])
 
 
 def test_discover_tree_shows_the_whole_depth(deep_graph: DeepGraph) -> None:
@@ -183,26 +165,15 @@ def _seed_loop(registry: RunningRegistry, repo: str) -> tuple[str, str]:
     base = registry.url
     with httpx.Client(timeout=30) as client:
         image = push_image(client, base, repo, tag="image")
-        index_raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": image.manifest_digest, "size": len(image.manifest),
-             "platform": {"architecture": "amd64", "os": "linux"}}]})
+        index_raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {**subject_of(image), "platform": {"architecture": "amd64", "os": "linux"}}]})
         index = push_manifest(client, base, repo, "loop", index_raw, OCI_INDEX)
         index_desc = {"mediaType": OCI_INDEX, "digest": index, "size": len(index_raw)}
-        report = b"a report about the index\n"
-        layer = push_blob(client, base, repo, report)
-        referrer_raw = _compact({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": REPORT,
-            "config": {"mediaType": OCI_EMPTY_JSON, "digest": image.config_digest, "size": 2},
-            "layers": [{"mediaType": "text/plain", "digest": layer, "size": len(report)}],
-            "subject": index_desc,
-        })
-        referrer = push_manifest(client, base, repo, digest_of(referrer_raw), referrer_raw)
-        referrer_desc = {"mediaType": OCI_MANIFEST, "digest": referrer, "size": len(referrer_raw),
-                         "artifactType": REPORT}
-        push_manifest(client, base, repo, _fallback_tag(index), _compact(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [referrer_desc]}), OCI_INDEX)
-        push_manifest(client, base, repo, _fallback_tag(referrer), _compact(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [index_desc, referrer_desc]}), OCI_INDEX)
+        referrer_desc = push_referrer(client, base, repo, index_desc, REPORT, b"a report about the index\n",
+                                      layer_type="text/plain")
+        referrer = referrer_desc["digest"]
+        push_fallback_index(client, base, repo, index, [referrer_desc])
+        push_fallback_index(client, base, repo, referrer, [index_desc, referrer_desc])
     return index, referrer
 
 

@@ -9,7 +9,6 @@ Every ``--output json`` document is validated against the shipped schema.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -25,17 +24,18 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.fake_registry import FakeRegistry
+from harness.graphs import attach_signed_sbom
 from harness.oci import (
-    OCI_EMPTY_JSON,
     OCI_INDEX,
-    OCI_MANIFEST,
-    digest_of,
-    push_blob,
+    compact,
+    push_fallback_index,
     push_image,
     push_manifest,
+    push_referrer,
+    subject_of,
 )
 from harness.registry import RunningRegistry
-from samples.make_samples import cyclonedx_json, make_chain, notary_jws
+from samples.make_samples import make_chain, notary_jws
 
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, EXIT_VERIFICATION_FAILED
 from ci_oras.schemas import load_schema
@@ -46,10 +46,6 @@ NOTARY = "application/vnd.cncf.notary.signature"
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SARIF = "application/sarif+json"
 PREDICATE = {"dev.sigstore.bundle.predicateType": "https://slsa.dev/provenance/v1"}
-
-
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def _check(result: CliResult, code: int) -> CliResult:
@@ -74,47 +70,34 @@ def _by_spec(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 class Seeder:
+    """Images, indexes and referrers in one repository; with ``fallback``, each referrer is also listed in
+    its subject's tag-schema index, as a client writes it on a registry without the referrers API."""
+
     def __init__(self, client: httpx.Client, url: str, repo: str, *, fallback: bool) -> None:
         self.client, self.url, self.repo, self.fallback = client, url, repo, fallback
         self._listed: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.descriptors: dict[str, dict[str, Any]] = {}
 
     def image(self, tag: str, layer: bytes) -> dict[str, Any]:
-        pushed = push_image(self.client, self.url, self.repo, tag=tag, layer=layer)
-        return {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
+        return subject_of(push_image(self.client, self.url, self.repo, tag=tag, layer=layer))
 
     def index(self, tag: str, children: list[dict[str, Any]]) -> dict[str, Any]:
-        raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+        raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
         digest = push_manifest(self.client, self.url, self.repo, tag, raw, OCI_INDEX)
         return {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}
 
     def referrer(self, subject: dict[str, Any], artifact_type: str,
                  annotations: dict[str, str] | None = None) -> str:
         """An artifact whose subject is ``subject``, pushed by digest; listed in the fallback index if asked."""
-        config = push_blob(self.client, self.url, self.repo, b"{}")
         payload = f"{artifact_type} for {subject['digest']} #{uuid.uuid4().hex}".encode()
-        layer = push_blob(self.client, self.url, self.repo, payload)
-        doc: dict[str, Any] = {
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-            "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-            "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}],
-            "subject": {k: subject[k] for k in ("mediaType", "digest", "size")},
-        }
-        if annotations:
-            doc["annotations"] = annotations
-        raw = _compact(doc)
-        digest = push_manifest(self.client, self.url, self.repo, digest_of(raw), raw)
-        self.descriptors[digest] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw)}
+        entry = push_referrer(self.client, self.url, self.repo, subject, artifact_type, payload,
+                              annotations=annotations)
+        digest: str = entry["digest"]
+        self.descriptors[digest] = {key: entry[key] for key in ("mediaType", "digest", "size")}
         if self.fallback:
-            entry: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
-                                     "artifactType": artifact_type}
-            if annotations:
-                entry["annotations"] = annotations
             listed = self._listed[subject["digest"]]
             listed.append(entry)
-            tag = subject["digest"].replace(":", "-")
-            push_manifest(self.client, self.url, self.repo, tag,
-                          _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}), OCI_INDEX)
+            push_fallback_index(self.client, self.url, self.repo, subject["digest"], listed)
         return digest
 
 
@@ -150,16 +133,8 @@ def attached(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathF
     """image ← CycloneDX SBOM ← Notary signature (of the SBOM): two real attaches, shared by the module."""
     work = tmp_path_factory.mktemp("verify-attached")
     repo = f"test/verify-{uuid.uuid4().hex[:8]}"
-    env = clean_env(work)
-    with httpx.Client(timeout=30) as client:
-        image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
-    (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
-    ref = f"{registry_plain.host}/{repo}"
-    sbom = _check(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work), 0).json()
-    (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
-    signature = _check(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
-                               env=env, cwd=work), 0).json()
-    yield Attached(registry_plain, repo, env, work, image, sbom["digest"], signature["digest"])
+    g = attach_signed_sbom(registry_plain, repo, work)
+    yield Attached(registry_plain, repo, g.env, work, g.image, g.sbom, g.signature)
 
 
 def test_tag_schema_aliases_and_chain_hold(attached: Attached) -> None:
@@ -283,8 +258,7 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
     with httpx.Client(timeout=30) as client:
         pushed = push_image(client, registry_plain.url, repo, tag="v1")
     image = pushed.manifest_digest
-    target = {"mediaType": OCI_MANIFEST, "digest": image, "size": len(pushed.manifest)}
-    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain(), target=target))
+    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain(), target=subject_of(pushed)))
     ref = f"{registry_plain.host}/{repo}"
     attach: dict[str, CliResult] = {}
 

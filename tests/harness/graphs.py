@@ -1,0 +1,54 @@
+"""Referrer graphs attached through the real CLI, for the integration tests that read them back.
+
+``attach-sbom`` and ``attach-signature`` write them as a pipeline does, so the manifests carry the
+annotations the real steps write; each attach on the tag schema settles for a while, so a module builds its
+graph once and shares it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from samples.make_samples import cyclonedx_json, make_chain, notary_jws
+
+from .cli import CliResult, clean_env, run_cli
+from .oci import push_image
+from .registry import RunningRegistry
+
+
+@dataclass(frozen=True)
+class SignedSbom:
+    """image ← CycloneDX SBOM ← Notary signature of the SBOM, in ``ref``: the three digests, and the
+    environment (a private HOME in ``work``) the attaches ran with."""
+
+    ref: str
+    env: dict[str, str]
+    image: str
+    sbom: str
+    signature: str
+
+
+def _document(result: CliResult) -> dict[str, Any]:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    document: dict[str, Any] = result.json()
+    return document
+
+
+def attach_signed_sbom(registry: RunningRegistry, repo: str, work: Path) -> SignedSbom:
+    """Push an image tagged ``v1`` to ``repo`` by raw HTTP, attach a CycloneDX 1.5 SBOM to it and a Notary JWS
+    signature to the SBOM (by digest) with the real CLI, run in ``work``."""
+    env = clean_env(work)
+    with httpx.Client(timeout=30) as client:
+        image = push_image(client, registry.url, repo, tag="v1").manifest_digest
+    (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
+    ref = f"{registry.host}/{repo}"
+    sbom = _document(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work))
+    (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
+    signature = _document(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
+                                  env=env, cwd=work))
+    assert sbom["subject"]["digest"] == image
+    assert signature["subject"]["digest"] == sbom["digest"]
+    return SignedSbom(ref, env, image, sbom["digest"], signature["digest"])
