@@ -22,6 +22,7 @@ __all__ = [
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
     "MANIFEST_ACCEPT",
+    "OCI_EMPTY_DIGEST",
     "OCI_EMPTY_JSON",
     "OCI_INDEX",
     "OCI_MANIFEST",
@@ -41,6 +42,9 @@ __all__ = [
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_EMPTY_JSON = "application/vnd.oci.empty.v1+json"
+#: The digest of ``{}``, the empty config: written out rather than computed, so a test comparing against it
+#: does not share the computation it checks.
+OCI_EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 #: distribution answers 404 to a manifest GET whose Accept lacks the OCI types.

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.fake_registry import FakeRegistry, FakeRequest
-from harness.oci import OCI_MANIFEST, push_image
+from harness.oci import OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_MANIFEST, push_image
 from samples.make_samples import CREATED, make_chain, notary_cose, notary_jws, package_json, write_all
 
 from ci_oras.errors import EXIT_USAGE
@@ -29,8 +29,6 @@ from ci_oras.schemas import load_schema
 
 FakeFactory = Callable[..., FakeRegistry]
 
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-EMPTY_JSON = "application/vnd.oci.empty.v1+json"
 TITLE = "org.opencontainers.image.title"
 CREATED_KEY = "org.opencontainers.image.created"
 SBOM_FORMAT = "dev.ci-oras.sbom.format"
@@ -85,7 +83,7 @@ def _check_manifest(manifest: dict[str, Any], path: Path, subject: str, artifact
     assert manifest["mediaType"] == OCI_MANIFEST
     assert manifest["artifactType"] == artifact_type
     config = manifest["config"]
-    assert (config["mediaType"], config["digest"], config["size"]) == (EMPTY_JSON, EMPTY_DIGEST, 2)
+    assert (config["mediaType"], config["digest"], config["size"]) == (OCI_EMPTY_JSON, OCI_EMPTY_DIGEST, 2)
     assert config.get("data", "e30=") == "e30="  # embedded "{}" allowed (oras-go writes it)
     assert manifest["subject"]["digest"] == subject
     (layer,) = manifest["layers"]

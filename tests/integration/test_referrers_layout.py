@@ -16,12 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import CliResult, clean_env, run_cli
+from harness.oci import OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST
 
 REF_NAME = "org.opencontainers.image.ref.name"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-EMPTY_JSON = "application/vnd.oci.empty.v1+json"
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 REPORT = "application/vnd.example.report.v1"
 SIGNATURE = "application/vnd.example.signature.v1"
 FOREIGN = "application/vnd.other-tool.attestation.v1"
@@ -102,7 +99,7 @@ def test_fallback_index_written_by_another_tool_is_read(tmp_path: Path) -> None:
     payload = _write_blob(layout, statement)
     foreign_raw = json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": FOREIGN,
-        "config": {"mediaType": EMPTY_JSON, "digest": EMPTY_DIGEST, "size": 2},
+        "config": {"mediaType": OCI_EMPTY_JSON, "digest": OCI_EMPTY_DIGEST, "size": 2},
         "layers": [{"mediaType": "application/json", "digest": payload, "size": len(statement)}],
         "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size},
     }).encode()
