@@ -74,14 +74,14 @@ import binascii
 import hashlib
 import json
 import re
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+from .server import BackgroundServer, QuietHandler
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
     from typing_extensions import Self
@@ -275,25 +275,7 @@ class _Answer:
     body: bytes = b""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    registry: FakeRegistry
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return  # a client going away is routine
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        return  # requests are recorded structurally
-
+class _Handler(QuietHandler):
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             parts: list[bytes] = []
@@ -318,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
         return data
 
     def _handle(self) -> None:
-        registry = self.server.registry
+        registry: FakeRegistry = self.server.owner
         split = urlsplit(self.path)
         record = FakeRequest(self.command, split.path, split.query, tuple(self.headers.items()), time.monotonic())
         registry._record(record)
@@ -347,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
         return "ci-oras-fake-registry"
 
 
-class FakeRegistry:
+class FakeRegistry(BackgroundServer["FakeRequest"]):
     """A spec-faithful, switchable in-memory OCI registry on ``127.0.0.1:<port>``.
 
     Started by the constructor (``start=False`` to defer); ``stop()`` or use
@@ -364,6 +346,8 @@ class FakeRegistry:
     password: str | None = None
     ca_file: None = None
     issuer: None = None
+    _handler = _Handler
+    _name = "fake-registry"
 
     def __init__(
         self,
@@ -381,6 +365,7 @@ class FakeRegistry:
     ) -> None:
         if page_size is not None and page_size < 1:
             raise ValueError("page_size must be a positive integer or None")
+        super().__init__()
         self.referrers_api = referrers_api
         self.oci_subject_header = oci_subject_header
         self.filter_header = filter_header
@@ -395,86 +380,26 @@ class FakeRegistry:
         self._blobs: dict[str, bytes] = {}
         self._repos: dict[str, _Repo] = {}
         self._uploads: dict[str, _Upload] = {}
-        self._records: list[FakeRequest] = []
-        self._records_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         if start:
             self.start()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> Self:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.registry = self
-        self._server = server
-        self._port = int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-registry-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
+        super().start()
+        self._port = super().port
         return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
+        """The port served on; still known after :meth:`stop`, so a test can show that nothing answers."""
         if not hasattr(self, "_port"):
             raise RuntimeError("fake registry was never started")
         return self._port
 
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
     def __repr__(self) -> str:
         where = self.host if hasattr(self, "_port") else "not started"
         return f"<FakeRegistry {where} referrers_api={self.referrers_api}>"
-
-    # ------------------------------------------------------------------ recorded requests
-
-    @property
-    def requests(self) -> list[FakeRequest]:
-        """A copy of every request received so far, in arrival order."""
-        with self._records_lock:
-            return list(self._records)
-
-    def clear(self) -> None:
-        """Forget the recorded requests (content is kept)."""
-        with self._records_lock:
-            self._records.clear()
-
-    def _record(self, record: FakeRequest) -> None:
-        with self._records_lock:
-            self._records.append(record)
 
     # ------------------------------------------------------------------ state inspection
 

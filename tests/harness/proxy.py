@@ -38,12 +38,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
-    from typing_extensions import Self
+from .server import BackgroundServer, QuietHandler
 
 __all__ = [
     "BlobStorageServer",
@@ -160,83 +158,10 @@ class Rule:
     stall_upload_after: int | None = None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    owner: Any
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away (a CLI process exiting with idle keep-alive connections) is routine.
-        import sys
-
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Background:
-    """Serve a ``_Server`` from a daemon thread; start/stop/context manager."""
-
-    _handler: type[BaseHTTPRequestHandler]
-    _name = "server"
-
-    def __init__(self) -> None:
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), self._handler)
-        server.owner = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{self._name}-{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop accepting, close the listening socket (idempotent).
-
-        Handler threads are daemons blocked on idle keep-alive connections at
-        most; they end with the client or the interpreter.
-        """
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError(f"{self._name} is not running")
-        return int(self._server.server_address[1])
-
-
-class _BaseHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _BaseHandler(QuietHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm the second waits for the client's
     # delayed ACK (~40 ms per answer), which would swamp any latency a test sets or measures.
     disable_nagle_algorithm = True
-    timeout = 60  # an idle keep-alive connection is closed after this
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        return  # requests are recorded structurally
 
     # -- request bodies
 
@@ -365,6 +290,15 @@ def _upstream_base(upstream: Any) -> str:
     return str(url).rstrip("/")
 
 
+def _upstream_context(upstream: Any, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:
+    """The TLS context to reach ``upstream`` with: the one given, else a TLS registry handle's own (it trusts
+    the handle's private CA), else None (the system's trust)."""
+    if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
+        context: ssl.SSLContext = upstream.ssl_context()
+        return context
+    return ssl_context
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The proxy
 
@@ -482,7 +416,7 @@ class _ProxyHandler(_BaseHandler):
             conn.close()
 
 
-class RegistryProxy(_Background):
+class RegistryProxy(BackgroundServer["ProxyRecord"]):
     """Reverse proxy on ``127.0.0.1:PORT`` in front of ``upstream``.
 
     ``upstream`` is a URL (``http://127.0.0.1:5000``) or anything with a
@@ -503,29 +437,17 @@ class RegistryProxy(_Background):
     ) -> None:
         super().__init__()
         self.upstream = _upstream_base(upstream)
-        self.ssl_context = ssl_context
-        if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
-            self.ssl_context = upstream.ssl_context()
+        self.ssl_context = _upstream_context(upstream, ssl_context)
         self.timeout = timeout
         #: Seconds added to every request, to model a remote registry (benchmarks of concurrency).
         self.latency = 0.0
         self.storage: BlobStorageServer | None = None
         #: Set when the proxy stops: releases handlers holding a stalled upload.
         self._stopping = threading.Event()
-        self._records: list[ProxyRecord] = []
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
         if start:
             self.start()
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``: what goes into a reference (a loopback host: plain HTTP by default)."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def stop(self) -> None:
         self._stopping.set()
@@ -533,25 +455,10 @@ class RegistryProxy(_Background):
 
     # -- records
 
-    @property
-    def requests(self) -> list[ProxyRecord]:
-        """A snapshot of every request seen so far, in arrival order."""
-        with self._lock:
-            return list(self._records)
-
     def requests_matching(self, predicate: Predicate | None = None, **kwargs: str) -> list[ProxyRecord]:
         """Recorded requests for which ``predicate`` (or ``matching(**kwargs)``) holds."""
         test = predicate or matching(**kwargs)
         return [record for record in self.requests if test(record)]
-
-    def clear(self) -> None:
-        """Forget recorded requests (not the hooks)."""
-        with self._lock:
-            self._records.clear()
-
-    def _record(self, record: ProxyRecord) -> None:
-        with self._lock:
-            self._records.append(record)
 
     # -- hooks
 
@@ -656,7 +563,7 @@ class _StorageHandler(_BaseHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
-class BlobStorageServer(_Background):
+class BlobStorageServer(BackgroundServer["StorageRecord"]):
     """Serves ``/blob/<digest>?name=<repo>`` by fetching the blob from the registry itself.
 
     Listens on 127.0.0.1 but is addressed as ``http://localhost:PORT`` (its
@@ -683,30 +590,13 @@ class BlobStorageServer(_Background):
         self.upstream = _upstream_base(upstream)
         self.username = username
         self.password = password
-        self.ssl_context = ssl_context
-        if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
-            self.ssl_context = upstream.ssl_context()
-        self._records: list[StorageRecord] = []
-        self._lock = threading.Lock()
+        self.ssl_context = _upstream_context(upstream, ssl_context)
         if start:
             self.start()
 
     @property
     def url(self) -> str:
         return f"http://localhost:{self.port}"
-
-    @property
-    def requests(self) -> list[StorageRecord]:
-        with self._lock:
-            return list(self._records)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
-
-    def _record(self, record: StorageRecord) -> None:
-        with self._lock:
-            self._records.append(record)
 
     def _serve(self, handler: _StorageHandler, record: StorageRecord, name: str, digest: str) -> None:
         import httpx
