@@ -81,7 +81,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from .server import BackgroundServer, QuietHandler
+from .server import BackgroundServer, QuietHandler, RecordedRequest
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
     from typing_extensions import Self
@@ -210,43 +210,10 @@ class StoredManifest:
 
 
 @dataclass
-class FakeRequest:
-    """One request the fake received and how it answered.
+class FakeRequest(RecordedRequest):
+    """One request the fake received and how it answered (``body_size``: the request body's length)."""
 
-    ``status`` and ``response_headers`` are filled in *before* the answer is
-    written, so a client that has its answer always finds them.
-    """
-
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    time: float
-    status: int | None = None
-    response_headers: tuple[tuple[str, str], ...] = ()
     body_size: int = 0
-
-    @property
-    def target(self) -> str:
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-    @property
-    def params(self) -> dict[str, list[str]]:
-        return parse_qs(self.query, keep_blank_values=True)
-
-    def header(self, name: str) -> str | None:
-        return _find_header(self.headers, name)
-
-    def response_header(self, name: str) -> str | None:
-        return _find_header(self.response_headers, name)
-
-
-def _find_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers:
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 @dataclass

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .server import BackgroundServer, QuietHandler
+from .server import BackgroundServer, QuietHandler, RecordedRequest
 
 __all__ = [
     "BlobStorageServer",
@@ -70,50 +70,14 @@ HOP_BY_HOP = frozenset(
 _BLOB_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$")
 
 
-def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers:
-        if key.lower() == lowered:
-            return value
-    return None
-
-
 @dataclass
-class ProxyRecord:
-    """One request the proxy received, and what it answered.
-
-    ``time`` is ``time.monotonic()`` when the request head arrived (to measure
-    a client's back-off). ``status`` and ``response_headers`` are filled in
-    *before* the answer is written, so a client that has its answer always
-    finds them. ``action`` is ``forwarded``, ``injected``, ``dropped``,
-    ``redirected`` or ``failed`` (the upstream could not be reached).
+class ProxyRecord(RecordedRequest):
+    """One request the proxy received, and what it answered (its ``response_headers`` after ``Location``
+    rewriting). ``action`` is ``forwarded``, ``injected``, ``dropped``, ``redirected`` or ``failed`` (the
+    upstream could not be reached).
     """
 
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    time: float
     action: str = "forwarded"
-    status: int | None = None
-    response_headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def target(self) -> str:
-        """Path plus ``?query`` exactly as the client sent it."""
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-    @property
-    def params(self) -> dict[str, list[str]]:
-        return parse_qs(self.query, keep_blank_values=True)
-
-    def header(self, name: str) -> str | None:
-        """A request header (case-insensitive), or None."""
-        return _header(self.headers, name)
-
-    def response_header(self, name: str) -> str | None:
-        """A header of the proxy's answer (after ``Location`` rewriting), or None."""
-        return _header(self.response_headers, name)
 
 
 Predicate = Callable[[ProxyRecord], bool]
@@ -528,18 +492,8 @@ class RegistryProxy(BackgroundServer["ProxyRecord"]):
 
 
 @dataclass
-class StorageRecord:
+class StorageRecord(RecordedRequest):
     """One request the storage server received."""
-
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    time: float
-    status: int | None = None
-
-    def header(self, name: str) -> str | None:
-        return _header(self.headers, name)
 
 
 class _StorageHandler(_BaseHandler):

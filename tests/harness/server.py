@@ -11,15 +11,61 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from urllib.parse import parse_qs
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
     from typing_extensions import Self
 
-__all__ = ["BackgroundServer", "HarnessHTTPServer", "QuietHandler"]
+__all__ = ["BackgroundServer", "HarnessHTTPServer", "QuietHandler", "RecordedRequest"]
 
-Record = TypeVar("Record")
+
+@dataclass
+class RecordedRequest:
+    """One request a server received, and how it answered.
+
+    ``time`` is ``time.monotonic()`` when the request head arrived (to measure a client's back-off).
+    ``status`` and ``response_headers`` are filled in *before* the answer is written, so a client that has
+    its answer always finds them.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    time: float
+    status: int | None = None
+    response_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def target(self) -> str:
+        """Path plus ``?query`` exactly as the client sent it."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        return parse_qs(self.query, keep_blank_values=True)
+
+    def header(self, name: str) -> str | None:
+        """A request header (case-insensitive), or None."""
+        return _find_header(self.headers, name)
+
+    def response_header(self, name: str) -> str | None:
+        """A header of the answer (case-insensitive), or None."""
+        return _find_header(self.response_headers, name)
+
+
+def _find_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+Record = TypeVar("Record", bound=RecordedRequest)
 
 
 class HarnessHTTPServer(ThreadingHTTPServer):
