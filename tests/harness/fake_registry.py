@@ -151,6 +151,15 @@ class _Problem(Exception):
         self.headers = headers or {}
 
 
+def _checked_digest(value: str) -> str:
+    """The algorithm of ``value``; a malformed digest or an unsupported algorithm is a ``DIGEST_INVALID``."""
+    try:
+        algorithm, _ = parse_digest(value)
+    except ValueError as exc:
+        raise _digest_problem(str(exc), {"digest": value}) from None
+    return algorithm
+
+
 def _digest_problem(message: str, detail: Any = None) -> _Problem:
     return _Problem(400, "DIGEST_INVALID", message, detail)
 
@@ -244,27 +253,7 @@ class _Answer:
 
 class _Handler(QuietHandler):
     def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts: list[bytes] = []
-            while True:
-                line = self.rfile.readline(65537)
-                if not line:
-                    raise ConnectionError("client closed the connection mid-body")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                data = self.rfile.read(size)
-                if len(data) != size:
-                    raise ConnectionError("client closed the connection mid-chunk")
-                parts.append(data)
-                self.rfile.readline(3)  # CRLF after the chunk
-        length = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(length) if length else b""
-        if len(data) != length:
-            raise ConnectionError("client closed the connection mid-body")
-        return data
+        return b"".join(self._request_body())
 
     def _handle(self) -> None:
         registry: FakeRegistry = self.server.owner
@@ -450,10 +439,7 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
         return repo
 
     def _blob(self, method: str, name: str, digest: str) -> _Answer:
-        try:
-            parse_digest(digest)
-        except ValueError as exc:
-            raise _digest_problem(str(exc), {"digest": digest}) from None
+        _checked_digest(digest)
         with self._lock:
             repo = self._repos.get(name)
             present = repo is not None and digest in repo.blobs
@@ -492,10 +478,7 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
         )
 
     def _store_blob(self, name: str, digest: str, data: bytes) -> _Answer:
-        try:
-            alg, _ = parse_digest(digest)
-        except ValueError as exc:
-            raise _digest_problem(str(exc), {"digest": digest}) from None
+        alg = _checked_digest(digest)
         actual = compute_digest(data, alg)
         if actual != digest:
             raise _digest_problem("provided digest did not match uploaded content",
@@ -508,10 +491,7 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
         with self._lock:
             mount = params.get("mount")
             if mount is not None:
-                try:
-                    parse_digest(mount)
-                except ValueError as exc:
-                    raise _digest_problem(str(exc), {"digest": mount}) from None
+                _checked_digest(mount)
                 source = self._repos.get(params.get("from", ""))
                 if source is not None and mount in source.blobs:
                     self._repo(name).blobs.add(mount)
@@ -571,10 +551,7 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
     def _manifest(self, method: str, name: str, reference: str, headers: Any, body: bytes) -> _Answer:
         by_digest = _is_digest(reference)
         if by_digest:
-            try:
-                parse_digest(reference)
-            except ValueError as exc:
-                raise _digest_problem(str(exc), {"digest": reference}) from None
+            _checked_digest(reference)
         elif not TAG_RE.fullmatch(reference):
             if method == "PUT":
                 raise _Problem(400, "MANIFEST_INVALID", "invalid tag", {"tag": reference})
@@ -723,10 +700,7 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
             return _Answer(200, {"Content-Type": "text/html; charset=utf-8"}, _HTML_PAGE)
         if not self.referrers_api:
             return _not_found_text()
-        try:
-            parse_digest(digest)
-        except ValueError as exc:
-            raise _digest_problem(str(exc), {"digest": digest}) from None
+        _checked_digest(digest)
         with self._lock:
             repo = self._repos.get(name)
             if repo is None or not repo.named:

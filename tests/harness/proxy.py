@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .server import BackgroundServer, QuietHandler, RecordedRequest
+from .server import CHUNK, BackgroundServer, QuietHandler, RecordedRequest
 
 __all__ = [
     "BlobStorageServer",
@@ -52,7 +52,6 @@ __all__ = [
     "matching",
 ]
 
-CHUNK = 64 * 1024
 #: Headers that describe one connection, not the message; never forwarded.
 HOP_BY_HOP = frozenset(
     {
@@ -128,38 +127,6 @@ class _BaseHandler(QuietHandler):
     disable_nagle_algorithm = True
 
     # -- request bodies
-
-    def _request_body(self) -> Iterator[bytes]:
-        """The request body in chunks, from ``Content-Length`` or chunked framing."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            yield from self._chunked_body()
-            return
-        remaining = int(self.headers.get("Content-Length") or 0)
-        while remaining > 0:
-            data = self.rfile.read(min(remaining, CHUNK))
-            if not data:
-                raise ConnectionError("client closed the connection mid-body")
-            remaining -= len(data)
-            yield data
-
-    def _chunked_body(self) -> Iterator[bytes]:
-        while True:
-            line = self.rfile.readline(65537)
-            if not line:
-                raise ConnectionError("client closed the connection mid-body")
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return
-            remaining = size
-            while remaining > 0:
-                data = self.rfile.read(min(remaining, CHUNK))
-                if not data:
-                    raise ConnectionError("client closed the connection mid-body")
-                remaining -= len(data)
-                yield data
-            self.rfile.readline(3)  # CRLF after the chunk
 
     def _has_body(self) -> bool:
         return "Transfer-Encoding" in self.headers or "Content-Length" in self.headers

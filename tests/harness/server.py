@@ -13,13 +13,17 @@ import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qs
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
     from typing_extensions import Self
 
-__all__ = ["BackgroundServer", "HarnessHTTPServer", "QuietHandler", "RecordedRequest"]
+__all__ = ["CHUNK", "BackgroundServer", "HarnessHTTPServer", "QuietHandler", "RecordedRequest"]
+
+#: Bytes read or written at a time when a body is streamed.
+CHUNK = 64 * 1024
 
 
 @dataclass
@@ -83,7 +87,8 @@ class HarnessHTTPServer(ThreadingHTTPServer):
 
 
 class QuietHandler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive, and no access log: the servers record requests structurally instead."""
+    """HTTP/1.1 with keep-alive, request bodies read in either framing, and no access log: the servers
+    record requests structurally instead."""
 
     protocol_version = "HTTP/1.1"
     timeout = 60  # an idle keep-alive connection is closed after this
@@ -91,6 +96,38 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         return
+
+    def _request_body(self) -> Iterator[bytes]:
+        """The request body in chunks, from ``Content-Length`` or chunked framing."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            yield from self._chunked_body()
+            return
+        remaining = int(self.headers.get("Content-Length") or 0)
+        while remaining > 0:
+            data = self.rfile.read(min(remaining, CHUNK))
+            if not data:
+                raise ConnectionError("client closed the connection mid-body")
+            remaining -= len(data)
+            yield data
+
+    def _chunked_body(self) -> Iterator[bytes]:
+        while True:
+            line = self.rfile.readline(65537)
+            if not line:
+                raise ConnectionError("client closed the connection mid-body")
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return
+            remaining = size
+            while remaining > 0:
+                data = self.rfile.read(min(remaining, CHUNK))
+                if not data:
+                    raise ConnectionError("client closed the connection mid-body")
+                remaining -= len(data)
+                yield data
+            self.rfile.readline(3)  # CRLF after the chunk
 
 
 class BackgroundServer(Generic[Record]):
