@@ -102,7 +102,10 @@ class QuietHandler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             yield from self._chunked_body()
             return
-        remaining = int(self.headers.get("Content-Length") or 0)
+        yield from self._sized_body(int(self.headers.get("Content-Length") or 0))
+
+    def _sized_body(self, size: int) -> Iterator[bytes]:
+        remaining = size
         while remaining > 0:
             data = self.rfile.read(min(remaining, CHUNK))
             if not data:
@@ -120,13 +123,7 @@ class QuietHandler(BaseHTTPRequestHandler):
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
-            remaining = size
-            while remaining > 0:
-                data = self.rfile.read(min(remaining, CHUNK))
-                if not data:
-                    raise ConnectionError("client closed the connection mid-body")
-                remaining -= len(data)
-                yield data
+            yield from self._sized_body(size)
             self.rfile.readline(3)  # CRLF after the chunk
 
 
