@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.registry import RunningRegistry
+from harness.runner_files import parse_github_outputs
 
 _PLATFORM_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITLAB_CI", "TF_BUILD",
                        "AGENT_TEMPDIRECTORY")
@@ -40,26 +41,7 @@ def _ok(result: CliResult, code: int = 0) -> CliResult:
 
 
 def github_outputs(path: Path) -> dict[str, str]:
-    """``$GITHUB_OUTPUT`` read as the runner reads it (later values of a name win)."""
-    lines = path.read_text().split("\n")
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line:
-            continue
-        equals, heredoc = line.find("="), line.find("<<")
-        if equals >= 0 and (heredoc < 0 or equals < heredoc):
-            out[line[:equals]] = line[equals + 1:]
-            continue
-        name, delimiter, value = line[:heredoc], line[heredoc + 2:], []
-        while lines[i] != delimiter:
-            value.append(lines[i])
-            i += 1
-        i += 1
-        out[name] = "\n".join(value)
-    return out
+    return parse_github_outputs(path.read_text())
 
 
 def dotenv(path: Path) -> dict[str, str]:
