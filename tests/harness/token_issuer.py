@@ -399,8 +399,24 @@ class _TokenHandler(QuietHandler):
             body["refresh_token"] = refresh
         return _Reply(HTTPStatus.OK, body, granted=tuple(granted))
 
-    def _finish(self, reply: _Reply, record: TokenRequestRecord) -> None:
-        self.issuer._record(record)
+    def _finish(self, reply: _Reply, params: dict[str, list[str]], *, grant_type: str | None,
+                username: str | None, account: str | None) -> None:
+        """Record the request (``params``: its query or form), then answer it."""
+        scope_params = tuple(params.get("scope", []))
+        self.issuer._record(TokenRequestRecord(
+            method=self.command,
+            path=urlsplit(self.path).path,
+            scopes=tuple(s for v in scope_params for s in v.split()),
+            scope_params=scope_params,
+            has_authorization="Authorization" in self.headers,
+            grant_type=grant_type,
+            username=username,
+            service=_first(params, "service"),
+            account=account,
+            client_id=_first(params, "client_id"),
+            status=int(reply.status),
+            granted=reply.granted,
+        ))
         self._send(reply)
 
     # -- verbs
@@ -428,23 +444,7 @@ class _TokenHandler(QuietHandler):
                 reply = self._token_reply(subject, service, parse_scopes(scope_params), None)
             except _UnauthorizedError as exc:
                 reply = _unauthorized(str(exc), challenge=True)
-        self._finish(
-            reply,
-            TokenRequestRecord(
-                method="GET",
-                path=url.path,
-                scopes=tuple(s for v in scope_params for s in v.split()),
-                scope_params=scope_params,
-                has_authorization="Authorization" in self.headers,
-                grant_type=None,
-                username=username,
-                service=_first(query, "service"),
-                account=_first(query, "account"),
-                client_id=_first(query, "client_id"),
-                status=int(reply.status),
-                granted=reply.granted,
-            ),
-        )
+        self._finish(reply, query, grant_type=None, username=username, account=_first(query, "account"))
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
@@ -470,23 +470,7 @@ class _TokenHandler(QuietHandler):
                 reply = _Reply(
                     HTTPStatus.BAD_REQUEST, {"error": exc.error, "error_description": exc.description}
                 )
-        self._finish(
-            reply,
-            TokenRequestRecord(
-                method="POST",
-                path=url.path,
-                scopes=tuple(s for v in scope_params for s in v.split()),
-                scope_params=scope_params,
-                has_authorization="Authorization" in self.headers,
-                grant_type=grant_type,
-                username=username,
-                service=_first(form, "service"),
-                account=None,
-                client_id=_first(form, "client_id"),
-                status=int(reply.status),
-                granted=reply.granted,
-            ),
-        )
+        self._finish(reply, form, grant_type=grant_type, username=username, account=None)
 
     def _post_grant(
         self,
