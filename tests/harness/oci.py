@@ -19,14 +19,18 @@ from typing import Any
 import httpx
 
 __all__ = [
+    "CYCLONEDX",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
     "MANIFEST_ACCEPT",
+    "NOTARY",
     "OCI_EMPTY_DIGEST",
     "OCI_EMPTY_JSON",
     "OCI_INDEX",
     "OCI_MANIFEST",
     "PushedImage",
+    "SIGSTORE_BUNDLE",
+    "SPDX",
     "compact",
     "digest_of",
     "fallback_tag",
@@ -49,6 +53,12 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 #: distribution answers 404 to a manifest GET whose Accept lacks the OCI types.
 MANIFEST_ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_MANIFEST_LIST}"
+
+#: Artifact types of what the attach steps attach: SBOMs (CycloneDX, SPDX) and signatures (Notary, Sigstore).
+CYCLONEDX = "application/vnd.cyclonedx+json"
+SPDX = "application/spdx+json"
+NOTARY = "application/vnd.cncf.notary.signature"
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 _CHALLENGE_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
 

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.fake_registry import FakeRegistry, FakeRequest
-from harness.oci import OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_MANIFEST, push_image
+from harness.oci import NOTARY, OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_MANIFEST, SIGSTORE_BUNDLE, push_image
 from samples.make_samples import CREATED, make_chain, notary_cose, notary_jws, package_json, write_all
 
 from ci_oras.errors import EXIT_USAGE
@@ -35,8 +35,6 @@ SBOM_FORMAT = "dev.ci-oras.sbom.format"
 SBOM_SPEC = "dev.ci-oras.sbom.spec-version"
 SBOM_TOOL = "dev.ci-oras.sbom.tool"
 THUMBPRINT = "io.cncf.notary.x509chain.thumbprint#S256"
-NOTARY = "application/vnd.cncf.notary.signature"
-SIGSTORE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 #: SOURCE_DATE_EPOCH for the signature tests: 2024-05-02T10:15:30Z.
 EPOCH = "1714644930"
 
@@ -264,7 +262,7 @@ def test_attach_sigstore_bundle(registry: tuple[FakeRegistry, str], samples: dic
     assert doc["schema"] == "ci-oras/attach-signature/v1"
     assert doc["format"].startswith("Sigstore bundle v0.3")
     manifest = _stored(fake, doc["digest"])
-    _check_manifest(manifest, samples[name], subject, SIGSTORE_V03, SIGSTORE_V03)
+    _check_manifest(manifest, samples[name], subject, SIGSTORE_BUNDLE, SIGSTORE_BUNDLE)
     assert manifest["annotations"]["dev.sigstore.bundle.content"] == content
     if content == "dsse-envelope":
         assert manifest["annotations"]["dev.sigstore.bundle.predicateType"] == "https://slsa.dev/provenance/v1"

@@ -18,13 +18,12 @@ import httpx
 import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, invoke_cli
-from harness.oci import compact, push_fallback_index, push_image, push_referrer, subject_of
+from harness.oci import SIGSTORE_BUNDLE, compact, push_fallback_index, push_image, push_referrer, subject_of
 from harness.registry import RunningRegistry
 
 from ci_oras.errors import EXIT_OK, EXIT_VERIFICATION_FAILED
 from ci_oras.schemas import load_schema
 
-BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 SPDX = "https://spdx.dev/Document/v2.3"
 CYCLONEDX = "https://cyclonedx.org/bom"
@@ -34,11 +33,11 @@ PROVENANCE = "https://slsa.dev/provenance/v1"
 def _attest(client: httpx.Client, url: str, repo: str, subject: dict[str, Any], predicate: str,
             listed: list[dict[str, Any]], listed_annotations: dict[str, str] | None = None) -> str:
     """Push a bundle referrer as actions/attest does and add it to the subject's fallback index."""
-    bundle = compact({"mediaType": BUNDLE, "dsseEnvelope": {
+    bundle = compact({"mediaType": SIGSTORE_BUNDLE, "dsseEnvelope": {
         "payloadType": "application/vnd.in-toto+json", "payload": uuid.uuid4().hex, "signatures": []}})
-    pushed = push_referrer(client, url, repo, subject, BUNDLE, bundle, layer_type=BUNDLE, annotations={
-        "dev.sigstore.bundle.content": "dsse-envelope", PREDICATE_TYPE: predicate,
-        "org.opencontainers.image.created": "2026-01-01T00:00:00Z"})
+    pushed = push_referrer(client, url, repo, subject, SIGSTORE_BUNDLE, bundle, layer_type=SIGSTORE_BUNDLE,
+                           annotations={"dev.sigstore.bundle.content": "dsse-envelope", PREDICATE_TYPE: predicate,
+                                        "org.opencontainers.image.created": "2026-01-01T00:00:00Z"})
     # the listing entry carries the annotations it is given (none, or false ones), not the manifest's
     entry = {key: pushed[key] for key in ("mediaType", "digest", "size", "artifactType")}
     if listed_annotations is not None:

@@ -18,7 +18,9 @@ import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.graphs import attach_signed_sbom
 from harness.oci import (
+    CYCLONEDX,
     MANIFEST_ACCEPT,
+    NOTARY,
     OCI_INDEX,
     OCI_MANIFEST,
     compact,
@@ -31,8 +33,6 @@ from harness.oci import (
 )
 from harness.registry import RunningRegistry
 
-CYCLONEDX = "application/vnd.cyclonedx+json"
-NOTARY = "application/vnd.cncf.notary.signature"
 COUNTER = "application/vnd.example.countersignature.v1"
 REPORT = "application/vnd.example.report.v1"
 

@@ -26,7 +26,11 @@ from harness.cli import CliResult, clean_env, run_cli
 from harness.fake_registry import FakeRegistry
 from harness.graphs import attach_signed_sbom
 from harness.oci import (
+    CYCLONEDX,
+    NOTARY,
     OCI_INDEX,
+    SIGSTORE_BUNDLE,
+    SPDX,
     compact,
     push_fallback_index,
     push_image,
@@ -40,10 +44,6 @@ from samples.make_samples import make_chain, notary_jws
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, EXIT_VERIFICATION_FAILED
 from ci_oras.schemas import load_schema
 
-CYCLONEDX = "application/vnd.cyclonedx+json"
-SPDX = "application/spdx+json"
-NOTARY = "application/vnd.cncf.notary.signature"
-BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SARIF = "application/sarif+json"
 PREDICATE = {"dev.sigstore.bundle.predicateType": "https://slsa.dev/provenance/v1"}
 
@@ -359,9 +359,10 @@ def api_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiGraph]:
             cyclonedx = seed.referrer(image, CYCLONEDX)
             spdx = seed.referrer(image, SPDX)
             signature = seed.referrer(image, NOTARY)
-            bundle_signature = seed.referrer(image, BUNDLE, {"dev.sigstore.bundle.content": "message-signature"})
-            bundle_attestation = seed.referrer(image, BUNDLE, {**PREDICATE,
-                                                               "dev.sigstore.bundle.content": "dsse-envelope"})
+            bundle_signature = seed.referrer(image, SIGSTORE_BUNDLE,
+                                             {"dev.sigstore.bundle.content": "message-signature"})
+            bundle_attestation = seed.referrer(image, SIGSTORE_BUNDLE,
+                                               {**PREDICATE, "dev.sigstore.bundle.content": "dsse-envelope"})
             sarif = seed.referrer(image, SARIF)
             cyclonedx_signature = seed.referrer(seed.descriptors[cyclonedx], NOTARY)
         yield ApiGraph(fake, repo, clean_env(tmp_path_factory.mktemp("verify-api")), image, cyclonedx,
@@ -450,7 +451,7 @@ def test_api_wait_succeeds_when_seeded_meanwhile(fake_registry: Any, tmp_path: P
         seeded: list[str] = []
         result = _verify_then((f"{fake.host}/{repo}:v1", "-r", "sbom", "-r", "attestation", "--wait", "30",
                                "--interval", "200ms", "-O", "json"), clean_env(tmp_path),
-                              lambda: seeded.append(seed.referrer(image, BUNDLE, PREDICATE)))
+                              lambda: seeded.append(seed.referrer(image, SIGSTORE_BUNDLE, PREDICATE)))
     document = _document(result, EXIT_OK)
     assert _by_spec(document)["attestation"]["found"] == seeded
     # it waited: the first check without the attestation, a later one with it
@@ -506,7 +507,7 @@ def multi_arch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             seed.referrer(index, NOTARY)
             amd64_sbom = seed.referrer(amd64, SPDX)
             seed.referrer(amd64, NOTARY)
-            seed.referrer(arm64, BUNDLE)
+            seed.referrer(arm64, SIGSTORE_BUNDLE)
         yield MultiArch(host, repo, clean_env(tmp_path_factory.mktemp("verify-multi")), index["digest"],
                         amd64["digest"], arm64["digest"], amd64_sbom)
     finally:

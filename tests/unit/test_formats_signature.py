@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from harness.oci import NOTARY, SIGSTORE_BUNDLE
 from samples import make_samples as samples
 from samples.make_samples import Chain, Tagged, cbor_encode
 
@@ -27,9 +28,7 @@ from ci_oras.errors import EXIT_USAGE, UsageError
 from ci_oras.formats import Detected, cbor
 from ci_oras.formats.signature import SIGNATURE_LIMIT, detect_signature
 
-NOTARY = "application/vnd.cncf.notary.signature"
 THUMBPRINTS = "io.cncf.notary.x509chain.thumbprint#S256"
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 CONTENT = "dev.sigstore.bundle.content"
 PREDICATE = "dev.sigstore.bundle.predicateType"
 
@@ -231,8 +230,8 @@ def test_mutated_cose_never_escapes_as_anything_but_a_usage_error(tmp_path: Path
 def test_sigstore_message_signature_bundle(tmp_path: Path, chain: Chain) -> None:
     detected = detect_signature(write(tmp_path, samples.sigstore_message_bundle(chain), "a.sigstore.json"))
     assert detected == Detected(
-        artifact_type=BUNDLE_V03,
-        media_type=BUNDLE_V03,
+        artifact_type=SIGSTORE_BUNDLE,
+        media_type=SIGSTORE_BUNDLE,
         annotations={CONTENT: "message-signature"},
         format="Sigstore bundle v0.3 (message signature)",
     )
@@ -246,8 +245,8 @@ def test_sigstore_dsse_bundle_with_provenance(tmp_path: Path, chain: Chain) -> N
               samples.dsse_pae(envelope["payloadType"], payload))
     detected = detect_signature(write(tmp_path, data))
     assert detected == Detected(
-        artifact_type=BUNDLE_V03,
-        media_type=BUNDLE_V03,
+        artifact_type=SIGSTORE_BUNDLE,
+        media_type=SIGSTORE_BUNDLE,
         annotations={CONTENT: "dsse-envelope", PREDICATE: "https://slsa.dev/provenance/v1"},
         format="Sigstore bundle v0.3 (DSSE envelope)",
     )
@@ -256,8 +255,8 @@ def test_sigstore_dsse_bundle_with_provenance(tmp_path: Path, chain: Chain) -> N
 @pytest.mark.parametrize(
     ("media_type", "artifact_type", "version"),
     [
-        ("application/vnd.dev.sigstore.bundle+json;version=0.3", BUNDLE_V03, "0.3"),
-        ("application/vnd.dev.sigstore.bundle+json; version=0.3", BUNDLE_V03, "0.3"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.3", SIGSTORE_BUNDLE, "0.3"),
+        ("application/vnd.dev.sigstore.bundle+json; version=0.3", SIGSTORE_BUNDLE, "0.3"),
         ("application/vnd.dev.sigstore.bundle+json;version=0.2",
          "application/vnd.dev.sigstore.bundle+json;version=0.2", "0.2"),
         ("application/vnd.dev.sigstore.bundle+json;version=0.1",
