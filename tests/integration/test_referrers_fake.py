@@ -123,6 +123,18 @@ def attach(cli: Callable[..., CliResult], tmp_path: Path, subject: str, name: st
     return doc
 
 
+def attach_unannounced(fake: FakeRegistry, client: httpx.Client, cli: Callable[..., CliResult],
+                       tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Seed ``app:v1`` and attach a report to it, on a registry whose answer to the report's PUT carries no
+    ``OCI-Subject`` (the client is not told the registry listed it); returns both descriptors."""
+    subject = seed_image(client, fake, "app")
+    fake.clear()
+    attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt")
+    (put,) = manifest_puts(fake, attached["digest"])
+    assert put.response_header("OCI-Subject") is None
+    return subject, attached
+
+
 def discover(cli: Callable[..., CliResult], reference: str, *extra: str) -> dict[str, Any]:
     result = cli("discover", reference, "--output", "json", *extra)
     assert result.returncode == 0, result.stderr
@@ -200,12 +212,7 @@ def test_api_answer_is_remembered_per_repository(fake_registry: FakeFactory, cli
 def test_api_without_oci_subject_header_maintains_the_fallback_index(
         fake_registry: FakeFactory, client: httpx.Client, cli: Callable[..., CliResult], tmp_path: Path) -> None:
     fake = fake_registry(oci_subject_header=False)
-    subject = seed_image(client, fake, "app")
-    fake.clear()
-
-    attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt")
-    (put,) = manifest_puts(fake, attached["digest"])
-    assert put.response_header("OCI-Subject") is None
+    subject, attached = attach_unannounced(fake, client, cli, tmp_path)
     # Without the header the client cannot know the registry listed it: it keeps the tag schema up to date.
     assert fallback_tag(subject["digest"]) in fake.tags("app")
     assert fallback_index(fake, "app", subject["digest"]) == [attached["digest"]]
@@ -273,12 +280,7 @@ def test_discover_follows_link_pages(fake_registry: FakeFactory, client: httpx.C
 def test_without_api_the_tag_schema_is_used_and_probed_once(
         fake_registry: FakeFactory, client: httpx.Client, cli: Callable[..., CliResult], tmp_path: Path) -> None:
     fake = fake_registry(referrers_api=False)
-    subject = seed_image(client, fake, "app")
-    fake.clear()
-
-    attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt")
-    (put,) = manifest_puts(fake, attached["digest"])
-    assert put.response_header("OCI-Subject") is None
+    subject, attached = attach_unannounced(fake, client, cli, tmp_path)
     assert fallback_index(fake, "app", subject["digest"]) == [attached["digest"]]
     stored, referrer = fake.manifest("app", fallback_tag(subject["digest"])), fake.manifest("app", attached["digest"])
     assert stored is not None and referrer is not None
