@@ -55,6 +55,16 @@ def expected_thumbprints(chain: Chain) -> str:
     return "[" + ",".join(f'"{h}"' for h in hexes) + "]"
 
 
+def notary(chain: Chain, envelope: str, media_type: str) -> Detected:
+    """What detecting a Notary Project signature by ``chain`` in ``envelope`` (JWS, COSE) must find."""
+    return Detected(
+        artifact_type=NOTARY,
+        media_type=media_type,
+        annotations={THUMBPRINTS: expected_thumbprints(chain)},
+        format=f"Notary Project {envelope} signature",
+    )
+
+
 def refused(path: Path) -> UsageError:
     with pytest.raises(UsageError) as caught:
         detect_signature(path)
@@ -93,12 +103,7 @@ def test_notary_jws_es256(tmp_path: Path, chain: Chain) -> None:
     signing_input = f"{envelope['protected']}.{envelope['payload']}".encode()
     ec_verify(chain, b64url_decode(envelope["signature"]), signing_input)
     detected = detect_signature(write(tmp_path, data, "sig.jws"))
-    assert detected == Detected(
-        artifact_type=NOTARY,
-        media_type="application/jose+json",
-        annotations={THUMBPRINTS: expected_thumbprints(chain)},
-        format="Notary Project JWS signature",
-    )
+    assert detected == notary(chain, "JWS", "application/jose+json")
     hexes = json.loads(detected.annotations[THUMBPRINTS])
     assert hexes == [hashlib.sha256(der).hexdigest() for der in chain.ders]
     assert " " not in detected.annotations[THUMBPRINTS]
@@ -178,12 +183,7 @@ def test_notary_cose(tmp_path: Path, chain: Chain) -> None:
     data = samples.notary_cose(chain)
     verify_cose(chain, data)
     detected = detect_signature(write(tmp_path, data, "sig.cose"))
-    assert detected == Detected(
-        artifact_type=NOTARY,
-        media_type="application/cose",
-        annotations={THUMBPRINTS: expected_thumbprints(chain)},
-        format="Notary Project COSE signature",
-    )
+    assert detected == notary(chain, "COSE", "application/cose")
 
 
 def test_notary_cose_untagged_and_single_certificate(tmp_path: Path, chain: Chain) -> None:
