@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.cli import clean_env, run_cli
+from harness.cli import clean_env, push_one_file, run_cli
 from harness.oci import OCI_EMPTY_JSON, OCI_MANIFEST, push_blob, push_manifest
 from harness.registry import RunningRegistry
 
@@ -137,12 +137,7 @@ def test_tampered_layout_blob_is_integrity_error(tmp_path: Path) -> None:
 def test_manifest_digest_mismatch_is_integrity_error(registry_plain: RunningRegistry, tmp_path: Path,
                                                      unique_repo: str) -> None:
     """Asking for a digest and getting other bytes (a lying registry or proxy) must fail, not be used."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "f").write_text("x")
-    env = clean_env(tmp_path)
-    pushed = run_cli("push", f"oci:{tmp_path / 'layout'}:v1", "f", "--output", "json", env=env, cwd=src)
-    digest = pushed.json()["digest"]
+    env, digest = push_one_file(f"oci:{tmp_path / 'layout'}:v1", tmp_path)
     manifest_file = tmp_path / "layout" / "blobs" / "sha256" / digest.split(":")[1]
     manifest_file.write_bytes(manifest_file.read_bytes() + b" ")
     result = run_cli("manifest", "fetch", f"oci:{tmp_path / 'layout'}@{digest}", env=env)
