@@ -357,6 +357,10 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
         where = self.host if hasattr(self, "_port") else "not started"
         return f"<FakeRegistry {where} referrers_api={self.referrers_api}>"
 
+    def writes(self) -> list[FakeRequest]:
+        """The recorded requests that change something (PUT, POST, PATCH, DELETE), in arrival order."""
+        return [r for r in self.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
+
     # ------------------------------------------------------------------ state inspection
 
     def referrers(self, name: str, digest: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ import httpx
 import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
-from harness.fake_registry import FakeRegistry, FakeRequest
+from harness.fake_registry import FakeRegistry
 from harness.oci import NOTARY, OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_MANIFEST, SIGSTORE_BUNDLE, push_image
 from samples.make_samples import CREATED, make_chain, notary_cose, notary_jws, package_json, write_all
 
@@ -63,10 +63,6 @@ def _ok(result: CliResult) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     doc: dict[str, Any] = result.json()
     return doc
-
-
-def _writes(fake: FakeRegistry) -> list[FakeRequest]:
-    return [r for r in fake.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
 
 
 def _stored(fake: FakeRegistry, digest: str) -> dict[str, Any]:
@@ -164,11 +160,11 @@ def test_attach_sbom_refuses_a_non_sbom_and_pushes_nothing(registry: tuple[FakeR
     assert "not a CycloneDX or SPDX SBOM" in refused.stderr
     assert "--artifact-type" in refused.stderr
     assert refused.stdout == ""
-    assert _writes(fake) == []
+    assert fake.writes() == []
 
     missing = run_cli("attach-sbom", f"{fake.host}/app:v1", "nope.json", env=env, cwd=tmp_path)
     assert missing.returncode == EXIT_USAGE and "file not found" in missing.stderr
-    assert _writes(fake) == []
+    assert fake.writes() == []
 
     # --artifact-type skips detection: the file is attached as it is.
     forced = _ok(run_cli("attach-sbom", f"{fake.host}/app:v1", "package.json", "--artifact-type",
@@ -284,7 +280,7 @@ def test_attach_signature_unknown_format_needs_both_flags(registry: tuple[FakeRe
                    "application/vnd.dev.cosign.simplesigning.v1+json", env=env, cwd=tmp_path)
     assert half.returncode == EXIT_USAGE, half.stderr
     assert "--artifact-type and --media-type" in half.stderr
-    assert _writes(fake) == [], "nothing is uploaded for a refused signature"
+    assert fake.writes() == [], "nothing is uploaded for a refused signature"
 
     doc = _ok(run_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", "--artifact-type",
                       "application/vnd.example.cosign-signature", "--media-type",

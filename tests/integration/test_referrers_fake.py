@@ -100,10 +100,6 @@ def manifest_puts(fake: FakeRegistry, reference: str) -> list[FakeRequest]:
     return [r for r in fake.requests if r.method == "PUT" and r.path.endswith(f"/manifests/{reference}")]
 
 
-def writes(fake: FakeRegistry) -> list[FakeRequest]:
-    return [r for r in fake.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
-
-
 def fallback_index(fake: FakeRegistry, repo: str, subject_digest: str) -> list[str]:
     stored = fake.manifest(repo, fallback_tag(subject_digest))
     assert stored is not None, f"no fallback index {fallback_tag(subject_digest)}"
@@ -493,7 +489,7 @@ def test_platform_picks_the_child_of_an_index(fake_registry: FakeFactory, client
     assert "not an image index" in on_image.stderr
     malformed = cli("attach", f"{fake.host}/app:v1", "report.txt", "--artifact-type", REPORT, "--platform", "arm64")
     assert malformed.returncode == EXIT_USAGE, malformed.stderr
-    assert writes(fake) == [], "nothing may be pushed when the subject cannot be resolved"
+    assert fake.writes() == [], "nothing may be pushed when the subject cannot be resolved"
 
 
 # -- 12. subjects: digests, other referrers, missing ones ------------------------------------------------------------
@@ -537,7 +533,7 @@ def test_attach_to_a_missing_subject_or_without_type(fake_registry: FakeFactory,
     untyped = cli("attach", f"{fake.host}/app:v1", "report.txt")
     assert untyped.returncode == EXIT_USAGE, untyped.stderr
     assert "--artifact-type" in untyped.stderr
-    assert writes(fake) == []
+    assert fake.writes() == []
 
 
 def test_missing_api_is_probed_once_even_when_a_level_is_listed_in_parallel(
