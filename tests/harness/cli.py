@@ -58,6 +58,12 @@ def run_cli(
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
 
+def expect(result: CliResult, code: int = 0) -> CliResult:
+    """``result``, once it is checked to have exited ``code`` (with the whole output in the message if not)."""
+    assert result.returncode == code, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
 def push_one_file(reference: str, work: Path) -> tuple[dict[str, str], str]:
     """Push one small file to ``reference`` with the real CLI, its HOME in ``work``; returns that environment
     and the digest pushed."""

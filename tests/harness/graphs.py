@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from samples.make_samples import cyclonedx_json, make_chain, notary_jws
 
-from .cli import CliResult, clean_env, run_cli
+from .cli import clean_env, expect, run_cli
 from .oci import push_image
 from .registry import RunningRegistry
 
@@ -31,12 +30,6 @@ class SignedSbom:
     signature: str
 
 
-def _document(result: CliResult) -> dict[str, Any]:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    document: dict[str, Any] = result.json()
-    return document
-
-
 def attach_signed_sbom(registry: RunningRegistry, repo: str, work: Path) -> SignedSbom:
     """Push an image tagged ``v1`` to ``repo`` by raw HTTP, attach a CycloneDX 1.5 SBOM to it and a Notary JWS
     signature to the SBOM (by digest) with the real CLI, run in ``work``."""
@@ -45,10 +38,10 @@ def attach_signed_sbom(registry: RunningRegistry, repo: str, work: Path) -> Sign
         image = push_image(client, registry.url, repo, tag="v1").manifest_digest
     (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
     ref = f"{registry.host}/{repo}"
-    sbom = _document(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work))
+    sbom = expect(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work)).json()
     (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
-    signature = _document(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
-                                  env=env, cwd=work))
+    signature = expect(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
+                               env=env, cwd=work)).json()
     assert sbom["subject"]["digest"] == image
     assert signature["subject"]["digest"] == sbom["digest"]
     return SignedSbom(ref, env, image, sbom["digest"], signature["digest"])

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from harness.cli import CliResult
+from harness.cli import CliResult, expect
 from harness.fake_registry import FakeRegistry
 from harness.oci import (
     MANIFEST_ACCEPT,
@@ -110,13 +110,8 @@ def fallback_entries(base: str, repo: str, subject: str) -> list[str]:
 # -- the CLI -------------------------------------------------------------------------------------------------------
 
 
-def ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 def delete_json(cli: Callable[..., CliResult], *args: str) -> dict[str, Any]:
-    doc: dict[str, Any] = ok(cli("delete", *args, "-O", "json")).json()
+    doc: dict[str, Any] = expect(cli("delete", *args, "-O", "json")).json()
     jsonschema.validate(doc, load_schema("delete"))
     return doc
 
@@ -186,10 +181,10 @@ def test_deleting_one_referrer_updates_the_subjects_fallback_index(
     assert writes == [("PUT", fallback_tag(g.image)), ("DELETE", g.indexes[g.image]), ("DELETE", g.report)]
     assert status(registry_plain.url, unique_repo, g.indexes[g.image]) == 404
 
-    found = ok(cli("discover", f"{ref}:v1", "-O", "json")).json()
+    found = expect(cli("discover", f"{ref}:v1", "-O", "json")).json()
     assert digests(found["referrers"]) == [g.sbom]
     assert digests(found["referrers"][0]["referrers"]) == [g.sig]
-    assert g.report not in ok(cli("discover", f"{ref}:v1")).stdout
+    assert g.report not in expect(cli("discover", f"{ref}:v1")).stdout
 
 
 def test_deleting_the_last_referrer_removes_the_index_tag_and_orphans_are_cleaned_up_by_digest(
@@ -197,11 +192,11 @@ def test_deleting_the_last_referrer_removes_the_index_tag_and_orphans_are_cleane
         cli: Callable[..., CliResult]) -> None:
     g = seed_graph(registry_plain.url, unique_repo, tag_schema=True)
     ref = f"{proxy.host}/{unique_repo}"
-    ok(cli("delete", f"{ref}@{g.report}"))
+    expect(cli("delete", f"{ref}@{g.report}"))
     proxy.clear()
 
     # The SBOM is the image's last referrer, and it has a referrer itself (the signature).
-    result = ok(cli("delete", f"{ref}@{g.sbom}", "-O", "json"))
+    result = expect(cli("delete", f"{ref}@{g.sbom}", "-O", "json"))
     doc = result.json()
     jsonschema.validate(doc, load_schema("delete"))
     assert doc["indexesUpdated"] == [{"subject": g.image, "tag": fallback_tag(g.image)}]
@@ -235,7 +230,7 @@ def test_dry_run_makes_only_read_requests(registry_plain: RunningRegistry, proxy
     assert doc["dryRun"] is True
     assert digests(doc["deleted"]) == [g.sig, g.sbom, g.report, g.image]
     assert [e["subject"] for e in doc["indexesDeleted"]] == [g.sbom, g.image]
-    text = ok(cli("delete", f"{ref}:v1", "--graph", "--dry-run")).stderr.splitlines()
+    text = expect(cli("delete", f"{ref}:v1", "--graph", "--dry-run")).stderr.splitlines()
     assert text[0] == "Dry run: would delete 4 manifests:"
     assert text[1:5] == [f"{g.image}  application/vnd.ci-oras.test", f"  {g.sbom}  {SBOM}",
                          f"    {g.sig}  {SIGNATURE}", f"  {g.report}  {REPORT}"], "tree order"
@@ -419,9 +414,9 @@ def _layout_graph(tmp_path: Path, cli: Callable[..., CliResult]) -> tuple[Path, 
     ref = f"oci:{layout}"
     for name in ("app.txt", "sbom.json", "sbom.sig"):
         (tmp_path / name).write_text(f"{name}\n")
-    image = ok(cli("push", f"{ref}:v1", "app.txt", "-O", "json")).json()["digest"]
-    sbom = ok(cli("attach", f"{ref}:v1", "sbom.json", "--artifact-type", SBOM, "-O", "json")).json()["digest"]
-    sig = ok(cli("attach", f"{ref}@{sbom}", "sbom.sig", "--artifact-type", SIGNATURE, "-O", "json")).json()["digest"]
+    image = expect(cli("push", f"{ref}:v1", "app.txt", "-O", "json")).json()["digest"]
+    sbom = expect(cli("attach", f"{ref}:v1", "sbom.json", "--artifact-type", SBOM, "-O", "json")).json()["digest"]
+    sig = expect(cli("attach", f"{ref}@{sbom}", "sbom.sig", "--artifact-type", SIGNATURE, "-O", "json")).json()["digest"]
     return layout, ref, {"image": image, "sbom": sbom, "sig": sig}
 
 
@@ -459,11 +454,11 @@ def test_layout_deleting_a_referrer_updates_another_tools_fallback_index(
     assert digests(rewritten["manifests"]) == [second]
     assert rewritten["manifests"][0]["annotations"] == {"tool": "two"}, "the other tool's fields are kept"
     assert rewritten["annotations"] == {"written-by": "other-tool"}
-    found = ok(cli("discover", f"{ref}:v1", "-O", "json")).json()
+    found = expect(cli("discover", f"{ref}:v1", "-O", "json")).json()
     assert sorted(digests(found["referrers"])) == sorted([d["sbom"], second])
 
     doc = delete_json(cli, f"{ref}@{second}")  # the index's last entry: the tag goes
     assert doc["indexesUpdated"] == [{"subject": d["image"], "tag": fallback_tag(d["image"])}]
     assert not [e for e in _entries(layout) if e.get("annotations", {}).get(REF_NAME, "").startswith("sha256-")]
     assert not (layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).exists()
-    assert digests(ok(cli("discover", f"{ref}:v1", "-O", "json")).json()["referrers"]) == [d["sbom"]]
+    assert digests(expect(cli("discover", f"{ref}:v1", "-O", "json")).json()["referrers"]) == [d["sbom"]]

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env, expect, run_cli
 from harness.graphs import attach_signed_sbom
 from harness.oci import (
     CYCLONEDX,
@@ -35,11 +35,6 @@ from harness.registry import RunningRegistry
 
 COUNTER = "application/vnd.example.countersignature.v1"
 REPORT = "application/vnd.example.report.v1"
-
-
-def _ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def _raw_fallback(registry: RunningRegistry, repo: str, subject_digest: str) -> dict[str, Any]:
@@ -76,7 +71,7 @@ def deep_graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPat
     repo = f"test/deep-{uuid.uuid4().hex[:8]}"
     g = attach_signed_sbom(registry_plain, repo, work)
     (work / "countersig.txt").write_text("countersigned by the release manager\n")
-    counter = _ok(run_cli("attach", f"{g.ref}@{g.signature}", "countersig.txt", "--artifact-type", COUNTER,
+    counter = expect(run_cli("attach", f"{g.ref}@{g.signature}", "countersig.txt", "--artifact-type", COUNTER,
                           "-O", "json", env=g.env, cwd=work)).json()
     assert counter["subject"]["digest"] == g.signature
     yield DeepGraph(registry_plain, repo, g.env, g.image, g.sbom, g.signature, counter["digest"])
@@ -89,13 +84,13 @@ def test_fallback_indexes_hold_each_level(deep_graph: DeepGraph) -> None:
         index = _raw_fallback(g.registry, g.repo, subject)
         assert [(e["digest"], e["artifactType"]) for e in index["manifests"]] == [(referrer, artifact_type)]
         assert index["manifests"][0]["mediaType"] == OCI_MANIFEST
-    tags = _ok(g.cli("tags", g.ref)).stdout.split()
+    tags = expect(g.cli("tags", g.ref)).stdout.split()
     assert sorted(tags) == sorted(["v1", *(fallback_tag(d) for d in (g.image, g.sbom, g.signature))])
 
 
 def test_discover_tree_shows_the_whole_depth(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    tree = _ok(g.cli("discover", f"{g.ref}:v1")).stdout.splitlines()
+    tree = expect(g.cli("discover", f"{g.ref}:v1")).stdout.splitlines()
     assert tree == [
         f"{g.ref}@{g.image}",
         f"└── {CYCLONEDX}",
@@ -109,7 +104,7 @@ def test_discover_tree_shows_the_whole_depth(deep_graph: DeepGraph) -> None:
 
 def test_discover_json_nests_referrers(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    doc = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "json")).json()
+    doc = expect(g.cli("discover", f"{g.ref}:v1", "--format", "json")).json()
     assert doc["schema"] == "ci-oras/discover/v1"
     assert doc["digest"] == g.image and doc["count"] == 3
     (sbom,) = doc["referrers"]
@@ -122,20 +117,20 @@ def test_discover_json_nests_referrers(deep_graph: DeepGraph) -> None:
     assert (counter["digest"], counter["artifactType"], counter["referrers"]) == (g.countersignature, COUNTER, [])
     assert counter["reference"] == f"{g.ref}@{g.countersignature}"
     # --output json is the same document.
-    assert _ok(g.cli("discover", f"{g.ref}:v1", "--output", "json")).json() == doc
+    assert expect(g.cli("discover", f"{g.ref}:v1", "--output", "json")).json() == doc
 
 
 def test_discover_depth_limits_the_walk(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    one = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "1", "-O", "json")).json()
+    one = expect(g.cli("discover", f"{g.ref}:v1", "--depth", "1", "-O", "json")).json()
     assert [(n["digest"], n["referrers"]) for n in one["referrers"]] == [(g.sbom, [])]
     assert one["count"] == 1
-    two = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "2", "-O", "json")).json()
+    two = expect(g.cli("discover", f"{g.ref}:v1", "--depth", "2", "-O", "json")).json()
     assert two["count"] == 2 and two["referrers"][0]["referrers"][0]["referrers"] == []
     # Starting from the middle of the graph works the same way.
-    middle = _ok(g.cli("discover", f"{g.ref}@{g.sbom}", "-O", "json")).json()
+    middle = expect(g.cli("discover", f"{g.ref}@{g.sbom}", "-O", "json")).json()
     assert middle["digest"] == g.sbom and middle["count"] == 2
-    tree = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "1")).stdout
+    tree = expect(g.cli("discover", f"{g.ref}:v1", "--depth", "1")).stdout
     assert g.sbom in tree and g.signature not in tree
     zero = g.cli("discover", f"{g.ref}:v1", "--depth", "0")
     assert zero.returncode == 2
@@ -143,13 +138,13 @@ def test_discover_depth_limits_the_walk(deep_graph: DeepGraph) -> None:
 
 def test_discover_table_and_mermaid(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    table = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "table")).stdout.splitlines()
+    table = expect(g.cli("discover", f"{g.ref}:v1", "--format", "table")).stdout.splitlines()
     assert table[0].split() == ["DEPTH", "ARTIFACT", "TYPE", "DIGEST", "SUBJECT"]
     rows = [line.split() for line in table[1:]]
     assert rows == [["1", CYCLONEDX, g.sbom, g.image], ["2", NOTARY, g.signature, g.sbom],
                     ["3", COUNTER, g.countersignature, g.signature]]
 
-    mermaid = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "mermaid")).stdout
+    mermaid = expect(g.cli("discover", f"{g.ref}:v1", "--format", "mermaid")).stdout
     lines = mermaid.splitlines()
     assert lines[0] == "graph TD"
     for digest in (g.sbom, g.signature, g.countersignature):
@@ -217,15 +212,15 @@ def test_attach_and_discover_with_token_auth(registry_token: RunningRegistry, tm
     ref = f"{registry_token.host}/{unique_repo}"
     (tmp_path / "app.txt").write_text("app\n")
     (tmp_path / "report.txt").write_text("report\n")
-    _ok(run_cli("push", f"{ref}:v1", "app.txt", env=env, cwd=tmp_path))
+    expect(run_cli("push", f"{ref}:v1", "app.txt", env=env, cwd=tmp_path))
 
     issuer.clear_requests()
-    attached = _ok(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-O", "json",
+    attached = expect(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-O", "json",
                            env=env, cwd=tmp_path)).json()
     assert [r.scopes for r in issuer.requests] == [(f"repository:{unique_repo}:pull,push",)]
 
     issuer.clear_requests()
-    found = _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
+    found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     assert [n["digest"] for n in found["referrers"]] == [attached["digest"]]
     assert [r.scopes for r in issuer.requests] == [(f"repository:{unique_repo}:pull",)]
 

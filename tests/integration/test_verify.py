@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env, expect, run_cli
 from harness.fake_registry import FakeRegistry
 from harness.graphs import attach_signed_sbom
 from harness.oci import (
@@ -48,14 +48,9 @@ SARIF = "application/sarif+json"
 PREDICATE = {"dev.sigstore.bundle.predicateType": "https://slsa.dev/provenance/v1"}
 
 
-def _check(result: CliResult, code: int) -> CliResult:
-    assert result.returncode == code, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
-
-
 def _document(result: CliResult, code: int) -> dict[str, Any]:
     """The JSON document (on exit 0 and on exit 1 alike), validated against the shipped schema."""
-    _check(result, code)
+    expect(result, code)
     document: dict[str, Any] = result.json()
     jsonschema.validate(document, load_schema("verify"))
     assert document["ok"] is (code == EXIT_OK)
@@ -158,7 +153,7 @@ def test_tag_schema_aliases_and_chain_hold(attached: Attached) -> None:
 
 def test_tag_schema_text_output(attached: Attached) -> None:
     a = attached
-    result = _check(a.verify(f"{a.ref}:v1", "-r", "sbom>signature"), EXIT_OK)
+    result = expect(a.verify(f"{a.ref}:v1", "-r", "sbom>signature"), EXIT_OK)
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert lines[0] == f"Checked {a.ref}:v1 ({a.image})"
@@ -183,7 +178,7 @@ def test_missing_referrer_exits_1_with_the_document_on_stdout(attached: Attached
 
 def test_missing_referrer_text_marks(attached: Attached) -> None:
     a = attached
-    result = _check(a.verify(f"{a.ref}:v1", "-r", "sbom", "-r", "sbom>attestation"), EXIT_VERIFICATION_FAILED)
+    result = expect(a.verify(f"{a.ref}:v1", "-r", "sbom", "-r", "sbom>attestation"), EXIT_VERIFICATION_FAILED)
     assert "✓ sbom: 1 of 1" in result.stderr
     assert "✗ sbom>attestation: missing (0 of 1)" in result.stderr
     assert result.stderr.splitlines()[-1] == "Error: verification failed: missing sbom>attestation"
@@ -268,7 +263,7 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
 
     result = _verify_then((f"{ref}:v1", "-r", "signature", "--wait", "1m", "--interval", "0.3", "-O", "json"),
                           env, attach_now)
-    signature = _check(attach["result"], 0).json()["digest"]
+    signature = expect(attach["result"], 0).json()["digest"]
     document = _document(result, EXIT_OK)
     assert _by_spec(document)["signature"]["found"] == [signature]
     assert document["digest"] == image
@@ -281,11 +276,11 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
 def test_not_found_exits_3(attached: Attached) -> None:
     a = attached
     result = a.verify(f"{a.ref}:nope", "-r", "sbom", "-O", "json")
-    assert _check(result, EXIT_NOT_FOUND).stdout == ""
-    _check(a.verify(f"{a.registry.host}/test/missing-{uuid.uuid4().hex[:8]}:v1", "-r", "sbom"), EXIT_NOT_FOUND)
+    assert expect(result, EXIT_NOT_FOUND).stdout == ""
+    expect(a.verify(f"{a.registry.host}/test/missing-{uuid.uuid4().hex[:8]}:v1", "-r", "sbom"), EXIT_NOT_FOUND)
     # --wait waits for referrers, not for the subject: a missing REF fails at once
     started = time.monotonic()
-    _check(a.verify(f"{a.ref}:nope", "-r", "sbom", "--wait", "30s"), EXIT_NOT_FOUND)
+    expect(a.verify(f"{a.ref}:nope", "-r", "sbom", "--wait", "30s"), EXIT_NOT_FOUND)
     assert time.monotonic() - started < 20
 
 
@@ -303,7 +298,7 @@ def test_not_found_exits_3(attached: Attached) -> None:
 ])
 def test_usage_errors_exit_2(attached: Attached, args: tuple[str, ...], message: str) -> None:
     a = attached
-    result = _check(a.verify(f"{a.ref}:v1", *args, "-O", "json"), EXIT_USAGE)
+    result = expect(a.verify(f"{a.ref}:v1", *args, "-O", "json"), EXIT_USAGE)
     assert result.stdout == ""
     assert message in result.stderr
 
@@ -312,7 +307,7 @@ def test_bad_line_in_require_file_names_file_and_line(attached: Attached, tmp_pa
     a = attached
     gate = tmp_path / "gate.txt"
     gate.write_text("sbom\n# ok\nsignature*two\n")
-    result = _check(a.verify(f"{a.ref}:v1", "--require-file", str(gate)), EXIT_USAGE)
+    result = expect(a.verify(f"{a.ref}:v1", "--require-file", str(gate)), EXIT_USAGE)
     assert f"{gate}:3:" in result.stderr and "signature*2" in result.stderr
 
 
@@ -438,7 +433,7 @@ def test_api_chain_follows_only_matching_referrers(api_graph: ApiGraph) -> None:
 def test_api_not_found_exits_3(api_graph: ApiGraph) -> None:
     g = api_graph
     result = g.verify(f"{g.ref}:v9", "-r", "sbom", "-O", "json")
-    assert _check(result, EXIT_NOT_FOUND).stdout == ""
+    assert expect(result, EXIT_NOT_FOUND).stdout == ""
 
 
 def test_api_wait_succeeds_when_seeded_meanwhile(fake_registry: Any, tmp_path: Path) -> None:
@@ -524,7 +519,7 @@ def test_platform_checks_that_child(multi_arch: MultiArch) -> None:
         ("sbom", m.amd64, "linux/amd64"), ("signature", m.amd64, "linux/amd64")]
     assert _by_spec(document)["sbom"]["found"] == [m.amd64_sbom]
 
-    result = _check(m.verify("--platform", "linux/arm64", "-r", "sbom", "-r", "signature"),
+    result = expect(m.verify("--platform", "linux/arm64", "-r", "sbom", "-r", "signature"),
                     EXIT_VERIFICATION_FAILED)
     assert "✗ [linux/arm64] sbom: missing (0 of 1)" in result.stderr
     assert "✓ [linux/arm64] signature: 1 of 1" in result.stderr
@@ -551,13 +546,13 @@ def test_index_itself_without_platform_flags(multi_arch: MultiArch) -> None:
     m = multi_arch
     document = _document(m.verify("-r", "signature", "-O", "json"), EXIT_OK)
     assert [(e["subject"], "platform" in e) for e in document["requirements"]] == [(m.index, False)]
-    result = _check(m.verify("-r", "sbom"), EXIT_VERIFICATION_FAILED)
+    result = expect(m.verify("-r", "sbom"), EXIT_VERIFICATION_FAILED)
     # the SBOM hangs off a child: the error says how to check the children
     assert "--all-platforms" in result.stderr.splitlines()[-1]
 
 
 def test_platform_errors(multi_arch: MultiArch) -> None:
     m = multi_arch
-    missing = _check(m.verify("--platform", "linux/s390x", "-r", "sbom"), EXIT_NOT_FOUND)
+    missing = expect(m.verify("--platform", "linux/s390x", "-r", "sbom"), EXIT_NOT_FOUND)
     assert "available: linux/amd64, linux/arm64" in missing.stderr
-    _check(m.verify("--platform", "linux", "-r", "sbom"), EXIT_USAGE)
+    expect(m.verify("--platform", "linux", "-r", "sbom"), EXIT_USAGE)
