@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +25,9 @@ from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistr
 from harness.cli import CliResult, clean_env, run_cli
 from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
+
+if TYPE_CHECKING:
+    import httpx
 
 _INTEGRATION_DIR = _TESTS_DIR / "integration"
 
@@ -141,6 +144,15 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
     """``cli(*args)`` runs the real command in a subprocess in ``tmp_path``, with a private HOME there (so no
     credentials of the machine take part), the way a CI job runs it."""
     return functools.partial(run_cli, env=clean_env(tmp_path), cwd=tmp_path)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    """A plain HTTP client, to seed and inspect registries by raw HTTP rather than through the code under test."""
+    import httpx
+
+    with httpx.Client(timeout=30) as http:
+        yield http
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ same raw request sequence runs against both and must give the same status codes 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -38,12 +38,6 @@ FakeFactory = Callable[..., FakeRegistry]
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=TIMEOUT) as c:
-        yield c
 
 
 @pytest.fixture

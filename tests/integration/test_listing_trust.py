@@ -10,7 +10,7 @@ checked by raw HTTP too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,14 +66,8 @@ def as_listed(desc: Desc, artifact_type: str) -> Desc:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(registry_plain: RunningRegistry, http: httpx.Client, unique_repo: str) -> Repo:
-    return Repo(http, registry_plain.url, unique_repo)
+def repo(registry_plain: RunningRegistry, client: httpx.Client, unique_repo: str) -> Repo:
+    return Repo(client, registry_plain.url, unique_repo)
 
 
 def document(result: CliResult, step: str, code: int = EXIT_OK) -> dict[str, Any]:
@@ -270,10 +264,10 @@ def test_types_match_case_insensitively_on_the_tag_schema(repo: Repo, registry_p
 
 
 def test_types_match_case_insensitively_with_the_servers_filter(
-        fake_registry: Callable[..., FakeRegistry], http: httpx.Client, cli: Callable[..., CliResult]) -> None:
+        fake_registry: Callable[..., FakeRegistry], client: httpx.Client, cli: Callable[..., CliResult]) -> None:
     """The fake applies ``?artifactType=`` exactly, as the spec says: sending it would lose the referrer."""
     fake = fake_registry(filter_header=True)
-    repo = Repo(http, fake.url, "app")
+    repo = Repo(client, fake.url, "app")
     subject = repo.image("v1")
     signature = repo.referrer(subject, MIXED)
     fake.clear()

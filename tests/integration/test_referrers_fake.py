@@ -10,7 +10,7 @@ requests the fake recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,6 @@ IMAGE_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
 # -- seeding by raw HTTP -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as http:
-        yield http
 
 
 def seed_image(client: httpx.Client, fake: FakeRegistry, repo: str, tag: str = "v1") -> dict[str, Any]:
