@@ -148,7 +148,7 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    """A plain HTTP client, to seed and inspect registries by raw HTTP rather than through the code under test."""
+    """A plain HTTP client, to seed and inspect registries by raw HTTP (not through the code under test)."""
     import httpx
 
     with httpx.Client(timeout=30) as http:

@@ -59,8 +59,9 @@ def run_cli(
 
 
 def expect(result: CliResult, code: int = 0) -> CliResult:
-    """``result``, once it is checked to have exited ``code`` (with the whole output in the message if not)."""
-    assert result.returncode == code, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    """``result``, once checked to have exited ``code`` (the message shows the whole output if not)."""
+    assert result.returncode == code, (
+        f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
     return result
 
 

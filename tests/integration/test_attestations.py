@@ -35,9 +35,10 @@ def _attest(client: httpx.Client, url: str, repo: str, subject: dict[str, Any], 
     """Push a bundle referrer as actions/attest does and add it to the subject's fallback index."""
     bundle = compact({"mediaType": SIGSTORE_BUNDLE, "dsseEnvelope": {
         "payloadType": "application/vnd.in-toto+json", "payload": uuid.uuid4().hex, "signatures": []}})
+    annotations = {"dev.sigstore.bundle.content": "dsse-envelope", PREDICATE_TYPE: predicate,
+                   "org.opencontainers.image.created": "2026-01-01T00:00:00Z"}
     pushed = push_referrer(client, url, repo, subject, SIGSTORE_BUNDLE, bundle, layer_type=SIGSTORE_BUNDLE,
-                           annotations={"dev.sigstore.bundle.content": "dsse-envelope", PREDICATE_TYPE: predicate,
-                                        "org.opencontainers.image.created": "2026-01-01T00:00:00Z"})
+                           annotations=annotations)
     # the listing entry carries the annotations it is given (none, or false ones), not the manifest's
     entry = {key: pushed[key] for key in ("mediaType", "digest", "size", "artifactType")}
     if listed_annotations is not None:
