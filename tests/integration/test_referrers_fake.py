@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from harness.cli import CliResult, clean_env
 from harness.fake_registry import FakeRegistry, FakeRequest
 from harness.oci import (

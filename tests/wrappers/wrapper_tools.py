@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import clean_env
-from harness.prerequisites import in_ci, missing
+from harness.prerequisites import missing
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
 
