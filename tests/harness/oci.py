@@ -35,9 +35,11 @@ __all__ = [
     "digest_of",
     "fallback_tag",
     "parse_challenge",
+    "push_artifact",
     "push_blob",
     "push_fallback_index",
     "push_image",
+    "push_layer",
     "push_manifest",
     "push_referrer",
     "subject_of",
@@ -181,40 +183,68 @@ def subject_of(pushed: PushedImage) -> dict[str, Any]:
     return {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
 
 
-def push_referrer(
+def push_layer(
     client: httpx.Client,
     base_url: str,
     repo: str,
-    subject: dict[str, Any],
-    artifact_type: str,
-    payload: bytes,
-    *,
-    layer_type: str = "application/octet-stream",
+    data: bytes,
+    media_type: str = "application/octet-stream",
     annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Push an OCI 1.1 artifact (empty ``{}`` config, ``payload`` as its one layer) whose subject is
-    ``subject``, by digest and untagged, the way ORAS attaches one; listed nowhere yet.
+    """Upload ``data`` as a blob; returns its descriptor as a manifest's ``layers`` lists it."""
+    layer: dict[str, Any] = {"mediaType": media_type, "digest": push_blob(client, base_url, repo, data),
+                             "size": len(data)}
+    if annotations:
+        layer["annotations"] = annotations
+    return layer
 
-    Returns its descriptor as a referrers index lists it: media type, digest, size, ``artifactType`` and the
-    manifest's annotations (when it has any).
+
+def push_artifact(
+    client: httpx.Client,
+    base_url: str,
+    repo: str,
+    layers: list[dict[str, Any]],
+    *,
+    reference: str | None = None,
+    artifact_type: str | None = None,
+    subject: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Push an OCI manifest with the empty ``{}`` config over ``layers`` (blobs already pushed), tagged
+    ``reference`` or else by digest; ``subject`` makes it a referrer of that manifest.
+
+    Returns its descriptor as a referrers index lists it: media type, digest, size, and the ``artifactType``
+    and annotations when it has them.
     """
     config = push_blob(client, base_url, repo, b"{}")
-    layer = push_blob(client, base_url, repo, payload)
-    doc: dict[str, Any] = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-        "layers": [{"mediaType": layer_type, "digest": layer, "size": len(payload)}],
-        "subject": {key: subject[key] for key in ("mediaType", "digest", "size")},
-    }
+    doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
+    if artifact_type is not None:
+        doc["artifactType"] = artifact_type
+    doc["config"] = {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2}
+    doc["layers"] = layers
+    if subject is not None:
+        doc["subject"] = {key: subject[key] for key in ("mediaType", "digest", "size")}
     if annotations:
         doc["annotations"] = annotations
     raw = compact(doc)
-    digest = push_manifest(client, base_url, repo, digest_of(raw), raw)
-    listed: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
-                              "artifactType": artifact_type}
+    digest = push_manifest(client, base_url, repo, reference or digest_of(raw), raw)
+    listed: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw)}
+    if artifact_type is not None:
+        listed["artifactType"] = artifact_type
     if annotations:
         listed["annotations"] = annotations
     return listed
+
+
+def push_referrer(client: httpx.Client, base_url: str, repo: str, subject: dict[str, Any], artifact_type: str,
+                  payload: bytes, *, layer_type: str = "application/octet-stream",
+                  annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """Push an OCI 1.1 artifact with ``payload`` as its one layer and ``subject`` as its subject, by digest
+    and untagged, the way ORAS attaches one; listed nowhere yet. Returns its descriptor as a referrers index
+    lists it."""
+    layer = push_layer(client, base_url, repo, payload, layer_type)
+    return push_artifact(client, base_url, repo, [layer], artifact_type=artifact_type, subject=subject,
+                         annotations=annotations)
 
 
 def push_fallback_index(
