@@ -209,14 +209,17 @@ def push_artifact(
     artifact_type: str | None = None,
     subject: dict[str, Any] | None = None,
     annotations: dict[str, str] | None = None,
+    push_config: bool = True,
 ) -> dict[str, Any]:
     """Push an OCI manifest with the empty ``{}`` config over ``layers`` (blobs already pushed), tagged
-    ``reference`` or else by digest; ``subject`` makes it a referrer of that manifest.
+    ``reference`` or else by digest; ``subject`` makes it a referrer of that manifest. ``push_config=False``
+    when the config blob is known to be there: distribution can fail a manifest PUT while the same blob is
+    being uploaded in parallel, so parallel seeding pushes it once, first.
 
     Returns its descriptor as a referrers index lists it: media type, digest, size, and the ``artifactType``
     and annotations when it has them.
     """
-    config = push_blob(client, base_url, repo, b"{}")
+    config = push_blob(client, base_url, repo, b"{}") if push_config else OCI_EMPTY_DIGEST
     doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
     if artifact_type is not None:
         doc["artifactType"] = artifact_type
