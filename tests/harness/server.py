@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qs
 
@@ -69,7 +69,8 @@ def _find_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
     return None
 
 
-Record = TypeVar("Record", bound=RecordedRequest)
+#: What a server records per request (a :class:`RecordedRequest`, or the token issuer's own record).
+Record = TypeVar("Record")
 
 
 class HarnessHTTPServer(ThreadingHTTPServer):
