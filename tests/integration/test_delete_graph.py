@@ -9,7 +9,6 @@ order and kind of requests from what the fake or a recording proxy saw.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from harness.cli import CliResult, expect
 from harness.fake_registry import FakeRegistry
 from harness.oci import (
     MANIFEST_ACCEPT,
-    OCI_EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
     compact,
@@ -35,6 +33,7 @@ from harness.oci import (
     push_referrer,
     subject_of,
 )
+from harness.oci_layout import REF_NAME, add_tag_schema_referrers, index_entries
 from harness.proxy import RegistryProxy, matching
 from harness.registry import RunningRegistry
 
@@ -49,7 +48,6 @@ SBOM = "application/vnd.example.sbom.v1"
 SIGNATURE = "application/vnd.example.signature.v1"
 REPORT = "application/vnd.example.report.v1"
 FOREIGN = "application/vnd.other-tool.attestation.v1"
-REF_NAME = "org.opencontainers.image.ref.name"
 READS = {"GET", "HEAD"}
 
 
@@ -375,38 +373,11 @@ def test_dash_tag_bug_is_no_index_to_drop_or_edit(fake_registry: Callable[..., F
 # -- OCI layout ------------------------------------------------------------------------------------------------
 
 
-def _blob(layout: Path, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
-    return f"sha256:{digest}"
-
-
-def _entries(layout: Path) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = json.loads((layout / "index.json").read_text())["manifests"]
-    return entries
-
-
 def _foreign(layout: Path, subject: str, names: list[str]) -> tuple[list[str], str]:
     """Referrers another tool stored only in the tag schema (blobs plus a ``sha256-<hex>`` index entry)."""
-    size = next(e["size"] for e in _entries(layout) if e["digest"] == subject)
-    _blob(layout, b"{}")
-    referrers = []
-    for name in names:
-        payload = _blob(layout, name.encode())
-        raw = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": FOREIGN,
-                        "config": {"mediaType": OCI_EMPTY_JSON, "digest": digest_of(b"{}"), "size": 2},
-                        "layers": [{"mediaType": "text/plain", "digest": payload, "size": len(name)}],
-                        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": size}})
-        referrers.append({"mediaType": OCI_MANIFEST, "digest": _blob(layout, raw), "size": len(raw),
-                          "artifactType": FOREIGN, "annotations": {"tool": name}})
-    raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": referrers,
-                    "annotations": {"written-by": "other-tool"}})
-    index = _blob(layout, raw)
-    doc = json.loads((layout / "index.json").read_text())
-    doc["manifests"].append({"mediaType": OCI_INDEX, "digest": index, "size": len(raw),
-                             "annotations": {REF_NAME: fallback_tag(subject)}})
-    (layout / "index.json").write_text(json.dumps(doc))
-    return [r["digest"] for r in referrers], index
+    return add_tag_schema_referrers(layout, subject, FOREIGN,
+                                    [("text/plain", name.encode(), {"tool": name}) for name in names],
+                                    {"written-by": "other-tool"})
 
 
 def _layout_graph(tmp_path: Path, cli: Callable[..., CliResult]) -> tuple[Path, str, dict[str, str]]:
@@ -426,7 +397,7 @@ def test_layout_graph_delete(tmp_path: Path, cli: Callable[..., CliResult]) -> N
 
     dry = delete_json(cli, f"{ref}:v1", "--graph", "--dry-run")
     assert set(digests(dry["deleted"])) == {d["sig"], d["sbom"], *foreign, d["image"]}
-    assert len(_entries(layout)) == 4, "a dry run changes nothing"
+    assert len(index_entries(layout)) == 4, "a dry run changes nothing"
 
     doc = delete_json(cli, f"{ref}:v1", "--graph")
 
@@ -434,7 +405,7 @@ def test_layout_graph_delete(tmp_path: Path, cli: Callable[..., CliResult]) -> N
     assert deleted[0] == d["sig"] and deleted[-1] == d["image"]
     assert sorted(deleted[1:3]) == sorted([d["sbom"], *foreign])
     assert doc["indexesDeleted"] == [{"subject": d["image"], "tag": fallback_tag(d["image"])}]
-    assert _entries(layout) == []
+    assert index_entries(layout) == []
     blobs = layout / "blobs" / "sha256"
     for digest in [*deleted, index]:
         assert not (blobs / digest.split(":")[1]).exists(), digest
@@ -448,7 +419,7 @@ def test_layout_deleting_a_referrer_updates_another_tools_fallback_index(
     doc = delete_json(cli, f"{ref}@{first}")
 
     assert doc["indexesUpdated"] == [{"subject": d["image"], "tag": fallback_tag(d["image"])}]
-    (entry,) = [e for e in _entries(layout) if e.get("annotations", {}).get(REF_NAME) == fallback_tag(d["image"])]
+    (entry,) = [e for e in index_entries(layout) if e.get("annotations", {}).get(REF_NAME) == fallback_tag(d["image"])]
     assert entry["digest"] != index and not (layout / "blobs" / "sha256" / index.split(":")[1]).exists()
     rewritten = json.loads((layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_bytes())
     assert digests(rewritten["manifests"]) == [second]
@@ -459,6 +430,6 @@ def test_layout_deleting_a_referrer_updates_another_tools_fallback_index(
 
     doc = delete_json(cli, f"{ref}@{second}")  # the index's last entry: the tag goes
     assert doc["indexesUpdated"] == [{"subject": d["image"], "tag": fallback_tag(d["image"])}]
-    assert not [e for e in _entries(layout) if e.get("annotations", {}).get(REF_NAME, "").startswith("sha256-")]
+    assert not [e for e in index_entries(layout) if e.get("annotations", {}).get(REF_NAME, "").startswith("sha256-")]
     assert not (layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).exists()
     assert digests(expect(cli("discover", f"{ref}:v1", "-O", "json")).json()["referrers"]) == [d["sbom"]]

@@ -13,26 +13,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from harness.cli import clean_env, expect, run_cli
-from harness.oci import OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST
+from harness.oci import OCI_MANIFEST, fallback_tag
+from harness.oci_layout import REF_NAME, add_tag_schema_referrers, index_entries, tag_entry
 
-REF_NAME = "org.opencontainers.image.ref.name"
 REPORT = "application/vnd.example.report.v1"
 SIGNATURE = "application/vnd.example.signature.v1"
 FOREIGN = "application/vnd.other-tool.attestation.v1"
-
-
-def _index(layout: Path) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = json.loads((layout / "index.json").read_text())["manifests"]
-    return entries
-
-
-def _write_blob(layout: Path, data: bytes) -> str:
-    hex_digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / hex_digest).write_bytes(data)
-    return f"sha256:{hex_digest}"
 
 
 def _setup(tmp_path: Path) -> tuple[Path, str, dict[str, str], str]:
@@ -56,7 +44,7 @@ def test_attach_and_discover_round_trip(tmp_path: Path) -> None:
     signature = expect(run_cli("attach", f"{ref}@{report['digest']}", "report.sig", "--artifact-type", SIGNATURE,
                             "-O", "json", env=env, cwd=tmp_path)).json()
 
-    entries = _index(layout)
+    entries = index_entries(layout)
     tagged = [e for e in entries if REF_NAME in e.get("annotations", {})]
     untagged = [e for e in entries if REF_NAME not in e.get("annotations", {})]
     assert [(e["digest"], e["annotations"][REF_NAME]) for e in tagged] == [(subject, "v1")]
@@ -88,25 +76,9 @@ def test_fallback_index_written_by_another_tool_is_read(tmp_path: Path) -> None:
 
     # Another tool stored an attestation only in the tag schema: a referrer manifest (not listed in index.json)
     # and an index tagged sha256-<hex> listing it.
-    subject_size = next(e["size"] for e in _index(layout) if e["digest"] == subject)
-    _write_blob(layout, b"{}")
-    statement = b'{"predicate": "attested"}'
-    payload = _write_blob(layout, statement)
-    foreign_raw = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": FOREIGN,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": OCI_EMPTY_DIGEST, "size": 2},
-        "layers": [{"mediaType": "application/json", "digest": payload, "size": len(statement)}],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size},
-    }).encode()
-    foreign = _write_blob(layout, foreign_raw)
-    fallback_raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": foreign, "size": len(foreign_raw), "artifactType": FOREIGN,
-         "annotations": {"org.opencontainers.image.created": "2024-05-02T10:15:30Z"}}]}).encode()
-    fallback = _write_blob(layout, fallback_raw)
-    doc = json.loads((layout / "index.json").read_text())
-    doc["manifests"].append({"mediaType": OCI_INDEX, "digest": fallback, "size": len(fallback_raw),
-                             "annotations": {REF_NAME: "sha256-" + subject.split(":")[1]}})
-    (layout / "index.json").write_text(json.dumps(doc))
+    (foreign,), fallback = add_tag_schema_referrers(layout, subject, FOREIGN, [
+        ("application/json", b'{"predicate": "attested"}',
+         {"org.opencontainers.image.created": "2024-05-02T10:15:30Z"})])
 
     found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     by_digest = {n["digest"]: n for n in found["referrers"]}
@@ -121,17 +93,15 @@ def test_fallback_index_written_by_another_tool_is_read(tmp_path: Path) -> None:
     # Attaching again keeps the other tool's index untouched (ci-oras lists its own referrers untagged).
     (tmp_path / "second.txt").write_text("second\n")
     expect(run_cli("attach", f"{ref}:v1", "second.txt", "--artifact-type", REPORT, env=env, cwd=tmp_path))
-    assert any(e["digest"] == fallback and e["annotations"][REF_NAME].startswith("sha256-") for e in _index(layout))
+    assert any(e["digest"] == fallback and e["annotations"][REF_NAME].startswith("sha256-") for e in index_entries(layout))
     assert expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()["count"] == 3
 
 
 def test_fallback_tag_pointing_at_the_subject_is_ignored(tmp_path: Path) -> None:
     """A layout copied from a registry with GitLab's bug may tag the subject itself as sha256-<hex>."""
     layout, ref, env, subject = _setup(tmp_path)
-    doc = json.loads((layout / "index.json").read_text())
-    entry = next(e for e in doc["manifests"] if e["digest"] == subject)
-    doc["manifests"].append({**entry, "annotations": {REF_NAME: "sha256-" + subject.split(":")[1]}})
-    (layout / "index.json").write_text(json.dumps(doc))
+    entry = next(e for e in index_entries(layout) if e["digest"] == subject)
+    tag_entry(layout, entry, fallback_tag(subject))
     found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     assert found["referrers"] == [] and found["count"] == 0
 
@@ -154,7 +124,7 @@ def test_concurrent_attaches_keep_every_entry(tmp_path: Path) -> None:
         digests.add(json.loads(stdout)["digest"])
     assert len(digests) == count
 
-    entries = _index(layout)
+    entries = index_entries(layout)
     assert sorted(e["digest"] for e in entries if REF_NAME not in e.get("annotations", {})) == sorted(digests)
     assert [e["digest"] for e in entries if e.get("annotations", {}).get(REF_NAME) == "v1"] == [subject]
     assert not list((layout).glob(".index.json.*.tmp")), "no temporary index files left behind"
