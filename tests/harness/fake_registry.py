@@ -252,16 +252,13 @@ class _Answer:
 
 
 class _Handler(QuietHandler):
-    def _read_body(self) -> bytes:
-        return b"".join(self._request_body())
-
     def _handle(self) -> None:
         registry: FakeRegistry = self.server.owner
         split = urlsplit(self.path)
         record = FakeRequest(self.command, split.path, split.query, tuple(self.headers.items()), time.monotonic())
         registry._record(record)
         try:
-            body = self._read_body()
+            body = b"".join(self._request_body())
         except (ConnectionError, ValueError):
             self.close_connection = True
             return
