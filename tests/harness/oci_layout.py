@@ -51,7 +51,7 @@ def add_tag_schema_referrers(layout: Path, subject: str, artifact_type: str,
     """
     size = next(entry["size"] for entry in index_entries(layout) if entry["digest"] == subject)
     write_blob(layout, b"{}")
-    listed = []
+    listed: list[dict[str, Any]] = []
     for media_type, payload, annotations in referrers:
         raw = compact({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
