@@ -39,10 +39,12 @@ __all__ = [
     "push_blob",
     "push_fallback_index",
     "push_image",
+    "push_index",
     "push_layer",
     "push_manifest",
     "push_referrer",
     "subject_of",
+    "with_platform",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -250,10 +252,25 @@ def push_referrer(client: httpx.Client, base_url: str, repo: str, subject: dict[
                          annotations=annotations)
 
 
+def with_platform(desc: dict[str, Any], platform: str, **extra: Any) -> dict[str, Any]:
+    """``desc`` as an image index lists the child for ``platform`` (``os/arch[/variant]``), plus ``extra``."""
+    os_name, architecture, *variant = platform.split("/")
+    spec = {"architecture": architecture, "os": os_name, **({"variant": variant[0]} if variant else {})}
+    return {**desc, "platform": spec, **extra}
+
+
+def push_index(client: httpx.Client, base_url: str, repo: str, reference: str,
+               children: list[dict[str, Any]]) -> dict[str, Any]:
+    """Push an image index listing ``children`` (descriptors), tagged ``reference``; returns its descriptor."""
+    raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    digest = push_manifest(client, base_url, repo, reference, raw, OCI_INDEX)
+    return {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}
+
+
 def push_fallback_index(
     client: httpx.Client, base_url: str, repo: str, subject_digest: str, entries: list[dict[str, Any]]
 ) -> str:
     """Write the tag schema's referrers index of ``subject_digest`` listing ``entries`` (true or not), as
     any client with push access can; returns its digest."""
-    raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
-    return push_manifest(client, base_url, repo, fallback_tag(subject_digest), raw, OCI_INDEX)
+    digest: str = push_index(client, base_url, repo, fallback_tag(subject_digest), entries)["digest"]
+    return digest

@@ -22,16 +22,16 @@ from harness.cli import CliResult, expect
 from harness.fake_registry import FakeRegistry
 from harness.oci import (
     MANIFEST_ACCEPT,
-    OCI_INDEX,
     OCI_MANIFEST,
     compact,
     digest_of,
     fallback_tag,
     push_fallback_index,
     push_image,
-    push_manifest,
+    push_index,
     push_referrer,
     subject_of,
+    with_platform,
 )
 from harness.oci_layout import REF_NAME, add_tag_schema_referrers, index_entries
 from harness.proxy import RegistryProxy, matching
@@ -311,12 +311,9 @@ def test_index_root_deletes_referrers_then_the_index_then_its_manifests(
         children = []
         for arch in ("amd64", "arm64"):
             image = push_image(client, fake.url, "multi", tag=f"only-{arch}", layer=f"{arch}\n".encode())
-            children.append({"mediaType": OCI_MANIFEST, "digest": image.manifest_digest,
-                             "size": len(image.manifest), "platform": {"architecture": arch, "os": "linux"}})
+            children.append(with_platform(subject_of(image), f"linux/{arch}"))
             client.delete(f"{fake.url}/v2/multi/manifests/only-{arch}")  # untag (the fake allows it)
-        raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
-        index = {"mediaType": OCI_INDEX, "digest": push_manifest(client, fake.url, "multi", "v1", raw, OCI_INDEX),
-                 "size": len(raw)}
+        index = push_index(client, fake.url, "multi", "v1", children)
         on_index = push_referrer(client, fake.url, "multi", index, SIGNATURE, b"signs the index\n")
         on_child = push_referrer(client, fake.url, "multi", children[0], SBOM, b"sbom of amd64\n")
         on_sbom = push_referrer(client, fake.url, "multi", on_child, SIGNATURE, b"signs the sbom\n")

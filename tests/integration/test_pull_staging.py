@@ -6,7 +6,6 @@ push and pull cannot hide.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import jsonschema
 import pytest
 from harness.cli import clean_env, run_cli
 from harness.layers import TITLE, directory_layer, push_directory_layer
-from harness.oci import OCI_INDEX, push_artifact, push_layer, push_manifest
+from harness.oci import OCI_INDEX, push_artifact, push_index, push_layer, with_platform
 from harness.proxy import RegistryProxy, matching
 from harness.registry import RunningRegistry
 
@@ -154,13 +153,10 @@ def test_a_conflict_found_late_changes_nothing(registry_plain: RunningRegistry, 
 
 def _index(client: httpx.Client, registry: RunningRegistry, repo: str, children: list[tuple[str, dict[str, Any]]],
            tag: str = "v1") -> str:
-    manifests = []
-    for platform, desc in children:
-        os_name, arch, *variant = platform.split("/")
-        manifests.append({**desc, "platform": {"os": os_name, "architecture": arch,
-                                                **({"variant": variant[0]} if variant else {})}})
-    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
-    return push_manifest(client, registry.url, repo, tag, raw, media_type=OCI_INDEX)
+    listed = [with_platform(desc, platform) for platform, desc in children]
+    index = push_index(client, registry.url, repo, tag, listed)
+    digest: str = index["digest"]
+    return digest
 
 
 @pytest.fixture

@@ -25,9 +25,11 @@ from harness.oci import (
     fallback_tag,
     push_blob,
     push_image,
+    push_index,
     push_manifest,
     push_referrer,
     subject_of,
+    with_platform,
 )
 
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_REGISTRY, EXIT_USAGE
@@ -69,11 +71,9 @@ def seed_platform_index(client: httpx.Client, base: str, repo: str, tag: str) ->
             "layers": [{"mediaType": IMAGE_LAYER, "digest": layer_digest, "size": len(layer)}],
         })
         digest = push_manifest(client, base, repo, digest_of(raw), raw)
-        children[f"linux/{arch}"] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
-                                     "platform": {"architecture": arch, "os": "linux"}}
-    raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(children.values())})
-    digest = push_manifest(client, base, repo, tag, raw, OCI_INDEX)
-    return {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}, children
+        image = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw)}
+        children[f"linux/{arch}"] = with_platform(image, f"linux/{arch}")
+    return push_index(client, base, repo, tag, list(children.values())), children
 
 
 # -- what the fake recorded ------------------------------------------------------------------------------------

@@ -23,13 +23,13 @@ from harness.oci import (
     NOTARY,
     OCI_INDEX,
     OCI_MANIFEST,
-    compact,
     fallback_tag,
     push_fallback_index,
     push_image,
-    push_manifest,
+    push_index,
     push_referrer,
     subject_of,
+    with_platform,
 )
 from harness.registry import RunningRegistry
 
@@ -160,10 +160,8 @@ def _seed_loop(registry: RunningRegistry, repo: str) -> tuple[str, str]:
     base = registry.url
     with httpx.Client(timeout=30) as client:
         image = push_image(client, base, repo, tag="image")
-        index_raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {**subject_of(image), "platform": {"architecture": "amd64", "os": "linux"}}]})
-        index = push_manifest(client, base, repo, "loop", index_raw, OCI_INDEX)
-        index_desc = {"mediaType": OCI_INDEX, "digest": index, "size": len(index_raw)}
+        index_desc = push_index(client, base, repo, "loop", [with_platform(subject_of(image), "linux/amd64")])
+        index = index_desc["digest"]
         referrer_desc = push_referrer(client, base, repo, index_desc, REPORT, b"a report about the index\n",
                                       layer_type="text/plain")
         referrer = referrer_desc["digest"]

@@ -31,12 +31,12 @@ from harness.oci import (
     OCI_INDEX,
     SIGSTORE_BUNDLE,
     SPDX,
-    compact,
     push_fallback_index,
     push_image,
-    push_manifest,
+    push_index,
     push_referrer,
     subject_of,
+    with_platform,
 )
 from harness.registry import RunningRegistry
 from samples.make_samples import make_chain, notary_jws
@@ -77,9 +77,7 @@ class Seeder:
         return subject_of(push_image(self.client, self.url, self.repo, tag=tag, layer=layer))
 
     def index(self, tag: str, children: list[dict[str, Any]]) -> dict[str, Any]:
-        raw = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
-        digest = push_manifest(self.client, self.url, self.repo, tag, raw, OCI_INDEX)
-        return {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}
+        return push_index(self.client, self.url, self.repo, tag, children)
 
     def referrer(self, subject: dict[str, Any], artifact_type: str,
                  annotations: dict[str, str] | None = None) -> str:
@@ -94,10 +92,6 @@ class Seeder:
             listed.append(entry)
             push_fallback_index(self.client, self.url, self.repo, subject["digest"], listed)
         return digest
-
-
-def _platform_child(desc: dict[str, Any], os: str, arch: str, **extra: Any) -> dict[str, Any]:
-    return {**desc, "platform": {"architecture": arch, "os": os}, **extra}
 
 
 # =============================================================================================================
@@ -493,9 +487,9 @@ def multi_arch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             arm64 = seed.image("arm64", b"arm64 image\n")
             buildx = seed.image("buildx-attestation", b"in-toto provenance, buildx style\n")
             index = seed.index("multi", [
-                _platform_child(amd64, "linux", "amd64"),
-                _platform_child(arm64, "linux", "arm64"),
-                _platform_child(buildx, "unknown", "unknown", annotations={
+                with_platform(amd64, "linux/amd64"),
+                with_platform(arm64, "linux/arm64"),
+                with_platform(buildx, "unknown/unknown", annotations={
                     "vnd.docker.reference.type": "attestation-manifest",
                     "vnd.docker.reference.digest": amd64["digest"]}),
             ])
