@@ -13,21 +13,31 @@ from pathlib import Path
 import httpx
 from samples.make_samples import cyclonedx_json, make_chain, notary_jws
 
-from .cli import clean_env, expect, run_cli
+from .cli import CliResult, clean_env, expect, run_cli
 from .oci import push_image
 from .registry import RunningRegistry
 
 
 @dataclass(frozen=True)
 class SignedSbom:
-    """image ← CycloneDX SBOM ← Notary signature of the SBOM, in ``ref``: the three digests, and the
-    environment (a private HOME in ``work``) the attaches ran with."""
+    """image ← CycloneDX SBOM ← Notary signature of the SBOM in ``repo`` on ``registry``: the three digests,
+    and the environment (a private HOME in ``work``) the attaches ran with."""
 
-    ref: str
+    registry: RunningRegistry
+    repo: str
     env: dict[str, str]
+    work: Path
     image: str
     sbom: str
     signature: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.registry.host}/{self.repo}"
+
+    def cli(self, *args: str) -> CliResult:
+        """The real command in a subprocess, with the environment and in the directory of the attaches."""
+        return run_cli(*args, env=self.env, cwd=self.work)
 
 
 def attach_signed_sbom(registry: RunningRegistry, repo: str, work: Path) -> SignedSbom:
@@ -44,4 +54,4 @@ def attach_signed_sbom(registry: RunningRegistry, repo: str, work: Path) -> Sign
                                env=env, cwd=work)).json()
     assert sbom["subject"]["digest"] == image
     assert signature["subject"]["digest"] == sbom["digest"]
-    return SignedSbom(ref, env, image, sbom["digest"], signature["digest"])
+    return SignedSbom(registry, repo, env, work, image, sbom["digest"], signature["digest"])

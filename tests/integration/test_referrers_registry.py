@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from harness.cli import CliResult, clean_env, expect, run_cli
-from harness.graphs import attach_signed_sbom
+from harness.cli import clean_env, expect, run_cli
+from harness.graphs import SignedSbom, attach_signed_sbom
 from harness.oci import (
     CYCLONEDX,
     MANIFEST_ACCEPT,
@@ -47,21 +47,8 @@ def _raw_fallback(registry: RunningRegistry, repo: str, subject_digest: str) -> 
 
 
 @dataclass(frozen=True)
-class DeepGraph:
-    registry: RunningRegistry
-    repo: str
-    env: dict[str, str]
-    image: str
-    sbom: str
-    signature: str
+class DeepGraph(SignedSbom):
     countersignature: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.registry.host}/{self.repo}"
-
-    def cli(self, *args: str) -> CliResult:
-        return run_cli(*args, env=self.env)
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +58,10 @@ def deep_graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPat
     repo = f"test/deep-{uuid.uuid4().hex[:8]}"
     g = attach_signed_sbom(registry_plain, repo, work)
     (work / "countersig.txt").write_text("countersigned by the release manager\n")
-    counter = expect(run_cli("attach", f"{g.ref}@{g.signature}", "countersig.txt", "--artifact-type", COUNTER,
-                          "-O", "json", env=g.env, cwd=work)).json()
+    counter = expect(g.cli("attach", f"{g.ref}@{g.signature}", "countersig.txt", "--artifact-type", COUNTER,
+                           "-O", "json")).json()
     assert counter["subject"]["digest"] == g.signature
-    yield DeepGraph(registry_plain, repo, g.env, g.image, g.sbom, g.signature, counter["digest"])
+    yield DeepGraph(**vars(g), countersignature=counter["digest"])
 
 
 def test_fallback_indexes_hold_each_level(deep_graph: DeepGraph) -> None:

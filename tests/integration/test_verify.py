@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, expect, run_cli
 from harness.fake_registry import FakeRegistry
-from harness.graphs import attach_signed_sbom
+from harness.graphs import SignedSbom, attach_signed_sbom
 from harness.oci import (
     CYCLONEDX,
     NOTARY,
@@ -99,22 +99,9 @@ class Seeder:
 # =============================================================================================================
 
 
-@dataclass(frozen=True)
-class Attached:
-    registry: RunningRegistry
-    repo: str
-    env: dict[str, str]
-    work: Path
-    image: str
-    sbom: str
-    signature: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.registry.host}/{self.repo}"
-
+class Attached(SignedSbom):
     def verify(self, *args: str) -> CliResult:
-        return run_cli("verify", *args, env=self.env, cwd=self.work)
+        return self.cli("verify", *args)
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +109,7 @@ def attached(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathF
     """image ← CycloneDX SBOM ← Notary signature (of the SBOM): two real attaches, shared by the module."""
     work = tmp_path_factory.mktemp("verify-attached")
     repo = f"test/verify-{uuid.uuid4().hex[:8]}"
-    g = attach_signed_sbom(registry_plain, repo, work)
-    yield Attached(registry_plain, repo, g.env, work, g.image, g.sbom, g.signature)
+    yield Attached(**vars(attach_signed_sbom(registry_plain, repo, work)))
 
 
 def test_tag_schema_aliases_and_chain_hold(attached: Attached) -> None:
