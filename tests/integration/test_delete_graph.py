@@ -20,19 +20,8 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, expect
 from harness.fake_registry import FakeRegistry
-from harness.oci import (
-    MANIFEST_ACCEPT,
-    OCI_MANIFEST,
-    compact,
-    digest_of,
-    fallback_tag,
-    push_fallback_index,
-    push_image,
-    push_index,
-    push_referrer,
-    subject_of,
-    with_platform,
-)
+from harness.oci import (MANIFEST_ACCEPT, OCI_MANIFEST, compact, digest_of, fallback_tag, push_fallback_index,
+                         push_image, push_index, push_referrer, subject_of, with_platform)
 from harness.oci_layout import REF_NAME, add_tag_schema_referrers, index_entries
 from harness.proxy import RegistryProxy, matching
 from harness.registry import RunningRegistry

@@ -17,20 +17,9 @@ import httpx
 import pytest
 from harness.cli import clean_env, expect, run_cli
 from harness.graphs import SignedSbom, attach_signed_sbom
-from harness.oci import (
-    CYCLONEDX,
-    MANIFEST_ACCEPT,
-    NOTARY,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    fallback_tag,
-    push_fallback_index,
-    push_image,
-    push_index,
-    push_referrer,
-    subject_of,
-    with_platform,
-)
+from harness.oci import (CYCLONEDX, MANIFEST_ACCEPT, NOTARY, OCI_INDEX, OCI_MANIFEST, fallback_tag,
+                         push_fallback_index, push_image, push_index, push_referrer, subject_of,
+                         with_platform)
 from harness.registry import RunningRegistry
 
 COUNTER = "application/vnd.example.countersignature.v1"

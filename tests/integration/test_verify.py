@@ -25,19 +25,8 @@ import pytest
 from harness.cli import CliResult, clean_env, expect, run_cli
 from harness.fake_registry import FakeRegistry
 from harness.graphs import SignedSbom, attach_signed_sbom
-from harness.oci import (
-    CYCLONEDX,
-    NOTARY,
-    OCI_INDEX,
-    SIGSTORE_BUNDLE,
-    SPDX,
-    push_fallback_index,
-    push_image,
-    push_index,
-    push_referrer,
-    subject_of,
-    with_platform,
-)
+from harness.oci import (CYCLONEDX, NOTARY, OCI_INDEX, SIGSTORE_BUNDLE, SPDX, push_fallback_index, push_image,
+                         push_index, push_referrer, subject_of, with_platform)
 from harness.registry import RunningRegistry
 from samples.make_samples import make_chain, notary_jws
 
