@@ -6,12 +6,12 @@ tested on its own.
 
 from __future__ import annotations
 
-import os
+import functools
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,7 +22,12 @@ if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
 from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistry, start_registry
+from harness.cli import CliResult, clean_env, run_cli
+from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
+
+if TYPE_CHECKING:
+    import httpx
 
 _INTEGRATION_DIR = _TESTS_DIR / "integration"
 
@@ -57,10 +62,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(path.stem))
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def _start(workdir: Path, mode: str, **opts: Any) -> RunningRegistry:
     """Start a registry; a missing binary fails in CI and skips elsewhere.
 
@@ -72,9 +73,7 @@ def _start(workdir: Path, mode: str, **opts: Any) -> RunningRegistry:
         message = str(exc)  # already carries the install hint
         if INSTALL_HINT not in message:
             message += f" (install: {INSTALL_HINT})"
-        if _in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing(message)
 
 
 def _session_registry(tmp_path_factory: pytest.TempPathFactory, mode: str) -> Iterator[RunningRegistry]:
@@ -138,6 +137,22 @@ def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
 def unique_repo() -> str:
     """A fresh repository name so tests never collide on shared registries."""
     return f"test/{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., CliResult]:
+    """``cli(*args)`` runs the real command in a subprocess in ``tmp_path``, with a private HOME there (so no
+    credentials of the machine take part), the way a CI job runs it."""
+    return functools.partial(run_cli, env=clean_env(tmp_path), cwd=tmp_path)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    """A plain HTTP client, to seed and inspect registries by raw HTTP (not through the code under test)."""
+    import httpx
+
+    with httpx.Client(timeout=30) as http:
+        yield http
 
 
 @pytest.fixture

@@ -58,6 +58,25 @@ def run_cli(
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
 
+def expect(result: CliResult, code: int = 0) -> CliResult:
+    """``result``, once checked to have exited ``code`` (the message shows the whole output if not)."""
+    assert result.returncode == code, (
+        f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
+    return result
+
+
+def push_one_file(reference: str, work: Path) -> tuple[dict[str, str], str]:
+    """Push one small file to ``reference`` with the real CLI, its HOME in ``work``; returns that environment
+    and the digest pushed."""
+    src = work / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    env = clean_env(work)
+    pushed = run_cli("push", reference, "f", "--output", "json", env=env, cwd=src)
+    assert pushed.returncode == 0, pushed.stderr
+    return env, str(pushed.json()["digest"])
+
+
 class _PerThread(io.TextIOBase):
     """A stand-in for ``sys.stdin``/``stdout``/``stderr`` that routes to the calling thread's own stream.
 

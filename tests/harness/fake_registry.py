@@ -74,14 +74,14 @@ import binascii
 import hashlib
 import json
 import re
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+from .server import BackgroundServer, QuietHandler, RecordedRequest
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
     from typing_extensions import Self
@@ -151,6 +151,15 @@ class _Problem(Exception):
         self.headers = headers or {}
 
 
+def _checked_digest(value: str) -> str:
+    """The algorithm of ``value``; a malformed digest or an unsupported algorithm is a ``DIGEST_INVALID``."""
+    try:
+        algorithm, _ = parse_digest(value)
+    except ValueError as exc:
+        raise _digest_problem(str(exc), {"digest": value}) from None
+    return algorithm
+
+
 def _digest_problem(message: str, detail: Any = None) -> _Problem:
     return _Problem(400, "DIGEST_INVALID", message, detail)
 
@@ -210,43 +219,10 @@ class StoredManifest:
 
 
 @dataclass
-class FakeRequest:
-    """One request the fake received and how it answered.
+class FakeRequest(RecordedRequest):
+    """One request the fake received and how it answered (``body_size``: the request body's length)."""
 
-    ``status`` and ``response_headers`` are filled in *before* the answer is
-    written, so a client that has its answer always finds them.
-    """
-
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    time: float
-    status: int | None = None
-    response_headers: tuple[tuple[str, str], ...] = ()
     body_size: int = 0
-
-    @property
-    def target(self) -> str:
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-    @property
-    def params(self) -> dict[str, list[str]]:
-        return parse_qs(self.query, keep_blank_values=True)
-
-    def header(self, name: str) -> str | None:
-        return _find_header(self.headers, name)
-
-    def response_header(self, name: str) -> str | None:
-        return _find_header(self.response_headers, name)
-
-
-def _find_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers:
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 @dataclass
@@ -275,55 +251,14 @@ class _Answer:
     body: bytes = b""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    registry: FakeRegistry
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return  # a client going away is routine
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        return  # requests are recorded structurally
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts: list[bytes] = []
-            while True:
-                line = self.rfile.readline(65537)
-                if not line:
-                    raise ConnectionError("client closed the connection mid-body")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                data = self.rfile.read(size)
-                if len(data) != size:
-                    raise ConnectionError("client closed the connection mid-chunk")
-                parts.append(data)
-                self.rfile.readline(3)  # CRLF after the chunk
-        length = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(length) if length else b""
-        if len(data) != length:
-            raise ConnectionError("client closed the connection mid-body")
-        return data
-
+class _Handler(QuietHandler):
     def _handle(self) -> None:
-        registry = self.server.registry
+        registry: FakeRegistry = self.server.owner
         split = urlsplit(self.path)
         record = FakeRequest(self.command, split.path, split.query, tuple(self.headers.items()), time.monotonic())
         registry._record(record)
         try:
-            body = self._read_body()
+            body = b"".join(self._request_body())
         except (ConnectionError, ValueError):
             self.close_connection = True
             return
@@ -347,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         return "ci-oras-fake-registry"
 
 
-class FakeRegistry:
+class FakeRegistry(BackgroundServer["FakeRequest"]):
     """A spec-faithful, switchable in-memory OCI registry on ``127.0.0.1:<port>``.
 
     Started by the constructor (``start=False`` to defer); ``stop()`` or use
@@ -364,6 +299,8 @@ class FakeRegistry:
     password: str | None = None
     ca_file: None = None
     issuer: None = None
+    _handler = _Handler
+    _name = "fake-registry"
 
     def __init__(
         self,
@@ -381,6 +318,7 @@ class FakeRegistry:
     ) -> None:
         if page_size is not None and page_size < 1:
             raise ValueError("page_size must be a positive integer or None")
+        super().__init__()
         self.referrers_api = referrers_api
         self.oci_subject_header = oci_subject_header
         self.filter_header = filter_header
@@ -395,86 +333,30 @@ class FakeRegistry:
         self._blobs: dict[str, bytes] = {}
         self._repos: dict[str, _Repo] = {}
         self._uploads: dict[str, _Upload] = {}
-        self._records: list[FakeRequest] = []
-        self._records_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         if start:
             self.start()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> Self:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.registry = self
-        self._server = server
-        self._port = int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-registry-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
+        super().start()
+        self._port = super().port
         return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
+        """The port served on; still known after :meth:`stop`, so a test can show that nothing answers."""
         if not hasattr(self, "_port"):
             raise RuntimeError("fake registry was never started")
         return self._port
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def __repr__(self) -> str:
         where = self.host if hasattr(self, "_port") else "not started"
         return f"<FakeRegistry {where} referrers_api={self.referrers_api}>"
 
-    # ------------------------------------------------------------------ recorded requests
-
-    @property
-    def requests(self) -> list[FakeRequest]:
-        """A copy of every request received so far, in arrival order."""
-        with self._records_lock:
-            return list(self._records)
-
-    def clear(self) -> None:
-        """Forget the recorded requests (content is kept)."""
-        with self._records_lock:
-            self._records.clear()
-
-    def _record(self, record: FakeRequest) -> None:
-        with self._records_lock:
-            self._records.append(record)
+    def writes(self) -> list[FakeRequest]:
+        """The recorded requests that change something (PUT, POST, PATCH, DELETE), in arrival order."""
+        return [r for r in self.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
 
     # ------------------------------------------------------------------ state inspection
 
@@ -558,10 +440,7 @@ class FakeRegistry:
         return repo
 
     def _blob(self, method: str, name: str, digest: str) -> _Answer:
-        try:
-            parse_digest(digest)
-        except ValueError as exc:
-            raise _digest_problem(str(exc), {"digest": digest}) from None
+        _checked_digest(digest)
         with self._lock:
             repo = self._repos.get(name)
             present = repo is not None and digest in repo.blobs
@@ -600,10 +479,7 @@ class FakeRegistry:
         )
 
     def _store_blob(self, name: str, digest: str, data: bytes) -> _Answer:
-        try:
-            alg, _ = parse_digest(digest)
-        except ValueError as exc:
-            raise _digest_problem(str(exc), {"digest": digest}) from None
+        alg = _checked_digest(digest)
         actual = compute_digest(data, alg)
         if actual != digest:
             raise _digest_problem("provided digest did not match uploaded content",
@@ -616,10 +492,7 @@ class FakeRegistry:
         with self._lock:
             mount = params.get("mount")
             if mount is not None:
-                try:
-                    parse_digest(mount)
-                except ValueError as exc:
-                    raise _digest_problem(str(exc), {"digest": mount}) from None
+                _checked_digest(mount)
                 source = self._repos.get(params.get("from", ""))
                 if source is not None and mount in source.blobs:
                     self._repo(name).blobs.add(mount)
@@ -679,10 +552,7 @@ class FakeRegistry:
     def _manifest(self, method: str, name: str, reference: str, headers: Any, body: bytes) -> _Answer:
         by_digest = _is_digest(reference)
         if by_digest:
-            try:
-                parse_digest(reference)
-            except ValueError as exc:
-                raise _digest_problem(str(exc), {"digest": reference}) from None
+            _checked_digest(reference)
         elif not TAG_RE.fullmatch(reference):
             if method == "PUT":
                 raise _Problem(400, "MANIFEST_INVALID", "invalid tag", {"tag": reference})
@@ -831,10 +701,7 @@ class FakeRegistry:
             return _Answer(200, {"Content-Type": "text/html; charset=utf-8"}, _HTML_PAGE)
         if not self.referrers_api:
             return _not_found_text()
-        try:
-            parse_digest(digest)
-        except ValueError as exc:
-            raise _digest_problem(str(exc), {"digest": digest}) from None
+        _checked_digest(digest)
         with self._lock:
             repo = self._repos.get(name)
             if repo is None or not repo.named:

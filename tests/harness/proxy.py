@@ -38,12 +38,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
-    from typing_extensions import Self
+from .server import CHUNK, BackgroundServer, QuietHandler, RecordedRequest
 
 __all__ = [
     "BlobStorageServer",
@@ -54,7 +52,6 @@ __all__ = [
     "matching",
 ]
 
-CHUNK = 64 * 1024
 #: Headers that describe one connection, not the message; never forwarded.
 HOP_BY_HOP = frozenset(
     {
@@ -72,50 +69,14 @@ HOP_BY_HOP = frozenset(
 _BLOB_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$")
 
 
-def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers:
-        if key.lower() == lowered:
-            return value
-    return None
-
-
 @dataclass
-class ProxyRecord:
-    """One request the proxy received, and what it answered.
-
-    ``time`` is ``time.monotonic()`` when the request head arrived (to measure
-    a client's back-off). ``status`` and ``response_headers`` are filled in
-    *before* the answer is written, so a client that has its answer always
-    finds them. ``action`` is ``forwarded``, ``injected``, ``dropped``,
-    ``redirected`` or ``failed`` (the upstream could not be reached).
+class ProxyRecord(RecordedRequest):
+    """One request the proxy received, and what it answered (its ``response_headers`` after ``Location``
+    rewriting). ``action`` is ``forwarded``, ``injected``, ``dropped``, ``redirected`` or ``failed`` (the
+    upstream could not be reached).
     """
 
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    time: float
     action: str = "forwarded"
-    status: int | None = None
-    response_headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def target(self) -> str:
-        """Path plus ``?query`` exactly as the client sent it."""
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-    @property
-    def params(self) -> dict[str, list[str]]:
-        return parse_qs(self.query, keep_blank_values=True)
-
-    def header(self, name: str) -> str | None:
-        """A request header (case-insensitive), or None."""
-        return _header(self.headers, name)
-
-    def response_header(self, name: str) -> str | None:
-        """A header of the proxy's answer (after ``Location`` rewriting), or None."""
-        return _header(self.response_headers, name)
 
 
 Predicate = Callable[[ProxyRecord], bool]
@@ -160,117 +121,12 @@ class Rule:
     stall_upload_after: int | None = None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    owner: Any
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away (a CLI process exiting with idle keep-alive connections) is routine.
-        import sys
-
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Background:
-    """Serve a ``_Server`` from a daemon thread; start/stop/context manager."""
-
-    _handler: type[BaseHTTPRequestHandler]
-    _name = "server"
-
-    def __init__(self) -> None:
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), self._handler)
-        server.owner = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{self._name}-{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop accepting, close the listening socket (idempotent).
-
-        Handler threads are daemons blocked on idle keep-alive connections at
-        most; they end with the client or the interpreter.
-        """
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError(f"{self._name} is not running")
-        return int(self._server.server_address[1])
-
-
-class _BaseHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _BaseHandler(QuietHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm the second waits for the client's
     # delayed ACK (~40 ms per answer), which would swamp any latency a test sets or measures.
     disable_nagle_algorithm = True
-    timeout = 60  # an idle keep-alive connection is closed after this
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        return  # requests are recorded structurally
 
     # -- request bodies
-
-    def _request_body(self) -> Iterator[bytes]:
-        """The request body in chunks, from ``Content-Length`` or chunked framing."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            yield from self._chunked_body()
-            return
-        remaining = int(self.headers.get("Content-Length") or 0)
-        while remaining > 0:
-            data = self.rfile.read(min(remaining, CHUNK))
-            if not data:
-                raise ConnectionError("client closed the connection mid-body")
-            remaining -= len(data)
-            yield data
-
-    def _chunked_body(self) -> Iterator[bytes]:
-        while True:
-            line = self.rfile.readline(65537)
-            if not line:
-                raise ConnectionError("client closed the connection mid-body")
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return
-            remaining = size
-            while remaining > 0:
-                data = self.rfile.read(min(remaining, CHUNK))
-                if not data:
-                    raise ConnectionError("client closed the connection mid-body")
-                remaining -= len(data)
-                yield data
-            self.rfile.readline(3)  # CRLF after the chunk
 
     def _has_body(self) -> bool:
         return "Transfer-Encoding" in self.headers or "Content-Length" in self.headers
@@ -363,6 +219,15 @@ def _upstream_connection(base: str, ssl_context: ssl.SSLContext | None, timeout:
 def _upstream_base(upstream: Any) -> str:
     url = upstream if isinstance(upstream, str) else upstream.url  # a RunningRegistry
     return str(url).rstrip("/")
+
+
+def _upstream_context(upstream: Any, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:
+    """The TLS context to reach ``upstream`` with: the one given, else a TLS registry handle's own (it trusts
+    the handle's private CA), else None (the system's trust)."""
+    if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
+        context: ssl.SSLContext = upstream.ssl_context()
+        return context
+    return ssl_context
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -482,7 +347,7 @@ class _ProxyHandler(_BaseHandler):
             conn.close()
 
 
-class RegistryProxy(_Background):
+class RegistryProxy(BackgroundServer["ProxyRecord"]):
     """Reverse proxy on ``127.0.0.1:PORT`` in front of ``upstream``.
 
     ``upstream`` is a URL (``http://127.0.0.1:5000``) or anything with a
@@ -503,29 +368,17 @@ class RegistryProxy(_Background):
     ) -> None:
         super().__init__()
         self.upstream = _upstream_base(upstream)
-        self.ssl_context = ssl_context
-        if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
-            self.ssl_context = upstream.ssl_context()
+        self.ssl_context = _upstream_context(upstream, ssl_context)
         self.timeout = timeout
         #: Seconds added to every request, to model a remote registry (benchmarks of concurrency).
         self.latency = 0.0
         self.storage: BlobStorageServer | None = None
         #: Set when the proxy stops: releases handlers holding a stalled upload.
         self._stopping = threading.Event()
-        self._records: list[ProxyRecord] = []
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
         if start:
             self.start()
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``: what goes into a reference (a loopback host: plain HTTP by default)."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def stop(self) -> None:
         self._stopping.set()
@@ -533,25 +386,10 @@ class RegistryProxy(_Background):
 
     # -- records
 
-    @property
-    def requests(self) -> list[ProxyRecord]:
-        """A snapshot of every request seen so far, in arrival order."""
-        with self._lock:
-            return list(self._records)
-
     def requests_matching(self, predicate: Predicate | None = None, **kwargs: str) -> list[ProxyRecord]:
         """Recorded requests for which ``predicate`` (or ``matching(**kwargs)``) holds."""
         test = predicate or matching(**kwargs)
         return [record for record in self.requests if test(record)]
-
-    def clear(self) -> None:
-        """Forget recorded requests (not the hooks)."""
-        with self._lock:
-            self._records.clear()
-
-    def _record(self, record: ProxyRecord) -> None:
-        with self._lock:
-            self._records.append(record)
 
     # -- hooks
 
@@ -621,18 +459,8 @@ class RegistryProxy(_Background):
 
 
 @dataclass
-class StorageRecord:
+class StorageRecord(RecordedRequest):
     """One request the storage server received."""
-
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    time: float
-    status: int | None = None
-
-    def header(self, name: str) -> str | None:
-        return _header(self.headers, name)
 
 
 class _StorageHandler(_BaseHandler):
@@ -656,7 +484,7 @@ class _StorageHandler(_BaseHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
-class BlobStorageServer(_Background):
+class BlobStorageServer(BackgroundServer["StorageRecord"]):
     """Serves ``/blob/<digest>?name=<repo>`` by fetching the blob from the registry itself.
 
     Listens on 127.0.0.1 but is addressed as ``http://localhost:PORT`` (its
@@ -683,30 +511,13 @@ class BlobStorageServer(_Background):
         self.upstream = _upstream_base(upstream)
         self.username = username
         self.password = password
-        self.ssl_context = ssl_context
-        if ssl_context is None and not isinstance(upstream, str) and getattr(upstream, "ca_file", None):
-            self.ssl_context = upstream.ssl_context()
-        self._records: list[StorageRecord] = []
-        self._lock = threading.Lock()
+        self.ssl_context = _upstream_context(upstream, ssl_context)
         if start:
             self.start()
 
     @property
     def url(self) -> str:
         return f"http://localhost:{self.port}"
-
-    @property
-    def requests(self) -> list[StorageRecord]:
-        with self._lock:
-            return list(self._records)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
-
-    def _record(self, record: StorageRecord) -> None:
-        with self._lock:
-            self._records.append(record)
 
     def _serve(self, handler: _StorageHandler, record: StorageRecord, name: str, digest: str) -> None:
         import httpx

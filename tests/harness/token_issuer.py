@@ -40,8 +40,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import hashes
@@ -49,9 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from .certs import TokenSigningChain
-
-if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
-    from typing_extensions import Self
+from .server import BackgroundServer, HarnessHTTPServer, QuietHandler
 
 __all__ = [
     "ACR_IDENTITY_USERNAME",
@@ -170,7 +167,7 @@ class _BadRequestError(Exception):
 
 
 @dataclass(eq=False)
-class TokenIssuer:
+class TokenIssuer(BackgroundServer["TokenRequestRecord"]):
     """Threaded token server on ``127.0.0.1`` plus the signing logic.
 
     Configuration attributes are plain fields and may be changed while the
@@ -209,53 +206,16 @@ class TokenIssuer:
     token_ttl: int = 300
     include_root_in_x5c: bool = True
 
-    _records: list[TokenRequestRecord] = field(default_factory=list, init=False, repr=False)
     _refresh_tokens: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+    # the state BackgroundServer.__init__ would set up (a dataclass does not call it)
+    _server: HarnessHTTPServer | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _records: list[TokenRequestRecord] = field(default_factory=list, init=False, repr=False)
+    _records_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    # ------------------------------------------------------------------ server
-
-    def start(self) -> Self:
-        """Bind ``127.0.0.1:0`` and serve in a daemon thread; returns self."""
-        if self._server is not None:
-            return self
-        server = _IssuerHTTPServer(("127.0.0.1", 0), _TokenHandler)
-        server.issuer = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"token-issuer-{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """TCP port the issuer listens on (only valid after :meth:`start`)."""
-        if self._server is None:
-            raise RuntimeError("token issuer is not running")
-        return int(self._server.server_address[1])
+    _name: ClassVar[str] = "token-issuer"  # (its handler, _TokenHandler, is set below that class)
+    _poll_interval: ClassVar[float] = 0.1
 
     @property
     def url(self) -> str:
@@ -264,22 +224,9 @@ class TokenIssuer:
 
     realm = url
 
-    # -------------------------------------------------------------- recording
-
-    @property
-    def requests(self) -> list[TokenRequestRecord]:
-        """A snapshot copy of every request recorded so far."""
-        with self._lock:
-            return list(self._records)
-
     def clear_requests(self) -> None:
         """Forget recorded requests (session-scoped registries are shared)."""
-        with self._lock:
-            self._records.clear()
-
-    def _record(self, record: TokenRequestRecord) -> None:
-        with self._lock:
-            self._records.append(record)
+        self.clear()
 
     # ----------------------------------------------------------------- tokens
 
@@ -374,13 +321,6 @@ class TokenIssuer:
         return subject
 
 
-class _IssuerHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer carrying a back-reference to its issuer."""
-
-    daemon_threads = True
-    issuer: TokenIssuer
-
-
 @dataclass
 class _Reply:
     """A response decided but not yet sent.
@@ -404,17 +344,15 @@ def _unauthorized(message: str, *, challenge: bool) -> _Reply:
     )
 
 
-class _TokenHandler(BaseHTTPRequestHandler):
+class _TokenHandler(QuietHandler):
     """Request handler; all policy lives on :class:`TokenIssuer`."""
 
-    server: _IssuerHTTPServer
-    protocol_version = "HTTP/1.1"
     server_version = "ci-oras-test-token-issuer/1"
 
-    def log_message(self, format: str, *args: object) -> None:
-        # Requests are recorded structurally; stderr noise would only clutter
-        # pytest output.
-        return
+    @property
+    def issuer(self) -> TokenIssuer:
+        issuer: TokenIssuer = self.server.owner
+        return issuer
 
     # -- helpers
 
@@ -448,7 +386,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
     def _token_reply(
         self, subject: str | None, service: str, requested: list[ResourceAccess], refresh: str | None
     ) -> _Reply:
-        issuer = self.server.issuer
+        issuer = self.issuer
         granted = issuer.grant(subject, requested)
         token = issuer.make_token(granted, subject=subject or "", service=service)
         body: dict[str, Any] = {
@@ -461,14 +399,30 @@ class _TokenHandler(BaseHTTPRequestHandler):
             body["refresh_token"] = refresh
         return _Reply(HTTPStatus.OK, body, granted=tuple(granted))
 
-    def _finish(self, reply: _Reply, record: TokenRequestRecord) -> None:
-        self.server.issuer._record(record)
+    def _finish(self, reply: _Reply, params: dict[str, list[str]], *, grant_type: str | None,
+                username: str | None, account: str | None) -> None:
+        """Record the request (``params``: its query or form), then answer it."""
+        scope_params = tuple(params.get("scope", []))
+        self.issuer._record(TokenRequestRecord(
+            method=self.command,
+            path=urlsplit(self.path).path,
+            scopes=tuple(s for v in scope_params for s in v.split()),
+            scope_params=scope_params,
+            has_authorization="Authorization" in self.headers,
+            grant_type=grant_type,
+            username=username,
+            service=_first(params, "service"),
+            account=account,
+            client_id=_first(params, "client_id"),
+            status=int(reply.status),
+            granted=reply.granted,
+        ))
         self._send(reply)
 
     # -- verbs
 
     def do_GET(self) -> None:
-        issuer = self.server.issuer
+        issuer = self.issuer
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         scope_params = tuple(query.get("scope", []))
@@ -490,23 +444,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
                 reply = self._token_reply(subject, service, parse_scopes(scope_params), None)
             except _UnauthorizedError as exc:
                 reply = _unauthorized(str(exc), challenge=True)
-        self._finish(
-            reply,
-            TokenRequestRecord(
-                method="GET",
-                path=url.path,
-                scopes=tuple(s for v in scope_params for s in v.split()),
-                scope_params=scope_params,
-                has_authorization="Authorization" in self.headers,
-                grant_type=None,
-                username=username,
-                service=_first(query, "service"),
-                account=_first(query, "account"),
-                client_id=_first(query, "client_id"),
-                status=int(reply.status),
-                granted=reply.granted,
-            ),
-        )
+        self._finish(reply, query, grant_type=None, username=username, account=_first(query, "account"))
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
@@ -532,23 +470,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
                 reply = _Reply(
                     HTTPStatus.BAD_REQUEST, {"error": exc.error, "error_description": exc.description}
                 )
-        self._finish(
-            reply,
-            TokenRequestRecord(
-                method="POST",
-                path=url.path,
-                scopes=tuple(s for v in scope_params for s in v.split()),
-                scope_params=scope_params,
-                has_authorization="Authorization" in self.headers,
-                grant_type=grant_type,
-                username=username,
-                service=_first(form, "service"),
-                account=None,
-                client_id=_first(form, "client_id"),
-                status=int(reply.status),
-                granted=reply.granted,
-            ),
-        )
+        self._finish(reply, form, grant_type=grant_type, username=username, account=None)
 
     def _post_grant(
         self,
@@ -558,7 +480,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
         scope_params: tuple[str, ...],
     ) -> _Reply:
         """The OAuth2 part: password and refresh_token grants."""
-        issuer = self.server.issuer
+        issuer = self.issuer
         service = _first(form, "service") or issuer.service
         requested = parse_scopes(scope_params)
         if grant_type == "password":
@@ -577,3 +499,6 @@ class _TokenHandler(BaseHTTPRequestHandler):
         else:
             raise _BadRequestError("unsupported_grant_type", f"unsupported grant_type {grant_type!r}")
         return self._token_reply(subject, service, requested, refresh)
+
+
+TokenIssuer._handler = _TokenHandler

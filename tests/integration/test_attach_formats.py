@@ -20,8 +20,8 @@ import httpx
 import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
-from harness.fake_registry import FakeRegistry, FakeRequest
-from harness.oci import OCI_MANIFEST, push_image
+from harness.fake_registry import FakeRegistry
+from harness.oci import NOTARY, OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_MANIFEST, SIGSTORE_BUNDLE, push_image
 from samples.make_samples import CREATED, make_chain, notary_cose, notary_jws, package_json, write_all
 
 from ci_oras.errors import EXIT_USAGE
@@ -29,16 +29,12 @@ from ci_oras.schemas import load_schema
 
 FakeFactory = Callable[..., FakeRegistry]
 
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-EMPTY_JSON = "application/vnd.oci.empty.v1+json"
 TITLE = "org.opencontainers.image.title"
 CREATED_KEY = "org.opencontainers.image.created"
 SBOM_FORMAT = "dev.ci-oras.sbom.format"
 SBOM_SPEC = "dev.ci-oras.sbom.spec-version"
 SBOM_TOOL = "dev.ci-oras.sbom.tool"
 THUMBPRINT = "io.cncf.notary.x509chain.thumbprint#S256"
-NOTARY = "application/vnd.cncf.notary.signature"
-SIGSTORE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 #: SOURCE_DATE_EPOCH for the signature tests: 2024-05-02T10:15:30Z.
 EPOCH = "1714644930"
 
@@ -69,10 +65,6 @@ def _ok(result: CliResult) -> dict[str, Any]:
     return doc
 
 
-def _writes(fake: FakeRegistry) -> list[FakeRequest]:
-    return [r for r in fake.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
-
-
 def _stored(fake: FakeRegistry, digest: str) -> dict[str, Any]:
     stored = fake.manifest("app", digest)
     assert stored is not None
@@ -85,7 +77,7 @@ def _check_manifest(manifest: dict[str, Any], path: Path, subject: str, artifact
     assert manifest["mediaType"] == OCI_MANIFEST
     assert manifest["artifactType"] == artifact_type
     config = manifest["config"]
-    assert (config["mediaType"], config["digest"], config["size"]) == (EMPTY_JSON, EMPTY_DIGEST, 2)
+    assert (config["mediaType"], config["digest"], config["size"]) == (OCI_EMPTY_JSON, OCI_EMPTY_DIGEST, 2)
     assert config.get("data", "e30=") == "e30="  # embedded "{}" allowed (oras-go writes it)
     assert manifest["subject"]["digest"] == subject
     (layer,) = manifest["layers"]
@@ -168,11 +160,11 @@ def test_attach_sbom_refuses_a_non_sbom_and_pushes_nothing(registry: tuple[FakeR
     assert "not a CycloneDX or SPDX SBOM" in refused.stderr
     assert "--artifact-type" in refused.stderr
     assert refused.stdout == ""
-    assert _writes(fake) == []
+    assert fake.writes() == []
 
     missing = run_cli("attach-sbom", f"{fake.host}/app:v1", "nope.json", env=env, cwd=tmp_path)
     assert missing.returncode == EXIT_USAGE and "file not found" in missing.stderr
-    assert _writes(fake) == []
+    assert fake.writes() == []
 
     # --artifact-type skips detection: the file is attached as it is.
     forced = _ok(run_cli("attach-sbom", f"{fake.host}/app:v1", "package.json", "--artifact-type",
@@ -266,7 +258,7 @@ def test_attach_sigstore_bundle(registry: tuple[FakeRegistry, str], samples: dic
     assert doc["schema"] == "ci-oras/attach-signature/v1"
     assert doc["format"].startswith("Sigstore bundle v0.3")
     manifest = _stored(fake, doc["digest"])
-    _check_manifest(manifest, samples[name], subject, SIGSTORE_V03, SIGSTORE_V03)
+    _check_manifest(manifest, samples[name], subject, SIGSTORE_BUNDLE, SIGSTORE_BUNDLE)
     assert manifest["annotations"]["dev.sigstore.bundle.content"] == content
     if content == "dsse-envelope":
         assert manifest["annotations"]["dev.sigstore.bundle.predicateType"] == "https://slsa.dev/provenance/v1"
@@ -288,7 +280,7 @@ def test_attach_signature_unknown_format_needs_both_flags(registry: tuple[FakeRe
                    "application/vnd.dev.cosign.simplesigning.v1+json", env=env, cwd=tmp_path)
     assert half.returncode == EXIT_USAGE, half.stderr
     assert "--artifact-type and --media-type" in half.stderr
-    assert _writes(fake) == [], "nothing is uploaded for a refused signature"
+    assert fake.writes() == [], "nothing is uploaded for a refused signature"
 
     doc = _ok(run_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", "--artifact-type",
                       "application/vnd.example.cosign-signature", "--media-type",

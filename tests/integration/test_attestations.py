@@ -8,7 +8,6 @@ with false ones, so a pass proves the match was made on the fetched manifest's a
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,45 +18,34 @@ import httpx
 import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, invoke_cli
-from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob, push_image, push_manifest
+from harness.oci import SIGSTORE_BUNDLE, compact, push_fallback_index, push_image, push_referrer, subject_of
 from harness.registry import RunningRegistry
 
 from ci_oras.errors import EXIT_OK, EXIT_VERIFICATION_FAILED
 from ci_oras.schemas import load_schema
 
-BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 SPDX = "https://spdx.dev/Document/v2.3"
 CYCLONEDX = "https://cyclonedx.org/bom"
 PROVENANCE = "https://slsa.dev/provenance/v1"
 
 
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
 def _attest(client: httpx.Client, url: str, repo: str, subject: dict[str, Any], predicate: str,
             listed: list[dict[str, Any]], listed_annotations: dict[str, str] | None = None) -> str:
     """Push a bundle referrer as actions/attest does and add it to the subject's fallback index."""
-    bundle = _compact({"mediaType": BUNDLE, "dsseEnvelope": {
+    bundle = compact({"mediaType": SIGSTORE_BUNDLE, "dsseEnvelope": {
         "payloadType": "application/vnd.in-toto+json", "payload": uuid.uuid4().hex, "signatures": []}})
-    config = push_blob(client, url, repo, b"{}")
-    layer = push_blob(client, url, repo, bundle)
-    raw = _compact({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": BUNDLE,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-        "layers": [{"mediaType": BUNDLE, "digest": layer, "size": len(bundle)}],
-        "subject": subject,
-        "annotations": {"dev.sigstore.bundle.content": "dsse-envelope", PREDICATE_TYPE: predicate,
-                        "org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
-    })
-    digest = push_manifest(client, url, repo, digest_of(raw), raw)
-    entry: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": BUNDLE}
+    annotations = {"dev.sigstore.bundle.content": "dsse-envelope", PREDICATE_TYPE: predicate,
+                   "org.opencontainers.image.created": "2026-01-01T00:00:00Z"}
+    pushed = push_referrer(client, url, repo, subject, SIGSTORE_BUNDLE, bundle, layer_type=SIGSTORE_BUNDLE,
+                           annotations=annotations)
+    # the listing entry carries the annotations it is given (none, or false ones), not the manifest's
+    entry = {key: pushed[key] for key in ("mediaType", "digest", "size", "artifactType")}
     if listed_annotations is not None:
         entry["annotations"] = listed_annotations
     listed.append(entry)
-    push_manifest(client, url, repo, subject["digest"].replace(":", "-"),
-                  _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}), OCI_INDEX)
+    push_fallback_index(client, url, repo, subject["digest"], listed)
+    digest: str = entry["digest"]
     return digest
 
 
@@ -84,9 +72,7 @@ def attested(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathF
     with httpx.Client(timeout=30) as client:
         subjects = {}
         for tag in ("spdx", "cdx", "prov", "none"):
-            pushed = push_image(client, url, repo, tag=tag, layer=f"image {tag}".encode())
-            subjects[tag] = {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest,
-                             "size": len(pushed.manifest)}
+            subjects[tag] = subject_of(push_image(client, url, repo, tag=tag, layer=f"image {tag}".encode()))
         spdx: list[dict[str, Any]] = []
         _attest(client, url, repo, subjects["spdx"], SPDX, spdx)
         _attest(client, url, repo, subjects["spdx"], PROVENANCE, spdx, listed_annotations={})

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from harness.cli import clean_env, run_cli
-from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob, push_manifest
+from harness.oci import OCI_INDEX, digest_of, push_artifact, push_fallback_index, push_layer
 from harness.proxy import ProxyRecord, RegistryProxy
 from harness.registry import TOKEN_SERVICE, RegistryFactory, RunningRegistry
 from harness.token_issuer import TokenRequestRecord
@@ -51,43 +51,20 @@ class Graph:
         return f"{self.host}/{self.repo}:v1"
 
 
-def _manifest(client: httpx.Client, base: str, repo: str, layers: list[bytes], reference: str,
-              subject: dict[str, object] | None = None, artifact_type: str | None = None) -> dict[str, object]:
-    """Push blobs and an OCI manifest naming them; returns the manifest's descriptor."""
-    config = b"{}"
-    push_blob(client, base, repo, config)
-    body: dict[str, object] = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": digest_of(config), "size": len(config)},
-        "layers": [{"mediaType": "application/octet-stream", "digest": push_blob(client, base, repo, layer),
-                    "size": len(layer)} for layer in layers],
-    }
-    if artifact_type:
-        body["artifactType"] = artifact_type
-    if subject:
-        body["subject"] = subject
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    push_manifest(client, base, repo, reference, raw)
-    descriptor: dict[str, object] = {"mediaType": OCI_MANIFEST, "digest": digest_of(raw), "size": len(raw)}
-    if artifact_type:
-        descriptor["artifactType"] = artifact_type
-    return descriptor
-
-
 def push_graph(registry: RunningRegistry, layers: int = 6) -> Graph:
-    """Enough blobs that a promote's parallel first requests really meet at the destination."""
-    repo = f"auth/{uuid.uuid4().hex[:8]}"
+    """Enough blobs that a promote's parallel first requests really meet at the destination: an image
+    tagged v1 and two tagged signatures of it, listed in its fallback index."""
+    repo, url = f"auth/{uuid.uuid4().hex[:8]}", registry.url
     with httpx.Client(timeout=30) as client:
-        image = _manifest(client, registry.url, repo, [os.urandom(512) for _ in range(layers)], "v1")
+        blobs = [push_layer(client, url, repo, os.urandom(512)) for _ in range(layers)]
+        image = push_artifact(client, url, repo, blobs, reference="v1")
         referrers = [
-            _manifest(client, registry.url, repo, [os.urandom(256)], "sig-" + str(n), subject=image,
-                      artifact_type=SIGNATURE_TYPE)
+            push_artifact(client, url, repo, [push_layer(client, url, repo, os.urandom(256))],
+                          reference=f"sig-{n}", subject=image, artifact_type=SIGNATURE_TYPE)
             for n in range(2)
         ]
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": referrers}).encode()
-        push_manifest(client, registry.url, repo, str(image["digest"]).replace(":", "-"), index, OCI_INDEX)
-    return Graph(registry.host, repo, str(image["digest"]))
+        push_fallback_index(client, url, repo, image["digest"], referrers)
+    return Graph(registry.host, repo, image["digest"])
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ import httpx
 import pytest
 from harness import RunningRegistry, start_registry
 from harness.cli import CliResult, clean_env, invoke_cli, invoke_cli_many, run_cli
-from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob, push_manifest
+from harness.oci import OCI_INDEX, OCI_MANIFEST, push_artifact, push_blob, push_fallback_index, push_layer
 from harness.token_issuer import ResourceAccess
 from samples.make_samples import Chain, cyclonedx_json, make_chain, notary_jws
 
@@ -328,31 +328,6 @@ def _authorized_client(endpoint: Endpoint, repository: str) -> httpx.Client:
     return httpx.Client(timeout=30)
 
 
-def _push_artifact(client: httpx.Client, url: str, repository: str, artifact_type: str, layer: bytes, *,
-                   subject: dict[str, Any] | None = None, tag: str | None = None) -> dict[str, Any]:
-    """One artifact manifest (empty config, already pushed; one layer; ``subject`` if given); returns its
-    descriptor."""
-    empty = digest_of(b"{}")
-    manifest: dict[str, Any] = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": empty, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream",
-                    "digest": push_blob(client, url, repository, layer), "size": len(layer)}],
-    }
-    if subject is not None:
-        manifest["subject"] = {key: subject[key] for key in ("mediaType", "digest", "size")}
-    body = json.dumps(manifest, separators=(",", ":")).encode()
-    push_manifest(client, url, repository, tag or digest_of(body), body)
-    return {"mediaType": OCI_MANIFEST, "digest": digest_of(body), "size": len(body),
-            "artifactType": artifact_type}
-
-
-def _push_fallback_index(client: httpx.Client, url: str, repository: str, subject: dict[str, Any],
-                         referrers: list[dict[str, Any]]) -> None:
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": referrers}).encode()
-    push_manifest(client, url, repository, f"sha256-{_hex(subject['digest'])}", index, OCI_INDEX)
-
-
 def _seed_graphs(endpoint: Endpoint, repository: str, count: int) -> list[list[str]]:
     """``count`` graphs (subject tagged ``sN``, SBOM, signature, signature of the SBOM) written with plain
     HTTP calls, with the tag-schema indexes oras writes; returns each graph's digests, the subject's first."""
@@ -360,15 +335,16 @@ def _seed_graphs(endpoint: Endpoint, repository: str, count: int) -> list[list[s
     url = endpoint.registry.url
 
     def one(client: httpx.Client, n: int) -> list[str]:
-        subject = _push_artifact(client, url, name, REPORT_TYPE, f"subject {n} {uuid.uuid4()}".encode(),
-                                 tag=f"s{n}")
-        sbom = _push_artifact(client, url, name, SBOM_TYPE, _sbom(n), subject=subject)
-        signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"signature {n}".encode(),
-                                   subject=subject)
-        sbom_signature = _push_artifact(client, url, name, SIGNATURE_TYPE, f"sbom signature {n}".encode(),
-                                        subject=sbom)
-        _push_fallback_index(client, url, name, subject, [sbom, signature])
-        _push_fallback_index(client, url, name, sbom, [sbom_signature])
+        def artifact(artifact_type: str, layer: bytes, **where: Any) -> dict[str, Any]:
+            return push_artifact(client, url, name, [push_layer(client, url, name, layer)],
+                                 artifact_type=artifact_type, push_config=False, **where)
+
+        subject = artifact(REPORT_TYPE, f"subject {n} {uuid.uuid4()}".encode(), reference=f"s{n}")
+        sbom = artifact(SBOM_TYPE, _sbom(n), subject=subject)
+        signature = artifact(SIGNATURE_TYPE, f"signature {n}".encode(), subject=subject)
+        sbom_signature = artifact(SIGNATURE_TYPE, f"sbom signature {n}".encode(), subject=sbom)
+        push_fallback_index(client, url, name, subject["digest"], [sbom, signature])
+        push_fallback_index(client, url, name, sbom["digest"], [sbom_signature])
         return [subject["digest"], sbom["digest"], signature["digest"], sbom_signature["digest"]]
 
     with _authorized_client(endpoint, name) as client, ThreadPoolExecutor(max_workers=8) as pool:

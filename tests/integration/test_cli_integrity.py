@@ -5,14 +5,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import tarfile
 from pathlib import Path
 
 import httpx
 import pytest
-from harness.cli import clean_env, run_cli
-from harness.oci import OCI_EMPTY_JSON, OCI_MANIFEST, push_blob, push_manifest
+from harness.cli import clean_env, push_one_file, run_cli
+from harness.layers import TITLE, push_directory_layer
+from harness.oci import push_artifact, push_layer
 from harness.registry import RunningRegistry
 
 from ci_oras.errors import EXIT_INTEGRITY
@@ -54,18 +54,8 @@ UNSAFE_ARCHIVES = {
 def _seed_directory_artifact(registry: RunningRegistry, repo: str, blob: bytes, tar_digest: str,
                              title: str = "docs") -> None:
     with httpx.Client() as client:
-        config = push_blob(client, registry.url, repo, b"{}")
-        layer = push_blob(client, registry.url, repo, blob)
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.test",
-            "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer,
-                        "size": len(blob), "annotations": {
-                            "org.opencontainers.image.title": title,
-                            "io.deis.oras.content.digest": tar_digest,
-                            "io.deis.oras.content.unpack": "true"}}],
-        }).encode()
-        push_manifest(client, registry.url, repo, "v1", manifest)
+        layer = push_directory_layer(client, registry.url, repo, blob, tar_digest, title)
+        push_artifact(client, registry.url, repo, [layer], reference="v1", artifact_type="application/vnd.test")
 
 
 @pytest.mark.parametrize("case", sorted(UNSAFE_ARCHIVES))
@@ -99,15 +89,8 @@ def test_wrong_tar_digest_is_refused(registry_plain: RunningRegistry, tmp_path: 
 def test_unsafe_file_title_is_refused(registry_plain: RunningRegistry, tmp_path: Path, unique_repo: str,
                                       title: str) -> None:
     with httpx.Client() as client:
-        config = push_blob(client, registry_plain.url, unique_repo, b"{}")
-        layer = push_blob(client, registry_plain.url, unique_repo, b"payload")
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-            "layers": [{"mediaType": "text/plain", "digest": layer, "size": 7,
-                        "annotations": {"org.opencontainers.image.title": title}}],
-        }).encode()
-        push_manifest(client, registry_plain.url, unique_repo, "v1", manifest)
+        layer = push_layer(client, registry_plain.url, unique_repo, b"payload", "text/plain", {TITLE: title})
+        push_artifact(client, registry_plain.url, unique_repo, [layer], reference="v1")
     out = tmp_path / "sandbox" / "out"
     result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
     assert result.returncode == EXIT_INTEGRITY, result.stderr
@@ -137,12 +120,7 @@ def test_tampered_layout_blob_is_integrity_error(tmp_path: Path) -> None:
 def test_manifest_digest_mismatch_is_integrity_error(registry_plain: RunningRegistry, tmp_path: Path,
                                                      unique_repo: str) -> None:
     """Asking for a digest and getting other bytes (a lying registry or proxy) must fail, not be used."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "f").write_text("x")
-    env = clean_env(tmp_path)
-    pushed = run_cli("push", f"oci:{tmp_path / 'layout'}:v1", "f", "--output", "json", env=env, cwd=src)
-    digest = pushed.json()["digest"]
+    env, digest = push_one_file(f"oci:{tmp_path / 'layout'}:v1", tmp_path)
     manifest_file = tmp_path / "layout" / "blobs" / "sha256" / digest.split(":")[1]
     manifest_file.write_bytes(manifest_file.read_bytes() + b" ")
     result = run_cli("manifest", "fetch", f"oci:{tmp_path / 'layout'}@{digest}", env=env)

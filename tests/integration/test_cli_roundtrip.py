@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.cli import clean_env, run_cli
+from harness.cli import clean_env, push_one_file, run_cli
 from harness.oci import MANIFEST_ACCEPT, push_image
 from harness.registry import RunningRegistry
 
@@ -125,12 +125,7 @@ def test_existing_different_file_needs_overwrite(tmp_path: Path, target_repo: st
 
 
 def test_delete_then_not_found(tmp_path: Path, target_repo: str) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "f").write_text("x")
-    env = clean_env(tmp_path)
-    pushed = run_cli("push", f"{target_repo}:gone", "f", "--output", "json", env=env, cwd=src)
-    digest = pushed.json()["digest"]
+    env, digest = push_one_file(f"{target_repo}:gone", tmp_path)
     deleted = run_cli("delete", f"{target_repo}:gone", "--output", "json", env=env)
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.json()["deleted"][0]["digest"] == digest

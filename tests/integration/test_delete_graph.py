@@ -9,7 +9,6 @@ order and kind of requests from what the fake or a recording proxy saw.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,18 +18,11 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, expect
 from harness.fake_registry import FakeRegistry
-from harness.oci import (
-    MANIFEST_ACCEPT,
-    OCI_EMPTY_JSON,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    digest_of,
-    push_blob,
-    push_image,
-    push_manifest,
-)
+from harness.oci import (MANIFEST_ACCEPT, OCI_MANIFEST, compact, digest_of, fallback_tag, push_fallback_index,
+                         push_image, push_index, push_referrer, subject_of, with_platform)
+from harness.oci_layout import REF_NAME, add_tag_schema_referrers, index_entries
 from harness.proxy import RegistryProxy, matching
 from harness.registry import RunningRegistry
 
@@ -45,40 +37,10 @@ SBOM = "application/vnd.example.sbom.v1"
 SIGNATURE = "application/vnd.example.signature.v1"
 REPORT = "application/vnd.example.report.v1"
 FOREIGN = "application/vnd.other-tool.attestation.v1"
-REF_NAME = "org.opencontainers.image.ref.name"
 READS = {"GET", "HEAD"}
 
 
 # -- seeding and inspecting by raw HTTP --------------------------------------------------------------------------
-
-
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _tag(digest: str) -> str:
-    return digest.replace(":", "-")
-
-
-def _referrer(client: httpx.Client, base: str, repo: str, subject: dict[str, Any], artifact_type: str,
-              payload: bytes) -> dict[str, Any]:
-    """An artifact with ``subject``, pushed by digest; returns its descriptor as a referrers index lists it."""
-    config = push_blob(client, base, repo, b"{}")
-    layer = push_blob(client, base, repo, payload)
-    raw = _compact({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}],
-        "subject": {"mediaType": subject["mediaType"], "digest": subject["digest"], "size": subject["size"]},
-    })
-    digest = push_manifest(client, base, repo, digest_of(raw), raw)
-    return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": artifact_type}
-
-
-def _write_index(client: httpx.Client, base: str, repo: str, subject: str, entries: list[dict[str, Any]]) -> str:
-    """The tag schema's index for ``subject``, as another client writes it; returns its digest."""
-    raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
-    return push_manifest(client, base, repo, _tag(subject), raw, OCI_INDEX)
 
 
 @dataclass(frozen=True)
@@ -100,14 +62,15 @@ class Graph:
 def seed_graph(base: str, repo: str, *, tag_schema: bool) -> Graph:
     with httpx.Client(timeout=30) as client:
         pushed = push_image(client, base, repo, tag="v1", layer=f"image {repo}\n".encode())
-        image = {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
-        sbom = _referrer(client, base, repo, image, SBOM, b"the sbom\n")
-        sig = _referrer(client, base, repo, sbom, SIGNATURE, b"signature of the sbom\n")
-        report = _referrer(client, base, repo, image, REPORT, b"a report\n")
+        image = subject_of(pushed)
+        sbom = push_referrer(client, base, repo, image, SBOM, b"the sbom\n")
+        sig = push_referrer(client, base, repo, sbom, SIGNATURE, b"signature of the sbom\n")
+        report = push_referrer(client, base, repo, image, REPORT, b"a report\n")
         indexes = {}
         if tag_schema:
-            indexes[image["digest"]] = _write_index(client, base, repo, image["digest"], [sbom, report])
-            indexes[sbom["digest"]] = _write_index(client, base, repo, sbom["digest"], [sig])
+            indexes[image["digest"]] = push_fallback_index(client, base, repo, image["digest"],
+                                                           [sbom, report])
+            indexes[sbom["digest"]] = push_fallback_index(client, base, repo, sbom["digest"], [sig])
     return Graph(repo, image["digest"], sbom["digest"], sig["digest"], report["digest"], indexes)
 
 
@@ -125,8 +88,8 @@ def listed_tags(base: str, repo: str) -> list[str]:
 
 
 def fallback_entries(base: str, repo: str, subject: str) -> list[str]:
-    response = httpx.get(f"{base}/v2/{repo}/manifests/{_tag(subject)}", headers={"Accept": MANIFEST_ACCEPT},
-                         timeout=30)
+    response = httpx.get(f"{base}/v2/{repo}/manifests/{fallback_tag(subject)}",
+                         headers={"Accept": MANIFEST_ACCEPT}, timeout=30)
     assert response.status_code == 200, response.text
     return [entry["digest"] for entry in response.json()["manifests"]]
 
@@ -134,23 +97,8 @@ def fallback_entries(base: str, repo: str, subject: str) -> list[str]:
 # -- the CLI -------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., CliResult]:
-    env = clean_env(tmp_path)
-
-    def run(*args: str) -> CliResult:
-        return run_cli(*args, env=env, cwd=tmp_path)
-
-    return run
-
-
-def ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 def delete_json(cli: Callable[..., CliResult], *args: str) -> dict[str, Any]:
-    doc: dict[str, Any] = ok(cli("delete", *args, "-O", "json")).json()
+    doc: dict[str, Any] = expect(cli("delete", *args, "-O", "json")).json()
     jsonschema.validate(doc, load_schema("delete"))
     return doc
 
@@ -177,7 +125,8 @@ def test_graph_delete_removes_every_manifest_and_fallback_tag_deepest_first(
         registry_plain: RunningRegistry, proxy: RegistryProxy, unique_repo: str,
         cli: Callable[..., CliResult]) -> None:
     g = seed_graph(registry_plain.url, unique_repo, tag_schema=True)
-    assert listed_tags(registry_plain.url, unique_repo) == sorted(["v1", _tag(g.image), _tag(g.sbom)])
+    assert listed_tags(registry_plain.url, unique_repo) == sorted(
+        ["v1", fallback_tag(g.image), fallback_tag(g.sbom)])
 
     doc = delete_json(cli, f"{proxy.host}/{unique_repo}:v1", "--graph")
 
@@ -186,8 +135,8 @@ def test_graph_delete_removes_every_manifest_and_fallback_tag_deepest_first(
     assert [(e.get("artifactType"), e.get("subject")) for e in doc["deleted"][:3]] == [
         (SIGNATURE, g.sbom), (SBOM, g.image), (REPORT, g.image)]
     assert "subject" not in doc["deleted"][3]
-    assert doc["indexesDeleted"] == [{"subject": g.sbom, "tag": _tag(g.sbom)},
-                                     {"subject": g.image, "tag": _tag(g.image)}]
+    assert doc["indexesDeleted"] == [{"subject": g.sbom, "tag": fallback_tag(g.sbom)},
+                                     {"subject": g.image, "tag": fallback_tag(g.image)}]
     assert doc["alreadyDeleted"] == [] and doc["indexesUpdated"] == [] and doc["orphanedReferrers"] == []
     # Deepest first; a subject's index goes once its referrers are gone, just before the subject itself.
     assert deleted_paths(proxy.requests) == [g.sig, g.indexes[g.sbom], g.sbom, g.report, g.indexes[g.image], g.image]
@@ -196,7 +145,7 @@ def test_graph_delete_removes_every_manifest_and_fallback_tag_deepest_first(
     assert sorted(fetched) == sorted([g.sig, g.sbom, g.report]), "one GET per listed referrer, to check it"
 
     assert listed_tags(registry_plain.url, unique_repo) == []
-    for reference in [*g.manifests, *g.indexes.values(), _tag(g.image), _tag(g.sbom), "v1"]:
+    for reference in [*g.manifests, *g.indexes.values(), fallback_tag(g.image), fallback_tag(g.sbom), "v1"]:
         assert status(registry_plain.url, unique_repo, reference) == 404, reference
 
 
@@ -209,20 +158,20 @@ def test_deleting_one_referrer_updates_the_subjects_fallback_index(
     doc = delete_json(cli, f"{ref}@{g.report}")
 
     assert [(e["digest"], e["artifactType"], e["subject"]) for e in doc["deleted"]] == [(g.report, REPORT, g.image)]
-    assert doc["indexesUpdated"] == [{"subject": g.image, "tag": _tag(g.image)}]
+    assert doc["indexesUpdated"] == [{"subject": g.image, "tag": fallback_tag(g.image)}]
     assert doc["indexesDeleted"] == [] and doc["orphanedReferrers"] == []
     assert status(registry_plain.url, unique_repo, g.report) == 404
     assert fallback_entries(registry_plain.url, unique_repo, g.image) == [g.sbom], "the other referrer stays"
     # The index is updated before the referrer is deleted: a crash in between never leaves it listed. The
     # index it replaced is deleted by digest (it would stay behind untagged), once the update held.
     writes = [(r.method, r.path.rsplit("/", 1)[1]) for r in proxy.requests if r.method not in READS]
-    assert writes == [("PUT", _tag(g.image)), ("DELETE", g.indexes[g.image]), ("DELETE", g.report)]
+    assert writes == [("PUT", fallback_tag(g.image)), ("DELETE", g.indexes[g.image]), ("DELETE", g.report)]
     assert status(registry_plain.url, unique_repo, g.indexes[g.image]) == 404
 
-    found = ok(cli("discover", f"{ref}:v1", "-O", "json")).json()
+    found = expect(cli("discover", f"{ref}:v1", "-O", "json")).json()
     assert digests(found["referrers"]) == [g.sbom]
     assert digests(found["referrers"][0]["referrers"]) == [g.sig]
-    assert g.report not in ok(cli("discover", f"{ref}:v1")).stdout
+    assert g.report not in expect(cli("discover", f"{ref}:v1")).stdout
 
 
 def test_deleting_the_last_referrer_removes_the_index_tag_and_orphans_are_cleaned_up_by_digest(
@@ -230,30 +179,30 @@ def test_deleting_the_last_referrer_removes_the_index_tag_and_orphans_are_cleane
         cli: Callable[..., CliResult]) -> None:
     g = seed_graph(registry_plain.url, unique_repo, tag_schema=True)
     ref = f"{proxy.host}/{unique_repo}"
-    ok(cli("delete", f"{ref}@{g.report}"))
+    expect(cli("delete", f"{ref}@{g.report}"))
     proxy.clear()
 
     # The SBOM is the image's last referrer, and it has a referrer itself (the signature).
-    result = ok(cli("delete", f"{ref}@{g.sbom}", "-O", "json"))
+    result = expect(cli("delete", f"{ref}@{g.sbom}", "-O", "json"))
     doc = result.json()
     jsonschema.validate(doc, load_schema("delete"))
-    assert doc["indexesUpdated"] == [{"subject": g.image, "tag": _tag(g.image)}]
+    assert doc["indexesUpdated"] == [{"subject": g.image, "tag": fallback_tag(g.image)}]
     assert digests(doc["orphanedReferrers"]) == [g.sig]
     assert "WARNING: 1 referrer of " + g.sbom in result.stderr
     assert f"ci-oras delete --graph {ref}@{g.sbom}" in result.stderr
-    assert status(registry_plain.url, unique_repo, _tag(g.image)) == 404, "the emptied index is deleted"
+    assert status(registry_plain.url, unique_repo, fallback_tag(g.image)) == 404, "the emptied index is deleted"
     writes = [(r.method, r.path.rsplit("/", 1)[1]) for r in proxy.requests if r.method not in READS]
     assert [method for method, _ in writes] == ["DELETE", "DELETE"], "no empty index is written"
     assert writes[1] == ("DELETE", g.sbom) and writes[0][1] not in (g.image, g.sbom)
     # The signature stays discoverable under the deleted SBOM's digest ...
     assert fallback_entries(registry_plain.url, unique_repo, g.sbom) == [g.sig]
-    assert listed_tags(registry_plain.url, unique_repo) == sorted(["v1", _tag(g.sbom)])
+    assert listed_tags(registry_plain.url, unique_repo) == sorted(["v1", fallback_tag(g.sbom)])
 
     # ... so --graph by digest cleans it up, although the SBOM itself is already gone.
     doc = delete_json(cli, f"{ref}@{g.sbom}", "--graph")
     assert digests(doc["deleted"]) == [g.sig]
     assert digests(doc["alreadyDeleted"]) == [g.sbom]
-    assert doc["indexesDeleted"] == [{"subject": g.sbom, "tag": _tag(g.sbom)}]
+    assert doc["indexesDeleted"] == [{"subject": g.sbom, "tag": fallback_tag(g.sbom)}]
     assert listed_tags(registry_plain.url, unique_repo) == ["v1"]
     assert status(registry_plain.url, unique_repo, g.sig) == 404
     assert status(registry_plain.url, unique_repo, "v1") == 200
@@ -268,7 +217,7 @@ def test_dry_run_makes_only_read_requests(registry_plain: RunningRegistry, proxy
     assert doc["dryRun"] is True
     assert digests(doc["deleted"]) == [g.sig, g.sbom, g.report, g.image]
     assert [e["subject"] for e in doc["indexesDeleted"]] == [g.sbom, g.image]
-    text = ok(cli("delete", f"{ref}:v1", "--graph", "--dry-run")).stderr.splitlines()
+    text = expect(cli("delete", f"{ref}:v1", "--graph", "--dry-run")).stderr.splitlines()
     assert text[0] == "Dry run: would delete 4 manifests:"
     assert text[1:5] == [f"{g.image}  application/vnd.ci-oras.test", f"  {g.sbom}  {SBOM}",
                          f"    {g.sig}  {SIGNATURE}", f"  {g.report}  {REPORT}"], "tree order"
@@ -276,7 +225,7 @@ def test_dry_run_makes_only_read_requests(registry_plain: RunningRegistry, proxy
     assert digests(single["deleted"]) == [g.report] and [e["subject"] for e in single["indexesUpdated"]] == [g.image]
 
     assert proxy.requests and {r.method for r in proxy.requests} <= READS
-    for reference in [*g.manifests, _tag(g.image), _tag(g.sbom), "v1"]:
+    for reference in [*g.manifests, fallback_tag(g.image), fallback_tag(g.sbom), "v1"]:
         assert status(registry_plain.url, unique_repo, reference) == 200, reference
     assert fallback_entries(registry_plain.url, unique_repo, g.image) == [g.sbom, g.report]
 
@@ -287,7 +236,7 @@ def test_rerunning_an_interrupted_graph_delete_finishes_it(
     g = seed_graph(registry_plain.url, unique_repo, tag_schema=True)
     ref = f"{proxy.host}/{unique_repo}:v1"
     proxy.inject(matching("DELETE", path=f"/manifests/{g.report}$"), 403, headers={"Content-Type": "application/json"},
-                 body=_compact({"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]}))
+                 body=compact({"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]}))
 
     failed = cli("delete", ref, "--graph")
     assert failed.returncode == EXIT_AUTH, failed.stderr
@@ -351,15 +300,12 @@ def test_index_root_deletes_referrers_then_the_index_then_its_manifests(
         children = []
         for arch in ("amd64", "arm64"):
             image = push_image(client, fake.url, "multi", tag=f"only-{arch}", layer=f"{arch}\n".encode())
-            children.append({"mediaType": OCI_MANIFEST, "digest": image.manifest_digest,
-                             "size": len(image.manifest), "platform": {"architecture": arch, "os": "linux"}})
+            children.append(with_platform(subject_of(image), f"linux/{arch}"))
             client.delete(f"{fake.url}/v2/multi/manifests/only-{arch}")  # untag (the fake allows it)
-        raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
-        index = {"mediaType": OCI_INDEX, "digest": push_manifest(client, fake.url, "multi", "v1", raw, OCI_INDEX),
-                 "size": len(raw)}
-        on_index = _referrer(client, fake.url, "multi", index, SIGNATURE, b"signs the index\n")
-        on_child = _referrer(client, fake.url, "multi", children[0], SBOM, b"sbom of amd64\n")
-        on_sbom = _referrer(client, fake.url, "multi", on_child, SIGNATURE, b"signs the sbom\n")
+        index = push_index(client, fake.url, "multi", "v1", children)
+        on_index = push_referrer(client, fake.url, "multi", index, SIGNATURE, b"signs the index\n")
+        on_child = push_referrer(client, fake.url, "multi", children[0], SBOM, b"sbom of amd64\n")
+        on_sbom = push_referrer(client, fake.url, "multi", on_child, SIGNATURE, b"signs the sbom\n")
     fake.clear()
 
     doc = delete_json(cli, f"{fake.host}/multi:v1", "--graph")
@@ -381,8 +327,8 @@ def test_dash_tag_bug_never_deletes_the_subject(fake_registry: Callable[..., Fak
     doc = delete_json(cli, f"{fake.host}/app@{g.sbom}", "--graph")  # the image's last referrer, and its index
 
     assert digests(doc["deleted"]) == [g.sig, g.sbom]
-    assert doc["indexesDeleted"] == [{"subject": g.sbom, "tag": _tag(g.sbom)}]
-    assert doc["indexesUpdated"] == [{"subject": g.image, "tag": _tag(g.image)}]
+    assert doc["indexesDeleted"] == [{"subject": g.sbom, "tag": fallback_tag(g.sbom)}]
+    assert doc["indexesUpdated"] == [{"subject": g.image, "tag": fallback_tag(g.image)}]
     assert fake.manifest("app", g.image) is not None, "the image must survive"
     assert fake.tags("app") == ["v1"]
     deletes = deleted_paths(fake.requests)
@@ -413,38 +359,11 @@ def test_dash_tag_bug_is_no_index_to_drop_or_edit(fake_registry: Callable[..., F
 # -- OCI layout ------------------------------------------------------------------------------------------------
 
 
-def _blob(layout: Path, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
-    return f"sha256:{digest}"
-
-
-def _entries(layout: Path) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = json.loads((layout / "index.json").read_text())["manifests"]
-    return entries
-
-
 def _foreign(layout: Path, subject: str, names: list[str]) -> tuple[list[str], str]:
     """Referrers another tool stored only in the tag schema (blobs plus a ``sha256-<hex>`` index entry)."""
-    size = next(e["size"] for e in _entries(layout) if e["digest"] == subject)
-    _blob(layout, b"{}")
-    referrers = []
-    for name in names:
-        payload = _blob(layout, name.encode())
-        raw = _compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": FOREIGN,
-                        "config": {"mediaType": OCI_EMPTY_JSON, "digest": digest_of(b"{}"), "size": 2},
-                        "layers": [{"mediaType": "text/plain", "digest": payload, "size": len(name)}],
-                        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": size}})
-        referrers.append({"mediaType": OCI_MANIFEST, "digest": _blob(layout, raw), "size": len(raw),
-                          "artifactType": FOREIGN, "annotations": {"tool": name}})
-    raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": referrers,
-                    "annotations": {"written-by": "other-tool"}})
-    index = _blob(layout, raw)
-    doc = json.loads((layout / "index.json").read_text())
-    doc["manifests"].append({"mediaType": OCI_INDEX, "digest": index, "size": len(raw),
-                             "annotations": {REF_NAME: _tag(subject)}})
-    (layout / "index.json").write_text(json.dumps(doc))
-    return [r["digest"] for r in referrers], index
+    return add_tag_schema_referrers(layout, subject, FOREIGN,
+                                    [("text/plain", name.encode(), {"tool": name}) for name in names],
+                                    {"written-by": "other-tool"})
 
 
 def _layout_graph(tmp_path: Path, cli: Callable[..., CliResult]) -> tuple[Path, str, dict[str, str]]:
@@ -452,9 +371,9 @@ def _layout_graph(tmp_path: Path, cli: Callable[..., CliResult]) -> tuple[Path, 
     ref = f"oci:{layout}"
     for name in ("app.txt", "sbom.json", "sbom.sig"):
         (tmp_path / name).write_text(f"{name}\n")
-    image = ok(cli("push", f"{ref}:v1", "app.txt", "-O", "json")).json()["digest"]
-    sbom = ok(cli("attach", f"{ref}:v1", "sbom.json", "--artifact-type", SBOM, "-O", "json")).json()["digest"]
-    sig = ok(cli("attach", f"{ref}@{sbom}", "sbom.sig", "--artifact-type", SIGNATURE, "-O", "json")).json()["digest"]
+    image = expect(cli("push", f"{ref}:v1", "app.txt", "-O", "json")).json()["digest"]
+    sbom = expect(cli("attach", f"{ref}:v1", "sbom.json", "--artifact-type", SBOM, "-O", "json")).json()["digest"]
+    sig = expect(cli("attach", f"{ref}@{sbom}", "sbom.sig", "--artifact-type", SIGNATURE, "-O", "json")).json()["digest"]
     return layout, ref, {"image": image, "sbom": sbom, "sig": sig}
 
 
@@ -464,15 +383,15 @@ def test_layout_graph_delete(tmp_path: Path, cli: Callable[..., CliResult]) -> N
 
     dry = delete_json(cli, f"{ref}:v1", "--graph", "--dry-run")
     assert set(digests(dry["deleted"])) == {d["sig"], d["sbom"], *foreign, d["image"]}
-    assert len(_entries(layout)) == 4, "a dry run changes nothing"
+    assert len(index_entries(layout)) == 4, "a dry run changes nothing"
 
     doc = delete_json(cli, f"{ref}:v1", "--graph")
 
     deleted = digests(doc["deleted"])
     assert deleted[0] == d["sig"] and deleted[-1] == d["image"]
     assert sorted(deleted[1:3]) == sorted([d["sbom"], *foreign])
-    assert doc["indexesDeleted"] == [{"subject": d["image"], "tag": _tag(d["image"])}]
-    assert _entries(layout) == []
+    assert doc["indexesDeleted"] == [{"subject": d["image"], "tag": fallback_tag(d["image"])}]
+    assert index_entries(layout) == []
     blobs = layout / "blobs" / "sha256"
     for digest in [*deleted, index]:
         assert not (blobs / digest.split(":")[1]).exists(), digest
@@ -485,18 +404,18 @@ def test_layout_deleting_a_referrer_updates_another_tools_fallback_index(
 
     doc = delete_json(cli, f"{ref}@{first}")
 
-    assert doc["indexesUpdated"] == [{"subject": d["image"], "tag": _tag(d["image"])}]
-    (entry,) = [e for e in _entries(layout) if e.get("annotations", {}).get(REF_NAME) == _tag(d["image"])]
+    assert doc["indexesUpdated"] == [{"subject": d["image"], "tag": fallback_tag(d["image"])}]
+    (entry,) = [e for e in index_entries(layout) if e.get("annotations", {}).get(REF_NAME) == fallback_tag(d["image"])]
     assert entry["digest"] != index and not (layout / "blobs" / "sha256" / index.split(":")[1]).exists()
     rewritten = json.loads((layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_bytes())
     assert digests(rewritten["manifests"]) == [second]
     assert rewritten["manifests"][0]["annotations"] == {"tool": "two"}, "the other tool's fields are kept"
     assert rewritten["annotations"] == {"written-by": "other-tool"}
-    found = ok(cli("discover", f"{ref}:v1", "-O", "json")).json()
+    found = expect(cli("discover", f"{ref}:v1", "-O", "json")).json()
     assert sorted(digests(found["referrers"])) == sorted([d["sbom"], second])
 
     doc = delete_json(cli, f"{ref}@{second}")  # the index's last entry: the tag goes
-    assert doc["indexesUpdated"] == [{"subject": d["image"], "tag": _tag(d["image"])}]
-    assert not [e for e in _entries(layout) if e.get("annotations", {}).get(REF_NAME, "").startswith("sha256-")]
+    assert doc["indexesUpdated"] == [{"subject": d["image"], "tag": fallback_tag(d["image"])}]
+    assert not [e for e in index_entries(layout) if e.get("annotations", {}).get(REF_NAME, "").startswith("sha256-")]
     assert not (layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).exists()
-    assert digests(ok(cli("discover", f"{ref}:v1", "-O", "json")).json()["referrers"]) == [d["sbom"]]
+    assert digests(expect(cli("discover", f"{ref}:v1", "-O", "json")).json()["referrers"]) == [d["sbom"]]

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env, expect, run_cli
 from harness.registry import RunningRegistry
+from harness.runner_files import parse_github_outputs
 
 _PLATFORM_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITLAB_CI", "TF_BUILD",
                        "AGENT_TEMPDIRECTORY")
@@ -34,32 +35,8 @@ def github_env(tmp_path: Path) -> dict[str, str]:
                            "GITHUB_STEP_SUMMARY": str(tmp_path / "step_summary")})
 
 
-def _ok(result: CliResult, code: int = 0) -> CliResult:
-    assert result.returncode == code, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
-
-
 def github_outputs(path: Path) -> dict[str, str]:
-    """``$GITHUB_OUTPUT`` read as the runner reads it (later values of a name win)."""
-    lines = path.read_text().split("\n")
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line:
-            continue
-        equals, heredoc = line.find("="), line.find("<<")
-        if equals >= 0 and (heredoc < 0 or equals < heredoc):
-            out[line[:equals]] = line[equals + 1:]
-            continue
-        name, delimiter, value = line[:heredoc], line[heredoc + 2:], []
-        while lines[i] != delimiter:
-            value.append(lines[i])
-            i += 1
-        i += 1
-        out[name] = "\n".join(value)
-    return out
+    return parse_github_outputs(path.read_text())
 
 
 def dotenv(path: Path) -> dict[str, str]:
@@ -74,7 +51,7 @@ def _repo(registry: RunningRegistry) -> str:
 
 def _push(repo: str, tmp_path: Path, env: Mapping[str, str], *extra: str) -> CliResult:
     (tmp_path / "a.txt").write_text("hello")
-    return _ok(run_cli("push", f"{repo}:v1", "a.txt", "--artifact-type", "application/vnd.acme.test", *extra,
+    return expect(run_cli("push", f"{repo}:v1", "a.txt", "--artifact-type", "application/vnd.acme.test", *extra,
                        env=env, cwd=tmp_path))
 
 
@@ -89,12 +66,12 @@ def test_github_outputs_summary_and_json_stdout(registry_plain: RunningRegistry,
     assert json.loads(outputs["result"]) == pushed
 
     (tmp_path / "report.txt").write_text("report")
-    attached = _ok(run_cli("attach", f"{repo}:v1", "report.txt", "--artifact-type", "application/x.report",
+    attached = expect(run_cli("attach", f"{repo}:v1", "report.txt", "--artifact-type", "application/x.report",
                            "-O", "json", env=env, cwd=tmp_path)).json()
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["digest"] == attached["digest"] and outputs["subject"] == pushed["digest"]
 
-    found = _ok(run_cli("discover", f"{repo}:v1", env=env))  # text mode: the tree on stdout, nothing else
+    found = expect(run_cli("discover", f"{repo}:v1", env=env))  # text mode: the tree on stdout, nothing else
     assert found.stdout.startswith(f"{repo}@{pushed['digest']}\n") and "::" not in found.stdout
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["count"] == "1" and outputs["digest"] == pushed["digest"]
@@ -111,7 +88,7 @@ def test_failing_verify_writes_ok_false(registry_plain: RunningRegistry, tmp_pat
     env = github_env(tmp_path)
     repo = _repo(registry_plain)
     _push(repo, tmp_path, env)
-    failed = _ok(run_cli("verify", f"{repo}:v1", "--require", "sbom", "--require", "signature", env=env), 1)
+    failed = expect(run_cli("verify", f"{repo}:v1", "--require", "sbom", "--require", "signature", env=env), 1)
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["ok"] == "false" and json.loads(outputs["missing"]) == ["sbom", "signature"]
     assert json.loads(outputs["result"])["ok"] is False
@@ -120,7 +97,7 @@ def test_failing_verify_writes_ok_false(registry_plain: RunningRegistry, tmp_pat
     summary = (tmp_path / "step_summary").read_text()
     assert "**Failed**: missing `sbom`, `signature`." in summary and "ci-oras verify: failed" not in summary
 
-    as_json = _ok(run_cli("verify", f"{repo}:v1", "--require", "sbom", "-O", "json", env=env), 1)
+    as_json = expect(run_cli("verify", f"{repo}:v1", "--require", "sbom", "-O", "json", env=env), 1)
     assert as_json.json()["ok"] is False  # stdout is still exactly the document
     assert github_outputs(tmp_path / "github_output")["missing"] == '["sbom"]'
     assert "::error title=ci-oras verify::" in as_json.stderr
@@ -128,7 +105,7 @@ def test_failing_verify_writes_ok_false(registry_plain: RunningRegistry, tmp_pat
 
 def test_errors_annotate_and_summarise(registry_plain: RunningRegistry, tmp_path: Path) -> None:
     env = github_env(tmp_path)
-    missing = _ok(run_cli("pull", f"{_repo(registry_plain)}:nope", "-o", str(tmp_path / "o"), "-O", "json",
+    missing = expect(run_cli("pull", f"{_repo(registry_plain)}:nope", "-o", str(tmp_path / "o"), "-O", "json",
                           env=env), 3)
     assert missing.stdout == ""
     assert any(line.startswith("::error title=ci-oras pull::") for line in missing.stderr.splitlines())
@@ -141,7 +118,7 @@ def test_gitlab_dotenv_merges_steps(registry_plain: RunningRegistry, tmp_path: P
     (tmp_path / "ci-oras.env").write_text("BUILD_ID=42\n")
     repo = _repo(registry_plain)
     pushed = _push(repo, tmp_path, env, "-O", "json").json()
-    promoted = _ok(run_cli("promote", f"{repo}:v1", f"{repo}-prod:v1", "-O", "json", env=env, cwd=tmp_path)).json()
+    promoted = expect(run_cli("promote", f"{repo}:v1", f"{repo}-prod:v1", "-O", "json", env=env, cwd=tmp_path)).json()
     values = dotenv(tmp_path / "ci-oras.env")
     assert values["BUILD_ID"] == "42"
     assert values["CI_ORAS_DIGEST"] == pushed["digest"] == promoted["digest"]
@@ -156,7 +133,7 @@ def test_gitlab_dotenv_merges_steps(registry_plain: RunningRegistry, tmp_path: P
     assert "### ci-oras push" in summary and "### ci-oras promote" in summary and "graph LR" in summary
 
     other = tmp_path / "out" / "deploy.env"
-    _ok(run_cli("delete", f"{repo}-prod:v1", "--emit-file", str(other), env={**env, "CI_ORAS_DOTENV_PREFIX": "APP_"},
+    expect(run_cli("delete", f"{repo}-prod:v1", "--emit-file", str(other), env={**env, "CI_ORAS_DOTENV_PREFIX": "APP_"},
                 cwd=tmp_path))
     assert json.loads(dotenv(other)["APP_DELETED"]) == [pushed["digest"]]
     assert (tmp_path / "out" / "ci-oras-summary.md").exists()
@@ -178,7 +155,7 @@ def test_azure_logging_commands(registry_plain: RunningRegistry, tmp_path: Path)
     summary = Path(upload[0].removeprefix("##vso[task.uploadsummary]"))
     assert summary.parent == agent_temp and f"### ci-oras push `{repo}:v1`" in summary.read_text()
 
-    failed = _ok(run_cli("verify", f"{repo}:v1", "--require", "sbom", env=env), 1)
+    failed = expect(run_cli("verify", f"{repo}:v1", "--require", "sbom", env=env), 1)
     assert "##vso[task.setvariable variable=ok;isOutput=true]false" in failed.stderr.splitlines()
     assert "##vso[task.logissue type=error]verification failed: missing sbom" in failed.stderr
 
@@ -207,10 +184,10 @@ def test_data_on_stdout_is_never_mixed_with_commands(registry_plain: RunningRegi
     env = {**github_env(tmp_path), "CI_ORAS_PASSWORD": "not-needed-here", "CI_ORAS_USERNAME": "nobody"}
     repo = _repo(registry_plain)
     _push(repo, tmp_path, env)
-    tags = _ok(run_cli("tags", repo, env=env))
+    tags = expect(run_cli("tags", repo, env=env))
     assert tags.stdout == "v1\n"
     assert "::add-mask::not-needed-here" in tags.stderr.splitlines()
-    manifest = _ok(run_cli("manifest", "fetch", f"{repo}:v1", env=env))
+    manifest = expect(run_cli("manifest", "fetch", f"{repo}:v1", env=env))
     assert json.loads(manifest.stdout)["artifactType"] == "application/vnd.acme.test"
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["artifact-type"] == "application/vnd.acme.test" and "digest" in outputs

@@ -9,7 +9,7 @@ same raw request sequence runs against both and must give the same status codes 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -17,12 +17,19 @@ from urllib.parse import quote, urljoin
 import httpx
 import pytest
 from harness.fake_registry import FakeRegistry
-from harness.oci import MANIFEST_ACCEPT, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob
+from harness.oci import (
+    MANIFEST_ACCEPT,
+    OCI_EMPTY_DIGEST,
+    OCI_EMPTY_JSON,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    digest_of,
+    push_blob,
+)
 from harness.registry import RunningRegistry
 
 TIMEOUT = httpx.Timeout(10.0)
 EMPTY = b"{}"
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 SBOM = "application/vnd.cyclonedx+json"
 SIG = "application/vnd.cncf.notary.signature"
 REPO = "test/app"
@@ -31,12 +38,6 @@ FakeFactory = Callable[..., FakeRegistry]
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=TIMEOUT) as c:
-        yield c
 
 
 @pytest.fixture
@@ -330,7 +331,7 @@ def test_manifest_put_get_byte_exact(fake: FakeRegistry, client: httpx.Client) -
     # deliberately odd formatting: the registry must store and serve these exact bytes
     body = (
         f'{{\n  "schemaVersion" : 2,\t"mediaType": "{OCI_MANIFEST}",\n'
-        f'  "config": {{"mediaType": "{OCI_EMPTY_JSON}", "digest": "{EMPTY_DIGEST}", "size": 2}},\n'
+        f'  "config": {{"mediaType": "{OCI_EMPTY_JSON}", "digest": "{OCI_EMPTY_DIGEST}", "size": 2}},\n'
         f'  "layers": [ {{"size": 5, "digest": "{layer_digest}", "mediaType": "application/octet-stream"}} ]  }}\n'
     ).encode()
     digest = digest_of(body)

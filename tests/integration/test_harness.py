@@ -29,6 +29,7 @@ from harness import (
     start_registry,
 )
 from harness.oci import MANIFEST_ACCEPT, digest_of, parse_challenge, push_blob, push_image
+from harness.prerequisites import in_ci, missing
 from harness.registry import TOKEN_ISSUER_NAME, TOKEN_SERVICE
 from harness.token_issuer import ACR_IDENTITY_USERNAME, parse_scopes
 
@@ -47,6 +48,12 @@ def _jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def _access(token: str) -> dict[str, list[str]]:
     """``{"type:name": actions}`` from a JWT's access claim."""
     return {f"{a['type']}:{a['name']}": a["actions"] for a in _jwt_parts(token)[1]["access"]}
+
+
+def _post_token(reg: RunningRegistry, **form: str) -> httpx.Response:
+    """An OAuth2 POST to the issuer's realm with ``form`` as its body."""
+    assert reg.issuer is not None
+    return httpx.post(reg.issuer.url, data=form, timeout=TIMEOUT)
 
 
 def _get_token(
@@ -248,17 +255,9 @@ def test_token_refresh_grant_with_identity_token(registry_token: RunningRegistry
     issuer = registry_token.issuer
     assert issuer is not None
     issuer.clear_requests()
-    resp = httpx.post(
-        issuer.url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": issuer.identity_token,
-            "service": TOKEN_SERVICE,
-            "scope": f"repository:{unique_repo}:pull,push",
-            "client_id": "ci-oras",
-        },
-        timeout=TIMEOUT,
-    )
+    resp = _post_token(registry_token, grant_type="refresh_token", refresh_token=issuer.identity_token,
+                       service=TOKEN_SERVICE, scope=f"repository:{unique_repo}:pull,push",
+                       client_id="ci-oras")
     assert resp.status_code == 200
     body = resp.json()
     assert body["refresh_token"] == issuer.identity_token
@@ -266,11 +265,8 @@ def test_token_refresh_grant_with_identity_token(registry_token: RunningRegistry
     with _bearer_client(body["access_token"]) as client:
         push_image(client, registry_token.url, unique_repo)
 
-    bad = httpx.post(
-        issuer.url,
-        data={"grant_type": "refresh_token", "refresh_token": "not-a-token", "service": TOKEN_SERVICE},
-        timeout=TIMEOUT,
-    )
+    bad = _post_token(registry_token, grant_type="refresh_token", refresh_token="not-a-token",
+                      service=TOKEN_SERVICE)
     assert bad.status_code == 401
     first, second = issuer.requests
     assert (first.method, first.grant_type, first.status, first.client_id) == (
@@ -294,51 +290,23 @@ def test_token_identity_user_basic_and_password_grant(registry_token: RunningReg
     assert _access(basic.json()["token"]) == {"repository:x/y": ["pull"]}
 
     # An offline password grant returns a refresh token usable afterwards.
-    password = httpx.post(
-        issuer.url,
-        data={
-            "grant_type": "password",
-            "username": registry_token.username,
-            "password": registry_token.password,
-            "service": TOKEN_SERVICE,
-            "scope": "repository:x/y:pull",
-            "access_type": "offline",
-            "client_id": "ci-oras",
-        },
-        timeout=TIMEOUT,
-    )
+    password = _post_token(registry_token, grant_type="password", username=registry_token.username,
+                           password=registry_token.password, service=TOKEN_SERVICE,
+                           scope="repository:x/y:pull", access_type="offline", client_id="ci-oras")
     assert password.status_code == 200
     refresh = password.json()["refresh_token"]
-    again = httpx.post(
-        issuer.url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh,
-            "service": TOKEN_SERVICE,
-            "scope": "repository:x/y:push",
-        },
-        timeout=TIMEOUT,
-    )
+    again = _post_token(registry_token, grant_type="refresh_token", refresh_token=refresh,
+                        service=TOKEN_SERVICE, scope="repository:x/y:push")
     assert again.status_code == 200
     assert _jwt_parts(again.json()["token"])[1]["sub"] == registry_token.username
 
-    online = httpx.post(
-        issuer.url,
-        data={
-            "grant_type": "password",
-            "username": registry_token.username,
-            "password": registry_token.password,
-        },
-        timeout=TIMEOUT,
-    )
+    online = _post_token(registry_token, grant_type="password", username=registry_token.username,
+                         password=registry_token.password)
     assert online.status_code == 200 and "refresh_token" not in online.json()
-    wrong = httpx.post(
-        issuer.url,
-        data={"grant_type": "password", "username": registry_token.username, "password": "nope"},
-        timeout=TIMEOUT,
-    )
+    wrong = _post_token(registry_token, grant_type="password", username=registry_token.username,
+                        password="nope")
     assert wrong.status_code == 401
-    unsupported = httpx.post(issuer.url, data={"grant_type": "client_credentials"}, timeout=TIMEOUT)
+    unsupported = _post_token(registry_token, grant_type="client_credentials")
     assert unsupported.status_code == 400
 
 
@@ -459,6 +427,27 @@ def test_missing_binary_raises_clear_error(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RegistryBinaryNotFoundError, match="apt-get install -y docker-registry"):
         start_registry(tmp_path, "plain")
+
+
+@pytest.mark.parametrize(("ci", "expected"), [
+    (None, False), ("", False), ("0", False), ("false", False), (" No ", False), ("true", True), ("1", True),
+])
+def test_ci_is_told_apart_from_a_laptop(monkeypatch: pytest.MonkeyPatch, ci: str | None,
+                                        expected: bool) -> None:
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    assert in_ci() is expected
+
+
+def test_a_missing_prerequisite_skips_on_a_laptop_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="install: it"):
+        missing("x was not found (install: it)")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="install: it"):
+        missing("x was not found (install: it)")
 
 
 def test_no_registry_process_leaks_after_stop(tmp_path: Path) -> None:

@@ -9,18 +9,15 @@ checked by raw HTTP too.
 
 from __future__ import annotations
 
-import functools
-import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult
 from harness.fake_registry import FakeRegistry
 from harness import oci
 from harness.proxy import RegistryProxy
@@ -35,14 +32,6 @@ SBOM = "application/vnd.example.sbom+json"
 Desc = dict[str, Any]
 
 
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _tag(digest: str) -> str:
-    return digest.replace(":", "-")
-
-
 class Repo:
     """Raw-HTTP seeding of one repository: images, referrers, and fallback indexes written as anyone could."""
 
@@ -50,27 +39,17 @@ class Repo:
         self.client, self.url, self.name = client, url, name
 
     def image(self, tag: str) -> Desc:
-        pushed = oci.push_image(self.client, self.url, self.name, tag=tag, layer=f"{tag} {uuid.uuid4()}\n".encode())
-        return {"mediaType": oci.OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
+        return oci.subject_of(
+            oci.push_image(self.client, self.url, self.name, tag=tag, layer=f"{tag} {uuid.uuid4()}\n".encode()))
 
     def referrer(self, subject: Desc, artifact_type: str) -> Desc:
         """An artifact whose ``subject`` is ``subject``, pushed by digest (not listed anywhere yet)."""
-        config = oci.push_blob(self.client, self.url, self.name, b"{}")
         payload = f"{artifact_type} of {subject['digest']} {uuid.uuid4()}".encode()
-        layer = oci.push_blob(self.client, self.url, self.name, payload)
-        raw = _compact({
-            "schemaVersion": 2, "mediaType": oci.OCI_MANIFEST, "artifactType": artifact_type,
-            "config": {"mediaType": oci.OCI_EMPTY_JSON, "digest": config, "size": 2},
-            "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}],
-            "subject": {k: subject[k] for k in ("mediaType", "digest", "size")},
-        })
-        digest = oci.push_manifest(self.client, self.url, self.name, oci.digest_of(raw), raw)
-        return {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": artifact_type}
+        return oci.push_referrer(self.client, self.url, self.name, subject, artifact_type, payload)
 
     def listing(self, subject: Desc, entries: list[Desc]) -> str:
         """The tag schema's index for ``subject`` listing ``entries`` (true or not); returns its digest."""
-        raw = _compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": entries})
-        return oci.push_manifest(self.client, self.url, self.name, _tag(subject["digest"]), raw, oci.OCI_INDEX)
+        return oci.push_fallback_index(self.client, self.url, self.name, subject["digest"], entries)
 
     def status(self, reference: str) -> int:
         return self.client.get(f"{self.url}/v2/{self.name}/manifests/{reference}",
@@ -87,20 +66,8 @@ def as_listed(desc: Desc, artifact_type: str) -> Desc:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(registry_plain: RunningRegistry, http: httpx.Client, unique_repo: str) -> Repo:
-    return Repo(http, registry_plain.url, unique_repo)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., CliResult]:
-    """The real command in a subprocess, with a private HOME (no credentials from the machine)."""
-    return functools.partial(run_cli, env=clean_env(tmp_path), cwd=tmp_path)
+def repo(registry_plain: RunningRegistry, client: httpx.Client, unique_repo: str) -> Repo:
+    return Repo(client, registry_plain.url, unique_repo)
 
 
 def document(result: CliResult, step: str, code: int = EXIT_OK) -> dict[str, Any]:
@@ -139,14 +106,14 @@ def test_delete_graph_never_deletes_what_a_forged_listing_names(
     pointing at P's own image index (deleting "R1's referrers index" by digest would delete P and ``prod``)."""
     s = signed(repo)
     children = [repo.image(f"arch-{n}") for n in range(2)]
-    raw = _compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": children})
+    raw = oci.compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": children})
     digest = oci.push_manifest(repo.client, repo.url, repo.name, "prod", raw, oci.OCI_INDEX)
     p = {"mediaType": oci.OCI_INDEX, "digest": digest, "size": len(raw)}
     if forgery == "index-naming-P":
         forged = repo.listing(s.signature, [as_listed(p, SIG)])
         expected = {(p["digest"], s.signature["digest"], "subject-mismatch")}
     else:
-        forged = oci.push_manifest(repo.client, repo.url, repo.name, _tag(s.signature["digest"]), raw, oci.OCI_INDEX)
+        forged = oci.push_manifest(repo.client, repo.url, repo.name, oci.fallback_tag(s.signature["digest"]), raw, oci.OCI_INDEX)
         expected = {(child["digest"], s.signature["digest"], "subject-mismatch") for child in children}
 
     result = cli("delete", f"{registry_plain.host}/{repo.name}@{s.signature['digest']}", "--graph", "-O", "json")
@@ -159,7 +126,7 @@ def test_delete_graph_never_deletes_what_a_forged_listing_names(
     assert repo.status(s.signature["digest"]) == 404
     for reference in ("prod", p["digest"], *(c["digest"] for c in children), "v1", forged):
         assert repo.status(reference) == 200, reference
-    assert repo.status(_tag(s.subject["digest"])) == 404, "the subject's emptied index went with R1's entry"
+    assert repo.status(oci.fallback_tag(s.subject["digest"])) == 404, "the subject's emptied index went with R1's entry"
 
 
 def test_delete_graph_with_a_loop_keeps_the_subject(repo: Repo, registry_plain: RunningRegistry,
@@ -336,10 +303,10 @@ def test_types_match_case_insensitively_on_the_tag_schema(repo: Repo, registry_p
 
 
 def test_types_match_case_insensitively_with_the_servers_filter(
-        fake_registry: Callable[..., FakeRegistry], http: httpx.Client, cli: Callable[..., CliResult]) -> None:
+        fake_registry: Callable[..., FakeRegistry], client: httpx.Client, cli: Callable[..., CliResult]) -> None:
     """The fake applies ``?artifactType=`` exactly, as the spec says: sending it would lose the referrer."""
     fake = fake_registry(filter_header=True)
-    repo = Repo(http, fake.url, "app")
+    repo = Repo(client, fake.url, "app")
     subject = repo.image("v1")
     signature = repo.referrer(subject, MIXED)
     fake.clear()

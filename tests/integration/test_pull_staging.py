@@ -6,8 +6,6 @@ push and pull cannot hide.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,43 +14,32 @@ import httpx
 import jsonschema
 import pytest
 from harness.cli import clean_env, run_cli
-from harness.layers import directory_layer
-from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, push_blob, push_manifest
+from harness.layers import TITLE, directory_layer, push_directory_layer
+from harness.oci import OCI_INDEX, push_artifact, push_index, push_layer, with_platform
 from harness.proxy import RegistryProxy, matching
 from harness.registry import RunningRegistry
 
 from ci_oras.errors import EXIT_AUTH, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_REGISTRY, EXIT_USAGE
 from ci_oras.schemas import load_schema
 
-TITLE = "org.opencontainers.image.title"
 MIB = 1024 * 1024
 
 
 def _artifact(client: httpx.Client, registry: RunningRegistry, repo: str, layers: list[dict[str, Any]],
               tag: str | None = None) -> dict[str, Any]:
     """Push an artifact manifest over ``layers`` (descriptors of blobs already pushed); return its descriptor."""
-    config = push_blob(client, registry.url, repo, b"{}")
-    raw = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.test",
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2}, "layers": layers,
-    }).encode()
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-    push_manifest(client, registry.url, repo, tag or digest, raw)
-    return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw)}
+    pushed = push_artifact(client, registry.url, repo, layers, reference=tag, artifact_type="application/vnd.test")
+    return {key: pushed[key] for key in ("mediaType", "digest", "size")}
 
 
 def _file_layer(client: httpx.Client, registry: RunningRegistry, repo: str, title: str, data: bytes) -> dict[str, Any]:
-    digest = push_blob(client, registry.url, repo, data)
-    return {"mediaType": "text/plain", "digest": digest, "size": len(data), "annotations": {TITLE: title}}
+    return push_layer(client, registry.url, repo, data, "text/plain", {TITLE: title})
 
 
 def _dir_layer(client: httpx.Client, registry: RunningRegistry, repo: str, files: dict[str, bytes],
                tar_digest: str | None = None) -> dict[str, Any]:
     blob, real_tar_digest = directory_layer("docs", files)
-    digest = push_blob(client, registry.url, repo, blob)
-    return {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": len(blob),
-            "annotations": {TITLE: "docs", "io.deis.oras.content.digest": tar_digest or real_tar_digest,
-                            "io.deis.oras.content.unpack": "true"}}
+    return push_directory_layer(client, registry.url, repo, blob, tar_digest or real_tar_digest)
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -166,13 +153,10 @@ def test_a_conflict_found_late_changes_nothing(registry_plain: RunningRegistry, 
 
 def _index(client: httpx.Client, registry: RunningRegistry, repo: str, children: list[tuple[str, dict[str, Any]]],
            tag: str = "v1") -> str:
-    manifests = []
-    for platform, desc in children:
-        os_name, arch, *variant = platform.split("/")
-        manifests.append({**desc, "platform": {"os": os_name, "architecture": arch,
-                                                **({"variant": variant[0]} if variant else {})}})
-    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
-    return push_manifest(client, registry.url, repo, tag, raw, media_type=OCI_INDEX)
+    listed = [with_platform(desc, platform) for platform, desc in children]
+    index = push_index(client, registry.url, repo, tag, listed)
+    digest: str = index["digest"]
+    return digest
 
 
 @pytest.fixture

@@ -10,23 +10,26 @@ requests the fake recorded.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env
 from harness.fake_registry import FakeRegistry, FakeRequest
 from harness.oci import (
-    OCI_EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
+    compact,
     digest_of,
+    fallback_tag,
     push_blob,
     push_image,
+    push_index,
     push_manifest,
+    push_referrer,
+    subject_of,
+    with_platform,
 )
 
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_REGISTRY, EXIT_USAGE
@@ -48,35 +51,9 @@ IMAGE_LAYER = "application/vnd.oci.image.layer.v1.tar"
 # -- seeding by raw HTTP -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as http:
-        yield http
-
-
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
 def seed_image(client: httpx.Client, fake: FakeRegistry, repo: str, tag: str = "v1") -> dict[str, Any]:
     """A tagged one-layer image; returns its descriptor (as a subject is written)."""
-    pushed = push_image(client, fake.url, repo, tag=tag, layer=f"image {repo}:{tag}\n".encode())
-    return {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
-
-
-def seed_referrer(client: httpx.Client, base: str, repo: str, subject: dict[str, Any], artifact_type: str,
-                  payload: bytes) -> dict[str, Any]:
-    """An artifact manifest with ``subject``, pushed by digest (no tag); returns its descriptor."""
-    config = push_blob(client, base, repo, b"{}")
-    layer = push_blob(client, base, repo, payload)
-    raw = _compact({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}],
-        "subject": subject,
-    })
-    digest = push_manifest(client, base, repo, digest_of(raw), raw)
-    return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": artifact_type}
+    return subject_of(push_image(client, fake.url, repo, tag=tag, layer=f"image {repo}:{tag}\n".encode()))
 
 
 def seed_platform_index(client: httpx.Client, base: str, repo: str, tag: str) -> tuple[dict[str, Any],
@@ -84,28 +61,22 @@ def seed_platform_index(client: httpx.Client, base: str, repo: str, tag: str) ->
     """A multi-arch image: two image manifests (linux/amd64, linux/arm64) in an index tagged ``tag``."""
     children: dict[str, dict[str, Any]] = {}
     for arch in ("amd64", "arm64"):
-        config = _compact({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+        config = compact({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
         layer = f"{arch} root filesystem\n".encode()
         config_digest = push_blob(client, base, repo, config)
         layer_digest = push_blob(client, base, repo, layer)
-        raw = _compact({
+        raw = compact({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": IMAGE_CONFIG, "digest": config_digest, "size": len(config)},
             "layers": [{"mediaType": IMAGE_LAYER, "digest": layer_digest, "size": len(layer)}],
         })
         digest = push_manifest(client, base, repo, digest_of(raw), raw)
-        children[f"linux/{arch}"] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
-                                     "platform": {"architecture": arch, "os": "linux"}}
-    raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(children.values())})
-    digest = push_manifest(client, base, repo, tag, raw, OCI_INDEX)
-    return {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}, children
+        image = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw)}
+        children[f"linux/{arch}"] = with_platform(image, f"linux/{arch}")
+    return push_index(client, base, repo, tag, list(children.values())), children
 
 
 # -- what the fake recorded ------------------------------------------------------------------------------------
-
-
-def fallback_tag(digest: str) -> str:
-    return digest.replace(":", "-")
 
 
 def referrers_gets(fake: FakeRegistry) -> list[FakeRequest]:
@@ -122,10 +93,6 @@ def manifest_puts(fake: FakeRegistry, reference: str) -> list[FakeRequest]:
     return [r for r in fake.requests if r.method == "PUT" and r.path.endswith(f"/manifests/{reference}")]
 
 
-def writes(fake: FakeRegistry) -> list[FakeRequest]:
-    return [r for r in fake.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
-
-
 def fallback_index(fake: FakeRegistry, repo: str, subject_digest: str) -> list[str]:
     stored = fake.manifest(repo, fallback_tag(subject_digest))
     assert stored is not None, f"no fallback index {fallback_tag(subject_digest)}"
@@ -136,16 +103,6 @@ def fallback_index(fake: FakeRegistry, repo: str, subject_digest: str) -> list[s
 # -- the CLI ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., CliResult]:
-    env = clean_env(tmp_path)
-
-    def run(*args: str) -> CliResult:
-        return run_cli(*args, env=env, cwd=tmp_path)
-
-    return run
-
-
 def attach(cli: Callable[..., CliResult], tmp_path: Path, subject: str, name: str, *extra: str,
            artifact_type: str = REPORT) -> dict[str, Any]:
     (tmp_path / name).write_text(f"contents of {name}\n")
@@ -153,6 +110,18 @@ def attach(cli: Callable[..., CliResult], tmp_path: Path, subject: str, name: st
     assert result.returncode == 0, result.stderr
     doc: dict[str, Any] = result.json()
     return doc
+
+
+def attach_unannounced(fake: FakeRegistry, client: httpx.Client, cli: Callable[..., CliResult],
+                       tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Seed ``app:v1`` and attach a report to it, on a registry whose answer to the report's PUT carries no
+    ``OCI-Subject`` (the client is not told the registry listed it); returns both descriptors."""
+    subject = seed_image(client, fake, "app")
+    fake.clear()
+    attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt")
+    (put,) = manifest_puts(fake, attached["digest"])
+    assert put.response_header("OCI-Subject") is None
+    return subject, attached
 
 
 def discover(cli: Callable[..., CliResult], reference: str, *extra: str) -> dict[str, Any]:
@@ -206,7 +175,7 @@ def test_api_answer_is_remembered_per_repository(fake_registry: FakeFactory, cli
                                                  tmp_path: Path) -> None:
     fake = fake_registry()
     subject = seed_image(client, fake, "app")
-    seed_referrer(client, fake.url, "app", subject, REPORT, b"report")
+    push_referrer(client, fake.url, "app", subject, REPORT, b"report")
     fake.clear()
 
     run = Runtime(TransportOptions(), LoginFlags(), clean_env(tmp_path))
@@ -232,12 +201,7 @@ def test_api_answer_is_remembered_per_repository(fake_registry: FakeFactory, cli
 def test_api_without_oci_subject_header_maintains_the_fallback_index(
         fake_registry: FakeFactory, client: httpx.Client, cli: Callable[..., CliResult], tmp_path: Path) -> None:
     fake = fake_registry(oci_subject_header=False)
-    subject = seed_image(client, fake, "app")
-    fake.clear()
-
-    attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt")
-    (put,) = manifest_puts(fake, attached["digest"])
-    assert put.response_header("OCI-Subject") is None
+    subject, attached = attach_unannounced(fake, client, cli, tmp_path)
     # Without the header the client cannot know the registry listed it: it keeps the tag schema up to date.
     assert fallback_tag(subject["digest"]) in fake.tags("app")
     assert fallback_index(fake, "app", subject["digest"]) == [attached["digest"]]
@@ -258,8 +222,8 @@ def test_artifact_type_filter_is_applied_here_case_insensitively(
     another case, so listings go unfiltered and the type is matched here — also in the library's listing."""
     fake = fake_registry(filter_header=True)
     subject = seed_image(client, fake, "app")
-    report = seed_referrer(client, fake.url, "app", subject, REPORT, b"report")
-    signature = seed_referrer(client, fake.url, "app", subject, SIGNATURE.upper(), b"signature")
+    report = push_referrer(client, fake.url, "app", subject, REPORT, b"report")
+    signature = push_referrer(client, fake.url, "app", subject, SIGNATURE.upper(), b"signature")
     fake.clear()
 
     found = discover(cli, f"{fake.host}/app:v1", "--artifact-type", SIGNATURE)
@@ -285,7 +249,7 @@ def test_discover_follows_link_pages(fake_registry: FakeFactory, client: httpx.C
                                      cli: Callable[..., CliResult]) -> None:
     fake = fake_registry(page_size=2)
     subject = seed_image(client, fake, "app")
-    seeded = [seed_referrer(client, fake.url, "app", subject, REPORT, f"report {n}".encode())["digest"]
+    seeded = [push_referrer(client, fake.url, "app", subject, REPORT, f"report {n}".encode())["digest"]
               for n in range(5)]
     fake.clear()
 
@@ -305,12 +269,7 @@ def test_discover_follows_link_pages(fake_registry: FakeFactory, client: httpx.C
 def test_without_api_the_tag_schema_is_used_and_probed_once(
         fake_registry: FakeFactory, client: httpx.Client, cli: Callable[..., CliResult], tmp_path: Path) -> None:
     fake = fake_registry(referrers_api=False)
-    subject = seed_image(client, fake, "app")
-    fake.clear()
-
-    attached = attach(cli, tmp_path, f"{fake.host}/app:v1", "report.txt")
-    (put,) = manifest_puts(fake, attached["digest"])
-    assert put.response_header("OCI-Subject") is None
+    subject, attached = attach_unannounced(fake, client, cli, tmp_path)
     assert fallback_index(fake, "app", subject["digest"]) == [attached["digest"]]
     stored, referrer = fake.manifest("app", fallback_tag(subject["digest"])), fake.manifest("app", attached["digest"])
     assert stored is not None and referrer is not None
@@ -523,7 +482,7 @@ def test_platform_picks_the_child_of_an_index(fake_registry: FakeFactory, client
     assert "not an image index" in on_image.stderr
     malformed = cli("attach", f"{fake.host}/app:v1", "report.txt", "--artifact-type", REPORT, "--platform", "arm64")
     assert malformed.returncode == EXIT_USAGE, malformed.stderr
-    assert writes(fake) == [], "nothing may be pushed when the subject cannot be resolved"
+    assert fake.writes() == [], "nothing may be pushed when the subject cannot be resolved"
 
 
 # -- 12. subjects: digests, other referrers, missing ones ------------------------------------------------------------
@@ -567,7 +526,7 @@ def test_attach_to_a_missing_subject_or_without_type(fake_registry: FakeFactory,
     untyped = cli("attach", f"{fake.host}/app:v1", "report.txt")
     assert untyped.returncode == EXIT_USAGE, untyped.stderr
     assert "--artifact-type" in untyped.stderr
-    assert writes(fake) == []
+    assert fake.writes() == []
 
 
 def test_missing_api_is_probed_once_even_when_a_level_is_listed_in_parallel(

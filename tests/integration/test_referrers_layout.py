@@ -13,34 +13,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import clean_env, expect, run_cli
+from harness.oci import OCI_MANIFEST, fallback_tag
+from harness.oci_layout import REF_NAME, add_tag_schema_referrers, index_entries, tag_entry
 
-REF_NAME = "org.opencontainers.image.ref.name"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-EMPTY_JSON = "application/vnd.oci.empty.v1+json"
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 REPORT = "application/vnd.example.report.v1"
 SIGNATURE = "application/vnd.example.signature.v1"
 FOREIGN = "application/vnd.other-tool.attestation.v1"
-
-
-def _ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def _index(layout: Path) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = json.loads((layout / "index.json").read_text())["manifests"]
-    return entries
-
-
-def _write_blob(layout: Path, data: bytes) -> str:
-    hex_digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / hex_digest).write_bytes(data)
-    return f"sha256:{hex_digest}"
 
 
 def _setup(tmp_path: Path) -> tuple[Path, str, dict[str, str], str]:
@@ -48,7 +28,7 @@ def _setup(tmp_path: Path) -> tuple[Path, str, dict[str, str], str]:
     layout = tmp_path / "layout"
     env = clean_env(tmp_path)
     (tmp_path / "app.txt").write_text("the application\n")
-    pushed = _ok(run_cli("push", f"oci:{layout}:v1", "app.txt", "-O", "json", env=env, cwd=tmp_path)).json()
+    pushed = expect(run_cli("push", f"oci:{layout}:v1", "app.txt", "-O", "json", env=env, cwd=tmp_path)).json()
     return layout, f"oci:{layout}", env, pushed["digest"]
 
 
@@ -57,14 +37,14 @@ def test_attach_and_discover_round_trip(tmp_path: Path) -> None:
     (tmp_path / "report.txt").write_text("a report\n")
     (tmp_path / "report.sig").write_text("a signature of the report\n")
 
-    report = _ok(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-a", "team=qa",
+    report = expect(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-a", "team=qa",
                          "-O", "json", env=env, cwd=tmp_path)).json()
     assert report["subject"]["digest"] == subject
     assert report["reference"] == f"{ref}@{report['digest']}"
-    signature = _ok(run_cli("attach", f"{ref}@{report['digest']}", "report.sig", "--artifact-type", SIGNATURE,
+    signature = expect(run_cli("attach", f"{ref}@{report['digest']}", "report.sig", "--artifact-type", SIGNATURE,
                             "-O", "json", env=env, cwd=tmp_path)).json()
 
-    entries = _index(layout)
+    entries = index_entries(layout)
     tagged = [e for e in entries if REF_NAME in e.get("annotations", {})]
     untagged = [e for e in entries if REF_NAME not in e.get("annotations", {})]
     assert [(e["digest"], e["annotations"][REF_NAME]) for e in tagged] == [(subject, "v1")]
@@ -75,72 +55,54 @@ def test_attach_and_discover_round_trip(tmp_path: Path) -> None:
         raw = (layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_bytes()
         assert hashlib.sha256(raw).hexdigest() == entry["digest"].split(":")[1]
         assert json.loads(raw)["subject"]["digest"] == doc["subject"]["digest"]
-    assert _ok(run_cli("tags", ref, env=env)).stdout.split() == ["v1"], "referrers are never tagged"
+    assert expect(run_cli("tags", ref, env=env)).stdout.split() == ["v1"], "referrers are never tagged"
 
-    found = _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
+    found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     assert found["count"] == 2
     (node,) = found["referrers"]
     assert (node["digest"], node["artifactType"], node["annotations"]["team"]) == (report["digest"], REPORT, "qa")
     assert [n["digest"] for n in node["referrers"]] == [signature["digest"]]
-    only = _ok(run_cli("discover", f"{ref}:v1", "--artifact-type", SIGNATURE, "-O", "json", env=env)).json()
+    only = expect(run_cli("discover", f"{ref}:v1", "--artifact-type", SIGNATURE, "-O", "json", env=env)).json()
     assert only["referrers"] == []  # the filter applies at every level: the report is not a signature
-    tree = _ok(run_cli("discover", f"{ref}:v1", env=env)).stdout
+    tree = expect(run_cli("discover", f"{ref}:v1", env=env)).stdout
     assert report["digest"] in tree and signature["digest"] in tree
 
 
 def test_fallback_index_written_by_another_tool_is_read(tmp_path: Path) -> None:
     layout, ref, env, subject = _setup(tmp_path)
     (tmp_path / "report.txt").write_text("a report\n")
-    ours = _ok(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-O", "json",
+    ours = expect(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-O", "json",
                        env=env, cwd=tmp_path)).json()
 
     # Another tool stored an attestation only in the tag schema: a referrer manifest (not listed in index.json)
     # and an index tagged sha256-<hex> listing it.
-    subject_size = next(e["size"] for e in _index(layout) if e["digest"] == subject)
-    _write_blob(layout, b"{}")
-    statement = b'{"predicate": "attested"}'
-    payload = _write_blob(layout, statement)
-    foreign_raw = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": FOREIGN,
-        "config": {"mediaType": EMPTY_JSON, "digest": EMPTY_DIGEST, "size": 2},
-        "layers": [{"mediaType": "application/json", "digest": payload, "size": len(statement)}],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size},
-    }).encode()
-    foreign = _write_blob(layout, foreign_raw)
-    fallback_raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": foreign, "size": len(foreign_raw), "artifactType": FOREIGN,
-         "annotations": {"org.opencontainers.image.created": "2024-05-02T10:15:30Z"}}]}).encode()
-    fallback = _write_blob(layout, fallback_raw)
-    doc = json.loads((layout / "index.json").read_text())
-    doc["manifests"].append({"mediaType": OCI_INDEX, "digest": fallback, "size": len(fallback_raw),
-                             "annotations": {REF_NAME: "sha256-" + subject.split(":")[1]}})
-    (layout / "index.json").write_text(json.dumps(doc))
+    (foreign,), fallback = add_tag_schema_referrers(layout, subject, FOREIGN, [
+        ("application/json", b'{"predicate": "attested"}',
+         {"org.opencontainers.image.created": "2024-05-02T10:15:30Z"})])
 
-    found = _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
+    found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     by_digest = {n["digest"]: n for n in found["referrers"]}
     assert set(by_digest) == {ours["digest"], foreign}
     assert by_digest[foreign]["artifactType"] == FOREIGN
     assert by_digest[foreign]["annotations"] == {"org.opencontainers.image.created": "2024-05-02T10:15:30Z"}
     assert fallback not in by_digest, "the fallback index itself is no referrer"
     assert found["count"] == 2
-    filtered = _ok(run_cli("discover", f"{ref}:v1", "--artifact-type", FOREIGN, "-O", "json", env=env)).json()
+    filtered = expect(run_cli("discover", f"{ref}:v1", "--artifact-type", FOREIGN, "-O", "json", env=env)).json()
     assert [n["digest"] for n in filtered["referrers"]] == [foreign]
 
     # Attaching again keeps the other tool's index untouched (ci-oras lists its own referrers untagged).
     (tmp_path / "second.txt").write_text("second\n")
-    _ok(run_cli("attach", f"{ref}:v1", "second.txt", "--artifact-type", REPORT, env=env, cwd=tmp_path))
-    assert any(e["digest"] == fallback and e["annotations"][REF_NAME].startswith("sha256-") for e in _index(layout))
-    assert _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()["count"] == 3
+    expect(run_cli("attach", f"{ref}:v1", "second.txt", "--artifact-type", REPORT, env=env, cwd=tmp_path))
+    assert any(e["digest"] == fallback and e["annotations"][REF_NAME].startswith("sha256-") for e in index_entries(layout))
+    assert expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()["count"] == 3
 
 
 def test_fallback_tag_pointing_at_the_subject_is_ignored(tmp_path: Path) -> None:
     """A layout copied from a registry with GitLab's bug may tag the subject itself as sha256-<hex>."""
     layout, ref, env, subject = _setup(tmp_path)
-    doc = json.loads((layout / "index.json").read_text())
-    entry = next(e for e in doc["manifests"] if e["digest"] == subject)
-    doc["manifests"].append({**entry, "annotations": {REF_NAME: "sha256-" + subject.split(":")[1]}})
-    (layout / "index.json").write_text(json.dumps(doc))
-    found = _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
+    entry = next(e for e in index_entries(layout) if e["digest"] == subject)
+    tag_entry(layout, entry, fallback_tag(subject))
+    found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     assert found["referrers"] == [] and found["count"] == 0
 
 
@@ -162,9 +124,9 @@ def test_concurrent_attaches_keep_every_entry(tmp_path: Path) -> None:
         digests.add(json.loads(stdout)["digest"])
     assert len(digests) == count
 
-    entries = _index(layout)
+    entries = index_entries(layout)
     assert sorted(e["digest"] for e in entries if REF_NAME not in e.get("annotations", {})) == sorted(digests)
     assert [e["digest"] for e in entries if e.get("annotations", {}).get(REF_NAME) == "v1"] == [subject]
     assert not list((layout).glob(".index.json.*.tmp")), "no temporary index files left behind"
-    found = _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
+    found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     assert {n["digest"] for n in found["referrers"]} == digests

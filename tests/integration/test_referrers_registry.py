@@ -7,7 +7,6 @@ hand-made (or broken) set of fallback indexes can produce is seeded by raw HTTP:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,41 +15,19 @@ from typing import Any
 
 import httpx
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
-from harness.oci import (
-    MANIFEST_ACCEPT,
-    OCI_EMPTY_JSON,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    digest_of,
-    push_blob,
-    push_image,
-    push_manifest,
-)
+from harness.cli import clean_env, expect, run_cli
+from harness.graphs import SignedSbom, attach_signed_sbom
+from harness.oci import (CYCLONEDX, MANIFEST_ACCEPT, NOTARY, OCI_INDEX, OCI_MANIFEST, fallback_tag,
+                         push_fallback_index, push_image, push_index, push_referrer, subject_of,
+                         with_platform)
 from harness.registry import RunningRegistry
-from samples.make_samples import cyclonedx_json, make_chain, notary_jws
 
-CYCLONEDX = "application/vnd.cyclonedx+json"
-NOTARY = "application/vnd.cncf.notary.signature"
 COUNTER = "application/vnd.example.countersignature.v1"
 REPORT = "application/vnd.example.report.v1"
 
 
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _fallback_tag(digest: str) -> str:
-    return digest.replace(":", "-")
-
-
-def _ok(result: CliResult) -> CliResult:
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 def _raw_fallback(registry: RunningRegistry, repo: str, subject_digest: str) -> dict[str, Any]:
-    response = httpx.get(f"{registry.url}/v2/{repo}/manifests/{_fallback_tag(subject_digest)}",
+    response = httpx.get(f"{registry.url}/v2/{repo}/manifests/{fallback_tag(subject_digest)}",
                          headers={"Accept": MANIFEST_ACCEPT}, timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith(OCI_INDEX)
@@ -59,21 +36,8 @@ def _raw_fallback(registry: RunningRegistry, repo: str, subject_digest: str) -> 
 
 
 @dataclass(frozen=True)
-class DeepGraph:
-    registry: RunningRegistry
-    repo: str
-    env: dict[str, str]
-    image: str
-    sbom: str
-    signature: str
+class DeepGraph(SignedSbom):
     countersignature: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.registry.host}/{self.repo}"
-
-    def cli(self, *args: str) -> CliResult:
-        return run_cli(*args, env=self.env)
 
 
 @pytest.fixture(scope="module")
@@ -81,23 +45,12 @@ def deep_graph(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPat
     """image ← SBOM ← Notary signature (of the SBOM) ← countersignature, attached with the real CLI."""
     work = tmp_path_factory.mktemp("deep-graph")
     repo = f"test/deep-{uuid.uuid4().hex[:8]}"
-    env = clean_env(work)
-    with httpx.Client(timeout=30) as client:
-        image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
-    (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
+    g = attach_signed_sbom(registry_plain, repo, work)
     (work / "countersig.txt").write_text("countersigned by the release manager\n")
-    ref = f"{registry_plain.host}/{repo}"
-
-    sbom = _ok(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work)).json()
-    (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
-    signature = _ok(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
-                            env=env, cwd=work)).json()
-    counter = _ok(run_cli("attach", f"{ref}@{signature['digest']}", "countersig.txt", "--artifact-type", COUNTER,
-                          "-O", "json", env=env, cwd=work)).json()
-    assert sbom["subject"]["digest"] == image
-    assert signature["subject"]["digest"] == sbom["digest"]
-    assert counter["subject"]["digest"] == signature["digest"]
-    yield DeepGraph(registry_plain, repo, env, image, sbom["digest"], signature["digest"], counter["digest"])
+    counter = expect(g.cli("attach", f"{g.ref}@{g.signature}", "countersig.txt", "--artifact-type", COUNTER,
+                           "-O", "json")).json()
+    assert counter["subject"]["digest"] == g.signature
+    yield DeepGraph(**vars(g), countersignature=counter["digest"])
 
 
 def test_fallback_indexes_hold_each_level(deep_graph: DeepGraph) -> None:
@@ -107,13 +60,13 @@ def test_fallback_indexes_hold_each_level(deep_graph: DeepGraph) -> None:
         index = _raw_fallback(g.registry, g.repo, subject)
         assert [(e["digest"], e["artifactType"]) for e in index["manifests"]] == [(referrer, artifact_type)]
         assert index["manifests"][0]["mediaType"] == OCI_MANIFEST
-    tags = _ok(g.cli("tags", g.ref)).stdout.split()
-    assert sorted(tags) == sorted(["v1", *(_fallback_tag(d) for d in (g.image, g.sbom, g.signature))])
+    tags = expect(g.cli("tags", g.ref)).stdout.split()
+    assert sorted(tags) == sorted(["v1", *(fallback_tag(d) for d in (g.image, g.sbom, g.signature))])
 
 
 def test_discover_tree_shows_the_whole_depth(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    tree = _ok(g.cli("discover", f"{g.ref}:v1")).stdout.splitlines()
+    tree = expect(g.cli("discover", f"{g.ref}:v1")).stdout.splitlines()
     assert tree == [
         f"{g.ref}@{g.image}",
         f"└── {CYCLONEDX}",
@@ -127,7 +80,7 @@ def test_discover_tree_shows_the_whole_depth(deep_graph: DeepGraph) -> None:
 
 def test_discover_json_nests_referrers(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    doc = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "json")).json()
+    doc = expect(g.cli("discover", f"{g.ref}:v1", "--format", "json")).json()
     assert doc["schema"] == "ci-oras/discover/v1"
     assert doc["digest"] == g.image and doc["count"] == 3
     (sbom,) = doc["referrers"]
@@ -140,20 +93,20 @@ def test_discover_json_nests_referrers(deep_graph: DeepGraph) -> None:
     assert (counter["digest"], counter["artifactType"], counter["referrers"]) == (g.countersignature, COUNTER, [])
     assert counter["reference"] == f"{g.ref}@{g.countersignature}"
     # --output json is the same document.
-    assert _ok(g.cli("discover", f"{g.ref}:v1", "--output", "json")).json() == doc
+    assert expect(g.cli("discover", f"{g.ref}:v1", "--output", "json")).json() == doc
 
 
 def test_discover_depth_limits_the_walk(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    one = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "1", "-O", "json")).json()
+    one = expect(g.cli("discover", f"{g.ref}:v1", "--depth", "1", "-O", "json")).json()
     assert [(n["digest"], n["referrers"]) for n in one["referrers"]] == [(g.sbom, [])]
     assert one["count"] == 1
-    two = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "2", "-O", "json")).json()
+    two = expect(g.cli("discover", f"{g.ref}:v1", "--depth", "2", "-O", "json")).json()
     assert two["count"] == 2 and two["referrers"][0]["referrers"][0]["referrers"] == []
     # Starting from the middle of the graph works the same way.
-    middle = _ok(g.cli("discover", f"{g.ref}@{g.sbom}", "-O", "json")).json()
+    middle = expect(g.cli("discover", f"{g.ref}@{g.sbom}", "-O", "json")).json()
     assert middle["digest"] == g.sbom and middle["count"] == 2
-    tree = _ok(g.cli("discover", f"{g.ref}:v1", "--depth", "1")).stdout
+    tree = expect(g.cli("discover", f"{g.ref}:v1", "--depth", "1")).stdout
     assert g.sbom in tree and g.signature not in tree
     zero = g.cli("discover", f"{g.ref}:v1", "--depth", "0")
     assert zero.returncode == 2
@@ -161,13 +114,13 @@ def test_discover_depth_limits_the_walk(deep_graph: DeepGraph) -> None:
 
 def test_discover_table_and_mermaid(deep_graph: DeepGraph) -> None:
     g = deep_graph
-    table = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "table")).stdout.splitlines()
+    table = expect(g.cli("discover", f"{g.ref}:v1", "--format", "table")).stdout.splitlines()
     assert table[0].split() == ["DEPTH", "ARTIFACT", "TYPE", "DIGEST", "SUBJECT"]
     rows = [line.split() for line in table[1:]]
     assert rows == [["1", CYCLONEDX, g.sbom, g.image], ["2", NOTARY, g.signature, g.sbom],
                     ["3", COUNTER, g.countersignature, g.signature]]
 
-    mermaid = _ok(g.cli("discover", f"{g.ref}:v1", "--format", "mermaid")).stdout
+    mermaid = expect(g.cli("discover", f"{g.ref}:v1", "--format", "mermaid")).stdout
     lines = mermaid.splitlines()
     assert lines[0] == "graph TD"
     for digest in (g.sbom, g.signature, g.countersignature):
@@ -183,26 +136,13 @@ def _seed_loop(registry: RunningRegistry, repo: str) -> tuple[str, str]:
     base = registry.url
     with httpx.Client(timeout=30) as client:
         image = push_image(client, base, repo, tag="image")
-        index_raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": image.manifest_digest, "size": len(image.manifest),
-             "platform": {"architecture": "amd64", "os": "linux"}}]})
-        index = push_manifest(client, base, repo, "loop", index_raw, OCI_INDEX)
-        index_desc = {"mediaType": OCI_INDEX, "digest": index, "size": len(index_raw)}
-        report = b"a report about the index\n"
-        layer = push_blob(client, base, repo, report)
-        referrer_raw = _compact({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": REPORT,
-            "config": {"mediaType": OCI_EMPTY_JSON, "digest": image.config_digest, "size": 2},
-            "layers": [{"mediaType": "text/plain", "digest": layer, "size": len(report)}],
-            "subject": index_desc,
-        })
-        referrer = push_manifest(client, base, repo, digest_of(referrer_raw), referrer_raw)
-        referrer_desc = {"mediaType": OCI_MANIFEST, "digest": referrer, "size": len(referrer_raw),
-                         "artifactType": REPORT}
-        push_manifest(client, base, repo, _fallback_tag(index), _compact(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [referrer_desc]}), OCI_INDEX)
-        push_manifest(client, base, repo, _fallback_tag(referrer), _compact(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [index_desc, referrer_desc]}), OCI_INDEX)
+        index_desc = push_index(client, base, repo, "loop", [with_platform(subject_of(image), "linux/amd64")])
+        index = index_desc["digest"]
+        referrer_desc = push_referrer(client, base, repo, index_desc, REPORT, b"a report about the index\n",
+                                      layer_type="text/plain")
+        referrer = referrer_desc["digest"]
+        push_fallback_index(client, base, repo, index, [referrer_desc])
+        push_fallback_index(client, base, repo, referrer, [index_desc, referrer_desc])
     return index, referrer
 
 
@@ -246,15 +186,15 @@ def test_attach_and_discover_with_token_auth(registry_token: RunningRegistry, tm
     ref = f"{registry_token.host}/{unique_repo}"
     (tmp_path / "app.txt").write_text("app\n")
     (tmp_path / "report.txt").write_text("report\n")
-    _ok(run_cli("push", f"{ref}:v1", "app.txt", env=env, cwd=tmp_path))
+    expect(run_cli("push", f"{ref}:v1", "app.txt", env=env, cwd=tmp_path))
 
     issuer.clear_requests()
-    attached = _ok(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-O", "json",
+    attached = expect(run_cli("attach", f"{ref}:v1", "report.txt", "--artifact-type", REPORT, "-O", "json",
                            env=env, cwd=tmp_path)).json()
     assert [r.scopes for r in issuer.requests] == [(f"repository:{unique_repo}:pull,push",)]
 
     issuer.clear_requests()
-    found = _ok(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
+    found = expect(run_cli("discover", f"{ref}:v1", "-O", "json", env=env)).json()
     assert [n["digest"] for n in found["referrers"]] == [attached["digest"]]
     assert [r.scopes for r in issuer.requests] == [(f"repository:{unique_repo}:pull",)]
 

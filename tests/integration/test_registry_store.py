@@ -115,13 +115,18 @@ def _odd_chunks(data: bytes) -> list[bytes]:
 # -- uploads ----------------------------------------------------------------------------------------------
 
 
+def _uploader(runtime: Runtime, host: str, repo: str, *, chunk_threshold: int) -> RegistryRepository:
+    """A repository client that uploads blobs of ``chunk_threshold`` bytes or more in 300-byte PATCHes."""
+    ref = parse_reference(f"{host}/{repo}")
+    return RegistryRepository(ref, runtime.session.client_for(ref), chunk_threshold=chunk_threshold,
+                              chunk_size=300)
+
+
 def test_chunked_upload_patches_at_the_newest_location(
     registry_plain: RunningRegistry, plain_proxy: RegistryProxy, make_runtime: Callable[..., Runtime],
     unique_repo: str,
 ) -> None:
-    runtime = make_runtime()
-    ref = parse_reference(f"{plain_proxy.host}/{unique_repo}")
-    repo = RegistryRepository(ref, runtime.session.client_for(ref), chunk_threshold=1000, chunk_size=300)
+    repo = _uploader(make_runtime(), plain_proxy.host, unique_repo, chunk_threshold=1000)
     data = os.urandom(5000)
     chunks = _odd_chunks(data)
     desc = _blob(data)
@@ -165,10 +170,8 @@ def test_chunked_upload_patches_at_the_newest_location(
 def test_wrong_digest_upload_raises_and_leaves_no_blob(
     registry_plain: RunningRegistry, make_runtime: Callable[..., Runtime], unique_repo: str, chunked: bool
 ) -> None:
-    runtime = make_runtime()
-    ref = parse_reference(f"{registry_plain.host}/{unique_repo}")
-    repo = RegistryRepository(ref, runtime.session.client_for(ref),
-                              chunk_threshold=1000 if chunked else 1 << 30, chunk_size=300)
+    repo = _uploader(make_runtime(), registry_plain.host, unique_repo,
+                     chunk_threshold=1000 if chunked else 1 << 30)
     data = os.urandom(2000)
     claimed = _blob(os.urandom(2000))  # same size, another digest
 
@@ -188,10 +191,8 @@ def test_wrong_size_upload_raises_integrity_error_and_leaves_no_blob(
     delta: int,
 ) -> None:
     """The descriptor's size disagrees with the bytes the source yields (a file changed while pushing)."""
-    runtime = make_runtime()
-    ref = parse_reference(f"{registry_plain.host}/{unique_repo}")
-    repo = RegistryRepository(ref, runtime.session.client_for(ref),
-                              chunk_threshold=1000 if chunked else 1 << 30, chunk_size=300)
+    repo = _uploader(make_runtime(), registry_plain.host, unique_repo,
+                     chunk_threshold=1000 if chunked else 1 << 30)
     data = os.urandom(2000)
     claimed = Descriptor(media_type=BLOB, digest=digest_of(data), size=len(data) + delta)
 

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
-from harness.oci import push_image
+from harness.oci import NOTARY, push_image
 from harness.registry import RunningRegistry
 
 from ci_oras.errors import UsageError
@@ -37,7 +37,6 @@ from ci_oras.steps.common import resolve_subject
 from ci_oras.steps.sign import SignOptions, sign
 from ci_oras.store.protocols import Target
 
-NOTARY = "application/vnd.cncf.notary.signature"
 THUMBPRINT = "io.cncf.notary.x509chain.thumbprint#S256"
 CREATED = "2024-05-02T10:15:30Z"
 

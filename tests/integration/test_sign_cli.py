@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from harness import notary_pki as pki
 from harness.cli import CliResult, clean_env, invoke_cli, run_cli
-from harness.oci import push_image
+from harness.oci import NOTARY, push_image
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json
 
@@ -37,7 +37,6 @@ from ci_oras.steps.common import AttachOptions, BytesLayer, attach_layers, resol
 from ci_oras.steps.sign import SignOptions
 from ci_oras.steps.sign import sign as sign_step
 
-NOTARY = "application/vnd.cncf.notary.signature"
 
 
 class Workspace:

@@ -9,7 +9,6 @@ Every ``--output json`` document is validated against the shipped schema.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -23,43 +22,24 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env, expect, run_cli
 from harness.fake_registry import FakeRegistry
-from harness.oci import (
-    OCI_EMPTY_JSON,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    digest_of,
-    push_blob,
-    push_image,
-    push_manifest,
-)
+from harness.graphs import SignedSbom, attach_signed_sbom
+from harness.oci import (CYCLONEDX, NOTARY, OCI_INDEX, SIGSTORE_BUNDLE, SPDX, push_fallback_index, push_image,
+                         push_index, push_referrer, subject_of, with_platform)
 from harness.registry import RunningRegistry
-from samples.make_samples import cyclonedx_json, make_chain, notary_jws
+from samples.make_samples import make_chain, notary_jws
 
 from ci_oras.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, EXIT_VERIFICATION_FAILED
 from ci_oras.schemas import load_schema
 
-CYCLONEDX = "application/vnd.cyclonedx+json"
-SPDX = "application/spdx+json"
-NOTARY = "application/vnd.cncf.notary.signature"
-BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SARIF = "application/sarif+json"
 PREDICATE = {"dev.sigstore.bundle.predicateType": "https://slsa.dev/provenance/v1"}
 
 
-def _compact(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _check(result: CliResult, code: int) -> CliResult:
-    assert result.returncode == code, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
-
-
 def _document(result: CliResult, code: int) -> dict[str, Any]:
     """The JSON document (on exit 0 and on exit 1 alike), validated against the shipped schema."""
-    _check(result, code)
+    expect(result, code)
     document: dict[str, Any] = result.json()
     jsonschema.validate(document, load_schema("verify"))
     assert document["ok"] is (code == EXIT_OK)
@@ -74,52 +54,33 @@ def _by_spec(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 class Seeder:
+    """Images, indexes and referrers in one repository; with ``fallback``, each referrer is also listed in
+    its subject's tag-schema index, as a client writes it on a registry without the referrers API."""
+
     def __init__(self, client: httpx.Client, url: str, repo: str, *, fallback: bool) -> None:
         self.client, self.url, self.repo, self.fallback = client, url, repo, fallback
         self._listed: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.descriptors: dict[str, dict[str, Any]] = {}
 
     def image(self, tag: str, layer: bytes) -> dict[str, Any]:
-        pushed = push_image(self.client, self.url, self.repo, tag=tag, layer=layer)
-        return {"mediaType": OCI_MANIFEST, "digest": pushed.manifest_digest, "size": len(pushed.manifest)}
+        return subject_of(push_image(self.client, self.url, self.repo, tag=tag, layer=layer))
 
     def index(self, tag: str, children: list[dict[str, Any]]) -> dict[str, Any]:
-        raw = _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
-        digest = push_manifest(self.client, self.url, self.repo, tag, raw, OCI_INDEX)
-        return {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}
+        return push_index(self.client, self.url, self.repo, tag, children)
 
     def referrer(self, subject: dict[str, Any], artifact_type: str,
                  annotations: dict[str, str] | None = None) -> str:
         """An artifact whose subject is ``subject``, pushed by digest; listed in the fallback index if asked."""
-        config = push_blob(self.client, self.url, self.repo, b"{}")
         payload = f"{artifact_type} for {subject['digest']} #{uuid.uuid4().hex}".encode()
-        layer = push_blob(self.client, self.url, self.repo, payload)
-        doc: dict[str, Any] = {
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-            "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
-            "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}],
-            "subject": {k: subject[k] for k in ("mediaType", "digest", "size")},
-        }
-        if annotations:
-            doc["annotations"] = annotations
-        raw = _compact(doc)
-        digest = push_manifest(self.client, self.url, self.repo, digest_of(raw), raw)
-        self.descriptors[digest] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw)}
+        entry = push_referrer(self.client, self.url, self.repo, subject, artifact_type, payload,
+                              annotations=annotations)
+        digest: str = entry["digest"]
+        self.descriptors[digest] = {key: entry[key] for key in ("mediaType", "digest", "size")}
         if self.fallback:
-            entry: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw),
-                                     "artifactType": artifact_type}
-            if annotations:
-                entry["annotations"] = annotations
             listed = self._listed[subject["digest"]]
             listed.append(entry)
-            tag = subject["digest"].replace(":", "-")
-            push_manifest(self.client, self.url, self.repo, tag,
-                          _compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}), OCI_INDEX)
+            push_fallback_index(self.client, self.url, self.repo, subject["digest"], listed)
         return digest
-
-
-def _platform_child(desc: dict[str, Any], os: str, arch: str, **extra: Any) -> dict[str, Any]:
-    return {**desc, "platform": {"architecture": arch, "os": os}, **extra}
 
 
 # =============================================================================================================
@@ -127,22 +88,9 @@ def _platform_child(desc: dict[str, Any], os: str, arch: str, **extra: Any) -> d
 # =============================================================================================================
 
 
-@dataclass(frozen=True)
-class Attached:
-    registry: RunningRegistry
-    repo: str
-    env: dict[str, str]
-    work: Path
-    image: str
-    sbom: str
-    signature: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.registry.host}/{self.repo}"
-
+class Attached(SignedSbom):
     def verify(self, *args: str) -> CliResult:
-        return run_cli("verify", *args, env=self.env, cwd=self.work)
+        return self.cli("verify", *args)
 
 
 @pytest.fixture(scope="module")
@@ -150,16 +98,7 @@ def attached(registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathF
     """image ← CycloneDX SBOM ← Notary signature (of the SBOM): two real attaches, shared by the module."""
     work = tmp_path_factory.mktemp("verify-attached")
     repo = f"test/verify-{uuid.uuid4().hex[:8]}"
-    env = clean_env(work)
-    with httpx.Client(timeout=30) as client:
-        image = push_image(client, registry_plain.url, repo, tag="v1").manifest_digest
-    (work / "bom.cdx.json").write_bytes(cyclonedx_json("1.5"))
-    ref = f"{registry_plain.host}/{repo}"
-    sbom = _check(run_cli("attach-sbom", f"{ref}:v1", "bom.cdx.json", "-O", "json", env=env, cwd=work), 0).json()
-    (work / "bom.sig").write_bytes(notary_jws(make_chain(), target=sbom))
-    signature = _check(run_cli("attach-signature", f"{ref}@{sbom['digest']}", "bom.sig", "-O", "json",
-                               env=env, cwd=work), 0).json()
-    yield Attached(registry_plain, repo, env, work, image, sbom["digest"], signature["digest"])
+    yield Attached(**vars(attach_signed_sbom(registry_plain, repo, work)))
 
 
 def test_tag_schema_aliases_and_chain_hold(attached: Attached) -> None:
@@ -183,7 +122,7 @@ def test_tag_schema_aliases_and_chain_hold(attached: Attached) -> None:
 
 def test_tag_schema_text_output(attached: Attached) -> None:
     a = attached
-    result = _check(a.verify(f"{a.ref}:v1", "-r", "sbom>signature"), EXIT_OK)
+    result = expect(a.verify(f"{a.ref}:v1", "-r", "sbom>signature"), EXIT_OK)
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert lines[0] == f"Checked {a.ref}:v1 ({a.image})"
@@ -208,7 +147,7 @@ def test_missing_referrer_exits_1_with_the_document_on_stdout(attached: Attached
 
 def test_missing_referrer_text_marks(attached: Attached) -> None:
     a = attached
-    result = _check(a.verify(f"{a.ref}:v1", "-r", "sbom", "-r", "sbom>attestation"), EXIT_VERIFICATION_FAILED)
+    result = expect(a.verify(f"{a.ref}:v1", "-r", "sbom", "-r", "sbom>attestation"), EXIT_VERIFICATION_FAILED)
     assert "✓ sbom: 1 of 1" in result.stderr
     assert "✗ sbom>attestation: missing (0 of 1)" in result.stderr
     assert result.stderr.splitlines()[-1] == "Error: verification failed: missing sbom>attestation"
@@ -283,8 +222,7 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
     with httpx.Client(timeout=30) as client:
         pushed = push_image(client, registry_plain.url, repo, tag="v1")
     image = pushed.manifest_digest
-    target = {"mediaType": OCI_MANIFEST, "digest": image, "size": len(pushed.manifest)}
-    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain(), target=target))
+    (tmp_path / "image.sig").write_bytes(notary_jws(make_chain(), target=subject_of(pushed)))
     ref = f"{registry_plain.host}/{repo}"
     attach: dict[str, CliResult] = {}
 
@@ -294,7 +232,7 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
 
     result = _verify_then((f"{ref}:v1", "-r", "signature", "--wait", "1m", "--interval", "0.3", "-O", "json"),
                           env, attach_now)
-    signature = _check(attach["result"], 0).json()["digest"]
+    signature = expect(attach["result"], 0).json()["digest"]
     document = _document(result, EXIT_OK)
     assert _by_spec(document)["signature"]["found"] == [signature]
     assert document["digest"] == image
@@ -307,11 +245,11 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
 def test_not_found_exits_3(attached: Attached) -> None:
     a = attached
     result = a.verify(f"{a.ref}:nope", "-r", "sbom", "-O", "json")
-    assert _check(result, EXIT_NOT_FOUND).stdout == ""
-    _check(a.verify(f"{a.registry.host}/test/missing-{uuid.uuid4().hex[:8]}:v1", "-r", "sbom"), EXIT_NOT_FOUND)
+    assert expect(result, EXIT_NOT_FOUND).stdout == ""
+    expect(a.verify(f"{a.registry.host}/test/missing-{uuid.uuid4().hex[:8]}:v1", "-r", "sbom"), EXIT_NOT_FOUND)
     # --wait waits for referrers, not for the subject: a missing REF fails at once
     started = time.monotonic()
-    _check(a.verify(f"{a.ref}:nope", "-r", "sbom", "--wait", "30s"), EXIT_NOT_FOUND)
+    expect(a.verify(f"{a.ref}:nope", "-r", "sbom", "--wait", "30s"), EXIT_NOT_FOUND)
     assert time.monotonic() - started < 20
 
 
@@ -329,7 +267,7 @@ def test_not_found_exits_3(attached: Attached) -> None:
 ])
 def test_usage_errors_exit_2(attached: Attached, args: tuple[str, ...], message: str) -> None:
     a = attached
-    result = _check(a.verify(f"{a.ref}:v1", *args, "-O", "json"), EXIT_USAGE)
+    result = expect(a.verify(f"{a.ref}:v1", *args, "-O", "json"), EXIT_USAGE)
     assert result.stdout == ""
     assert message in result.stderr
 
@@ -338,7 +276,7 @@ def test_bad_line_in_require_file_names_file_and_line(attached: Attached, tmp_pa
     a = attached
     gate = tmp_path / "gate.txt"
     gate.write_text("sbom\n# ok\nsignature*two\n")
-    result = _check(a.verify(f"{a.ref}:v1", "--require-file", str(gate)), EXIT_USAGE)
+    result = expect(a.verify(f"{a.ref}:v1", "--require-file", str(gate)), EXIT_USAGE)
     assert f"{gate}:3:" in result.stderr and "signature*2" in result.stderr
 
 
@@ -385,9 +323,10 @@ def api_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiGraph]:
             cyclonedx = seed.referrer(image, CYCLONEDX)
             spdx = seed.referrer(image, SPDX)
             signature = seed.referrer(image, NOTARY)
-            bundle_signature = seed.referrer(image, BUNDLE, {"dev.sigstore.bundle.content": "message-signature"})
-            bundle_attestation = seed.referrer(image, BUNDLE, {**PREDICATE,
-                                                               "dev.sigstore.bundle.content": "dsse-envelope"})
+            bundle_signature = seed.referrer(image, SIGSTORE_BUNDLE,
+                                             {"dev.sigstore.bundle.content": "message-signature"})
+            bundle_attestation = seed.referrer(image, SIGSTORE_BUNDLE,
+                                               {**PREDICATE, "dev.sigstore.bundle.content": "dsse-envelope"})
             sarif = seed.referrer(image, SARIF)
             cyclonedx_signature = seed.referrer(seed.descriptors[cyclonedx], NOTARY)
         yield ApiGraph(fake, repo, clean_env(tmp_path_factory.mktemp("verify-api")), image, cyclonedx,
@@ -463,7 +402,7 @@ def test_api_chain_follows_only_matching_referrers(api_graph: ApiGraph) -> None:
 def test_api_not_found_exits_3(api_graph: ApiGraph) -> None:
     g = api_graph
     result = g.verify(f"{g.ref}:v9", "-r", "sbom", "-O", "json")
-    assert _check(result, EXIT_NOT_FOUND).stdout == ""
+    assert expect(result, EXIT_NOT_FOUND).stdout == ""
 
 
 def test_api_wait_succeeds_when_seeded_meanwhile(fake_registry: Any, tmp_path: Path) -> None:
@@ -476,7 +415,7 @@ def test_api_wait_succeeds_when_seeded_meanwhile(fake_registry: Any, tmp_path: P
         seeded: list[str] = []
         result = _verify_then((f"{fake.host}/{repo}:v1", "-r", "sbom", "-r", "attestation", "--wait", "30",
                                "--interval", "200ms", "-O", "json"), clean_env(tmp_path),
-                              lambda: seeded.append(seed.referrer(image, BUNDLE, PREDICATE)))
+                              lambda: seeded.append(seed.referrer(image, SIGSTORE_BUNDLE, PREDICATE)))
     document = _document(result, EXIT_OK)
     assert _by_spec(document)["attestation"]["found"] == seeded
     # it waited: the first check without the attestation, a later one with it
@@ -523,16 +462,16 @@ def multi_arch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             arm64 = seed.image("arm64", b"arm64 image\n")
             buildx = seed.image("buildx-attestation", b"in-toto provenance, buildx style\n")
             index = seed.index("multi", [
-                _platform_child(amd64, "linux", "amd64"),
-                _platform_child(arm64, "linux", "arm64"),
-                _platform_child(buildx, "unknown", "unknown", annotations={
+                with_platform(amd64, "linux/amd64"),
+                with_platform(arm64, "linux/arm64"),
+                with_platform(buildx, "unknown/unknown", annotations={
                     "vnd.docker.reference.type": "attestation-manifest",
                     "vnd.docker.reference.digest": amd64["digest"]}),
             ])
             seed.referrer(index, NOTARY)
             amd64_sbom = seed.referrer(amd64, SPDX)
             seed.referrer(amd64, NOTARY)
-            seed.referrer(arm64, BUNDLE)
+            seed.referrer(arm64, SIGSTORE_BUNDLE)
         yield MultiArch(host, repo, clean_env(tmp_path_factory.mktemp("verify-multi")), index["digest"],
                         amd64["digest"], arm64["digest"], amd64_sbom)
     finally:
@@ -549,7 +488,7 @@ def test_platform_checks_that_child(multi_arch: MultiArch) -> None:
         ("sbom", m.amd64, "linux/amd64"), ("signature", m.amd64, "linux/amd64")]
     assert _by_spec(document)["sbom"]["found"] == [m.amd64_sbom]
 
-    result = _check(m.verify("--platform", "linux/arm64", "-r", "sbom", "-r", "signature"),
+    result = expect(m.verify("--platform", "linux/arm64", "-r", "sbom", "-r", "signature"),
                     EXIT_VERIFICATION_FAILED)
     assert "✗ [linux/arm64] sbom: missing (0 of 1)" in result.stderr
     assert "✓ [linux/arm64] signature: 1 of 1" in result.stderr
@@ -576,13 +515,13 @@ def test_index_itself_without_platform_flags(multi_arch: MultiArch) -> None:
     m = multi_arch
     document = _document(m.verify("-r", "signature", "-O", "json"), EXIT_OK)
     assert [(e["subject"], "platform" in e) for e in document["requirements"]] == [(m.index, False)]
-    result = _check(m.verify("-r", "sbom"), EXIT_VERIFICATION_FAILED)
+    result = expect(m.verify("-r", "sbom"), EXIT_VERIFICATION_FAILED)
     # the SBOM hangs off a child: the error says how to check the children
     assert "--all-platforms" in result.stderr.splitlines()[-1]
 
 
 def test_platform_errors(multi_arch: MultiArch) -> None:
     m = multi_arch
-    missing = _check(m.verify("--platform", "linux/s390x", "-r", "sbom"), EXIT_NOT_FOUND)
+    missing = expect(m.verify("--platform", "linux/s390x", "-r", "sbom"), EXIT_NOT_FOUND)
     assert "available: linux/amd64, linux/arm64" in missing.stderr
-    _check(m.verify("--platform", "linux", "-r", "sbom"), EXIT_USAGE)
+    expect(m.verify("--platform", "linux", "-r", "sbom"), EXIT_USAGE)

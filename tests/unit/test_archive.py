@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.prerequisites import missing
 
 from ci_oras.archive import PackedDirectory, pack_directory, safe_output_path, unpack_tar_gzip
 from ci_oras.errors import IntegrityError, UsageError
@@ -119,7 +120,7 @@ def test_pack_skips_sockets_and_fifos(tmp_path: Path) -> None:
 def test_pack_output_is_readable_by_system_tar(tmp_path: Path) -> None:
     tar = shutil.which("tar")
     if tar is None:
-        pytest.skip("no tar binary")
+        missing("tar was not found (install: apt-get install -y tar)")
     data, _ = pack(make_tree(tmp_path / "src"))
     (tmp_path / "layer.tgz").write_bytes(data)
     out = tmp_path / "out"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.runner_files import parse_github_outputs
 
 from ci_oras.emit import summary
 from ci_oras.emit.azure import AzureEmitter
@@ -85,30 +86,6 @@ def delete_doc() -> dict[str, Any]:
     return {"schema": "ci-oras/delete/v1", "reference": "reg.example/app:v1", "digest": D1,
             "deleted": [{"digest": D2, "mediaType": MANIFEST}, {"digest": D1, "mediaType": MANIFEST}],
             "alreadyDeleted": [], "indexesDeleted": [], "indexesUpdated": [], "orphanedReferrers": [], "dryRun": False}
-
-
-def parse_github_outputs(text: str) -> dict[str, str]:
-    """Read ``$GITHUB_OUTPUT`` as the runner does: ``name=value`` or ``name<<DELIM`` … ``DELIM``."""
-    lines = text.split("\n")
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line:
-            continue
-        equals, heredoc = line.find("="), line.find("<<")
-        if equals >= 0 and (heredoc < 0 or equals < heredoc):
-            out[line[:equals]] = line[equals + 1:]
-            continue
-        name, delimiter = line[:heredoc], line[heredoc + 2:]
-        value: list[str] = []
-        while lines[i] != delimiter:
-            value.append(lines[i])
-            i += 1
-        i += 1
-        out[name] = "\n".join(value)
-    return out
 
 
 # -- detection and the table --------------------------------------------------------------------------------

@@ -39,22 +39,32 @@ def refused(path: Path) -> UsageError:
 # --- CycloneDX JSON ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
+#: CycloneDX versions and the tools annotation their samples carry: 1.4 lists metadata.tools, 1.5 and 1.6
+#: have them as {components, services}.
+CYCLONEDX_VERSIONS = pytest.mark.parametrize(
     ("version", "tools"),
     [
-        ("1.4", "syft@0.98.0,cyclonedx-go@0.7.2"),  # metadata.tools as a list
-        ("1.5", "syft@1.4.1,sbom-enricher@2.0"),  # metadata.tools as {components, services}
+        ("1.4", "syft@0.98.0,cyclonedx-go@0.7.2"),
+        ("1.5", "syft@1.4.1,sbom-enricher@2.0"),
         ("1.6", "syft@1.4.1,sbom-enricher@2.0"),
     ],
 )
+
+
+def cyclonedx(encoding: str, version: str, tools: str) -> Detected:
+    """What detecting a CycloneDX sample in ``encoding`` (``json``, ``xml``) must find."""
+    return Detected(
+        artifact_type=f"application/vnd.cyclonedx+{encoding}",
+        media_type=f"application/vnd.cyclonedx+{encoding}",
+        annotations={FORMAT: "cyclonedx", SPEC: version, CREATED: samples.CREATED, TOOL: tools},
+        format=f"CycloneDX {version} {encoding.upper()}",
+    )
+
+
+@CYCLONEDX_VERSIONS
 def test_cyclonedx_json(tmp_path: Path, version: str, tools: str) -> None:
     detected = detect_sbom(write(tmp_path, samples.cyclonedx_json(version), "bom.cdx.json"))
-    assert detected == Detected(
-        artifact_type="application/vnd.cyclonedx+json",
-        media_type="application/vnd.cyclonedx+json",
-        annotations={FORMAT: "cyclonedx", SPEC: version, CREATED: samples.CREATED, TOOL: tools},
-        format=f"CycloneDX {version} JSON",
-    )
+    assert detected == cyclonedx("json", version, tools)
 
 
 def test_cyclonedx_vex_only_document_is_still_cyclonedx(tmp_path: Path) -> None:
@@ -131,19 +141,10 @@ def test_reads_from_a_pipe(tmp_path: Path) -> None:
 # --- CycloneDX XML ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("version", "tools"),
-    [("1.4", "syft@0.98.0,cyclonedx-go@0.7.2"), ("1.5", "syft@1.4.1,sbom-enricher@2.0"),
-     ("1.6", "syft@1.4.1,sbom-enricher@2.0")],
-)
+@CYCLONEDX_VERSIONS
 def test_cyclonedx_xml(tmp_path: Path, version: str, tools: str) -> None:
     detected = detect_sbom(write(tmp_path, samples.cyclonedx_xml(version), "bom.cdx.xml"))
-    assert detected == Detected(
-        artifact_type="application/vnd.cyclonedx+xml",
-        media_type="application/vnd.cyclonedx+xml",
-        annotations={FORMAT: "cyclonedx", SPEC: version, CREATED: samples.CREATED, TOOL: tools},
-        format=f"CycloneDX {version} XML",
-    )
+    assert detected == cyclonedx("xml", version, tools)
 
 
 def test_cyclonedx_xml_stops_after_metadata(tmp_path: Path) -> None:

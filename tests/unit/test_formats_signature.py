@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from harness.oci import NOTARY, SIGSTORE_BUNDLE
 from samples import make_samples as samples
 from samples.make_samples import Chain, Tagged, cbor_encode
 
@@ -27,9 +28,7 @@ from ci_oras.errors import EXIT_USAGE, UsageError
 from ci_oras.formats import Detected, cbor
 from ci_oras.formats.signature import SIGNATURE_LIMIT, detect_signature
 
-NOTARY = "application/vnd.cncf.notary.signature"
 THUMBPRINTS = "io.cncf.notary.x509chain.thumbprint#S256"
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 CONTENT = "dev.sigstore.bundle.content"
 PREDICATE = "dev.sigstore.bundle.predicateType"
 
@@ -54,6 +53,16 @@ def expected_thumbprints(chain: Chain) -> str:
     """As notation-go writes it: json.Marshal([]string{hex...}), compact."""
     hexes = [hashlib.sha256(der).hexdigest() for der in chain.ders]
     return "[" + ",".join(f'"{h}"' for h in hexes) + "]"
+
+
+def notary(chain: Chain, envelope: str, media_type: str) -> Detected:
+    """What detecting a Notary Project signature by ``chain`` in ``envelope`` (JWS, COSE) must find."""
+    return Detected(
+        artifact_type=NOTARY,
+        media_type=media_type,
+        annotations={THUMBPRINTS: expected_thumbprints(chain)},
+        format=f"Notary Project {envelope} signature",
+    )
 
 
 def refused(path: Path) -> UsageError:
@@ -94,12 +103,7 @@ def test_notary_jws_es256(tmp_path: Path, chain: Chain) -> None:
     signing_input = f"{envelope['protected']}.{envelope['payload']}".encode()
     ec_verify(chain, b64url_decode(envelope["signature"]), signing_input)
     detected = detect_signature(write(tmp_path, data, "sig.jws"))
-    assert detected == Detected(
-        artifact_type=NOTARY,
-        media_type="application/jose+json",
-        annotations={THUMBPRINTS: expected_thumbprints(chain)},
-        format="Notary Project JWS signature",
-    )
+    assert detected == notary(chain, "JWS", "application/jose+json")
     hexes = json.loads(detected.annotations[THUMBPRINTS])
     assert hexes == [hashlib.sha256(der).hexdigest() for der in chain.ders]
     assert " " not in detected.annotations[THUMBPRINTS]
@@ -179,12 +183,7 @@ def test_notary_cose(tmp_path: Path, chain: Chain) -> None:
     data = samples.notary_cose(chain)
     verify_cose(chain, data)
     detected = detect_signature(write(tmp_path, data, "sig.cose"))
-    assert detected == Detected(
-        artifact_type=NOTARY,
-        media_type="application/cose",
-        annotations={THUMBPRINTS: expected_thumbprints(chain)},
-        format="Notary Project COSE signature",
-    )
+    assert detected == notary(chain, "COSE", "application/cose")
 
 
 def test_notary_cose_untagged_and_single_certificate(tmp_path: Path, chain: Chain) -> None:
@@ -231,8 +230,8 @@ def test_mutated_cose_never_escapes_as_anything_but_a_usage_error(tmp_path: Path
 def test_sigstore_message_signature_bundle(tmp_path: Path, chain: Chain) -> None:
     detected = detect_signature(write(tmp_path, samples.sigstore_message_bundle(chain), "a.sigstore.json"))
     assert detected == Detected(
-        artifact_type=BUNDLE_V03,
-        media_type=BUNDLE_V03,
+        artifact_type=SIGSTORE_BUNDLE,
+        media_type=SIGSTORE_BUNDLE,
         annotations={CONTENT: "message-signature"},
         format="Sigstore bundle v0.3 (message signature)",
     )
@@ -246,8 +245,8 @@ def test_sigstore_dsse_bundle_with_provenance(tmp_path: Path, chain: Chain) -> N
               samples.dsse_pae(envelope["payloadType"], payload))
     detected = detect_signature(write(tmp_path, data))
     assert detected == Detected(
-        artifact_type=BUNDLE_V03,
-        media_type=BUNDLE_V03,
+        artifact_type=SIGSTORE_BUNDLE,
+        media_type=SIGSTORE_BUNDLE,
         annotations={CONTENT: "dsse-envelope", PREDICATE: "https://slsa.dev/provenance/v1"},
         format="Sigstore bundle v0.3 (DSSE envelope)",
     )
@@ -256,8 +255,8 @@ def test_sigstore_dsse_bundle_with_provenance(tmp_path: Path, chain: Chain) -> N
 @pytest.mark.parametrize(
     ("media_type", "artifact_type", "version"),
     [
-        ("application/vnd.dev.sigstore.bundle+json;version=0.3", BUNDLE_V03, "0.3"),
-        ("application/vnd.dev.sigstore.bundle+json; version=0.3", BUNDLE_V03, "0.3"),
+        ("application/vnd.dev.sigstore.bundle+json;version=0.3", SIGSTORE_BUNDLE, "0.3"),
+        ("application/vnd.dev.sigstore.bundle+json; version=0.3", SIGSTORE_BUNDLE, "0.3"),
         ("application/vnd.dev.sigstore.bundle+json;version=0.2",
          "application/vnd.dev.sigstore.bundle+json;version=0.2", "0.2"),
         ("application/vnd.dev.sigstore.bundle+json;version=0.1",

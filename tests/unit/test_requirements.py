@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from harness.oci import CYCLONEDX, NOTARY, SIGSTORE_BUNDLE
 
 from ci_oras.errors import EXIT_USAGE, UsageError
 from ci_oras.requirements import (
@@ -18,9 +19,6 @@ from ci_oras.requirements import (
     parse_requirements,
 )
 
-CYCLONEDX = "application/vnd.cyclonedx+json"
-NOTARY = "application/vnd.cncf.notary.signature"
-BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PREDICATE = {ANNOTATION_PREDICATE_TYPE: "https://slsa.dev/provenance/v1"}
 
 
@@ -68,8 +66,8 @@ def test_sigstore_bundle_with_predicate_is_an_attestation_not_a_signature(bundle
 
 
 def test_media_type_written_out_ignores_annotations() -> None:
-    assert _matches(BUNDLE, BUNDLE, PREDICATE)
-    assert _matches(BUNDLE, BUNDLE)
+    assert _matches(SIGSTORE_BUNDLE, SIGSTORE_BUNDLE, PREDICATE)
+    assert _matches(SIGSTORE_BUNDLE, SIGSTORE_BUNDLE)
 
 
 @pytest.mark.parametrize("artifact_type", [
@@ -280,19 +278,20 @@ def test_sigstore_bundle_of_an_sbom_predicate_is_an_sbom(bundle: str, predicate:
     "https://cyclonedx.org/vex", "", "HTTPS://SPDX.DEV/DOCUMENT",
 ])
 def test_sigstore_bundle_of_another_predicate_is_not_an_sbom(predicate: str) -> None:
-    assert not _matches("sbom", BUNDLE, {ANNOTATION_PREDICATE_TYPE: predicate})
-    assert not _matches("sbom", BUNDLE)
+    assert not _matches("sbom", SIGSTORE_BUNDLE, {ANNOTATION_PREDICATE_TYPE: predicate})
+    assert not _matches("sbom", SIGSTORE_BUNDLE)
     # an SBOM predicate on an in-toto type that is not a Sigstore bundle does not make it an SBOM either
     assert not _matches("sbom", "application/vnd.in-toto+json", {ANNOTATION_PREDICATE_TYPE: "https://spdx.dev/Document"})
 
 
 def test_attestation_predicate_type_requirement_matches_that_predicate_exactly() -> None:
     spec = "attestation:https://slsa.dev/provenance/v1"
-    assert _matches(spec, BUNDLE, PREDICATE)
+    assert _matches(spec, SIGSTORE_BUNDLE, PREDICATE)
     assert _matches(spec, "application/vnd.dev.sigstore.bundle+json;version=0.2", PREDICATE)
-    assert not _matches(spec, BUNDLE, {ANNOTATION_PREDICATE_TYPE: "https://slsa.dev/provenance/v0.2"})
-    assert not _matches(spec, BUNDLE, {ANNOTATION_PREDICATE_TYPE: "https://SLSA.dev/provenance/v1"})
-    assert not _matches(spec, BUNDLE)
+    assert not _matches(spec, SIGSTORE_BUNDLE,
+                        {ANNOTATION_PREDICATE_TYPE: "https://slsa.dev/provenance/v0.2"})
+    assert not _matches(spec, SIGSTORE_BUNDLE, {ANNOTATION_PREDICATE_TYPE: "https://SLSA.dev/provenance/v1"})
+    assert not _matches(spec, SIGSTORE_BUNDLE)
     assert not _matches(spec, "application/vnd.in-toto+json", PREDICATE)  # no bundle, no predicate to read
     # the prefix is case-insensitive and canonical; the URI keeps its case
     assert parse_requirement(" Attestation: https://Example.test/P ").spec == "attestation:https://Example.test/P"

@@ -1,7 +1,7 @@
 """Helpers of the wrapper tests: the external tools they run, and ``act`` runs of ``tests/wrappers/gha/``.
 
-A missing tool fails the test when ``CI`` is set and skips it elsewhere, with the install hint (the same rule
-as the registry fixtures in ``tests/conftest.py``): CI must never go green by skipping.
+A missing tool fails the test when ``CI`` is set and skips it elsewhere, with the install hint: the rule of
+:mod:`harness.prerequisites`, which the registry fixtures in ``tests/conftest.py`` follow too.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import pytest
 from harness.cli import clean_env
+from harness.prerequisites import missing
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
 
@@ -37,17 +37,6 @@ INSTALL_HINTS = {
     "mmdc": "npm ci (package.json pins @mermaid-js/mermaid-cli 11.9.0, the last for Node 20)",
     "chromium": "apt-get install -y chromium",
 }
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def missing(message: str) -> NoReturn:
-    """Something a test needs is not installed: fail with ``CI`` set, skip elsewhere (``message`` says how)."""
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def find_tool(name: str) -> str | None:
