@@ -1,17 +1,14 @@
 """The ``ci-oras`` command line: parse flags, open targets, call one step, report the result.
 
 ``app`` (shared options, ``runtime()``, ``report()``) and ``commands`` (one module per step) are described in
-docs/architecture.md. Errors are mapped to exit codes in one place, :func:`main`.
+docs/architecture.md. Errors are mapped to exit codes in one place, :func:`main`. Nothing is imported here at
+load time: every CI step is a short process, and ``main`` imports only what the command line asks for
+(docs/architecture.md, "Start-up").
 """
 
 from __future__ import annotations
 
 import sys
-
-from ci_oras.cli import commands as _commands  # noqa: F401  (registers every command on the app)
-from ci_oras.cli.app import app as _app
-from ci_oras.cli.app import exit_with
-from ci_oras.errors import CiOrasError
 
 __all__ = ["main"]
 
@@ -22,9 +19,26 @@ def main(argv: list[str] | None = None) -> None:
     Commands with ``--emit`` handle their errors themselves, with their emitter; this catches the rest. The
     command-line parser itself reports usage errors (exit 2) in its standalone mode.
     """
+    args = sys.argv[1:] if argv is None else list(argv)
+    # httpx imports its own command-line client (with rich and pygments) whenever those are installed, as
+    # they are beside typer: a third of a network command's start-up. This process never runs it; marking
+    # the module absent makes httpx fall back to its stub. A process that imported httpx already keeps it.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    from ci_oras.errors import CiOrasError
+
     try:
-        _app(args=argv)
+        if args == ["--version"]:  # what the eager --version option prints, without building the parser
+            from ci_oras import __version__
+
+            print(f"ci-oras {__version__}")
+            return
+        from ci_oras.cli.commands import load
+
+        app = load(args[0] if args and not args[0].startswith("-") else None)
+        app(args=args)
     except CiOrasError as exc:
+        from ci_oras.cli.app import exit_with
+
         exit_with(exc, None)
     except BrokenPipeError:
         sys.exit(0)
