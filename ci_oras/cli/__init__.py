@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     command-line parser itself reports usage errors (exit 2) in its standalone mode.
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    # httpx imports its own command-line client (with rich and pygments) whenever those are installed, as
-    # they are beside typer: a third of a network command's start-up. This process never runs it; marking
-    # the module absent makes httpx fall back to its stub. A process that imported httpx already keeps it.
+    # httpx imports its own command-line client whenever click, rich and pygments import (typer brings the
+    # last two; click comes with many tools): 30-40 ms of a network command's start-up. This process never
+    # runs it; marked absent, httpx falls back to its stub. A process that imported httpx already keeps it.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from ci_oras.errors import CiOrasError
 
