@@ -92,7 +92,7 @@ class Tree:
     """One ci-oras to measure: this checkout, or ``ref``'s ``ci_oras/`` on ``PYTHONPATH``."""
 
     label: str
-    env: dict[str, str] | None = None
+    env: dict[str, str]
 
 
 def compile_package(root: Path) -> None:
@@ -201,9 +201,12 @@ def main() -> None:
         for label, argv, target in (("ci-oras --version", ["--version"], "≤ 50 ms"),
                                     ("ci-oras --help", ["--help"], "≤ 120 ms"),
                                     ("ci-oras discover --help", ["discover", "--help"], "≤ 150 ms")):
-            run, _ = repeat(lambda _n, argv=argv: CLI + argv)
+            def command(_n: int, argv: list[str] = argv) -> list[str]:
+                return CLI + argv
+
+            run, _ = repeat(command)
             rows.append(Row(label, startup(run), base, f"{run.wall / baseline.wall:.2f}×", target,
-                            compared(lambda _n, argv=argv: CLI + argv, show=startup)))
+                            compared(command, show=startup)))
 
         with httpx.Client(timeout=120) as client:
             push_image(client, a.url, "bench/attach", tag="v1")
