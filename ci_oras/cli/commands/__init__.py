@@ -1,6 +1,6 @@
 """One module per step; importing one registers its commands on ``ci_oras.cli.app.app``.
 
-Nothing is imported here at load time: :func:`load` imports only the module of the command being run, so
+No command module is imported here at load time: :func:`load` imports only the module of the command being run, so
 ``ci-oras attach …`` pays neither for the other modules nor for typer turning their functions into click
 commands (about 25 ms together). ``--help``, no command and an unknown one load every module, so the list
 and the "no such command" answer are the same as with everything loaded.
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import typer
 
-#: The modules in the order ``--help`` lists their commands.
+#: The modules in the order ``--help`` lists their commands. A new command module goes here and its command
+#: names in ``COMMANDS`` (tests/unit/test_startup.py checks both against what the modules register).
 MODULES = ("push", "attach", "sign", "discover", "pull", "manifest", "tags", "delete", "login", "promote", "verify")
 #: Each command name (as typed after ``ci-oras``) and the module that registers it.
 COMMANDS = {
