@@ -1,9 +1,9 @@
 """One module per step; importing one registers its commands on ``ci_oras.cli.app.app``.
 
-No command module is imported here at load time: :func:`load` imports only the module of the command being run, so
-``ci-oras attach …`` pays neither for the other modules nor for typer turning their functions into click
-commands (about 25 ms together). ``--help``, no command and an unknown one load every module, so the list
-and the "no such command" answer are the same as with everything loaded.
+No command module is imported here at load time: :func:`load` imports only the module of the command being
+run, so ``ci-oras attach …`` pays neither for the other modules nor for typer turning their functions into
+click commands (about 25 ms together). ``--help``, no command and an unknown one load every module, so the
+list and the "no such command" answer are the same as with everything loaded.
 """
 
 from __future__ import annotations
