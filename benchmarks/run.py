@@ -225,7 +225,8 @@ def main() -> None:
 
         wall, shown = first_requests(current)
         rows.append(Row("start to first request of a network command (discover)", shown, base,
-                        f"{wall / baseline.wall:.2f}×", "≤ 150 ms", first_requests(previous)[1] if previous else "—"))
+                        f"{wall / baseline.wall:.2f}×", "≤ 150 ms",
+                        first_requests(previous)[1] if previous else "—"))
 
         def attach(number: int) -> list[str]:
             (work / f"sig{number}.json").write_text(f'{{"signature": "bench {number} {time.time_ns()}"}}\n')
@@ -310,7 +311,8 @@ def main() -> None:
         + (f"; {previous.label} is that commit's package with the same interpreter and dependencies." if previous
            else "."),
         "",
-        f"| case | ci-oras | baseline (same run) | ratio | target | {previous.label if previous else 'previous ci-oras'} |",
+        "| case | ci-oras | baseline (same run) | ratio | target | "
+        f"{previous.label if previous else 'previous ci-oras'} |",
         "|---|---|---|---|---|---|",
         *(f"| {r.case} | {r.ours} | {r.baseline} | {r.ratio} | {r.target} | {r.previous} |" for r in rows),
         "",

@@ -91,7 +91,8 @@ def test_commands_keep_the_help_order_whatever_was_loaded_first() -> None:
     """In one process (tests run commands in-process) a command loaded early must not move up the list."""
     probe = ("from ci_oras.cli import commands\n"
              "commands.load('verify')\ncommands.load('attach')\n"
-             "print(' '.join(i.callback.__module__.rpartition('.')[2] for i in commands.load(None).registered_commands))")
+             "infos = commands.load(None).registered_commands\n"
+             "print(' '.join(i.callback.__module__.rpartition('.')[2] for i in infos))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     order = done.stdout.split()
     assert order == sorted(order, key=commands.MODULES.index)
