@@ -72,8 +72,8 @@ def seed_image(client: httpx.Client, url: str, repo: str, total: int, layers: in
         path = work / f"layer{number}"
         hasher = hashlib.sha256()
         with path.open("wb") as out:
-            for _ in range(size // (8 << 20)):
-                chunk = os.urandom(8 << 20)
+            for offset in range(0, size, 8 << 20):  # sizes that are not a multiple of 8 MiB too
+                chunk = os.urandom(min(8 << 20, size - offset))
                 hasher.update(chunk)
                 out.write(chunk)
         digest = "sha256:" + hasher.hexdigest()

@@ -1,6 +1,6 @@
 """``make bench``: every benchmark case against real local docker-registry processes; writes benchmarks/results.md.
 
-Run: ``python benchmarks/run.py [--repeat 3] [--image-mib 1024] [--out benchmarks/results.md]``.
+Run: ``python benchmarks/run.py [--repeat 3] [--image-mib 1024] [--baseline-ref REF|none] [--out FILE]``.
 
 Every row is whole ``ci-oras`` processes under GNU time (wall, user+system CPU, peak RSS), with a counting
 proxy in front of each registry for the request counts. Each row has a baseline measured in the same run, so
@@ -8,7 +8,21 @@ a loaded machine shows in both columns: ``python -c "import httpx"`` for start-u
 ``curl GET | curl PUT`` of the same blobs for the bulk copy, the protocol's request count for graph rows
 (minimum written down in bench_promote.py / bench_referrers.py). The 20 ms row puts the proxy's latency in
 front of the destination; "in flight" is requests × latency / wall (the proxy adds the latency to each).
-Nothing here asserts: timings stay out of the test suite.
+"Start to first request" is the time from spawning ``ci-oras discover`` to the proxy receiving its first
+request (both clocks are this process's monotonic clock), with the CPU the process had used when it opened
+its first connection (an audit hook on ``socket.connect``), which a loaded machine changes far less.
+docker-registry 2.8 has no referrers API, so the API attach row runs against the tests' spec-faithful
+registry (``tests/harness/fake_registry.py``), in this process.
+
+The previous ci-oras column runs the same rows with the package as it was at ``--baseline-ref`` (its
+``ci_oras/`` from ``git archive``, first on ``PYTHONPATH``, with this checkout's interpreter and dependencies,
+so only ci-oras's own code differs). By default that is the merge-base of HEAD and ``main`` when HEAD is not
+on main (a branch is compared with where it started); on main, or with ``--baseline-ref none``, the column
+is left out. It covers the start-up-bound rows and the small graph rows, not the long ones.
+
+Both trees are byte-compiled first, as an installed package is: a checkout run with
+``PYTHONDONTWRITEBYTECODE`` set would otherwise compile every module from source on every start (about
+50 ms), which no installed ci-oras does. Nothing here asserts: timings stay out of the test suite.
 """
 
 from __future__ import annotations
@@ -35,11 +49,24 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_promote import curl_copy, seed_image, seed_referrers  # noqa: E402
 from bench_referrers import seed_graph  # noqa: E402
+from harness.fake_registry import FakeRegistry  # noqa: E402
 from harness.oci import push_image  # noqa: E402
 from harness.proxy import RegistryProxy  # noqa: E402
 from harness.registry import start_registry  # noqa: E402
 
 CLI = [sys.executable, "-m", "ci_oras"]
+#: Runs ``python -m ci_oras ARGS`` and writes the CPU time used when the first connection opens to stderr.
+FIRST_CONNECT = (
+    "import sys, time\n"
+    "def hook(event, args, seen=[]):\n"
+    "    if event == 'socket.connect' and not seen:\n"
+    "        seen.append(1)\n"
+    "        sys.stderr.write(f'first-connect-cpu {time.process_time()}\\n')\n"
+    "sys.addaudithook(hook)\n"
+    "import runpy\n"
+    "sys.argv[0] = 'ci-oras'\n"
+    "runpy.run_module('ci_oras', run_name='__main__', alter_sys=True)\n"
+)
 
 
 @dataclass
@@ -50,17 +77,63 @@ class Run:
     stdout: str
 
 
-def timed(argv: list[str], cwd: Path | None = None) -> Run:
+def timed(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
     """One process under GNU time: its own wall, CPU and peak RSS."""
     with tempfile.NamedTemporaryFile("r") as report:
         started = time.perf_counter()
         done = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%U %S %M", *argv], capture_output=True,
-                              text=True, cwd=cwd)
+                              text=True, cwd=cwd, env=env)
         wall = time.perf_counter() - started
         if done.returncode:
             raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
         user, system, rss = report.read().split()[-3:]
     return Run(wall, float(user) + float(system), int(rss) / 1024, done.stdout)
+
+
+@dataclass
+class Tree:
+    """One ci-oras to measure: this checkout, or ``ref``'s ``ci_oras/`` on ``PYTHONPATH``."""
+
+    label: str
+    env: dict[str, str]
+
+
+def compile_package(root: Path) -> None:
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "ci_oras")], check=True)
+
+
+def default_baseline_ref() -> str | None:
+    """The merge-base of HEAD and main, unless HEAD is on main (then there is nothing to compare with)."""
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    base, head = git("merge-base", "HEAD", "main"), git("rev-parse", "HEAD")
+    return base if base and base != head else None
+
+
+def baseline_tree(ref: str, work: Path) -> Tree:
+    """``ref``'s package, extracted (no worktree to clean up in the repository) and byte-compiled."""
+    target = work / "baseline"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "ci_oras"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    compile_package(target)
+    short = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return Tree(f"previous ci-oras ({short})", {**os.environ, "PYTHONPATH": str(target)})
+
+
+def first_request(argv: list[str], proxy: RegistryProxy, tree: Tree, cwd: Path) -> tuple[float, float]:
+    """Seconds from spawning ``ci-oras ARGV`` to its first request at ``proxy``, and its CPU seconds by then."""
+    proxy.clear()
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", FIRST_CONNECT, *argv], capture_output=True, text=True,
+                          env=tree.env, cwd=cwd)
+    if done.returncode or not proxy.requests:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
+    cpu = next(float(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("first-connect-cpu"))
+    return proxy.requests[0].time - started, cpu
 
 
 def median(runs: list[Run]) -> Run:
@@ -75,6 +148,7 @@ class Row:
     baseline: str
     ratio: str
     target: str
+    previous: str = "—"
 
 
 def main() -> None:
@@ -82,61 +156,122 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--image-mib", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument("--baseline-ref", default="merge-base",
+                        help="git ref of the previous ci-oras column; default: the merge-base of HEAD and main "
+                             "(left out on main); none: no such column")
     args = parser.parse_args()
     rows: list[Row] = []
     work = Path(tempfile.mkdtemp(prefix="ci-oras-bench-"))
+    compile_package(ROOT)
+    # Every ci-oras process starts in ``work``, so neither tree is shadowed by a ``ci_oras/`` in the current
+    # directory (``python -m`` puts it first on the path), and names its package explicitly.
+    current = Tree("ci-oras", {**os.environ, "PYTHONPATH": str(ROOT)})
+    ref = default_baseline_ref() if args.baseline_ref == "merge-base" else (
+        None if args.baseline_ref == "none" else args.baseline_ref)
+    previous = baseline_tree(ref, work) if ref else None
     a = start_registry(work / "a", "plain")
     b = start_registry(work / "b", "plain")
     pa, pb = RegistryProxy(a), RegistryProxy(b)
     slow = RegistryProxy(b)
     slow.latency = 0.020
+    # docker-registry 2.8 has no referrers API: the spec-faithful registry of the tests stands in (it runs
+    # in this process, so its own CPU is not in the ci-oras column).
+    api = FakeRegistry().start()
 
     def repeat(make: Callable[[int], list[str]], proxies: tuple[RegistryProxy, ...] = (),
-               cwd: Path | None = None) -> tuple[Run, int]:
+               cwd: Path | None = None, tree: Tree | None = None) -> tuple[Run, int]:
         runs, counts = [], []
         for number in range(args.repeat):
             for proxy in proxies:
                 proxy.clear()
-            runs.append(timed(make(number), cwd))
+            runs.append(timed(make(number), cwd or work, (tree or current).env))
             counts.append(sum(len(p.requests) for p in proxies))
         return median(runs), int(statistics.median(counts)) if counts else 0
 
+    def compared(make: Callable[[int], list[str]], proxies: tuple[RegistryProxy, ...] = (),
+                 cwd: Path | None = None, *, show: Callable[[Run, int], str]) -> str:
+        """The previous ci-oras on the same case, shown like ours; "—" without a baseline ref."""
+        if previous is None:
+            return "—"
+        return show(*repeat(make, proxies, cwd, previous))
+
+    def startup(run: Run, _count: int = 0) -> str:
+        return f"{run.wall * 1000:.0f} ms, {run.cpu * 1000:.0f} ms CPU"
+
+    def graph(run: Run, count: int) -> str:
+        return f"{run.wall:.2f} s, {count} requests, {run.cpu:.2f} s CPU"
+
     try:
         baseline = median([timed([sys.executable, "-c", "import httpx"]) for _ in range(args.repeat)])
-        base = f"{baseline.wall:.3f} s (import httpx)"
+        base = f"{baseline.wall * 1000:.0f} ms, {baseline.cpu * 1000:.0f} ms CPU (import httpx)"
         for label, argv, target in (("ci-oras --version", ["--version"], "≤ 50 ms"),
                                     ("ci-oras --help", ["--help"], "≤ 120 ms"),
                                     ("ci-oras discover --help", ["discover", "--help"], "≤ 150 ms")):
-            run, _ = repeat(lambda _n, argv=argv: CLI + argv)
-            rows.append(Row(label, f"{run.wall * 1000:.0f} ms", base, f"{run.wall / baseline.wall:.2f}×", target))
+            def command(_n: int, argv: list[str] = argv) -> list[str]:
+                return CLI + argv
+
+            run, _ = repeat(command)
+            rows.append(Row(label, startup(run), base, f"{run.wall / baseline.wall:.2f}×", target,
+                            compared(command, show=startup)))
 
         with httpx.Client(timeout=120) as client:
             push_image(client, a.url, "bench/attach", tag="v1")
+            push_image(client, api.url, "bench/attach", tag="v1")
             seed_graph(client, a.url, "bench/discover", 50)  # 50 referrers with one each: 100 referrers
             seed_referrers(client, a.url, "bench/ref20", 20)
             seed_referrers(client, a.url, "bench/ref200", 200)
             seed_referrers(client, a.url, "bench/ref100", 100)
 
-        def attach(number: int) -> list[str]:
+        probe = ["discover", f"{pa.host}/bench/attach:v1", "-O", "json"]
+
+        def first_requests(tree: Tree) -> tuple[float, str]:
+            """The median wall to the first request, and it shown with the CPU used by the first connection."""
+            measured = sorted(first_request(probe, pa, tree, work) for _ in range(args.repeat))
+            wall, cpu = measured[len(measured) // 2]
+            return wall, f"{wall * 1000:.0f} ms, {cpu * 1000:.0f} ms CPU by its first connection"
+
+        wall, shown = first_requests(current)
+        rows.append(Row("start to first request of a network command (discover)", shown, base,
+                        f"{wall / baseline.wall:.2f}×", "≤ 150 ms",
+                        first_requests(previous)[1] if previous else "—"))
+
+        def attach(number: int, host: str = pa.host) -> list[str]:
             (work / f"sig{number}.json").write_text(f'{{"signature": "bench {number} {time.time_ns()}"}}\n')
-            return CLI + ["attach", f"{pa.host}/bench/attach:v1", f"sig{number}.json", "--artifact-type",
+            return CLI + ["attach", f"{host}/bench/attach:v1", f"sig{number}.json", "--artifact-type",
                           "signature/example"]
 
         run, count = repeat(attach, (pa,), cwd=work)
-        rows.append(Row("attach 1 file, tag-schema registry", f"{run.wall:.2f} s, {count} requests, "
-                        f"{run.cpu:.2f} s CPU", base, f"{run.wall / baseline.wall:.1f}×", "≤ 0.25 s, ≤ 11 requests"))
+        rows.append(Row("attach 1 file, tag-schema registry", graph(run, count), base,
+                        f"{run.wall / baseline.wall:.1f}×", "≤ 0.25 s, ≤ 11 requests",
+                        compared(lambda n: attach(50 + n), (pa,), work, show=graph)))
 
-        run, count = repeat(lambda _n: CLI + ["discover", f"{pa.host}/bench/discover:v1", "-O", "json"], (pa,))
-        rows.append(Row("discover 100 referrers", f"{run.wall:.2f} s, {count} requests, {run.cpu:.2f} s CPU", base,
-                        f"{run.wall / baseline.wall:.1f}×", "≤ 0.35 s"))
+        def attach_api(number: int) -> list[str]:
+            return attach(200 + number, api.host)
+
+        def timing(run: Run, _count: int) -> str:
+            return f"{run.wall:.2f} s, {run.cpu:.2f} s CPU"
+
+        run, _ = repeat(attach_api)
+        rows.append(Row("attach 1 file, referrers-API registry", timing(run, 0), base,
+                        f"{run.wall / baseline.wall:.1f}×", "≤ 0.20 s",
+                        compared(lambda n: attach_api(50 + n), show=timing)))
+
+        def discover(_n: int) -> list[str]:
+            return CLI + ["discover", f"{pa.host}/bench/discover:v1", "-O", "json"]
+
+        run, count = repeat(discover, (pa,))
+        rows.append(Row("discover 100 referrers", graph(run, count), base, f"{run.wall / baseline.wall:.1f}×",
+                        "≤ 0.35 s", compared(discover, (pa,), show=graph)))
 
         for referrers, target in ((20, "≤ 0.45 s"), (200, "≤ 2.2 s, ≤ 1050 requests, ≤ 1.0 s CPU")):
-            run, count = repeat(lambda n, r=referrers: CLI + ["promote", f"{pa.host}/bench/ref{r}:v1",
-                                                              f"{pa.host}/bench/ref{r}-copy{n}-{time.time_ns()}:v1"],
-                                (pa,))
-            rows.append(Row(f"promote subject + {referrers} referrers, same registry",
-                            f"{run.wall:.2f} s, {count} requests, {run.cpu:.2f} s CPU", base,
-                            f"{run.wall / baseline.wall:.1f}×", target))
+            def promote(n: int, r: int = referrers) -> list[str]:
+                return CLI + ["promote", f"{pa.host}/bench/ref{r}:v1",
+                              f"{pa.host}/bench/ref{r}-copy{n}-{time.time_ns()}:v1"]
+
+            run, count = repeat(promote, (pa,))
+            rows.append(Row(f"promote subject + {referrers} referrers, same registry", graph(run, count), base,
+                            f"{run.wall / baseline.wall:.1f}×", target,
+                            compared(promote, (pa,), show=graph) if referrers <= 20 else "—"))
 
         run, count = repeat(lambda n: CLI + ["promote", f"{a.host}/bench/ref100:v1",
                                              f"{slow.host}/bench/ref100-{n}-{time.time_ns()}:v1"], (slow,))
@@ -150,14 +285,14 @@ def main() -> None:
 
         def listed_count() -> int:
             done = subprocess.run(CLI + ["discover", f"{a.host}/bench/attach:v1", "-O", "json"],
-                                  capture_output=True, text=True, check=True)
+                                  capture_output=True, text=True, check=True, cwd=work, env=current.env)
             return int(json.loads(done.stdout)["count"])
 
         before = listed_count()
         argvs = [attach(100 + number) for number in range(processes)]
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=processes) as pool:
-            runs = list(pool.map(lambda argv: timed(argv, work), argvs))
+            runs = list(pool.map(lambda argv: timed(argv, work, current.env), argvs))
         wall = time.perf_counter() - started
         kept = listed_count() - before
         rows.append(Row(f"{processes} attach processes released at once, one subject",
@@ -168,7 +303,7 @@ def main() -> None:
         total = args.image_mib << 20
         with httpx.Client(timeout=600) as client:
             blobs = seed_image(client, a.url, "bench/big", total, 8, work)
-        run = timed(CLI + ["promote", f"{a.host}/bench/big:v1", f"{b.host}/bench/big:v1"])
+        run = timed(CLI + ["promote", f"{a.host}/bench/big:v1", f"{b.host}/bench/big:v1"], work, current.env)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda blob: curl_copy(a.url, b.url, "bench/big", "bench/curl", blob), blobs))
@@ -180,6 +315,7 @@ def main() -> None:
     finally:
         for proxy in (pa, pb, slow):
             proxy.stop()
+        api.stop()
         a.stop()
         b.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -190,11 +326,14 @@ def main() -> None:
         "",
         f"Written by `make bench` ({' '.join(sys.argv[1:]) or 'defaults'}); {os.cpu_count()} cores, load average "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} when it finished; median of {args.repeat}. Local "
-        "docker-registry 2.8 processes; the baseline is measured in the same run.",
+        "docker-registry 2.8 processes; the baselines are measured in the same run"
+        + (f"; {previous.label} is that commit's package with the same interpreter and dependencies." if previous
+           else "."),
         "",
-        "| case | ci-oras | baseline (same run) | ratio | target |",
-        "|---|---|---|---|---|",
-        *(f"| {r.case} | {r.ours} | {r.baseline} | {r.ratio} | {r.target} |" for r in rows),
+        "| case | ci-oras | baseline (same run) | ratio | target | "
+        f"{previous.label if previous else 'previous ci-oras'} |",
+        "|---|---|---|---|---|---|",
+        *(f"| {r.case} | {r.ours} | {r.baseline} | {r.ratio} | {r.target} | {r.previous} |" for r in rows),
         "",
     ]
     args.out.write_text("\n".join(lines))

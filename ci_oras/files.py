@@ -144,8 +144,6 @@ def prepare_layers(
 
     The temporary files live until the context ends, so the upload streams from disk, never from memory.
     """
-    from ci_oras.archive import pack_directory
-
     titles = [spec.title for spec in specs]
     duplicates = sorted({t for t in titles if titles.count(t) > 1})
     if duplicates:
@@ -161,6 +159,8 @@ def prepare_layers(
         for index, spec in enumerate(specs):
             annotations = {ANNOTATION_TITLE: spec.title, **extra.get(spec.title, {})}
             if spec.path.is_dir():
+                from ci_oras.archive import pack_directory  # tarfile and gzip only for directories
+
                 packed_path = workdir / f"{index}.tar.gz"
                 with packed_path.open("wb") as out:
                     packed = pack_directory(spec.path, spec.title, out, mtime=mtime)

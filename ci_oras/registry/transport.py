@@ -10,16 +10,19 @@ connection, so one request gives up after at most ``retries + 1`` attempts.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from ci_oras import __version__
 from ci_oras.errors import RegistryError, UsageError
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 USER_AGENT = f"ci-oras/{__version__}"
@@ -54,7 +57,7 @@ def make_client(options: TransportOptions) -> httpx.Client:
 
     import httpx
 
-    verify: bool | ssl.SSLContext = True
+    verify: bool | ssl.SSLContext
     if options.insecure:
         verify = False
     elif options.ca_file:
@@ -63,6 +66,8 @@ def make_client(options: TransportOptions) -> httpx.Client:
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load --ca-file {options.ca_file}: {exc}",
                              hint="pass a PEM file with the CA certificate") from exc
+    else:
+        verify = cast("ssl.SSLContext", _DeferredTrust())  # an SSLContext by delegation
     _larger_socket_reads()
     return httpx.Client(
         verify=verify,
@@ -71,6 +76,35 @@ def make_client(options: TransportOptions) -> httpx.Client:
         follow_redirects=False,
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
     )
+
+
+class _DeferredTrust:
+    """The default TLS context (httpx's own: ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's CAs), built at
+    the first TLS handshake instead of when the client is made.
+
+    Creating the first SSL context and loading the CA bundle costs about 25 ms of CPU, a sixth of a short
+    command; a run against a plain-HTTP registry never shakes hands, so it should not pay for it. httpx uses
+    a context it is given as is and httpcore touches it only to connect over TLS (``set_alpn_protocols``,
+    ``wrap_socket``, ``wrap_bio``), so every attribute read is delegated to the real context, built once
+    per client under a lock. Verification is exactly httpx's default: nothing is weakened, only deferred.
+    """
+
+    def __init__(self) -> None:
+        self._context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_context", "_lock"):  # not set yet (a copy in the making): no recursion
+            raise AttributeError(name)
+        context = self._context
+        if context is None:
+            with self._lock:
+                if self._context is None:
+                    import httpx
+
+                    self._context = httpx.create_ssl_context(verify=True, trust_env=True)
+                context = self._context
+        return getattr(context, name)
 
 
 def _larger_socket_reads() -> None:

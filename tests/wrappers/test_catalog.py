@@ -11,8 +11,9 @@ import typer
 
 from ci_oras import catalog
 from ci_oras.catalog import InputType, Maps
-from ci_oras.cli.app import app
+from ci_oras.cli.commands import load
 
+app = load(None)  # every command registered
 COMMON = ["plain-http", "insecure", "ca-file", "username", "password", "referrers"]
 
 #: The contract of the CI wrappers issue: step -> (its own inputs, its outputs without ``result``).

@@ -33,7 +33,6 @@ def discover(
     options: Options,
 ) -> None:
     """Show the referrers graph below REF: signatures, SBOMs, and what refers to them."""
-    from ci_oras.emit.graph import render_mermaid, render_table, render_tree
     from ci_oras.graph.discover import DiscoverOptions
     from ci_oras.steps.discover import discover_graph
 
@@ -46,6 +45,8 @@ def discover(
     if options.output is OutputFormat.json or graph_format is GraphFormat.json:
         write_json(result)
     else:
+        from ci_oras.emit.graph import render_mermaid, render_table, render_tree
+
         render: dict[GraphFormat, Callable[[], str]] = {
             GraphFormat.tree: lambda: render_tree(result.root, annotations=show_annotations),
             GraphFormat.table: lambda: render_table(result.root),

@@ -1,0 +1,110 @@
+"""What a ``ci-oras`` process imports, read from ``python -X importtime`` in a real subprocess.
+
+Every CI step is a short process, so start-up is mostly imports (docs/architecture.md, "Start-up"). These
+tests pin what each kind of start may load, never how long it takes: a loaded machine cannot make them fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness.registry import RunningRegistry
+
+from ci_oras import __version__
+from ci_oras.cli import commands
+
+#: Imported for features the CLI leaves off: typer's markdown help and rich tracebacks, httpx's own CLI
+#: (its import is still attempted, so it is known by what it would load: click, rich, pygments).
+UNUSED = ("rich.markdown", "rich.traceback", "rich.pretty", "markdown_it", "pygments", "attr", "pydantic", "click")
+#: What no help page or --version needs: the network, TLS and every layer below the command line.
+NETWORK = ("httpx", "httpcore", "ssl", "certifi", "ci_oras.steps", "ci_oras.graph", "ci_oras.store",
+           "ci_oras.registry", "ci_oras.runtime")
+
+
+def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[set[str], str, int]:
+    """The modules a ``python -m ci_oras ARGS`` process imported, its stdout and its exit code."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ci_oras", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd, env={**os.environ, "COLUMNS": "100", **(env or {})})
+    modules = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()
+               if line.startswith("import time:") and "cumulative" not in line}
+    return modules, done.stdout, done.returncode
+
+
+def _loaded(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+def _command_modules(modules: set[str]) -> list[str]:
+    return sorted(m.rpartition(".")[2] for m in modules if m.startswith("ci_oras.cli.commands."))
+
+
+def test_version_is_answered_before_the_parser_is_built() -> None:
+    modules, stdout, code = _run("--version")
+    assert (code, stdout) == (0, f"ci-oras {__version__}\n")
+    assert _loaded(modules, ("typer", "rich", "ci_oras.cli.app", "ci_oras.cli.commands") + NETWORK) == []
+
+
+def test_command_help_loads_its_own_command_only() -> None:
+    modules, stdout, code = _run("discover", "--help")
+    assert code == 0 and "--include-children" in stdout
+    assert _command_modules(modules) == ["discover"]
+    assert "typer.rich_utils" in modules  # the page is rendered by typer, as before
+    assert _loaded(modules, UNUSED + NETWORK) == []
+
+
+def test_top_level_help_lists_every_command_without_unused_renderers() -> None:
+    modules, stdout, code = _run("--help")
+    assert code == 0
+    assert _command_modules(modules) == sorted(commands.MODULES)
+    assert [name for name in commands.COMMANDS if f" {name} " not in stdout] == []
+    assert _loaded(modules, UNUSED + NETWORK) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["discover", "--help"], ["manifest"], ["verify", "-h"]])
+def test_help_is_the_same_as_with_the_real_renderer_modules(args: list[str]) -> None:
+    """The stand-ins for rich's markdown and traceback modules change no byte of a help page."""
+    probe = ("import sys\n{prelude}from ci_oras.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit as stop:\n    sys.exit(stop.code)\n")
+    pages = []
+    for prelude in ("", "import rich.markdown, rich.traceback\n"):
+        done = subprocess.run([sys.executable, "-c", probe.format(prelude=prelude), *args], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
+        pages.append((done.returncode, done.stdout, done.stderr))
+    assert pages[0] == pages[1]
+    assert pages[0][1].count("\n") > 5
+
+
+def test_every_command_name_maps_to_the_module_that_registers_it() -> None:
+    app = commands.load(None)
+    registered = {(info.name or info.callback.__name__).replace("_", "-"): info.callback.__module__
+                  for info in app.registered_commands if info.callback is not None}
+    registered.update({group.name: "ci_oras.cli.commands.manifest" for group in app.registered_groups
+                       if group.name})
+    assert {name: f"ci_oras.cli.commands.{module}" for name, module in commands.COMMANDS.items()} == registered
+
+
+def test_commands_keep_the_help_order_whatever_was_loaded_first() -> None:
+    """In one process (tests run commands in-process) a command loaded early must not move up the list."""
+    probe = ("from ci_oras.cli import commands\n"
+             "commands.load('verify')\ncommands.load('attach')\n"
+             "infos = commands.load(None).registered_commands\n"
+             "print(' '.join(i.callback.__module__.rpartition('.')[2] for i in infos))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    order = done.stdout.split()
+    assert order == sorted(order, key=commands.MODULES.index)
+    assert set(order) == set(commands.MODULES) - {"manifest"}  # manifest registers on its own group
+
+
+def test_a_network_command_loads_neither_renderers_nor_other_commands(registry_plain: RunningRegistry,
+                                                                      tmp_path: Path) -> None:
+    """``discover -O json`` on a real registry, for a tag that is not there: the whole run, error path too."""
+    modules, _, code = _run("discover", f"{registry_plain.host}/startup/none:v1", "-O", "json", "--emit", "none",
+                            env={"HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path)}, cwd=tmp_path)
+    assert code == 3  # not found: the command ran to the registry and back
+    assert {"httpx", "ci_oras.steps.discover", "ci_oras.registry.transport"} <= modules
+    assert _command_modules(modules) == ["discover"]
+    assert _loaded(modules, UNUSED + ("typer.rich_utils", "rich", "ci_oras.emit.graph", "ci_oras.archive")) == []
