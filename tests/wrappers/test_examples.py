@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
 from samples.make_samples import cyclonedx_json
 from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, require_tool
@@ -69,6 +71,27 @@ GITLAB_FIXTURE_BUILD = [
     'python3 -c \'import json; print("IMAGE_DIGEST=" + json.load(open("pushed.json"))["digest"])\' > build.env',
     'cp "$FIXTURE_SBOM" sbom.cdx.json',
 ]
+
+
+def _signing_files(directory: Path, signer: pki.Pki) -> dict[str, Path]:
+    """The secrets a pipeline gets from its platform's secret store (key, chain), and the fixture SBOM."""
+    directory.mkdir(parents=True)
+    files = {"key": directory / "signing-key.pem", "cert": directory / "chain.pem",
+             "sbom": directory / "sbom.cdx.json"}
+    files["key"].write_bytes(signer.key_pem())
+    files["cert"].write_bytes(signer.chain_pem)
+    files["sbom"].write_bytes(cyclonedx_json())
+    return files
+
+
+def _assert_no_secret(log: str, *secrets: str | pki.Pki) -> None:
+    """No password, and no line of a signing key, reached the log."""
+    for secret in secrets:
+        if isinstance(secret, pki.Pki):
+            body = [line for line in secret.key_pem().decode().splitlines() if not line.startswith("-----")]
+            assert body and not any(line in log for line in body), "the signing key reached the log"
+        else:
+            assert secret not in log
 
 
 def gitlab_test_variant(example: dict[str, Any], *, prod: str) -> dict[str, Any]:
@@ -118,31 +141,62 @@ def _gitlab_ci_local(tmp_path: Path, pipeline: dict[str, Any], variables: dict[s
     return subprocess.run(command, cwd=work, env=env, check=False, capture_output=True, text=True, timeout=600)
 
 
-def test_gitlab_example_runs_end_to_end(guarded_pair: tuple[Guarded, Guarded], tmp_path: Path) -> None:
-    dev, prod = guarded_pair
+def _run_gitlab_example(tmp_path: Path, dev: Guarded, prod: Guarded, signer: pki.Pki, trusted_root: bytes,
+                        *, gate_once: bool = False) -> tuple[subprocess.CompletedProcess[str], str, str]:
+    """The GitLab example under gitlab-ci-local: the job token on ``dev`` ($CI_REGISTRY), the production
+    account on ``prod``, ``signer``'s key and chain as the File variables (paths outside the repository) and
+    ``trusted_root`` committed as ci/notary-root.pem; ``gate_once`` drops the gate's ``wait`` (a gate meant to
+    fail would otherwise spend it all). Returns the run, the project and the production repo."""
     project = f"group/app-{uuid.uuid4().hex[:8]}"
     prod_repo = f"team/app-{uuid.uuid4().hex[:8]}"
     example = yaml.safe_load((EXAMPLES / "gitlab" / ".gitlab-ci.yml").read_text(encoding="utf-8"))
     pipeline = gitlab_test_variant(example, prod=f"{prod.host}/{prod_repo}")
-    sbom = tmp_path / "sbom.cdx.json"
-    sbom.write_bytes(cyclonedx_json())
+    if gate_once:
+        (gate,) = [item for item in pipeline["include"] if item["inputs"].get("job-name") == "gate"]
+        del gate["inputs"]["wait"]
+    secrets = _signing_files(tmp_path / "secrets", signer)
     run = _gitlab_ci_local(tmp_path, pipeline, {
         "CI_COMMIT_TAG": TAG, "CI_REGISTRY": dev.host, "CI_REGISTRY_IMAGE": f"{dev.host}/{project}",
         "CI_REGISTRY_USER": dev.username, "CI_REGISTRY_PASSWORD": dev.password,
         "PROD_REGISTRY_USER": prod.username, "PROD_REGISTRY_PASSWORD": prod.password,
-        "FIXTURE_SBOM": str(sbom),
-    }, {})
+        "SIGNING_KEY": str(secrets["key"]), "SIGNING_CERT": str(secrets["cert"]),
+        "FIXTURE_SBOM": str(secrets["sbom"]),
+    }, {"ci/notary-root.pem": trusted_root})
+    return run, project, prod_repo
+
+
+def test_gitlab_example_runs_end_to_end(guarded_pair: tuple[Guarded, Guarded], tmp_path: Path) -> None:
+    dev, prod = guarded_pair
+    signer = pki.make_pki()
+    run, project, prod_repo = _run_gitlab_example(tmp_path, dev, prod, signer, signer.root_pem)
     log = run.stdout + run.stderr
     assert run.returncode == 0, log
     assert re.findall(r"^ PASS  ([\w-]+)", log, re.M) == [
-        "build", "ci-oras-attach-sbom", "gate", "ci-oras-promote", "verify-production"], log
+        "build", "ci-oras-attach-sbom", "ci-oras-sign", "gate", "ci-oras-promote", "verify-production"], log
 
-    pushed = _cli_json(tmp_path / "h", "manifest", "fetch", f"{dev.registry.host}/{project}/dev:{TAG}", registry=dev)
-    digest = pushed["digest"]
+    digest = _cli_json(tmp_path / "h", "manifest", "fetch", f"{dev.registry.host}/{project}/dev:{TAG}",
+                       registry=dev)["digest"]
     # the digest went from job to job: every ci-oras step named the image by it
     for reference in (f"{dev.host}/{project}/dev@{digest}", f"{prod.host}/{prod_repo}@{digest}"):
         assert f"{reference}" in log, reference
+    # both gates counted a signature that verified against the committed root, not one merely attached
+    verified = rf"^([\w-]+) +> +✓ sha256:[0-9a-f]{{64}} \(of {digest}\): verified by CN=Release Signer,"
+    assert re.findall(verified, log, re.M) == ["gate", "verify-production"], log
     _assert_promoted_with_graph(tmp_path / "h", dev, f"{project}/dev", prod, prod_repo, digest, TAG, "latest")
     assert_only_own_credentials(dev, prod)
-    for secret in (dev.password, prod.password):
-        assert secret not in log
+    _assert_no_secret(log, dev.password, prod.password, signer)
+
+
+def test_gitlab_example_gate_refuses_a_signature_from_another_root(guarded_pair: tuple[Guarded, Guarded],
+                                                                   tmp_path: Path) -> None:
+    dev, prod = guarded_pair
+    _, other_root = pki.make_root("Someone Else's Root", slot=1)
+    run, _, _ = _run_gitlab_example(tmp_path, dev, prod, pki.make_pki(),
+                                    other_root.public_bytes(serialization.Encoding.PEM), gate_once=True)
+    log = run.stdout + run.stderr
+    assert run.returncode != 0, log
+    assert re.findall(r"^ PASS  ([\w-]+)", log, re.M) == ["build", "ci-oras-attach-sbom", "ci-oras-sign"], log
+    assert re.search(r"^ FAIL  gate", log, re.M), log
+    assert re.search(r"^gate +> .*✗ signature", log, re.M), log
+    assert "ci-oras-promote" not in re.findall(r"^([\w-]+) +starting", log, re.M)
+    assert not prod.proxy.requests, "nothing reached production"
