@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
 from samples.make_samples import cyclonedx_json
-from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, require_tool
+from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, missing, require_tool
 
 EXAMPLES = REPO_ROOT / "examples"
 CYCLONEDX = "application/vnd.cyclonedx+json"
@@ -199,4 +200,202 @@ def test_gitlab_example_gate_refuses_a_signature_from_another_root(guarded_pair:
     assert re.search(r"^ FAIL  gate", log, re.M), log
     assert re.search(r"^gate +> .*✗ signature", log, re.M), log
     assert "ci-oras-promote" not in re.findall(r"^([\w-]+) +starting", log, re.M)
+    assert not prod.proxy.requests, "nothing reached production"
+
+
+# --- Azure Pipelines: the tasks in order ------------------------------------------------------------------------
+
+AZURE = REPO_ROOT / "azure-pipelines"
+AZURE_OUTPUT = re.compile(r"^##vso\[task\.setvariable variable=([^;\]]+);isOutput=true\](.*)$", re.M)
+AZURE_MACRO = re.compile(r"\$\(([\w.]+)\)")
+
+#: Replaces the example's docker steps (login, build and push, digest and syft SBOM): pushes a small artifact as
+#: the image and hands over ``build.digest`` and ``sbom.cdx.json`` exactly as those steps do. The credential
+#: comes from the test, as the docker login's would.
+AZURE_FIXTURE_BUILD = {
+    "bash": "\n".join([
+        "set -eu",
+        'printf "fixture app %s\\n" "$(Build.SourceBranchName)" > app.txt',
+        "ci-oras push --emit none --output json --artifact-type application/vnd.example.app"
+        ' "$(DEV):$(Build.SourceBranchName)" app.txt > pushed.json',
+        "python3 -c 'import json; print(\"##vso[task.setvariable variable=digest;isOutput=true]\""
+        " + json.load(open(\"pushed.json\"))[\"digest\"])'",
+        'cp "$FIXTURE_SBOM" sbom.cdx.json',
+    ]),
+    "env": {"CI_ORAS_REGISTRY": "$(FIXTURE_REGISTRY)", "CI_ORAS_USERNAME": "$(FIXTURE_USERNAME)",
+            "CI_ORAS_PASSWORD": "$(FIXTURE_PASSWORD)", "FIXTURE_SBOM": "$(FIXTURE_SBOM)"},
+    "name": "build",
+    "displayName": "Fixture image, digest and SBOM",
+}
+
+
+def azure_test_variant(example: dict[str, Any]) -> dict[str, Any]:
+    """The Azure example as the test runs it: its leading docker steps (``Docker@2`` tasks and the script that
+    runs docker) replaced by :data:`AZURE_FIXTURE_BUILD`, which keeps the step name ``build``. Everything else
+    runs as written; ``DownloadSecureFile@1`` is played by the runner (:func:`_run_azure_steps`)."""
+    variant = copy.deepcopy(example)
+    steps = variant["steps"]
+    docker = [i for i, step in enumerate(steps)
+              if step.get("task") == "Docker@2" or "docker " in step.get("bash", "")]
+    assert docker == list(range(len(docker))) and steps[docker[-1]].get("name") == "build", docker
+    variant["steps"] = [AZURE_FIXTURE_BUILD, *steps[len(docker):]]
+    return variant
+
+
+@dataclass(frozen=True)
+class AzureStep:
+    label: str
+    ok: bool
+    log: str
+
+
+def _run_azure_steps(pipeline: dict[str, Any], *, node: str, tasks: Path, work: Path, variables: dict[str, str],
+                     connections: dict[str, Guarded], secure_files: dict[str, Path]) -> tuple[list[AzureStep],
+                                                                                                dict[str, str]]:
+    """Runs ``pipeline``'s steps in order in ``work`` as the agent would: ``$(...)`` macros expanded from the
+    pipeline's variables, ``variables`` (predefined and secret ones) and earlier steps' output variables
+    (``$(step.name)``); ``CiOras*`` tasks by their staged ``index.js`` (``INPUT_*``, the service connection as
+    ``ENDPOINT_AUTH_PARAMETER_*`` for the task naming it, debug logging on); ``bash`` steps with bash;
+    ``DownloadSecureFile@1`` sets ``$(name.secureFilePath)`` to the file in ``secure_files``. Stops at the
+    first failed step, as a pipeline does. Returns the steps run and the variables at the end."""
+    values = {**{k: str(v) for k, v in pipeline["variables"].items()}, **variables}
+    agent_temp = work.parent / "agent-temp"
+    agent_temp.mkdir(exist_ok=True)
+    base = {k: v for k, v in clean_env(work.parent / "home").items()
+            if not k.startswith(("INPUT_", "ENDPOINT_", "TF_BUILD", "SYSTEM_"))}
+    base.update({"AGENT_TEMPDIRECTORY": str(agent_temp), "SYSTEM_DEBUG": "true",
+                 "NODE_PATH": str(AZURE / "node_modules"),
+                 "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])})
+
+    def expand(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            assert match.group(1) in values, f"no variable {match.group(1)} at this step"
+            return values[match.group(1)]
+        return AZURE_MACRO.sub(one, text)
+
+    ran: list[AzureStep] = []
+    for step in pipeline["steps"]:
+        label = step.get("name") or step.get("displayName") or step["task"]
+        env = dict(base)
+        if "bash" in step:
+            env.update({k: expand(v) for k, v in step.get("env", {}).items()})
+            command = ["bash", "-c", expand(step["bash"])]
+        else:
+            task, _, version = step["task"].partition("@")
+            if task == "DownloadSecureFile":
+                values[f"{step['name']}.secureFilePath"] = str(secure_files[step["inputs"]["secureFile"]])
+                ran.append(AzureStep(label, True, ""))
+                continue
+            assert task.startswith("CiOras"), task
+            for name, value in step["inputs"].items():
+                env["INPUT_" + name.upper()] = expand(str(value))
+            connection = step["inputs"].get("dockerRegistryServiceConnection")
+            if connection:
+                registry = connections[connection]
+                prefix = f"ENDPOINT_AUTH_PARAMETER_{connection.upper()}"
+                env.update({f"{prefix}_USERNAME": registry.username, f"{prefix}_PASSWORD": registry.password,
+                            f"{prefix}_REGISTRY": f"http://{registry.host}/"})
+            command = [node, str(tasks / f"{task}V{version}" / "index.js")]
+        completed = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False,
+                                   timeout=180)
+        log = completed.stdout + completed.stderr
+        if "bash" in step:
+            ok = completed.returncode == 0
+        else:
+            results = re.findall(r"##vso\[task\.complete result=(\w+);", log)
+            ok = bool(results) and results[-1] == "Succeeded"
+        if step.get("name"):
+            for name, value in AZURE_OUTPUT.findall(log):
+                values[f"{step['name']}.{name}"] = value
+        ran.append(AzureStep(label, ok, log))
+        if not ok:
+            break
+    return ran, values
+
+
+@pytest.fixture(scope="module")
+def azure_tasks(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """Node and the extension's tasks as ``stage.sh`` stages them for the .vsix (each with the shared handler)."""
+    node = shutil.which("node")
+    if node is None:
+        missing("node was not found (install Node 20: apt-get install -y nodejs)")
+    if not (AZURE / "node_modules/azure-pipelines-task-lib").is_dir():
+        missing("azure-pipelines/node_modules is missing (run: npm ci --prefix azure-pipelines)")
+    dest = tmp_path_factory.mktemp("azure-stage")
+    subprocess.run(["bash", str(AZURE / "stage.sh"), str(dest)], check=True, capture_output=True, timeout=60)
+    return node, dest / "tasks"
+
+
+def _assert_azure_masked(secret: str, steps: list[AzureStep]) -> None:
+    """``secret`` shows only in the ``##vso[task.setsecret]`` commands that make the agent mask it."""
+    lines = [line for step in steps for line in step.log.splitlines() if secret in line]
+    assert lines and all(line == f"##vso[task.setsecret]{secret}" for line in lines), lines
+
+
+def _run_azure_example(tmp_path: Path, azure_tasks: tuple[str, Path], dev: Guarded, prod: Guarded,
+                       signer: pki.Pki, trusted_root: bytes, *, gate_once: bool = False,
+                       ) -> tuple[list[AzureStep], dict[str, str], str, str]:
+    """The Azure example's steps in order: ``dev-registry`` connects to ``dev``, the secret variables hold the
+    ``prod`` account, the secure files ``signer``'s key and chain, ci/notary-root.pem is ``trusted_root``;
+    ``gate_once`` drops the gate's ``wait``. Returns the steps run, the variables, the two repositories."""
+    node, tasks = azure_tasks
+    dev_repo = f"dev/app-{uuid.uuid4().hex[:8]}"
+    prod_repo = f"app-{uuid.uuid4().hex[:8]}"
+    example = yaml.safe_load((EXAMPLES / "azure" / "azure-pipelines.yml").read_text(encoding="utf-8"))
+    pipeline = azure_test_variant(example)
+    if gate_once:
+        (gate,) = [step for step in pipeline["steps"] if step.get("name") == "gate"]
+        del gate["inputs"]["wait"]
+    # the placeholders a user replaces
+    pipeline["variables"].update(DEV=f"{dev.host}/{dev_repo}", PROD=f"{prod.host}/{prod_repo}")
+    secrets = _signing_files(tmp_path / "secure-files", signer)
+    work = tmp_path / "s"
+    (work / "ci").mkdir(parents=True)
+    (work / "ci" / "notary-root.pem").write_bytes(trusted_root)
+    steps, values = _run_azure_steps(pipeline, node=node, tasks=tasks, work=work, variables={
+        "Build.SourceBranchName": TAG,
+        "PROD_REGISTRY_USER": prod.username, "PROD_REGISTRY_PASSWORD": prod.password,
+        "FIXTURE_REGISTRY": dev.host, "FIXTURE_USERNAME": dev.username, "FIXTURE_PASSWORD": dev.password,
+        "FIXTURE_SBOM": str(secrets["sbom"]),
+    }, connections={"dev-registry": dev}, secure_files={
+        "signing-key.pem": secrets["key"], "signing-chain.pem": secrets["cert"]})
+    return steps, values, dev_repo, prod_repo
+
+
+def test_azure_example_runs_end_to_end(azure_tasks: tuple[str, Path], guarded_pair: tuple[Guarded, Guarded],
+                                       tmp_path: Path) -> None:
+    dev, prod = guarded_pair
+    signer = pki.make_pki()
+    steps, values, dev_repo, prod_repo = _run_azure_example(tmp_path, azure_tasks, dev, prod, signer,
+                                                            signer.root_pem)
+    everything = "\n".join(f"--- {step.label}\n{step.log}" for step in steps)
+    assert [step.label for step in steps if step.ok] == [
+        "build", "CiOrasAttachSbom@0", "signingKey", "signingChain", "CiOrasSign@0", "gate", "promote",
+        "verifyProduction", "Report"], everything
+
+    digest = _cli_json(tmp_path / "h", "manifest", "fetch", f"{dev.registry.host}/{dev_repo}:{TAG}",
+                       registry=dev)["digest"]
+    assert values["build.digest"] == digest and values["promote.digest"] == digest
+    assert values["gate.ok"] == "true" and values["verifyProduction.ok"] == "true"
+    assert steps[-1].log.strip() == f"promoted {digest} (gate ok=true, production ok=true)"
+    verified = rf"✓ sha256:[0-9a-f]{{64}} \(of {digest}\): verified by CN=Release Signer,"
+    for step in steps:
+        assert bool(re.search(verified, step.log)) == (step.label in ("gate", "verifyProduction")), step.log
+    _assert_promoted_with_graph(tmp_path / "h", dev, dev_repo, prod, prod_repo, digest, TAG, "latest")
+    assert_only_own_credentials(dev, prod)
+    task_steps = [step for step in steps if step.label != "build"]  # the fixture's own push is the test's
+    _assert_azure_masked(dev.password, task_steps)
+    _assert_azure_masked(prod.password, task_steps)
+    _assert_no_secret(everything, signer)
+
+
+def test_azure_example_gate_refuses_a_signature_from_another_root(
+        azure_tasks: tuple[str, Path], guarded_pair: tuple[Guarded, Guarded], tmp_path: Path) -> None:
+    dev, prod = guarded_pair
+    _, other_root = pki.make_root("Someone Else's Root", slot=1)
+    steps, values, _, _ = _run_azure_example(tmp_path, azure_tasks, dev, prod, pki.make_pki(),
+                                             other_root.public_bytes(serialization.Encoding.PEM), gate_once=True)
+    assert [(step.label, step.ok) for step in steps][-2:] == [("CiOrasSign@0", True), ("gate", False)]
+    assert values["gate.ok"] == "false"
+    assert "✗ signature" in steps[-1].log
     assert not prod.proxy.requests, "nothing reached production"
