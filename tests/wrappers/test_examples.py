@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives import serialization
 from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
 from samples.make_samples import cyclonedx_json
-from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, missing, require_tool
+from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, missing,
+                           require_tool)
 
 EXAMPLES = REPO_ROOT / "examples"
 CYCLONEDX = "application/vnd.cyclonedx+json"
@@ -399,3 +400,119 @@ def test_azure_example_gate_refuses_a_signature_from_another_root(
     assert values["gate.ok"] == "false"
     assert "✗ signature" in steps[-1].log
     assert not prod.proxy.requests, "nothing reached production"
+
+
+# --- GitHub Actions: act -----------------------------------------------------------------------------------------
+
+GITHUB_EXAMPLE = EXAMPLES / "github" / "release.yml"
+CI_ORAS_ACTION = re.compile(r"^your-org/ci-oras/actions/([a-z-]+)$")
+
+#: The remote actions act cannot fetch offline, each replaced by a step that does the same here: the docker
+#: login writes the docker config (ci-oras login writes the same file), the build pushes a small artifact as
+#: the image and outputs its digest, the SBOM action writes the fixture SBOM. ``id`` and ``env`` of the
+#: replaced step are kept.
+GITHUB_FIXTURES: dict[str, dict[str, Any]] = {
+    "docker/login-action": {"run": 'echo "$FIXTURE_PASSWORD" | ci-oras login --emit none "$FIXTURE_REGISTRY"'
+                                   ' -u "$FIXTURE_USERNAME" --password-stdin'},
+    "docker/build-push-action": {"run": "\n".join([
+        'printf "fixture app %s\\n" "$GITHUB_REF_NAME" > app.txt',
+        'ci-oras push --emit none --output json --artifact-type application/vnd.example.app'
+        ' "$DEV:$GITHUB_REF_NAME" app.txt > pushed.json',
+        'python3 -c \'import json; print("digest=" + json.load(open("pushed.json"))["digest"])\' >> "$GITHUB_OUTPUT"',
+    ])},
+    "anchore/sbom-action": {"run": 'cp "$FIXTURE_SBOM" sbom.cdx.json'},
+}
+
+
+def github_test_variant(example: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """The GitHub example as act runs it offline: the steps using a remote action in :data:`GITHUB_FIXTURES`
+    replaced by their fixture step, ``your-org/ci-oras/actions/X@…`` -> ``./actions/X`` (this checkout's
+    actions), and the workflow ``env`` placeholders set from ``env``. ``actions/checkout`` stays: act copies
+    the local repository for it."""
+    # PyYAML reads the `on` key as YAML 1.1's true: give the workflow its key back
+    variant = {("on" if key is True else key): value for key, value in copy.deepcopy(example).items()}
+    (job,) = variant["jobs"].values()
+    replaced = set()
+    for index, step in enumerate(job["steps"]):
+        action = step.get("uses", "").partition("@")[0]
+        if action in GITHUB_FIXTURES:
+            job["steps"][index] = {key: step[key] for key in ("id", "env") if key in step}
+            job["steps"][index].update(name=f"Fixture for {action}", **GITHUB_FIXTURES[action])
+            replaced.add(action)
+        elif match := CI_ORAS_ACTION.match(action):
+            step["uses"] = f"./actions/{match.group(1)}"
+        else:
+            assert action in ("", "actions/checkout"), action
+    assert replaced == set(GITHUB_FIXTURES)
+    assert set(env) <= set(variant["env"]), "only the example's placeholders"
+    variant["env"].update(env)
+    return variant
+
+
+def test_github_example_pins_every_action_by_commit() -> None:
+    """What a user copies fetches nothing unpinned: each third-party action by full commit SHA and version."""
+    uses = re.findall(r"^\s*(?:- )?uses: (\S+)(.*)$", GITHUB_EXAMPLE.read_text(encoding="utf-8"), re.M)
+    third_party = [(ref, rest) for ref, rest in uses if not ref.startswith("your-org/ci-oras/")]
+    assert {ref.partition("@")[0] for ref, _ in third_party} == {"actions/checkout", *GITHUB_FIXTURES}
+    for ref, rest in third_party:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref) and re.match(r"\s+# v\d+\.\d+\.\d+", rest), ref
+
+
+def _run_github_example(tmp_path: Path, act: ActRunner, dev: Guarded, prod: Guarded, signer: pki.Pki,
+                        trusted_root: bytes, *, gate_once: bool = False) -> tuple[ActRun, str, str]:
+    """The GitHub example under act: ``dev`` stands for ghcr.io (its login by the fixture), the secrets hold
+    the production account and ``signer``'s key, the chain and root are files (committed, in a user's copy);
+    ``gate_once`` drops the gate's ``wait``. Returns the run and the two repositories."""
+    dev_repo = f"owner/app-dev-{uuid.uuid4().hex[:8]}"
+    prod_repo = f"team/app-{uuid.uuid4().hex[:8]}"
+    files = _signing_files(tmp_path / "files", signer)
+    root = tmp_path / "files" / "notary-root.pem"
+    root.write_bytes(trusted_root)
+    example = yaml.safe_load(GITHUB_EXAMPLE.read_text(encoding="utf-8"))
+    variant = github_test_variant(example, {
+        "DEV": f"{dev.host}/{dev_repo}", "PROD": f"{prod.host}/{prod_repo}",
+        "SIGNING_CHAIN": str(files["cert"]), "TRUSTED_ROOT": str(root)})
+    if gate_once:
+        (gate,) = [step for step in variant["jobs"]["release"]["steps"] if step.get("id") == "gate"]
+        del gate["with"]["wait"]
+    workflow = tmp_path / "release.yml"
+    workflow.write_text(yaml.safe_dump(variant, sort_keys=False), encoding="utf-8")
+    run = act(workflow, {"FIXTURE_REGISTRY": dev.host, "FIXTURE_USERNAME": dev.username,
+                         "FIXTURE_PASSWORD": dev.password, "FIXTURE_SBOM": str(files["sbom"])},
+              secrets={"SIGNING_KEY": signer.key_pem().decode(), "PROD_REGISTRY_USER": prod.username,
+                       "PROD_REGISTRY_PASSWORD": prod.password},
+              event={"ref": f"refs/tags/{TAG}"})  # a tag push, as the example's trigger says
+    return run, dev_repo, prod_repo
+
+
+def test_github_example_runs_end_to_end(act: ActRunner, guarded_pair: tuple[Guarded, Guarded],
+                                        tmp_path: Path) -> None:
+    dev, prod = guarded_pair
+    signer = pki.make_pki()
+    run, dev_repo, prod_repo = _run_github_example(tmp_path, act, dev, prod, signer, signer.root_pem)
+    assert run.returncode == 0, run.log
+    digest = _cli_json(tmp_path / "h", "manifest", "fetch", f"{dev.registry.host}/{dev_repo}:{TAG}",
+                       registry=dev)["digest"]
+    copied = re.search(rf"promoted {digest} \((\d+) manifests and blobs copied; gate ok=true, production ok=true\)",
+                       run.log)
+    assert copied and int(copied.group(1)) > 0, run.log
+    verified = rf"✓ sha256:[0-9a-f]{{64}} \(of {digest}\): verified by CN=Release Signer,"
+    assert re.search(verified, run.messages("gate")) and re.search(verified, run.messages("verify-production"))
+    _assert_promoted_with_graph(tmp_path / "h", dev, dev_repo, prod, prod_repo, digest, TAG, "latest")
+    assert_only_own_credentials(dev, prod)
+    # the production password shows only in the ::add-mask:: commands that mask it; the rest nowhere
+    seen = [event for event in run.events if prod.password in json.dumps(event)]
+    assert seen and all(event.get("command") == "add-mask" for event in seen), seen
+    _assert_no_secret(run.log, prod.password)
+    _assert_no_secret(run.raw, dev.password, signer)
+
+
+def test_github_example_gate_refuses_a_signature_from_another_root(
+        act: ActRunner, guarded_pair: tuple[Guarded, Guarded], tmp_path: Path) -> None:
+    dev, prod = guarded_pair
+    _, other_root = pki.make_root("Someone Else's Root", slot=1)
+    run, _, _ = _run_github_example(tmp_path, act, dev, prod, pki.make_pki(),
+                                    other_root.public_bytes(serialization.Encoding.PEM), gate_once=True)
+    assert run.returncode != 0, run.log
+    assert "✗ signature" in run.messages("gate"), run.log
+    assert run.messages("promote") == "" and not prod.proxy.requests, "nothing reached production"

@@ -122,8 +122,15 @@ def path_without_ci_oras(bin_dir: Path) -> str:
     return os.pathsep.join(dirs)
 
 
+def _dotenv_quoted(value: str) -> str:
+    """``value`` for act's secret file (dotenv): double-quoted, its line breaks written as ``\\n``."""
+    return '"' + value.rstrip("\n").replace("\n", "\\n") + '"'
+
+
 def make_act_runner(tmp_path: Path) -> ActRunner:
-    """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` with act in host mode.
+    """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` (or an absolute path) with
+    act in host mode; ``secrets={...}`` become the run's ``secrets.*``, ``event={...}`` its event payload (e.g.
+    ``{"ref": "refs/tags/v1"}`` for a tag push).
 
     The runner gets a private HOME (act keeps its work tree there), ``OUT`` (a directory the workflow records
     outputs in) plus ``env`` through ``--env``, and the PATH of this test run with this interpreter's scripts
@@ -132,8 +139,9 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
     binary = require_tool("act")
     runs = iter(range(1000))
 
-    def run(workflow: str, env: Mapping[str, str] | None = None, *, path: str | None = None,
-            timeout: float = 300) -> ActRun:
+    def run(workflow: str | Path, env: Mapping[str, str] | None = None, *, path: str | None = None,
+            timeout: float = 300, secrets: Mapping[str, str] | None = None,
+            event: Mapping[str, Any] | None = None) -> ActRun:
         index = next(runs)
         home = tmp_path / f"act-home-{index}"
         out = tmp_path / f"out-{index}"
@@ -148,7 +156,7 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
             [str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         command = [
             binary, "push",
-            "-W", str((GHA_DIR / workflow).relative_to(REPO_ROOT)),
+            "-W", str(workflow if Path(workflow).is_absolute() else (GHA_DIR / workflow).relative_to(REPO_ROOT)),
             "-P", "ubuntu-latest=-self-hosted",
             "--no-cache-server",
             "--json",
@@ -156,6 +164,16 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
         ]
         for key, value in (env or {}).items():
             command += ["--env", f"{key}={value}"]
+        if secrets:
+            # a secret file (dotenv: double quotes, \n for line breaks) keeps multi-line secrets off the command line
+            secret_file = tmp_path / f"secrets-{index}.env"
+            secret_file.write_text("".join(f"{key}={_dotenv_quoted(value)}\n" for key, value in secrets.items()),
+                                   encoding="utf-8")
+            command += ["--secret-file", str(secret_file)]
+        if event is not None:
+            event_file = tmp_path / f"event-{index}.json"
+            event_file.write_text(json.dumps(event), encoding="utf-8")
+            command += ["--eventpath", str(event_file)]
         completed = subprocess.run(command, cwd=REPO_ROOT, env=process_env, check=False, capture_output=True,
                                    text=True, timeout=timeout)
         events = []
