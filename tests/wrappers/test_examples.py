@@ -516,3 +516,44 @@ def test_github_example_gate_refuses_a_signature_from_another_root(
     assert run.returncode != 0, run.log
     assert "✗ signature" in run.messages("gate"), run.log
     assert run.messages("promote") == "" and not prod.proxy.requests, "nothing reached production"
+
+
+# --- what a user copies -------------------------------------------------------------------------------------------
+
+PINNED_IMAGE = re.compile(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}")
+
+
+def test_gitlab_and_azure_examples_pin_their_images_by_digest() -> None:
+    gitlab = yaml.safe_load((EXAMPLES / "gitlab" / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+    build = gitlab["build"]
+    azure = yaml.safe_load((EXAMPLES / "azure" / "azure-pipelines.yml").read_text(encoding="utf-8"))
+    images = [build["image"], *(service["name"] for service in build["services"]), build["variables"]["SYFT_IMAGE"],
+              azure["variables"]["SYFT_IMAGE"]]
+    assert all(PINNED_IMAGE.fullmatch(image) for image in images), images
+
+
+def _example_scripts() -> dict[str, str]:
+    """The shell the examples run themselves (not the wrappers'), platform expressions replaced by values."""
+    gitlab = yaml.safe_load((EXAMPLES / "gitlab" / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+    azure = yaml.safe_load((EXAMPLES / "azure" / "azure-pipelines.yml").read_text(encoding="utf-8"))
+    github = yaml.safe_load(GITHUB_EXAMPLE.read_text(encoding="utf-8"))
+    scripts = {"gitlab/build": "\n".join(gitlab["build"]["script"])}
+    for index, step in enumerate(azure["steps"]):
+        if "bash" in step:
+            scripts[f"azure/{step.get('name') or step.get('displayName') or index}"] = AZURE_MACRO.sub("value", step["bash"])
+    for index, step in enumerate(github["jobs"]["release"]["steps"]):
+        if "run" in step:
+            assert "${{" not in step["run"], "expressions reach run: through env only"
+            scripts[f"github/{step.get('name') or index}"] = step["run"]
+    return scripts
+
+
+@pytest.mark.parametrize("name", sorted(_example_scripts()))
+def test_example_scripts_pass_shellcheck(name: str, tmp_path: Path) -> None:
+    shellcheck = require_tool("shellcheck")
+    script = tmp_path / "script.sh"
+    script.write_text(_example_scripts()[name] + "\n", encoding="utf-8")
+    shell = "sh" if name.startswith("gitlab/") else "bash"
+    result = subprocess.run([shellcheck, f"--shell={shell}", str(script)], check=False, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
