@@ -540,7 +540,8 @@ def _example_scripts() -> dict[str, str]:
     scripts = {"gitlab/build": "\n".join(gitlab["build"]["script"])}
     for index, step in enumerate(azure["steps"]):
         if "bash" in step:
-            scripts[f"azure/{step.get('name') or step.get('displayName') or index}"] = AZURE_MACRO.sub("value", step["bash"])
+            label = step.get("name") or step.get("displayName") or index
+            scripts[f"azure/{label}"] = AZURE_MACRO.sub("value", step["bash"])
     for index, step in enumerate(github["jobs"]["release"]["steps"]):
         if "run" in step:
             assert "${{" not in step["run"], "expressions reach run: through env only"
