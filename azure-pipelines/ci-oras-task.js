@@ -93,6 +93,14 @@ function buildArguments(step, getInput) {
         if (input.type === "integer" && !/^[0-9]+$/.test(text)) {
           throw new InputError(`input '${input.azure}' must be a whole number, not ${JSON.stringify(value)}`);
         }
+        // a key pasted where its path or its variable's name belongs: refused without echoing it
+        if (input.type === "path" && (/[\r\n]/.test(text) || text.includes("-----BEGIN"))) {
+          throw new InputError(`input '${input.azure}' must be the path of a file, not its content`);
+        }
+        if (input.type === "env-name" && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(text)) {
+          throw new InputError(`input '${input.azure}' must be the name of an environment variable (map the ` +
+                               "secret variable into the step's env), not a value");
+        }
         if (input.type === "choice" && !input.options.includes(text)) {
           throw new InputError(
             `input '${input.azure}' must be one of ${input.options.join(", ")}, not ${JSON.stringify(value)}`);
@@ -116,11 +124,16 @@ function buildArguments(step, getInput) {
   return { args: [...step.command, ...options, "--", ...positional], password, wrapper };
 }
 
-/** Inputs as the task sees them; secret inputs never pass through tl.getInput (see SECRETS). */
+/** Inputs as the task sees them; secret inputs never pass through tl.getInput (see SECRETS), nor do the path
+ * and variable-name inputs a signing key could be pasted into by mistake: refused unread by the library, such a
+ * key never reaches its debug log. */
 function taskInputs(step) {
   const cache = {};
   for (const input of step.inputs) {
     if (input.maps === "password-stdin") cache[input.azure] = secret("INPUT_" + input.azure);
+    else if (input.type === "path" || input.type === "env-name") {
+      cache[input.azure] = SECRETS["INPUT_" + input.azure.toUpperCase()] || "";
+    }
   }
   return (name) => {
     if (!(name in cache)) cache[name] = tl.getInput(name, false) || "";

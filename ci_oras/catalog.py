@@ -48,6 +48,12 @@ class InputType(str, Enum):
     INTEGER = "integer"  # a non-negative whole number
     DURATION = "duration"  # 30s, 2m, 1m30s or seconds; checked by the CLI
     CHOICE = "choice"  # one of Input.options
+    #: A file's path: one line, and never PEM text, so a key pasted where its path belongs is refused before
+    #: the wrapper echoes the command line (and before ci-oras names the "file" in a not-found error).
+    PATH = "path"
+    #: The name of an environment variable (``[A-Za-z_][A-Za-z0-9_]*``): a secret's value given instead of its
+    #: name is refused without being echoed.
+    ENV_NAME = "env-name"
 
 
 @dataclass(frozen=True)
@@ -265,13 +271,13 @@ SIGN = Step(
               Maps.ARGUMENT, argument="SUBJECT", required=True),
         Input("key",
               "Path of the PEM private key file (a secret file). Exactly one of key and key-env.",
-              Maps.OPTION, flag="--key"),
+              Maps.OPTION, InputType.PATH, flag="--key"),
         Input("key-env",
               "NAME of an environment variable holding the PEM private key (map a secret to it); the wrapper "
               "never reads its value. Exactly one of key and key-env.",
-              Maps.OPTION, flag="--key-env"),
+              Maps.OPTION, InputType.ENV_NAME, flag="--key-env"),
         Input("cert", "Path of the PEM certificate chain, signing certificate first, root last.",
-              Maps.OPTION, flag="--cert", required=True),
+              Maps.OPTION, InputType.PATH, flag="--cert", required=True),
         Input("signature-format", "The envelope format.",
               Maps.OPTION, InputType.CHOICE, flag="--signature-format", default="jws", options=("jws", "cose")),
         Input("expiry", "The signature expires after this long: 90d, 12h, 30m (empty: never).",
@@ -316,15 +322,15 @@ VERIFY = Step(
         Input("trust-policy",
               "Path of a notation trust policy (version 1.0): signature requirements count only Notary Project "
               "signatures it accepts (integrity, chain to a trusted root, expiry, identity, as its level says).",
-              Maps.OPTION, flag="--trust-policy"),
+              Maps.OPTION, InputType.PATH, flag="--trust-policy"),
         Input("trust-store",
               "Path of notation's trust store directory (x509/ca/NAME/*.pem, x509/signingAuthority/NAME/*.pem); "
               "empty: the truststore directory beside trust-policy.",
-              Maps.OPTION, flag="--trust-store"),
+              Maps.OPTION, InputType.PATH, flag="--trust-store"),
         Input("signed-by",
               "Path of one trusted root certificate (PEM): signature requirements count only signatures chaining "
               "to it (any identity, strict); the short form of trust-policy.",
-              Maps.OPTION, flag="--signed-by"),
+              Maps.OPTION, InputType.PATH, flag="--signed-by"),
         Input("fail-on-missing", "Fail the job when a requirement is missing; false: only set ok=false.",
               Maps.WRAPPER, InputType.BOOLEAN, default="true"),
     ) + COMMON,

@@ -154,6 +154,17 @@ def _gitlab_option(item: catalog.Input) -> str:
             lines += [f"case {var} in",
                       f"  *[!0-9]*) fail \"input '{item.name}' must be a whole number\" ;;",
                       "esac"]
+        if item.type is catalog.InputType.PATH:
+            # a quoted line break is the only POSIX sh pattern for one; the value itself is never printed
+            lines += [f"case {var} in",
+                      '  *"', f'"*|*-----BEGIN*) fail "input \'{item.name}\' must be the path of a file, not its '
+                              'content" ;;',
+                      "esac"]
+        if item.type is catalog.InputType.ENV_NAME:
+            lines += [f"case {var} in",
+                      f"  [!A-Za-z_]*|*[!A-Za-z0-9_]*) fail \"input '{item.name}' must be the name of a variable "
+                      "holding the secret, not its value\" ;;",
+                      "esac"]
         lines.append(f'if [ -n {var} ]; then set -- "$@" {item.flag} {var}; fi')
         return "\n".join(lines)
     if maps is catalog.Maps.SWITCH:
@@ -405,6 +416,8 @@ def render_azure() -> dict[str, str]:
         files[f"azure-pipelines/templates/{step.name}.yml"] = template.render(
             step=step, default_name=azure_task_name(step), script=script.render(step=step).rstrip("\n"),
             version=_ci_oras_version(),
+            # a step reading a secret from a variable it names needs that variable mapped into its env
+            env_names=[item.camel_name for item in step.inputs if item.type is catalog.InputType.ENV_NAME],
         )
     return files
 
