@@ -47,19 +47,29 @@ def _cli_json(home: Path, *args: str, registry: Guarded) -> Any:
     return result.json()
 
 
+SIGNATURE = "application/vnd.cncf.notary.signature"
+VERIFIED = re.compile(r"✓ sha256:[0-9a-f]{64} \(of (sha256:[0-9a-f]{64})\): verified by CN=Release Signer,")
+
+
 def _assert_promoted_with_graph(home: Path, dev: Guarded, dev_repo: str, prod: Guarded, prod_repo: str,
-                                digest: str, *tags: str) -> None:
-    """``prod_repo`` holds ``digest`` under ``tags`` with the same referrers (types) as ``dev_repo``."""
+                                digest: str, *tags: str) -> str:
+    """``prod_repo`` holds ``digest`` under ``tags`` with the same graph as ``dev_repo``: the image signed and
+    its SBOM signed. Returns the SBOM's digest."""
     for tag in tags:
         assert _cli_json(home, "manifest", "fetch", f"{prod.registry.host}/{prod_repo}:{tag}",
                          registry=prod)["digest"] == digest, tag
 
-    def referrer_types(registry: Guarded, repo: str) -> list[str]:
-        graph = _cli_json(home, "discover", f"{registry.registry.host}/{repo}@{digest}", registry=registry)
-        return sorted(node["artifactType"] for node in graph["referrers"])
+    def shape(node: dict[str, Any]) -> list[Any]:
+        return sorted([child.get("artifactType", ""), child["digest"], shape(child)] for child in node["referrers"])
 
-    assert referrer_types(dev, dev_repo) == referrer_types(prod, prod_repo)
-    assert CYCLONEDX in referrer_types(prod, prod_repo)
+    graphs = [shape(_cli_json(home, "discover", f"{registry.registry.host}/{repo}@{digest}", registry=registry))
+              for registry, repo in ((dev, dev_repo), (prod, prod_repo))]
+    assert graphs[0] == graphs[1]
+    by_type = {artifact_type: (child_digest, children) for artifact_type, child_digest, children in graphs[1]}
+    assert len(graphs[1]) == 2 and by_type.keys() == {CYCLONEDX, SIGNATURE}, graphs[1]
+    sbom, sbom_referrers = by_type[CYCLONEDX]
+    assert [child[0] for child in sbom_referrers] == [SIGNATURE] and by_type[SIGNATURE][1] == [], graphs[1]
+    return str(sbom)
 
 
 # --- GitLab: gitlab-ci-local -----------------------------------------------------------------------------------
@@ -161,7 +171,7 @@ def _run_gitlab_example(tmp_path: Path, dev: Guarded, prod: Guarded, signer: pki
         "CI_COMMIT_TAG": TAG, "CI_REGISTRY": dev.host, "CI_REGISTRY_IMAGE": f"{dev.host}/{project}",
         "CI_REGISTRY_USER": dev.username, "CI_REGISTRY_PASSWORD": dev.password,
         "PROD_REGISTRY_USER": prod.username, "PROD_REGISTRY_PASSWORD": prod.password,
-        "SIGNING_KEY": str(secrets["key"]), "SIGNING_CERT": str(secrets["cert"]),
+        "SIGNING_KEY_FILE": str(secrets["key"]), "SIGNING_CHAIN_FILE": str(secrets["cert"]),
         "FIXTURE_SBOM": str(secrets["sbom"]),
     }, {"ci/notary-root.pem": trusted_root})
     return run, project, prod_repo
@@ -174,17 +184,21 @@ def test_gitlab_example_runs_end_to_end(guarded_pair: tuple[Guarded, Guarded], t
     log = run.stdout + run.stderr
     assert run.returncode == 0, log
     assert re.findall(r"^ PASS  ([\w-]+)", log, re.M) == [
-        "build", "ci-oras-attach-sbom", "ci-oras-sign", "gate", "ci-oras-promote", "verify-production"], log
+        "build", "ci-oras-attach-sbom", "ci-oras-sign", "sign-sbom", "gate", "ci-oras-promote",
+        "verify-production"], log
 
     digest = _cli_json(tmp_path / "h", "manifest", "fetch", f"{dev.registry.host}/{project}/dev:{TAG}",
                        registry=dev)["digest"]
     # the digest went from job to job: every ci-oras step named the image by it
     for reference in (f"{dev.host}/{project}/dev@{digest}", f"{prod.host}/{prod_repo}@{digest}"):
         assert f"{reference}" in log, reference
-    # both gates counted a signature that verified against the committed root, not one merely attached
-    verified = rf"^([\w-]+) +> +✓ sha256:[0-9a-f]{{64}} \(of {digest}\): verified by CN=Release Signer,"
-    assert re.findall(verified, log, re.M) == ["gate", "verify-production"], log
-    _assert_promoted_with_graph(tmp_path / "h", dev, f"{project}/dev", prod, prod_repo, digest, TAG, "latest")
+    sbom = _assert_promoted_with_graph(tmp_path / "h", dev, f"{project}/dev", prod, prod_repo, digest, TAG,
+                                       "latest")
+    assert f"{dev.host}/{project}/dev@{sbom}" in log  # the SBOM's digest went from attach-sbom to sign-sbom
+    # both gates counted signatures of the image and of the SBOM that verified against the committed root
+    for job in ("gate", "verify-production"):
+        lines = "\n".join(re.findall(rf"^{job} +> (.*)$", log, re.M))
+        assert sorted(VERIFIED.findall(lines)) == sorted([digest, sbom]), log
     assert_only_own_credentials(dev, prod)
     _assert_no_secret(log, dev.password, prod.password, signer)
 
@@ -197,7 +211,8 @@ def test_gitlab_example_gate_refuses_a_signature_from_another_root(guarded_pair:
                                     other_root.public_bytes(serialization.Encoding.PEM), gate_once=True)
     log = run.stdout + run.stderr
     assert run.returncode != 0, log
-    assert re.findall(r"^ PASS  ([\w-]+)", log, re.M) == ["build", "ci-oras-attach-sbom", "ci-oras-sign"], log
+    assert re.findall(r"^ PASS  ([\w-]+)", log, re.M) == [
+        "build", "ci-oras-attach-sbom", "ci-oras-sign", "sign-sbom"], log
     assert re.search(r"^ FAIL  gate", log, re.M), log
     assert re.search(r"^gate +> .*✗ signature", log, re.M), log
     assert "ci-oras-promote" not in re.findall(r"^([\w-]+) +starting", log, re.M)
@@ -371,7 +386,7 @@ def test_azure_example_runs_end_to_end(azure_tasks: tuple[str, Path], guarded_pa
                                                             signer.root_pem)
     everything = "\n".join(f"--- {step.label}\n{step.log}" for step in steps)
     assert [step.label for step in steps if step.ok] == [
-        "build", "CiOrasAttachSbom@0", "signingKey", "signingChain", "CiOrasSign@0", "gate", "promote",
+        "build", "sbom", "signingKey", "signingChain", "CiOrasSign@0", "Sign the SBOM", "gate", "promote",
         "verifyProduction", "Report"], everything
 
     digest = _cli_json(tmp_path / "h", "manifest", "fetch", f"{dev.registry.host}/{dev_repo}:{TAG}",
@@ -379,10 +394,11 @@ def test_azure_example_runs_end_to_end(azure_tasks: tuple[str, Path], guarded_pa
     assert values["build.digest"] == digest and values["promote.digest"] == digest
     assert values["gate.ok"] == "true" and values["verifyProduction.ok"] == "true"
     assert steps[-1].log.strip() == f"promoted {digest} (gate ok=true, production ok=true)"
-    verified = rf"✓ sha256:[0-9a-f]{{64}} \(of {digest}\): verified by CN=Release Signer,"
+    sbom = _assert_promoted_with_graph(tmp_path / "h", dev, dev_repo, prod, prod_repo, digest, TAG, "latest")
+    assert values["sbom.digest"] == sbom
     for step in steps:
-        assert bool(re.search(verified, step.log)) == (step.label in ("gate", "verifyProduction")), step.log
-    _assert_promoted_with_graph(tmp_path / "h", dev, dev_repo, prod, prod_repo, digest, TAG, "latest")
+        expected = [digest, sbom] if step.label in ("gate", "verifyProduction") else []
+        assert sorted(VERIFIED.findall(step.log)) == sorted(expected), step.log
     assert_only_own_credentials(dev, prod)
     task_steps = [step for step in steps if step.label != "build"]  # the fixture's own push is the test's
     _assert_azure_masked(dev.password, task_steps)
@@ -396,7 +412,7 @@ def test_azure_example_gate_refuses_a_signature_from_another_root(
     _, other_root = pki.make_root("Someone Else's Root", slot=1)
     steps, values, _, _ = _run_azure_example(tmp_path, azure_tasks, dev, prod, pki.make_pki(),
                                              other_root.public_bytes(serialization.Encoding.PEM), gate_once=True)
-    assert [(step.label, step.ok) for step in steps][-2:] == [("CiOrasSign@0", True), ("gate", False)]
+    assert [(step.label, step.ok) for step in steps][-2:] == [("Sign the SBOM", True), ("gate", False)]
     assert values["gate.ok"] == "false"
     assert "✗ signature" in steps[-1].log
     assert not prod.proxy.requests, "nothing reached production"
@@ -496,9 +512,10 @@ def test_github_example_runs_end_to_end(act: ActRunner, guarded_pair: tuple[Guar
     copied = re.search(rf"promoted {digest} \((\d+) manifests and blobs copied; gate ok=true, production ok=true\)",
                        run.log)
     assert copied and int(copied.group(1)) > 0, run.log
-    verified = rf"✓ sha256:[0-9a-f]{{64}} \(of {digest}\): verified by CN=Release Signer,"
-    assert re.search(verified, run.messages("gate")) and re.search(verified, run.messages("verify-production"))
-    _assert_promoted_with_graph(tmp_path / "h", dev, dev_repo, prod, prod_repo, digest, TAG, "latest")
+    sbom = _assert_promoted_with_graph(tmp_path / "h", dev, dev_repo, prod, prod_repo, digest, TAG, "latest")
+    assert f"{dev.host}/{dev_repo}@{sbom}" in run.messages("sign-sbom")
+    for step in ("gate", "verify-production"):
+        assert sorted(VERIFIED.findall(run.messages(step))) == sorted([digest, sbom]), run.log
     assert_only_own_credentials(dev, prod)
     # the production password shows only in the ::add-mask:: commands that mask it; the rest nowhere
     seen = [event for event in run.events if prod.password in json.dumps(event)]
