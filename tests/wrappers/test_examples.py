@@ -1,7 +1,10 @@
 """The example pipelines in ``examples/``, run end to end on each platform's local runner.
 
-Each example builds an image, attaches its SBOM, gates on it, promotes the image with its graph to a second
-registry that takes other credentials, and gates again there, handing the digest from step to step. The tests
+Each example builds an image, attaches its SBOM, signs the image and the SBOM (the key from the platform's
+secret store), gates on ``sbom>signature`` and ``signature`` verified against a root certificate, promotes the
+image with its graph to a second registry that takes other credentials, and gates again there, handing the
+digests from step to step. A second test per platform signs with a chain from another root: the gate fails
+and nothing reaches production. The tests
 run the example files themselves, after a small explicit transformation that swaps only what cannot run here
 (remote includes and actions, the docker build, tools fetched from the internet) for fixtures; everything
 else (the wrappers, the credentials, the digests passed along) is what a user's copy runs. The two registries
@@ -440,7 +443,7 @@ GITHUB_FIXTURES: dict[str, dict[str, Any]] = {
 }
 
 
-def github_test_variant(example: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def github_test_variant(example: dict[Any, Any], env: dict[str, str]) -> dict[str, Any]:
     """The GitHub example as act runs it offline: the steps using a remote action in :data:`GITHUB_FIXTURES`
     replaced by their fixture step, ``your-org/ci-oras/actions/X@…`` -> ``./actions/X`` (this checkout's
     actions), and the workflow ``env`` placeholders set from ``env``. ``actions/checkout`` stays: act copies
