@@ -1,7 +1,7 @@
 """Helpers of the wrapper tests: the external tools they run, and ``act`` runs of ``tests/wrappers/gha/``.
 
-A missing tool fails the test when ``CI`` is set and skips it elsewhere, with the install hint: the rule of
-:mod:`harness.prerequisites`, which the registry fixtures in ``tests/conftest.py`` follow too.
+A missing tool fails the test when ``CI`` is set and skips it elsewhere, with the install hint (the same rule
+as the registry fixtures in ``tests/conftest.py``): CI must never go green by skipping.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 from harness.cli import clean_env
-from harness.prerequisites import missing
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
 
@@ -37,6 +37,17 @@ INSTALL_HINTS = {
     "mmdc": "npm ci (package.json pins @mermaid-js/mermaid-cli 11.9.0, the last for Node 20)",
     "chromium": "apt-get install -y chromium",
 }
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing(message: str) -> NoReturn:
+    """Something a test needs is not installed: fail with ``CI`` set, skip elsewhere (``message`` says how)."""
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def find_tool(name: str) -> str | None:
@@ -111,9 +122,15 @@ def path_without_ci_oras(bin_dir: Path) -> str:
     return os.pathsep.join(dirs)
 
 
+def _dotenv_quoted(value: str) -> str:
+    """``value`` for act's secret file (dotenv): double-quoted, its line breaks written as ``\\n``."""
+    return '"' + value.rstrip("\n").replace("\n", "\\n") + '"'
+
+
 def make_act_runner(tmp_path: Path) -> ActRunner:
-    """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` (or a workflow file given
-    as a ``Path``, e.g. a test variant written to a temporary directory) with act in host mode.
+    """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` (or an absolute path) with
+    act in host mode; ``secrets={...}`` become the run's ``secrets.*``, ``event={...}`` its event payload (e.g.
+    ``{"ref": "refs/tags/v1"}`` for a tag push), ``actor`` its ``github.actor``.
 
     The runner gets a private HOME (act keeps its work tree there), ``OUT`` (a directory the workflow records
     outputs in) plus ``env`` through ``--env``, and the PATH of this test run with this interpreter's scripts
@@ -123,8 +140,8 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
     runs = iter(range(1000))
 
     def run(workflow: str | Path, env: Mapping[str, str] | None = None, *, path: str | None = None,
-            timeout: float = 300, event: Mapping[str, Any] | None = None,
-            secrets: Mapping[str, str] | None = None, actor: str | None = None) -> ActRun:
+            timeout: float = 300, secrets: Mapping[str, str] | None = None,
+            event: Mapping[str, Any] | None = None, actor: str | None = None) -> ActRun:
         index = next(runs)
         home = tmp_path / f"act-home-{index}"
         out = tmp_path / f"out-{index}"
@@ -139,7 +156,7 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
             [str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         command = [
             binary, "push",
-            "-W", str(workflow if isinstance(workflow, Path) else (GHA_DIR / workflow).relative_to(REPO_ROOT)),
+            "-W", str(workflow if Path(workflow).is_absolute() else (GHA_DIR / workflow).relative_to(REPO_ROOT)),
             "-P", "ubuntu-latest=-self-hosted",
             "--no-cache-server",
             "--json",
@@ -147,14 +164,17 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
         ]
         for key, value in (env or {}).items():
             command += ["--env", f"{key}={value}"]
-        if event is not None:  # the push event's payload, e.g. {"ref": "refs/tags/v1"} for github.ref_name
+        if secrets:
+            # a secret file (dotenv: double quotes, \n for line breaks) keeps multi-line secrets off the command line
+            secret_file = tmp_path / f"secrets-{index}.env"
+            secret_file.write_text("".join(f"{key}={_dotenv_quoted(value)}\n" for key, value in secrets.items()),
+                                   encoding="utf-8")
+            command += ["--secret-file", str(secret_file)]
+        if event is not None:
             event_file = tmp_path / f"event-{index}.json"
             event_file.write_text(json.dumps(event), encoding="utf-8")
             command += ["--eventpath", str(event_file)]
-        for name, value in (secrets or {}).items():  # `-s NAME` reads the value from act's environment
-            process_env[name] = value
-            command += ["-s", name]
-        if actor is not None:
+        if actor is not None:  # github.actor, e.g. the user a login step names
             command += ["--actor", actor]
         completed = subprocess.run(command, cwd=REPO_ROOT, env=process_env, check=False, capture_output=True,
                                    text=True, timeout=timeout)
