@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -149,16 +150,15 @@ def test_delete_graph_with_a_loop_keeps_the_subject(repo: Repo, registry_plain: 
 def _release_index(repo: Repo, subject: Desc, entries: list[Desc]) -> str:
     """An image index tagged ``release`` and, by the same bytes, ``sha256-<subject>``: a tag schema index that
     is also someone's release. Deleting it by digest would take ``release`` with it."""
-    raw = _compact({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": entries})
-    digest = oci.push_manifest(repo.client, repo.url, repo.name, "release", raw, oci.OCI_INDEX)
-    assert oci.push_manifest(repo.client, repo.url, repo.name, _tag(subject["digest"]), raw, oci.OCI_INDEX) == digest
+    digest: str = oci.push_index(repo.client, repo.url, repo.name, "release", entries)["digest"]
+    assert oci.push_fallback_index(repo.client, repo.url, repo.name, subject["digest"], entries) == digest
     return digest
 
 
 def test_plain_delete_moves_the_tag_off_an_image_index_instead_of_deleting_it(
         repo: Repo, registry_plain: RunningRegistry, cli: Callable[..., CliResult]) -> None:
     s = signed(repo)
-    platformed = {**as_listed(s.signature, SIG), "platform": {"os": "linux", "architecture": "amd64"}}
+    platformed = oci.with_platform(as_listed(s.signature, SIG), "linux/amd64")
     release = _release_index(repo, s.subject, [platformed])
 
     result = cli("delete", f"{registry_plain.host}/{repo.name}@{s.signature['digest']}")
@@ -166,7 +166,7 @@ def test_plain_delete_moves_the_tag_off_an_image_index_instead_of_deleting_it(
     assert result.returncode == EXIT_OK, result.stderr
     assert repo.status(s.signature["digest"]) == 404
     assert repo.status("release") == 200 and repo.status(release) == 200
-    listed = repo.client.get(f"{repo.url}/v2/{repo.name}/manifests/{_tag(s.subject['digest'])}",
+    listed = repo.client.get(f"{repo.url}/v2/{repo.name}/manifests/{oci.fallback_tag(s.subject['digest'])}",
                              headers={"Accept": oci.OCI_INDEX}).json()
     assert listed["manifests"] == [], "the tag moved to an index without the deleted referrer"
 
@@ -174,7 +174,7 @@ def test_plain_delete_moves_the_tag_off_an_image_index_instead_of_deleting_it(
 def test_attach_never_deletes_an_image_index_it_replaced(repo: Repo, registry_plain: RunningRegistry,
                                                          cli: Callable[..., CliResult], tmp_path: Path) -> None:
     subject = repo.image("v1")
-    child = {**repo.image("arch-amd64"), "platform": {"os": "linux", "architecture": "amd64"}}
+    child = oci.with_platform(repo.image("arch-amd64"), "linux/amd64")
     release = _release_index(repo, subject, [child])
     (tmp_path / "sig.json").write_text("{}")
 
