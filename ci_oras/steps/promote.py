@@ -14,8 +14,7 @@ from ci_oras.errors import UsageError
 from ci_oras.graph.copy import (
     CopyOptions,
     CopyStats,
-    copy_blobs,
-    copy_manifests,
+    copy_graph,
     present_manifests,
     walk,
 )
@@ -116,9 +115,8 @@ def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, pl
     stats = CopyStats()
     # The blobs of manifests already there are there too (content before names): counted, not asked for.
     stats.add(blobs_skipped=len(graph.blobs()) - len(blobs))
-    copy_blobs(source.target, destination.target, blobs, options, stats, destination.mount_from)
-    copy_manifests(destination.target, graph, options, stats, present)
-    written = _point_tags(destination.target, root, tags, options.dry_run)
+    copy_graph(source.target, destination.target, graph, options, stats, present, destination.mount_from)
+    written = _point_tags(destination.target, root, tags, options.dry_run, root.digest in present)
     shown = f"{destination.repository}:{tags[0]}" if tags else f"{destination.repository}@{root.digest}"
     return PromoteResult(
         source=f"{source.repository}@{root.digest}", destination=shown, digest=root.digest,
@@ -127,14 +125,16 @@ def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, pl
     )
 
 
-def _point_tags(destination: Target, root: Manifest, tags: tuple[str, ...], dry_run: bool) -> tuple[str, ...]:
-    """The last step: a tag that already names the root is left alone, so a re-run writes nothing."""
+def _point_tags(destination: Target, root: Manifest, tags: tuple[str, ...], dry_run: bool,
+                root_was_there: bool) -> tuple[str, ...]:
+    """The last step: a tag that already names the root is left alone, so a re-run writes nothing. When the
+    root was not at the destination before this copy, no tag can have named it: no need to ask."""
     from ci_oras.errors import NotFoundError
 
     written = []
     for tag in tags:
         try:
-            if destination.resolve(tag).digest == root.digest:
+            if root_was_there and destination.resolve(tag).digest == root.digest:
                 continue
         except NotFoundError:
             pass
