@@ -1,18 +1,22 @@
 """Copy a manifest with its whole graph — index children, referrers, referrers of referrers — between targets.
 
-The order is what keeps a destination consistent even if the process is killed at any moment:
+The order is what keeps a destination consistent even if the process is killed at any moment. Everything
+runs in one pass, each step as soon as what it depends on is done (a dependency-counting scheduler, no
+phases and no level barriers), so the pools stay full from the first request to the last:
 
-1. walk the source graph (manifests are small: each fetched once). The walk is a work queue: a node's
-   referrers are listed, and its children and listed referrers fetched, as soon as the node itself is known,
-   not when a whole level of the graph is;
-2. HEAD the manifests at the destination, top down: a referrer is asked about only when its subject is there
-   (every copy made by this tool stores a subject before its referrers; if one is there anyway, its PUT
-   writes the same bytes again);
-3. copy what is missing with one dependency-counting scheduler: a blob is copied (mounted when both are
-   repositories on one registry, else streamed source → destination), a manifest PUT as soon as its blobs,
-   its children and its subject are stored, a subject's referrers listed with one list update as soon as the
-   subject and all those referrers are stored. Every phase keeps ``concurrency`` requests in flight;
-4. point the destination tags at the root **last**, so a tag never names an incomplete graph.
+1. the walk of the source is a work queue: a node's referrers are listed, and its children and listed
+   referrers fetched, as soon as the node itself is known;
+2. each manifest found is HEADed at the destination as soon as it is known — a referrer only once its subject
+   is found there (every copy made by this tool stores a subject before its referrers; if one is there
+   anyway, its PUT writes the same bytes again), the referrers of a missing subject are missing without
+   a request;
+3. for a missing manifest its blobs are copied (mounted when both are repositories on one registry, else
+   streamed source → destination; a small one sent without asking first, see ``SmallUploads``), and it is
+   PUT once its blobs, its children and its subject are stored; a subject's referrers list is updated once
+   (one write per subject, in parallel across subjects) as soon as the subject and all its referrers are
+   stored;
+4. the destination tags point at the root **last** (the caller does it after this module returns), so a tag
+   never names an incomplete graph.
 
 Everything already at the destination is skipped after a HEAD (a present manifest's blobs without one),
 so re-running a finished copy writes nothing. A task is submitted only once everything it depends on is
@@ -95,24 +99,27 @@ class Graph:
 
 
 class _Tasks:
-    """A bounded pool whose tasks may submit more tasks; the first error stops the rest.
+    """Bounded pools whose tasks may submit more tasks; the first error stops the rest.
 
+    Two pools: ``read`` for the walk of the source, ``write`` for everything that talks to the destination,
+    so the destination never sees more than ``--concurrency`` requests at once whatever the walk does.
     ``wait`` returns when every submitted task has finished, or raises the first error once the tasks already
     running have finished (queued ones are cancelled): nothing keeps writing after a failure is reported.
     """
 
-    def __init__(self, workers: int, name: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
+    def __init__(self, read: int, write: int) -> None:
+        self._pools = {"read": ThreadPoolExecutor(max_workers=max(1, read), thread_name_prefix="ci-oras-walk"),
+                       "write": ThreadPoolExecutor(max_workers=max(1, write), thread_name_prefix="ci-oras-copy")}
         self._changed = threading.Condition()
         self._running = 0
         self._error: BaseException | None = None
 
-    def submit(self, task: Callable[..., None], *args: Any) -> None:
+    def submit(self, pool: str, task: Callable[..., None], *args: Any) -> None:
         with self._changed:
             if self._error is not None:
                 return
             self._running += 1
-        self._pool.submit(self._run, task, args)
+        self._pools[pool].submit(self._run, task, args)
 
     def _run(self, task: Callable[..., None], args: tuple[Any, ...]) -> None:
         try:
@@ -133,7 +140,8 @@ class _Tasks:
                 while self._running and self._error is None:
                     self._changed.wait()
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            for pool in self._pools.values():
+                pool.shutdown(wait=True, cancel_futures=True)
         if self._error is not None:
             raise self._error
 
@@ -151,8 +159,11 @@ def _order(key: _Key) -> tuple[int, _Key]:
 class _Walk:
     """The state of one walk; every field is guarded by ``lock`` (tasks run on several threads)."""
 
-    def __init__(self, source: Target, root: Manifest, options: CopyOptions, tasks: _Tasks) -> None:
+    def __init__(self, source: Target, root: Manifest, options: CopyOptions, tasks: _Tasks,
+                 copy: _Copy | None = None) -> None:
         self.source = source
+        #: Told about every node as soon as it is known, and every subject once its listing is judged.
+        self.copy = copy
         self.options = options
         self.tasks = tasks
         self.lock = threading.Lock()
@@ -167,6 +178,16 @@ class _Walk:
         self.children_asked: set[str] = {root.digest}
         self.accepted: list[tuple[_Key, str, str]] = []
         self.rejected: list[tuple[_Key, Rejected]] = []
+        #: subject → entries of its listing not judged yet (+1 while the listing itself is running)
+        self.unjudged: dict[str, int] = {}
+        #: subject → the referrers accepted under it, in the order judged
+        self.accepted_under: dict[str, list[str]] = {}
+
+    def submit(self, task: Callable[..., None], *args: Any) -> None:
+        if self.copy is not None:
+            self.copy.discovery("read", task, *args)
+        else:
+            self.tasks.submit("read", task, *args)
 
     def visit(self, manifest: Manifest, key: _Key) -> None:
         """A node is known: fetch its children and list its referrers now."""
@@ -176,12 +197,26 @@ class _Walk:
                     if child.digest in self.children_asked:
                         continue
                     self.children_asked.add(child.digest)
-                self.tasks.submit(self.fetch_child, child.digest, key + ((0, number),))
-        if not self.options.referrers:
-            return
+                self.submit(self.fetch_child, child.digest, key + ((0, number),))
         listed = _referrers_of(self.source, manifest, self.options, manifest.digest in self.top_level)
+        with self.lock:
+            self.unjudged[manifest.digest] = len(listed) + 1
         for number, desc in enumerate(listed):
             self.entry(manifest.digest, desc, key + ((1, number),))
+        self._judged(manifest.digest)
+
+    def _judged(self, subject: str, referrer: str | None = None) -> None:
+        """One entry of ``subject``'s listing is judged (``referrer``: accepted); after the last one, the copy
+        learns the subject's referrers are complete."""
+        with self.lock:
+            if referrer is not None and referrer not in self.accepted_under.setdefault(subject, []):
+                self.accepted_under[subject].append(referrer)
+            self.unjudged[subject] -= 1
+            if self.unjudged[subject]:
+                return
+            referrers = [self.nodes[digest][1] for digest in self.accepted_under.get(subject, [])]
+        if self.copy is not None:
+            self.copy.listed(self.nodes[subject][1], referrers)
 
     def fetch_child(self, digest: str, key: _Key) -> None:
         """An index's children are named by the (verified) index itself: fetched as they are."""
@@ -190,6 +225,8 @@ class _Walk:
             self.fetched.setdefault(digest, manifest)
             new = self._add(manifest, key)
         if new:
+            if self.copy is not None:
+                self.copy.known(manifest, None)
             self.visit(manifest, key)
 
     def entry(self, subject: str, desc: Descriptor, key: _Key) -> None:
@@ -198,6 +235,7 @@ class _Walk:
         if rejected is not None:
             with self.lock:
                 self.rejected.append((key, rejected))
+            self._judged(subject)
             return
         with self.lock:
             answer = self.fetched.get(desc.digest)
@@ -207,7 +245,7 @@ class _Walk:
                 if waiters is not None:
                     return  # being fetched: judged when the answer comes
         if answer is None:
-            self.tasks.submit(self.fetch_listed, subject, desc)
+            self.submit(self.fetch_listed, subject, desc)
         else:
             self.judge(subject, desc, key, answer)
 
@@ -224,13 +262,17 @@ class _Walk:
         if isinstance(verdict, Rejected):
             with self.lock:
                 self.rejected.append((key, verdict))
+            self._judged(subject)
             return
         assert isinstance(answer, Manifest)  # accepted: its manifest was fetched
         with self.lock:
             self.accepted.append((key, subject, answer.digest))
             new = self._add(answer, key)
         if new:
-            self.tasks.submit(self.visit, answer, key)
+            if self.copy is not None:
+                self.copy.known(answer, subject)
+            self.submit(self.visit, answer, key)
+        self._judged(subject, answer.digest)
 
     def _add(self, manifest: Manifest, key: _Key) -> bool:
         """Under ``lock``: a manifest met for the first time joins the graph (and is visited by the caller)."""
@@ -250,20 +292,6 @@ class _Walk:
                 graph.referrers.setdefault(subject, []).append(referrer)
         graph.rejected = [rejected for _key, rejected in sorted(self.rejected, key=lambda r: _order(r[0]))]
         return graph
-
-
-def walk(source: Target, root: Manifest, options: CopyOptions) -> Graph:
-    """Fetch every manifest of the graph below ``root`` once, as a work queue (see the module docstring).
-
-    ``artifact_types`` selects the referrers of the root (and of an index root's children); what refers to a
-    selected referrer comes along (an SBOM keeps its signature). ``exclude_artifact_types`` applies at every
-    depth. Reads are cheap for a registry, so the walk runs twice ``concurrency`` requests at once.
-    """
-    tasks = _Tasks(options.concurrency * 2, "ci-oras-walk")
-    state = _Walk(source, root, options, tasks)
-    tasks.submit(state.visit, root, ())
-    tasks.wait()
-    return state.graph(root)
 
 
 def _referrers_of(source: Target, manifest: Manifest, options: CopyOptions, top_level: bool) -> list[Descriptor]:
@@ -306,119 +334,207 @@ class SmallUploads(Protocol):
     small_upload_bytes: int
 
 
-def present_manifests(destination: Target, graph: Graph, options: CopyOptions) -> set[str]:
-    """The graph's manifests the destination already has: one HEAD each, top down, in parallel.
-
-    Asked before any blob is copied: a manifest is stored only after its blobs (by this copy, and a registry
-    refuses a manifest whose blobs it lacks), so the blobs of a present manifest need no request at all and a
-    re-run of a finished copy only reads manifests. A referrer is asked about only once its subject is found:
-    a copy stores the subject first, so the referrers of a missing subject are missing too (asking would cost
-    a round trip each for nothing); one stored out of order by someone else is simply PUT again.
-    """
-    present: set[str] = set()
-    lock = threading.Lock()
-    tasks = _Tasks(options.concurrency, "ci-oras-head")
-
-    def head(manifest: Manifest) -> None:
-        if not destination.exists(manifest.descriptor):
-            return
-        with lock:
-            present.add(manifest.digest)
-        for referrer in graph.referrers.get(manifest.digest, []):
-            tasks.submit(head, graph.manifests[referrer])
-
-    for manifest in graph.manifests.values():
-        if manifest.digest not in graph.subject_of:
-            tasks.submit(head, manifest)
-    tasks.wait()
-    return present
-
-
-def copy_graph(source: Target, destination: Target, graph: Graph, options: CopyOptions, stats: CopyStats,
-               present: set[str], mount_from: str | None) -> None:
-    """Copy every missing blob and manifest and list every subject's referrers, dependencies first.
-
-    One scheduler for all of it: each step starts as soon as what it depends on is stored — a manifest after
-    its blobs, its children and its subject; a subject's list update after the subject and all its referrers
-    — so the pool stays full across what used to be phases (all blobs, then manifests level by level).
-    Subjects are independent of each other: their list updates run in parallel.
-    """
-    blobs = graph.blobs(without=present)
-    referrers = [(subject, [graph.manifests[d] for d in digests])
-                 for subject, digests in graph.referrers.items() if digests]
-    pushes = [m for m in graph.manifests.values() if m.digest not in present]
-    stats.add(manifests_copied=len(pushes), manifests_skipped=len(graph.manifests) - len(pushes),
-              referrers=len(graph.subject_of))
-    if referrers and not options.dry_run:
-        # An empty list update stores nothing but lets the store refuse first (``--referrers api`` on a
-        # registry without the API), before any referrer is stored that it could not list.
-        destination.push_referrers(graph.manifests[referrers[0][0]].descriptor, [], stored=())
-    copier = _BlobCopier(source, destination, options, stats, mount_from)
-    plan = _Plan(_Tasks(options.concurrency, "ci-oras-copy"))
-    for blob in blobs:
-        plan.add(("blob", blob.digest), copier.copy, blob)
-    for manifest in pushes:
-        kind = "manifest" if manifest.is_index else "blob"
-        needs = [(kind, child.digest) for child in manifest.children()]
-        subject = graph.subject_of.get(manifest.digest)
-        needs += [("manifest", subject)] if subject else []
-        plan.add(("manifest", manifest.digest), _push_manifest, destination, manifest, options, needs=needs)
-    for subject, listed in referrers:
-        needs = [("manifest", subject)] + [("manifest", m.digest) for m in listed]
-        plan.add(("list", subject), _list_referrers, destination, graph.manifests[subject], listed, present,
-                 options, needs=needs)
-    plan.run()
-
-
 _Step = tuple[str, str]
 
 
 class _Plan:
-    """Dependency counting: a step is submitted once every step it needs has finished.
+    """Dependency counting: a step is submitted once every need it names is met.
 
-    Needs on steps that are not in the plan (a blob or manifest already at the destination) are met from the
-    start. The graph is a DAG (children, subjects and blobs are named by digest, so none can name its own
-    ancestor), so every step runs; a cycle would be a bug and is reported as one rather than hanging.
+    A need is met when the step of that name finished, or is declared met (a manifest the destination already
+    has). Steps are added while others run — the walk is still finding the graph — so a need may name a step
+    not planned yet; it is then waited for, and planned later or declared met. The graph is a DAG (children,
+    subjects and blobs are named by digest, so none can name its own ancestor): every step runs, and one left
+    over at the end would be a bug, reported as one rather than hanging.
     """
 
     def __init__(self, tasks: _Tasks) -> None:
         self.tasks = tasks
-        self.steps: dict[_Step, tuple[Callable[..., None], tuple[Any, ...]]] = {}
-        self.waits: dict[_Step, list[_Step]] = {}
-        self.needs: dict[_Step, set[_Step]] = {}
-        self.left: dict[_Step, int] = {}
-        self.finished = 0
         self.lock = threading.Lock()
+        self.steps: dict[_Step, tuple[Callable[..., None], tuple[Any, ...]]] = {}
+        self.met: set[_Step] = set()
+        self.waiting: dict[_Step, list[_Step]] = {}
+        self.left: dict[_Step, int] = {}
 
-    def add(self, step: _Step, action: Callable[..., None], *args: Any, needs: Collection[_Step] = ()) -> None:
-        self.steps[step] = (action, args)
-        self.needs[step] = set(needs) - {step}
+    def add(self, step: _Step, action: Callable[..., None], *args: Any, needs: Collection[_Step] = ()) -> bool:
+        """Plan ``step`` (False when it already is); it runs as soon as every one of ``needs`` is met."""
+        with self.lock:
+            if step in self.steps or step in self.met:
+                return False
+            self.steps[step] = (action, args)
+            missing = {need for need in needs if need not in self.met and need != step}
+            self.left[step] = len(missing)
+            for need in missing:
+                self.waiting.setdefault(need, []).append(step)
+        if not missing:
+            self.tasks.submit("write", self._do, step)
+        return True
 
-    def run(self) -> None:
-        for step, needs in self.needs.items():
-            real = [need for need in needs if need in self.steps]
-            self.left[step] = len(real)
-            for need in real:
-                self.waits.setdefault(need, []).append(step)
-        for step, count in list(self.left.items()):
-            if count == 0:
-                self.tasks.submit(self._do, step)
-        self.tasks.wait()
-        if self.finished != len(self.steps):
-            raise AssertionError(f"copy plan left {len(self.steps) - self.finished} steps unscheduled (a cycle)")
+    def meet(self, need: _Step) -> None:
+        """``need`` is met: start what was waiting only for it."""
+        ready = []
+        with self.lock:
+            self.met.add(need)
+            for step in self.waiting.pop(need, []):
+                self.left[step] -= 1
+                if not self.left[step]:
+                    ready.append(step)
+        for step in ready:
+            self.tasks.submit("write", self._do, step)
 
     def _do(self, step: _Step) -> None:
         action, args = self.steps[step]
         action(*args)
-        ready = []
+        self.meet(step)
+
+    def check_finished(self) -> None:
+        left = [step for step in self.steps if step not in self.met]
+        if left:
+            raise AssertionError(f"copy plan left {len(left)} steps unscheduled (a cycle): {left[:3]}")
+
+
+class _Copy:
+    """The destination side, fed by the walk as it finds the graph (see the module docstring).
+
+    Each manifest is either found at the destination (a HEAD) or known to be missing, and then its blobs,
+    its PUT and, for a subject, the update of its referrers list are planned with what they need. A
+    referrer's presence is decided only after its subject's: asked with a HEAD when the subject is there,
+    taken as missing when it is not. ``discovering`` counts walk and HEAD tasks still running: when it drops
+    to zero the whole plan is known, and ``on_plan`` is told its size.
+    """
+
+    def __init__(self, source: Target, destination: Target, options: CopyOptions, tasks: _Tasks,
+                 mount_from: str | None, on_plan: Callable[[int, int], None]) -> None:
+        self.destination = destination
+        self.options = options
+        self.tasks = tasks
+        self.plan = _Plan(tasks)
+        self.stats = CopyStats()
+        self.blobs = _BlobCopier(source, destination, options, self.stats, mount_from)
+        self.on_plan = on_plan
+        self.lock = threading.Lock()
+        #: manifest digest → whether the destination had it before this copy
+        self.present: dict[str, bool] = {}
+        self.subject_of: dict[str, str] = {}
+        #: subject digest → referrers waiting to learn whether the subject is there
+        self.deferred: dict[str, list[Manifest]] = {}
+        self.planned_blobs: dict[str, int] = {}
+        self.pushes = 0
+        self.discovering = 0
+
+    # -- the walk's side: counted, so the end of discovery is known
+
+    def discovery(self, pool: str, task: Callable[..., None], *args: Any) -> None:
         with self.lock:
-            self.finished += 1
-            for waiting in self.waits.get(step, ()):
-                self.left[waiting] -= 1
-                if self.left[waiting] == 0:
-                    ready.append(waiting)
-        for waiting in ready:
-            self.tasks.submit(self._do, waiting)
+            self.discovering += 1
+        self.tasks.submit(pool, self._discover, task, args)
+
+    def _discover(self, task: Callable[..., None], args: tuple[Any, ...]) -> None:
+        task(*args)
+        with self.lock:
+            self.discovering -= 1
+            finished = not self.discovering
+            count, size = len(self.planned_blobs), sum(self.planned_blobs.values())
+        if finished:
+            self.on_plan(count, size)
+
+    def known(self, manifest: Manifest, subject: str | None) -> None:
+        """A node of the graph was found (``subject``: listed under it, or None: the root, an index child)."""
+        if subject is None:
+            self.discovery("write", self._head, manifest)
+            return
+        with self.lock:
+            self.subject_of[manifest.digest] = subject
+            there = self.present.get(subject)
+            if there is None:
+                self.deferred.setdefault(subject, []).append(manifest)
+                return
+        if there:
+            self.discovery("write", self._head, manifest)
+        else:
+            self._found(manifest, False)
+
+    def listed(self, subject: Manifest, referrers: list[Manifest]) -> None:
+        """``subject``'s referrers are all known: its list update waits for them and for the subject."""
+        if not referrers:
+            return
+        needs = [("manifest", subject.digest), ("check", "referrers")] + [("manifest", m.digest) for m in referrers]
+        self.plan.add(("check", "referrers"), self._check_referrers, subject.descriptor)
+        self.plan.add(("list", subject.digest), _list_referrers, self.destination, subject, referrers, self.options,
+                      needs=needs)
+
+    # -- destination
+
+    def _head(self, manifest: Manifest) -> None:
+        self._found(manifest, self.destination.exists(manifest.descriptor))
+
+    def _found(self, manifest: Manifest, there: bool) -> None:
+        """Whether ``manifest`` was at the destination is known: meet it or plan its copy; then its referrers."""
+        with self.lock:
+            self.present[manifest.digest] = there
+            waiting = self.deferred.pop(manifest.digest, [])
+        if there:
+            self.plan.meet(("manifest", manifest.digest))
+        else:
+            self._plan_push(manifest)
+        for referrer in waiting:
+            if there:
+                self.discovery("write", self._head, referrer)
+            else:
+                self._found(referrer, False)
+
+    def _plan_push(self, manifest: Manifest) -> None:
+        needs: list[_Step] = []
+        if manifest.is_index:
+            needs += [("manifest", child.digest) for child in manifest.manifests]
+        else:
+            for blob in manifest.children():
+                needs.append(("blob", blob.digest))
+                with self.lock:
+                    self.planned_blobs.setdefault(blob.digest, blob.size)
+                self.plan.add(("blob", blob.digest), self.blobs.copy, blob)
+        subject = self.subject_of.get(manifest.digest)
+        if subject is not None:
+            needs += [("manifest", subject), ("check", "referrers")]
+            if manifest.subject is not None:
+                self.plan.add(("check", "referrers"), self._check_referrers, manifest.subject)
+        with self.lock:
+            self.pushes += 1
+        self.plan.add(("manifest", manifest.digest), _push_manifest, self.destination, manifest, self.options,
+                      needs=needs)
+
+    def _check_referrers(self, subject: Descriptor) -> None:
+        """An empty list update stores nothing but lets the store refuse first (``--referrers api`` on a
+        registry without the API), before any referrer is stored that it could not list."""
+        if not self.options.dry_run:
+            self.destination.push_referrers(subject, [], stored=())
+
+
+def copy_graph(source: Target, destination: Target, root: Manifest, options: CopyOptions,
+               mount_from: str | None, on_plan: Callable[[int, int], None] | None = None
+               ) -> tuple[Graph, CopyStats, bool]:
+    """Walk the source graph and copy what the destination lacks, in one pass; the tags are the caller's.
+
+    ``artifact_types`` selects the referrers of the root (and of an index root's children); what refers to a
+    selected referrer comes along (an SBOM keeps its signature). ``exclude_artifact_types`` applies at every
+    depth. Reads are cheap for a registry, so the walk runs twice ``concurrency`` requests at once; the
+    destination never gets more than ``concurrency``.
+
+    Returns the graph, what was done, and whether the root was at the destination before. ``on_plan(blobs,
+    bytes)`` is called (from a worker) once the walk is over and every blob to copy is known.
+    """
+    tasks = _Tasks(options.concurrency * 2, options.concurrency)
+    copy = _Copy(source, destination, options, tasks, mount_from, on_plan or (lambda _count, _size: None))
+    state = _Walk(source, root, options, tasks, copy)
+    copy.known(root, None)
+    copy.discovery("read", state.visit, root, ())
+    tasks.wait()
+    copy.plan.check_finished()
+    graph = state.graph(root)
+    stats = copy.stats
+    skipped = sum(1 for there in copy.present.values() if there)
+    stats.add(manifests_copied=copy.pushes, manifests_skipped=skipped, referrers=len(graph.subject_of),
+              blobs_skipped=len(graph.blobs()) - len(copy.planned_blobs))
+    return graph, stats, copy.present.get(root.digest, False)
 
 
 class _BlobCopier:
@@ -460,8 +576,7 @@ def _push_manifest(destination: Target, manifest: Manifest, options: CopyOptions
     _report(options, "manifest", len(manifest.raw))
 
 
-def _list_referrers(destination: Target, subject: Manifest, referrers: list[Manifest], present: set[str],
-                    options: CopyOptions) -> None:
+def _list_referrers(destination: Target, subject: Manifest, referrers: list[Manifest], options: CopyOptions) -> None:
     """One list update per subject, even when every referrer was already there (a re-run, or a copy killed
     before its index write): the store reads the list and writes only what is missing. Every referrer is
     stored by now, so the update stores none again."""

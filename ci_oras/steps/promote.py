@@ -6,18 +6,13 @@ reported as rejected, with the reason, in the result document.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ci_oras.errors import UsageError
-from ci_oras.graph.copy import (
-    CopyOptions,
-    CopyStats,
-    copy_graph,
-    present_manifests,
-    walk,
-)
+from ci_oras.graph.copy import CopyOptions, CopyStats, copy_graph
 from ci_oras.graph.listing import Rejected
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.reference import Reference, RegistryReference, parse_reference
@@ -105,24 +100,49 @@ def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, pl
         raise UsageError(f"destination digest {destination.digest} is not the source's {root.digest}",
                          hint="name the destination by tag (or leave the digest out)")
     tags = destination.tags
-    graph = walk(source.target, root, options)
-    present = present_manifests(destination.target, graph, options)
-    blobs = graph.blobs(without=present)
+    relay = _ProgressRelay()
     if on_plan is not None:
-        callback = on_plan(len(blobs), sum(b.size for b in blobs))
-        if callback is not None:
-            options = replace(options, progress=callback)
-    stats = CopyStats()
-    # The blobs of manifests already there are there too (content before names): counted, not asked for.
-    stats.add(blobs_skipped=len(graph.blobs()) - len(blobs))
-    copy_graph(source.target, destination.target, graph, options, stats, present, destination.mount_from)
-    written = _point_tags(destination.target, root, tags, options.dry_run, root.digest in present)
+        options = replace(options, progress=relay.report)
+
+    def planned(count: int, size: int) -> None:
+        if on_plan is not None:
+            relay.connect(on_plan(count, size))
+
+    graph, stats, root_was_there = copy_graph(source.target, destination.target, root, options,
+                                              destination.mount_from, planned)
+    written = _point_tags(destination.target, root, tags, options.dry_run, root_was_there)
     shown = f"{destination.repository}:{tags[0]}" if tags else f"{destination.repository}@{root.digest}"
     return PromoteResult(
         source=f"{source.repository}@{root.digest}", destination=shown, digest=root.digest,
         media_type=root.media_type, tags=tags, tags_written=written, stats=stats, dry_run=options.dry_run,
         rejected=tuple(graph.rejected),
     )
+
+
+class _ProgressRelay:
+    """Progress events reach the callback ``on_plan`` returns, which exists only once the plan is known; the
+    copy starts before that (while the walk still runs), so earlier events are kept and handed over then."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callback: Callable[[str, int], None] | None = None
+        self._early: list[tuple[str, int]] | None = []
+
+    def report(self, what: str, size: int) -> None:
+        with self._lock:
+            if self._early is not None:
+                self._early.append((what, size))
+                return
+            callback = self._callback
+        if callback is not None:
+            callback(what, size)
+
+    def connect(self, callback: Callable[[str, int], None] | None) -> None:
+        with self._lock:
+            early, self._early, self._callback = self._early or [], None, callback
+            if callback is not None:
+                for what, size in early:  # under the lock: a later event cannot overtake these
+                    callback(what, size)
 
 
 def _point_tags(destination: Target, root: Manifest, tags: tuple[str, ...], dry_run: bool,
