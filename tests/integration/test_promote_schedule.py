@@ -199,3 +199,16 @@ def test_a_failed_write_stops_the_copy_without_a_tag(registry_plain: RunningRegi
         assert result.returncode == 4, result.stderr
         assert "access denied" in result.stderr and "Traceback" not in result.stderr
         assert proxy.requests_matching(method="PUT", path=rf"/manifests/(v1|sha256-{subject.split(':')[1]})$") == []
+
+
+def test_a_pool_of_one_copies_everything_one_request_at_a_time(
+        registry_plain: RunningRegistry, registry_factory: RegistryFactory, seeded: tuple[str, Seeded],
+        tmp_path: Path, unique_repo: str) -> None:
+    """No step waits on another inside a worker, so a single worker cannot deadlock."""
+    source, graph = seeded
+    with AnsweringProxy(registry_factory("plain")) as proxy:
+        result = run_cli("promote", source, f"{proxy.host}/{unique_repo}:v1", "--concurrency", "1", "-O", "json",
+                         env=clean_env(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert result.json()["copied"]["manifests"] == 12 and result.json()["referrers"] == 9
+        assert max(_in_flight(proxy, proxy.requests)) == 1
