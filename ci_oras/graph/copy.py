@@ -180,8 +180,8 @@ class _Walk:
         self.rejected: list[tuple[_Key, Rejected]] = []
         #: subject → entries of its listing not judged yet (+1 while the listing itself is running)
         self.unjudged: dict[str, int] = {}
-        #: subject → the referrers accepted under it, in the order judged
-        self.accepted_under: dict[str, list[str]] = {}
+        #: subject → the referrers accepted under it, with where each was listed
+        self.accepted_under: dict[str, dict[str, _Key]] = {}
 
     def submit(self, task: Callable[..., None], *args: Any) -> None:
         if self.copy is not None:
@@ -205,16 +205,21 @@ class _Walk:
             self.entry(manifest.digest, desc, key + ((1, number),))
         self._judged(manifest.digest)
 
-    def _judged(self, subject: str, referrer: str | None = None) -> None:
-        """One entry of ``subject``'s listing is judged (``referrer``: accepted); after the last one, the copy
-        learns the subject's referrers are complete."""
+    def _judged(self, subject: str, accepted: tuple[str, _Key] | None = None) -> None:
+        """One entry of ``subject``'s listing is judged (``accepted``: the referrer and where it was listed);
+        after the last one, the copy learns the subject's referrers are complete, in listing order (so the
+        list written at the destination does not depend on which answer came first)."""
         with self.lock:
-            if referrer is not None and referrer not in self.accepted_under.setdefault(subject, []):
-                self.accepted_under[subject].append(referrer)
+            if accepted is not None:
+                digest, key = accepted
+                under = self.accepted_under.setdefault(subject, {})
+                if digest not in under or _order(key) < _order(under[digest]):
+                    under[digest] = key
             self.unjudged[subject] -= 1
             if self.unjudged[subject]:
                 return
-            referrers = [self.nodes[digest][1] for digest in self.accepted_under.get(subject, [])]
+            listed = sorted(self.accepted_under.get(subject, {}).items(), key=lambda item: _order(item[1]))
+            referrers = [self.nodes[digest][1] for digest, _key in listed]
         if self.copy is not None:
             self.copy.listed(self.nodes[subject][1], referrers)
 
@@ -272,7 +277,7 @@ class _Walk:
             if self.copy is not None:
                 self.copy.known(answer, subject)
             self.submit(self.visit, answer, key)
-        self._judged(subject, answer.digest)
+        self._judged(subject, (answer.digest, key))
 
     def _add(self, manifest: Manifest, key: _Key) -> bool:
         """Under ``lock``: a manifest met for the first time joins the graph (and is visited by the caller)."""
