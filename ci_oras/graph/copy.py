@@ -101,15 +101,21 @@ class Graph:
 class _Tasks:
     """Bounded pools whose tasks may submit more tasks; the first error stops the rest.
 
-    Two pools: ``read`` for the walk of the source, ``write`` for everything that talks to the destination,
-    so the destination never sees more than ``--concurrency`` requests at once whatever the walk does.
+    Three pools: ``read`` for the walk of the source; ``write`` for the copies, so the destination never
+    sees more than ``--concurrency`` blob and manifest requests at once whatever the walk does; ``list`` for
+    the referrers-list updates, which spend most of their time waiting out their watch (a registry that
+    ignores ``If-Match`` gives no other way to know an update survived) and must not hold up the copies
+    meanwhile. A graph of 51 subjects 20 ms away took 5 s with the updates on the copy pool, 3.2 s with twice
+    ``--concurrency`` of them at once, 2.0 s with four times: their requests are few (a read, a write, the
+    read-backs), so four times it is; they come on top of the copies' ``--concurrency``.
     ``wait`` returns when every submitted task has finished, or raises the first error once the tasks already
     running have finished (queued ones are cancelled): nothing keeps writing after a failure is reported.
     """
 
     def __init__(self, read: int, write: int) -> None:
         self._pools = {"read": ThreadPoolExecutor(max_workers=max(1, read), thread_name_prefix="ci-oras-walk"),
-                       "write": ThreadPoolExecutor(max_workers=max(1, write), thread_name_prefix="ci-oras-copy")}
+                       "write": ThreadPoolExecutor(max_workers=max(1, write), thread_name_prefix="ci-oras-copy"),
+                       "list": ThreadPoolExecutor(max_workers=max(1, 4 * write), thread_name_prefix="ci-oras-list")}
         self._changed = threading.Condition()
         self._running = 0
         self._error: BaseException | None = None
@@ -355,23 +361,24 @@ class _Plan:
     def __init__(self, tasks: _Tasks) -> None:
         self.tasks = tasks
         self.lock = threading.Lock()
-        self.steps: dict[_Step, tuple[Callable[..., None], tuple[Any, ...]]] = {}
+        self.steps: dict[_Step, tuple[str, Callable[..., None], tuple[Any, ...]]] = {}
         self.met: set[_Step] = set()
         self.waiting: dict[_Step, list[_Step]] = {}
         self.left: dict[_Step, int] = {}
 
-    def add(self, step: _Step, action: Callable[..., None], *args: Any, needs: Collection[_Step] = ()) -> bool:
-        """Plan ``step`` (False when it already is); it runs as soon as every one of ``needs`` is met."""
+    def add(self, step: _Step, action: Callable[..., None], *args: Any, needs: Collection[_Step] = (),
+            pool: str = "write") -> bool:
+        """Plan ``step`` (False when it already is); it runs on ``pool`` as soon as every one of ``needs`` is met."""
         with self.lock:
             if step in self.steps or step in self.met:
                 return False
-            self.steps[step] = (action, args)
+            self.steps[step] = (pool, action, args)
             missing = {need for need in needs if need not in self.met and need != step}
             self.left[step] = len(missing)
             for need in missing:
                 self.waiting.setdefault(need, []).append(step)
         if not missing:
-            self.tasks.submit("write", self._do, step)
+            self.tasks.submit(pool, self._do, step)
         return True
 
     def meet(self, need: _Step) -> None:
@@ -384,10 +391,10 @@ class _Plan:
                 if not self.left[step]:
                     ready.append(step)
         for step in ready:
-            self.tasks.submit("write", self._do, step)
+            self.tasks.submit(self.steps[step][0], self._do, step)
 
     def _do(self, step: _Step) -> None:
-        action, args = self.steps[step]
+        _pool, action, args = self.steps[step]
         action(*args)
         self.meet(step)
 
@@ -465,7 +472,7 @@ class _Copy:
         needs = [("manifest", subject.digest), ("check", "referrers")] + [("manifest", m.digest) for m in referrers]
         self.plan.add(("check", "referrers"), self._check_referrers, subject.descriptor)
         self.plan.add(("list", subject.digest), _list_referrers, self.destination, subject, referrers, self.options,
-                      needs=needs)
+                      needs=needs, pool="list")
 
     # -- destination
 
@@ -522,7 +529,7 @@ def copy_graph(source: Target, destination: Target, root: Manifest, options: Cop
     ``artifact_types`` selects the referrers of the root (and of an index root's children); what refers to a
     selected referrer comes along (an SBOM keeps its signature). ``exclude_artifact_types`` applies at every
     depth. Reads are cheap for a registry, so the walk runs twice ``concurrency`` requests at once; the
-    destination never gets more than ``concurrency``.
+    destination gets ``concurrency`` copies at once, and the referrers-list updates (see ``_Tasks``).
 
     Returns the graph, what was done, and whether the root was at the destination before. ``on_plan(blobs,
     bytes)`` is called (from a worker) once the walk is over and every blob to copy is known.
