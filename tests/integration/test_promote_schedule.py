@@ -218,3 +218,43 @@ def test_a_pool_of_one_copies_everything_one_request_at_a_time(
         assert result.returncode == 0, result.stderr
         assert result.json()["copied"]["manifests"] == 12 and result.json()["referrers"] == 9
         assert max(_in_flight(proxy, _copies(proxy))) == 1
+
+
+def test_a_first_copy_asks_only_what_the_destination_can_have(
+        registry_plain: RunningRegistry, registry_factory: RegistryFactory, seeded: tuple[str, Seeded],
+        tmp_path: Path, unique_repo: str) -> None:
+    """HEADs for the manifests that are nobody's referrer only (a referrer of a missing subject is missing),
+    none for small blobs (sending one costs no more than asking) nor for the tag of a root that was missing;
+    a re-run HEADs every manifest, finds them all, and writes nothing."""
+    source, graph = seeded
+    env = clean_env(tmp_path)
+    with AnsweringProxy(registry_factory("plain")) as proxy:
+        destination = f"{proxy.host}/{unique_repo}:v1"
+        assert run_cli("promote", source, destination, env=env).returncode == 0
+        heads = {r.path.rsplit("/", 1)[1] for r in proxy.requests_matching(method="HEAD")}
+        assert heads == {graph.index, *graph.children[graph.index]}
+        proxy.clear()
+        again = run_cli("promote", source, destination, "-O", "json", env=env)
+        assert again.returncode == 0, again.stderr
+        assert [r for r in proxy.requests if r.method in WRITES] == []
+        heads = {r.path.rsplit("/", 1)[1] for r in proxy.requests_matching(method="HEAD", path="/manifests/")}
+        assert heads >= set(graph.children) and proxy.requests_matching(path="/blobs/") == []
+        assert again.json()["skipped"]["manifests"] == 12
+
+
+def test_a_large_blob_is_asked_about_before_it_is_sent(
+        registry_plain: RunningRegistry, registry_factory: RegistryFactory, tmp_path: Path, unique_repo: str) -> None:
+    with httpx.Client(timeout=30) as client:
+        digest, _size, blobs = _image(client, registry_plain.url, unique_repo, b"x" * (300 * 1024))
+        push_manifest(client, registry_plain.url, unique_repo, "v1", client.get(
+            f"{registry_plain.url}/v2/{unique_repo}/manifests/{digest}",
+            headers={"Accept": OCI_MANIFEST}).content)
+    config, layer = blobs
+    with AnsweringProxy(registry_factory("plain")) as proxy:
+        result = run_cli("promote", f"{registry_plain.host}/{unique_repo}:v1", f"{proxy.host}/{unique_repo}:v1",
+                         env=clean_env(tmp_path))
+        assert result.returncode == 0, result.stderr
+        asked = {r.path.rsplit("/", 1)[1] for r in proxy.requests_matching(method="HEAD", path="/blobs/")}
+        assert asked == {layer}, "the 300 KiB layer is asked about, the 2-byte config just sent"
+        stored = {r.params["digest"][0] for r in proxy.requests_matching(method="PUT", path="/blobs/uploads/")}
+        assert stored == {config, layer}
