@@ -87,6 +87,8 @@ class RegistryClient:
         self.host = host
         self.api_host = api_host
         self.base_url = f"{'http' if plain_http else 'https'}://{api_host}"
+        self._base_slash = self.base_url + "/"
+        self._own_origin: tuple[str, str, int] | None = None
         self.http = http
         self.auth = auth
         self.options = options
@@ -99,6 +101,14 @@ class RegistryClient:
         """One lock per repository, so concurrent listings share a single referrers-API probe."""
         with self._probe_locks_guard:
             return self._probe_locks.setdefault(repository, threading.Lock())
+
+    def _origin(self) -> tuple[str, str, int]:
+        """Our own (scheme, host, port), parsed once: every absolute URL handed out is compared with it."""
+        if self._own_origin is None:
+            import httpx
+
+            self._own_origin = _origin(httpx.URL(self.base_url))
+        return self._own_origin
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -126,8 +136,10 @@ class RegistryClient:
         else raises. ``transfer`` marks a blob body: bounded by the minimum rate, not the request deadline
         (see ``pacing.py``).
         """
-        target = url if url.startswith(("http://", "https://")) else self.url(url)
-        if not self.same_origin(target):
+        relative = not url.startswith(("http://", "https://"))
+        target = self.url(url) if relative else url
+        # A path is joined to our own base URL: same origin by construction, no URL to parse.
+        if not relative and not self.same_origin(target):
             # An absolute URL the registry handed out (an upload Location on blob storage): followed, but
             # credentials belong to the registry host alone, so it gets none and its 401 is not answered.
             response = self._send(method, target, None, headers, params, content, stream, retry, describe,
@@ -162,8 +174,11 @@ class RegistryClient:
         """Whether ``url`` is on this registry (scheme, host and port): the only place credentials may go."""
         import httpx
 
+        if isinstance(url, str) and url.startswith(self._base_slash):
+            # Exactly our scheme://host:port followed by a path: nothing after it can change the authority.
+            return True
         try:
-            return _origin(httpx.URL(url)) == _origin(httpx.URL(self.base_url))
+            return _origin(httpx.URL(url)) == self._origin()
         except httpx.InvalidURL as exc:
             raise RegistryError(f"{self.host} handed out an invalid URL ({exc})",
                                 hint="the registry or a proxy in between is misconfigured") from exc

@@ -6,19 +6,13 @@ reported as rejected, with the reason, in the result document.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ci_oras.errors import UsageError
-from ci_oras.graph.copy import (
-    CopyOptions,
-    CopyStats,
-    copy_blobs,
-    copy_manifests,
-    present_manifests,
-    walk,
-)
+from ci_oras.graph.copy import CopyOptions, CopyStats, copy_graph
 from ci_oras.graph.listing import Rejected
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.reference import Reference, RegistryReference, parse_reference
@@ -106,19 +100,17 @@ def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, pl
         raise UsageError(f"destination digest {destination.digest} is not the source's {root.digest}",
                          hint="name the destination by tag (or leave the digest out)")
     tags = destination.tags
-    graph = walk(source.target, root, options)
-    present = present_manifests(destination.target, graph, options)
-    blobs = graph.blobs(without=present)
+    relay = _ProgressRelay()
     if on_plan is not None:
-        callback = on_plan(len(blobs), sum(b.size for b in blobs))
-        if callback is not None:
-            options = replace(options, progress=callback)
-    stats = CopyStats()
-    # The blobs of manifests already there are there too (content before names): counted, not asked for.
-    stats.add(blobs_skipped=len(graph.blobs()) - len(blobs))
-    copy_blobs(source.target, destination.target, blobs, options, stats, destination.mount_from)
-    copy_manifests(destination.target, graph, options, stats, present)
-    written = _point_tags(destination.target, root, tags, options.dry_run)
+        options = replace(options, progress=relay.report)
+
+    def planned(count: int, size: int) -> None:
+        if on_plan is not None:
+            relay.connect(on_plan(count, size))
+
+    graph, stats, root_was_there = copy_graph(source.target, destination.target, root, options,
+                                              destination.mount_from, planned)
+    written = _point_tags(destination.target, root, tags, options.dry_run, root_was_there)
     shown = f"{destination.repository}:{tags[0]}" if tags else f"{destination.repository}@{root.digest}"
     return PromoteResult(
         source=f"{source.repository}@{root.digest}", destination=shown, digest=root.digest,
@@ -127,14 +119,42 @@ def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, pl
     )
 
 
-def _point_tags(destination: Target, root: Manifest, tags: tuple[str, ...], dry_run: bool) -> tuple[str, ...]:
-    """The last step: a tag that already names the root is left alone, so a re-run writes nothing."""
+class _ProgressRelay:
+    """Progress events reach the callback ``on_plan`` returns, which exists only once the plan is known; the
+    copy starts before that (while the walk still runs), so earlier events are kept and handed over then."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callback: Callable[[str, int], None] | None = None
+        self._early: list[tuple[str, int]] | None = []
+
+    def report(self, what: str, size: int) -> None:
+        with self._lock:
+            if self._early is not None:
+                self._early.append((what, size))
+                return
+            callback = self._callback
+        if callback is not None:
+            callback(what, size)
+
+    def connect(self, callback: Callable[[str, int], None] | None) -> None:
+        with self._lock:
+            early, self._early, self._callback = self._early or [], None, callback
+            if callback is not None:
+                for what, size in early:  # under the lock: a later event cannot overtake these
+                    callback(what, size)
+
+
+def _point_tags(destination: Target, root: Manifest, tags: tuple[str, ...], dry_run: bool,
+                root_was_there: bool) -> tuple[str, ...]:
+    """The last step: a tag that already names the root is left alone, so a re-run writes nothing. When the
+    root was not at the destination before this copy, no tag can have named it: no need to ask."""
     from ci_oras.errors import NotFoundError
 
     written = []
     for tag in tags:
         try:
-            if destination.resolve(tag).digest == root.digest:
+            if root_was_there and destination.resolve(tag).digest == root.digest:
                 continue
         except NotFoundError:
             pass

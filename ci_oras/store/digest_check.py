@@ -21,10 +21,13 @@ _BATCH_BYTES = 1024 * 1024
 _QUEUE_BATCHES = 8
 
 
-def verified(chunks: Iterable[bytes], desc: Descriptor) -> ByteStream:
-    """Yield ``chunks`` unchanged; raise IntegrityError at the end when digest or size differ."""
+def verified(chunks: Iterable[bytes], desc: Descriptor, *, helper_thread: bool = True) -> ByteStream:
+    """Yield ``chunks`` unchanged; raise IntegrityError at the end when digest or size differ.
+
+    ``helper_thread=False`` hashes inline whatever the size: when other streams already keep the cores busy
+    (parallel copies), the helper's hand-offs only cost CPU and a queue of batches per stream."""
     verifier = Verifier(desc.digest, desc.size)
-    if desc.size <= THREADED_ABOVE:
+    if desc.size <= THREADED_ABOVE or not helper_thread:
         for chunk in chunks:
             verifier.update(chunk)
             yield chunk
