@@ -24,7 +24,10 @@ def promote(
         "--exclude-artifact-type", help="Never copy referrers of this type; repeatable.")] = None,
     no_referrers: Annotated[bool, typer.Option("--no-referrers", help="Copy the manifest and its blobs only.")] = False,
     platform: Annotated[Optional[str], typer.Option("--platform", help="Copy only this OS/ARCH child of an index.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Parallel blob copies.")] = 4,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, max=64,
+        help="Copy requests (blobs, manifests) in flight at DST; the walk runs 2x, referrers-list updates up to 4x."
+    )] = 4,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; write nothing.")] = False,
     referrers: ReferrersOpt = "auto",
     *,
