@@ -73,8 +73,9 @@ def _md_cell(text: str) -> str:
 
 # --- GitLab ------------------------------------------------------------------------------------------------
 
-#: The default ``image`` input of the GitLab templates.
-GITLAB_IMAGE = "python:3.12-slim"
+#: The default ``image`` input of the GitLab templates, pinned by digest like everything else a job fetches (a
+#: moved tag would change what runs in a supply-chain step); bump it with the release.
+GITLAB_IMAGE = "python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea"
 _GITLAB_PREFIX = "CI_ORAS_INPUT_"
 
 

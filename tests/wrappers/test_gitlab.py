@@ -54,7 +54,7 @@ def test_template_inputs_match_the_catalog(template: Path) -> None:
     assert list(inputs) == ["job-name", "stage", "image", "package", *(i.name for i in step.inputs)]
     assert inputs["job-name"]["default"] == f"ci-oras-{step.name}"
     assert inputs["stage"]["default"] == "test"
-    assert inputs["image"]["default"].startswith("python:3")
+    assert re.fullmatch(r"python:3[\w.-]*@sha256:[0-9a-f]{64}", inputs["image"]["default"]), "pinned by digest"
     assert inputs["package"]["default"] == f"ci-oras=={__version__}"
     for item in step.inputs:
         entry = inputs[item.name]
