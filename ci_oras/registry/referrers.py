@@ -49,9 +49,9 @@ digest, when the registry allows deletes (the first refusal turns this off for t
 that lacked one of our entries: by the argument above no later write can recreate them, so the tag cannot
 point at them again. Never an empty index (one is shared by every subject without referrers) nor anything
 that is not a real referrers index of the subject, nor one whose entries are not shaped like a listing (an
-image index someone tagged ``sha256-<hex>`` may bear release tags too: see ``listing_shaped``). Another tag on the same index is not looked for (that
-would cost a tag listing and a request per tag): its entries are referrers of this one subject, which only
-this subject's tag names.
+image index someone tagged ``sha256-<hex>`` may bear release tags too: see ``listing_shaped``). Another tag
+on the same index is not looked for (that would cost a tag listing and a request per tag): its entries are
+referrers of this one subject, which only this subject's tag names.
 
 Failure to get listed ends in an exit-5 error: reporting success for a referrer nobody can discover would
 let a deployment gate pass or fail on a lie.
