@@ -108,18 +108,21 @@ class _DeferredTrust:
 
 
 def _larger_socket_reads() -> None:
-    """Read 256 KiB per socket read instead of httpcore's 64 KiB.
+    """Read up to 384 KiB per socket read instead of httpcore's 64 KiB.
 
     Every read is parsed by h11 and yielded through httpx in Python; at loopback speeds that per-read cost,
-    not the network, limits blob downloads, and four times fewer reads measured 1.3–1.7x faster. The constant
-    is a class attribute of httpcore's HTTP/1.1 connection; if a future httpcore drops it, nothing breaks.
+    not the network, limits blob downloads: four times fewer reads measured 1.3–1.7x faster. Larger reads
+    trade memory for CPU (h11 copies each read twice, per stream): promoting 1 GiB in 8 layers four at a
+    time took 1.50 s of CPU and 42 MiB at 256 KiB, 1.36 s and 45 MiB at 384 KiB, 1.41 s and 48 MiB at
+    512 KiB, 1.25 s and 62 MiB at 1 MiB. The constant is a class attribute of httpcore's HTTP/1.1
+    connection; if a future httpcore drops it, nothing breaks.
     """
     try:
         from httpcore._sync import http11
     except ImportError:  # pragma: no cover - a different httpcore layout
         return
     if getattr(http11.HTTP11Connection, "READ_NUM_BYTES", None) == 64 * 1024:
-        http11.HTTP11Connection.READ_NUM_BYTES = 256 * 1024
+        http11.HTTP11Connection.READ_NUM_BYTES = 384 * 1024
 
 
 def retry_delay(attempt: int, options: TransportOptions, retry_after: str | None = None) -> float:

@@ -305,6 +305,22 @@ def test_fetch_blob_rejects_altered_bytes(
         b"".join(repo.fetch(Descriptor(BLOB, seeded.layer_digest, len(layer))))
 
 
+def test_blob_downloads_read_more_than_httpcore_default_per_socket_read(
+    registry_plain: RunningRegistry, make_runtime: Callable[..., Runtime], unique_repo: str
+) -> None:
+    """Each socket read costs the same Python work whatever its size: large reads are what make a download
+    (and a promote's copy) cheap in CPU. An httpcore that stopped honouring the setting would show here."""
+    layer = os.urandom(8 * 1024 * 1024)
+    with httpx.Client(timeout=TIMEOUT) as client:
+        seeded = push_image(client, registry_plain.url, unique_repo, layer=layer)
+    repo = _open(make_runtime(), registry_plain.host, seeded.repo)
+
+    sizes = [len(chunk) for chunk in repo.fetch(Descriptor(BLOB, seeded.layer_digest, len(layer)))]
+
+    assert sum(sizes) == len(layer)
+    assert max(sizes) > 64 * 1024, f"no read above httpcore's 64 KiB default: {sorted(sizes)[-5:]}"
+
+
 def test_tags_are_sorted(
     registry_plain: RunningRegistry, make_runtime: Callable[..., Runtime], seeded: PushedImage
 ) -> None:
