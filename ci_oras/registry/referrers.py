@@ -32,9 +32,17 @@ W is ``SettleOptions.factor`` times the slowest read-to-write cycle measured in 
 read of the index to the answer to the write based on it; each later read counts as twice its round trip; a
 read the transport retried counts from its answering attempt). Other writers run the same cycle against the
 same registry, so their G is of that size; the factor is the margin for a writer slower than us (3 lost one
-referrer of 20 once, with 20 writers on two cores shared with a second test process; 5 is the default). On loopback
-W is milliseconds; 100 ms from the registry it is over half a second; on a loaded machine it grows with the
-cycles measured there.
+referrer of 20 once, with 20 writers on two cores shared with a second test process; 5 is the default). On
+loopback W is milliseconds; 100 ms from the registry it is over half a second; on a loaded machine it grows
+with the cycles measured there.
+
+Reads inside a window. Only a read sent a whole window after the anchor can confirm; reads before that only
+look, so they change nothing above (a change they see is anchored earlier, which the argument allows: the new
+content was in place from then on). They make a lost entry come back sooner: a stale write by a writer as fast
+as us lands about one cycle after our write, so the first window is read once after two cycles, and once the
+call has seen another writer (the index changed under it, or lost our entry), every window is read every
+cycle. Without another writer that is one read more than a single check (an attach makes 11 requests); among
+20 parallel attaches, the one overwritten early no longer waits a whole window to notice.
 
 The window it leaves: a writer whose read-to-write gap exceeds W (a job much farther from the registry than
 this one, or one stopped between its read and its write) can overwrite our entry after we stopped watching;
@@ -322,6 +330,16 @@ class RegistryReferrers:
             sent = max(sent, received - current.elapsed)
         return current, sent, received
 
+    def _next_read(self, anchored_at: float, cycle: float, contended: bool, *, probe: bool) -> float:
+        """When to read the index next while a window runs: at its end, or sooner to see a lost entry sooner
+        (module docstring, "Reads inside a window"); ``probe``: the first window after our first write."""
+        end = anchored_at + self.settle.factor * cycle
+        if contended:
+            return min(end, self._clock() + cycle)
+        if probe:
+            return min(end, anchored_at + 2 * cycle)
+        return end
+
     def _sleep_until(self, moment: float) -> None:
         """Sleep until ``moment`` on the clock the watch measures with (a sleep may end a little early)."""
         while (delay := moment - self._clock()) > 0:
@@ -343,6 +361,8 @@ class RegistryReferrers:
         anchored_at = 0.0
         #: Indexes we overwrote while they lacked one of our entries: deleted once our write is confirmed.
         replaced: list[str] = []
+        #: Another writer showed up in this call: windows are then read every cycle (module docstring).
+        contended = False
         current, sent, received = self._timed_read(subject_digest)
         started = sent
         while True:
@@ -359,9 +379,10 @@ class RegistryReferrers:
                 cycle = max(cycle, 2 * (received - sent))
                 if current.digest != anchor:
                     anchor, anchored_at = current.digest, received  # someone wrote after us: watch theirs
+                    contended = True
                 if received - started >= self.settle.limit:
                     return  # listed, but not watched for a whole window: leave the replaced indexes alone
-                self._sleep_until(anchored_at + self.settle.factor * cycle)
+                self._sleep_until(self._next_read(anchored_at, cycle, contended, probe=False))
                 current, sent, received = self._timed_read(subject_digest)
                 continue
             if writes >= self.settle.max_writes or received - started >= self.settle.limit:
@@ -373,6 +394,7 @@ class RegistryReferrers:
                 del known[digest]
             if gone and _lists_all(current, known):
                 continue
+            contended = contended or writes > 0  # our write was overwritten
             if writes and not backed_off:
                 # Our write was overwritten: back off by a few measured cycles (spreads colliding jobs apart),
                 # then merge with a fresh read. Never sleep between a read and the write based on it: that
@@ -390,7 +412,7 @@ class RegistryReferrers:
             if current.digest and current.digest != subject_digest and current.manifests and not ours <= listed \
                     and listing_shaped(current.manifests):
                 replaced.append(current.digest)
-            self._sleep_until(anchored_at + self.settle.factor * cycle)
+            self._sleep_until(self._next_read(anchored_at, cycle, contended, probe=writes == 1))
             current, sent, received = self._timed_read(subject_digest)
         self._delete_replaced([digest for digest in replaced if digest != current.digest])
 

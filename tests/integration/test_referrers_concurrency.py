@@ -132,8 +132,10 @@ def test_the_watch_stretches_with_the_registry_latency(registry_plain: RunningRe
     factor = SettleOptions().factor
     # The cycle it measured (its read sent → its write answered) spans two proxied requests.
     assert len(windows) == 1 and windows[0] >= factor * 2 * latency
-    assert [method for method, _ in on_index] == ["GET", "PUT", "GET"]
-    (_, put_arrived), (_, check_arrived) = on_index[1:]
+    # read, write, a look two cycles after the write, the confirming read a window after it
+    assert [method for method, _ in on_index] == ["GET", "PUT", "GET", "GET"]
+    (_, put_arrived), (_, look_arrived), (_, check_arrived) = on_index[1:]
+    assert look_arrived - put_arrived < latency + windows[0], "the look comes inside the window"
     assert check_arrived - put_arrived >= latency + windows[0], "the check waited the window after the answer"
 
 

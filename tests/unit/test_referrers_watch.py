@@ -151,13 +151,16 @@ def test_one_read_a_measured_window_after_the_write_confirms_it(latency: float) 
 
     referrers = attach(repo, clock, ours)
 
-    assert repo.calls() == ["GET", "PUT", "GET"]
+    # read, write, a look two cycles after the write (where a stale write would show), the confirming read
+    assert repo.calls() == ["GET", "PUT", "GET", "GET"]
     assert repo.index() == [ours.digest]
     # The cycle (our read sent → our write answered) is two round trips; the window is FACTOR cycles, and the
     # confirming read is served that long after the write was answered.
-    assert referrers.windows == [pytest.approx(FACTOR * 2 * latency)]
+    cycle = 2 * latency
+    assert referrers.windows == [pytest.approx(FACTOR * cycle)]
     put_answered = repo.log[1][0] + latency / 2
-    assert repo.log[2][0] - put_answered == pytest.approx(FACTOR * 2 * latency + latency / 2)
+    assert repo.log[2][0] - put_answered == pytest.approx(2 * cycle + latency / 2)
+    assert repo.log[3][0] - put_answered == pytest.approx(FACTOR * cycle + latency / 2)
 
 
 def test_the_window_stretches_with_the_latency_and_nothing_else() -> None:
@@ -208,6 +211,45 @@ def test_a_stale_write_inside_the_window_is_detected_and_merged() -> None:
     assert repo.index() == [x.digest, b.digest, ours.digest], "b's entry kept, ours put back"
     assert repo.calls().count("PUT") == 2
     assert len(referrers.windows) == 1
+    # Seen at the look two cycles after our write, not a whole window later; put back after one fresh read.
+    assert repo.calls()[:5] == ["GET", "PUT", "GET", "GET", "PUT"]
+    put_answered = repo.log[1][0] + latency / 2
+    assert repo.log[2][0] - put_answered == pytest.approx(2 * 2 * latency + latency / 2)
+
+
+def test_once_another_writer_showed_up_each_window_is_read_every_cycle() -> None:
+    """A stale write landing mid-window (a slower writer) is seen about a cycle later, not at the window's end.
+
+    A wide window (factor 20) keeps the two apart whatever the random back-off before the repair draws."""
+    clock = Clock()
+    latency = 0.01
+    cycle = 2 * latency
+    repo = Repository(clock, latency)
+    ours, c = referrer("ours"), referrer("c")
+    repo.store(c, c.digest)
+    repo.store(ours, ours.digest)
+    writes: list[float] = []
+    stale_lands: list[float] = []
+
+    def others(reference: str) -> None:
+        if reference != TAG:
+            return
+        writes.append(clock.now)
+        if len(writes) == 1:  # c writes after us, keeping our entry: the call has met another writer
+            clock.at(clock.now + latency, lambda: repo.store(build_index([ours.descriptor, c.descriptor]), TAG))
+            stale_lands.append(clock.now + 10 * cycle)  # a slow writer's merge without ours, mid-window
+            clock.at(stale_lands[0], lambda: repo.store(build_index([c.descriptor]), TAG))
+
+    repo.on_put = others
+    referrers = RegistryReferrers(SimpleNamespace(host="registry.test", referrers_api={}),  # type: ignore[arg-type]
+                                  "app", repo, (), mode=ReferrersMode.tag, sleep=clock.sleep, clock=clock,
+                                  settle=SettleOptions(factor=20))
+    referrers.ensure_all_listed(SUBJECT.digest, [ours], confirmed_by_registry=False)
+
+    assert repo.index() == [c.digest, ours.digest], "ours put back"
+    assert len(writes) == 2
+    # seen within a cycle and a read, then the back-off (at most two cycles) and a read before the write
+    assert writes[1] - stale_lands[0] <= 3 * cycle + 3 * latency < 20 * cycle / 2
 
 
 def test_a_later_write_that_keeps_our_entry_is_watched_for_a_window_too() -> None:
@@ -224,8 +266,8 @@ def test_a_later_write_that_keeps_our_entry_is_watched_for_a_window_too() -> Non
     repo.on_put = schedule_c
     attach(repo, clock, ours)
 
-    # read, write, a read that finds c's write, a read a window later that finds it unchanged: no rewrite
-    assert repo.calls() == ["GET", "PUT", "GET", "GET"]
+    # read, write, the look that finds c's write, reads until a window later it is unchanged: no rewrite
+    assert repo.calls()[:3] == ["GET", "PUT", "GET"] and set(repo.calls()[3:]) == {"GET"}
     assert repo.index() == [ours.digest, c.digest]
 
 
@@ -250,7 +292,7 @@ def test_the_replaced_index_is_deleted_once_the_write_is_confirmed() -> None:
 
     referrers = attach(repo, clock, ours)
 
-    assert repo.calls() == ["GET", "PUT", "GET", "DELETE"]
+    assert repo.calls() == ["GET", "PUT", "GET", "GET", "DELETE"]
     assert repo.log[-1][2] == previous.digest and previous.digest not in repo.manifests
     assert repo.index() == [old.digest, ours.digest], "the tag stays on the new index"
     assert referrers.stats["fallback-cleanup"] == 1
