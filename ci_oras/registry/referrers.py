@@ -41,7 +41,7 @@ look, so they change nothing above (a change they see is anchored earlier, which
 content was in place from then on). They make a lost entry come back sooner: a stale write by a writer as fast
 as us lands about one cycle after our write, so the first window is read once after two cycles, and once the
 call has seen another writer (the index changed under it, or lost our entry), every window is read every
-cycle. Without another writer that is one read more than a single check (an attach makes 11 requests); among
+cycle. Without another writer that is one read more than a single check (an attach makes 10 requests); among
 20 parallel attaches, the one overwritten early no longer waits a whole window to notice.
 
 The window it leaves: a writer whose read-to-write gap exceeds W (a job much farther from the registry than
