@@ -68,6 +68,8 @@ class RegistryRepository:
         self._open_uploads: dict[str, str] = {}
         #: Blob downloads being read right now (see ``_verified_download``).
         self._downloads = 0
+        #: subject digest → whether every referrer of it pushed in this run was answered with its OCI-Subject.
+        self._subject_answers: dict[str, bool] = {}
         self._lock = threading.Lock()
         self.referrers_backend = RegistryReferrers(
             client, self.repository, self, self._pull, mode=referrers_mode, settle=settle
@@ -337,7 +339,20 @@ class RegistryRepository:
             time.sleep(retry_delay(attempt, self.client.options))
 
     def push_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
-        self.put_manifest(manifest, tag or manifest.digest)
+        response = self.put_manifest(manifest, tag or manifest.digest)
+        if manifest.subject is not None and tag is None:
+            self._note_subject_answer(manifest.subject.digest, response)
+
+    def _note_subject_answer(self, subject_digest: str, response: httpx.Response) -> None:
+        """Keep whether the PUT of a referrer was answered with its ``OCI-Subject`` (the registry lists it).
+
+        A promote stores a subject's referrers first and updates its list once, later (``push_referrers`` with
+        ``stored``): the answers given then say whether the list is the API's or a fallback index, as they do
+        for an attach, so the update needs no probe of the referrers API.
+        """
+        said = response.headers.get("OCI-Subject") == subject_digest
+        with self._lock:
+            self._subject_answers[subject_digest] = self._subject_answers.get(subject_digest, True) and said
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
@@ -443,6 +458,9 @@ class RegistryRepository:
             response = self.put_manifest(manifest, manifest.digest)
             said = response.headers.get("OCI-Subject") == subject.digest
             confirmed = said if confirmed is None else confirmed and said
+        if confirmed is None:  # stored earlier: by push_manifest in this run, if anything answered
+            with self._lock:
+                confirmed = self._subject_answers.get(subject.digest)
         backend.ensure_all_listed(subject.digest, manifests, confirmed_by_registry=confirmed)
 
     def tag(self, manifest: Manifest, tag: str) -> None:

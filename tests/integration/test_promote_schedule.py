@@ -224,8 +224,9 @@ def test_a_first_copy_asks_only_what_the_destination_can_have(
         registry_plain: RunningRegistry, registry_factory: RegistryFactory, seeded: tuple[str, Seeded],
         tmp_path: Path, unique_repo: str) -> None:
     """HEADs for the manifests that are nobody's referrer only (a referrer of a missing subject is missing),
-    none for small blobs (sending one costs no more than asking) nor for the tag of a root that was missing;
-    a re-run HEADs every manifest, finds them all, and writes nothing."""
+    none for small blobs (sending one costs no more than asking) nor for the tag of a root that was missing,
+    and no referrers-API probe when the referrer PUTs answered; a re-run HEADs every manifest, finds them all,
+    and writes nothing."""
     source, graph = seeded
     env = clean_env(tmp_path)
     with AnsweringProxy(registry_factory("plain")) as proxy:
@@ -233,6 +234,8 @@ def test_a_first_copy_asks_only_what_the_destination_can_have(
         assert run_cli("promote", source, destination, env=env).returncode == 0
         heads = {r.path.rsplit("/", 1)[1] for r in proxy.requests_matching(method="HEAD")}
         assert heads == {graph.index, *graph.children[graph.index]}
+        # The referrer PUTs were answered without OCI-Subject: the lists are fallback indexes, no API probe.
+        assert proxy.requests_matching(path="/referrers/") == []
         proxy.clear()
         again = run_cli("promote", source, destination, "-O", "json", env=env)
         assert again.returncode == 0, again.stderr
