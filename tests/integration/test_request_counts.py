@@ -102,13 +102,14 @@ def test_walkthrough_request_sequence(vcr: Any, request: pytest.FixtureRequest, 
 
 # attach on a registry without the referrers API (tag schema), subject given by tag, one new file:
 # resolve the subject; upload the layer; the empty config already exists; the manifest by digest; then the
-# subject's fallback index: read (absent), write, and one read a measured window later that finds it unchanged
-# (the watch that keeps parallel CI jobs from losing each other's entries, see registry/referrers.py).
+# subject's fallback index: read (absent), write, a look two measured cycles later (where another writer's
+# stale write would show) and one read a measured window later that finds it unchanged (the watch that keeps
+# parallel CI jobs from losing each other's entries, see registry/referrers.py).
 ATTACH = [("HEAD", "manifest"),
           ("HEAD", "blob"), ("POST", "upload"), ("PUT", "upload"),
           ("HEAD", "blob"),
           ("PUT", "manifest"),
-          ("GET", "manifest"), ("PUT", "manifest"), ("GET", "manifest")]
+          ("GET", "manifest"), ("PUT", "manifest"), ("GET", "manifest"), ("GET", "manifest")]
 
 
 @pytest.mark.vcr
