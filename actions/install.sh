@@ -15,11 +15,17 @@ set -euo pipefail
 setup=false
 title="ci-oras"
 if [ "${1:-}" = --setup ]; then setup=true; title="ci-oras setup"; fi
+fail() {  # fail CODE MESSAGE: an annotation, and the reason in the job summary as the steps write theirs
+  echo "::error title=$title::$2"
+  if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+    printf '### %s: failed\n\n~~~text\n%s\n~~~\n\n' "$title" "$2" >> "$GITHUB_STEP_SUMMARY" || true
+  fi
+  exit "$1"
+}
 root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 checkout_version="$(sed -n 's/^__version__ = "\([^"]*\)".*$/\1/p' "$root/ci_oras/__init__.py")"
 if [ -z "$checkout_version" ]; then
-  echo "::error title=$title::no ci-oras version in $root/ci_oras/__init__.py: is this action's checkout complete?"
-  exit 1
+  fail 1 "no ci-oras version in $root/ci_oras/__init__.py: is this action's checkout complete?"
 fi
 version="$checkout_version"
 if $setup; then
@@ -27,8 +33,7 @@ if $setup; then
   version="${version:-$checkout_version}"
   case "$version" in
     *[!A-Za-z0-9.+!-]*)
-      echo "::error title=$title::input 'version' must be a version like $checkout_version, not $(printf '%q' "$INPUT_VERSION")"
-      exit 2
+      fail 2 "input 'version' must be a version like $checkout_version, not $(printf '%q' "$INPUT_VERSION")"
       ;;
   esac
 fi
@@ -46,10 +51,7 @@ if [ -n "$exe" ]; then
   echo "Using ci-oras $version: $exe"
 else
   python="$(command -v python3 || command -v python || true)"
-  if [ -z "$python" ]; then
-    echo "::error title=$title::installing ci-oras needs Python 3.10 or later on PATH (actions/setup-python)"
-    exit 1
-  fi
+  [ -n "$python" ] || fail 1 "installing ci-oras needs Python 3.10 or later on PATH (actions/setup-python)"
   echo "Installing ci-oras $version from $spec into $venv"
   rm -rf "$venv"
   "$python" -m venv "$venv"
@@ -59,10 +61,7 @@ else
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$spec"
   exe="$venv/bin/ci-oras"
   installed="$("$exe" --version)"
-  if [ "$installed" != "ci-oras $version" ]; then
-    echo "::error title=$title::installed '$installed', expected ci-oras $version"
-    exit 1
-  fi
+  [ "$installed" = "ci-oras $version" ] || fail 1 "installed '$installed', expected ci-oras $version"
 fi
 if $setup && [ "$exe" = "$venv/bin/ci-oras" ]; then echo "$venv/bin" >> "$GITHUB_PATH"; fi
 {

@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
 from samples.make_samples import cyclonedx_json
-from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, missing,
-                           require_tool)
+from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, failed_summary,
+                           missing, require_tool)
 
 EXAMPLES = REPO_ROOT / "examples"
 CYCLONEDX = "application/vnd.cyclonedx+json"
@@ -534,7 +534,7 @@ def test_github_example_gate_refuses_a_signature_from_another_root(
     run, _, _ = _run_github_example(tmp_path, act, dev, prod, pki.make_pki(),
                                     other_root.public_bytes(serialization.Encoding.PEM), gate_once=True)
     assert run.returncode != 0, run.log
-    assert "✗ signature" in run.messages("gate"), run.log
+    assert re.search(r"\*\*Failed\*\*: missing .*signature", failed_summary(run, "gate")), run.log
     assert run.messages("promote") == "" and not prod.proxy.requests, "nothing reached production"
 
 

@@ -27,7 +27,7 @@ import wrapper_tools
 from harness.cli import clean_env, run_cli
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json, make_chain, notary_jws
-from wrapper_tools import (GHA_DIR, REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials,
+from wrapper_tools import (GHA_DIR, REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, failed_summary,
                            path_without_ci_oras, require_tool)
 
 from ci_oras import __version__, catalog
@@ -225,7 +225,7 @@ def test_push_then_attach_sbom(act: ActRunner, registry_plain: RunningRegistry, 
 
     # a value that is not a boolean is refused before anything runs, and fails the step
     assert run.recorded("bad-outcome.txt") == "failure"
-    assert "input 'plain-http' must be true or false" in run.messages("bad")
+    assert "input 'plain-http' must be true or false" in failed_summary(run, "bad")
 
     attached = _outputs(run, "attach-sbom.json", "attach-sbom")
     assert attached["subject"] == push["digest"]
@@ -327,7 +327,7 @@ def test_setup_installs_from_the_checkout_and_puts_ci_oras_on_path(act: ActRunne
     assert "Installing ci-oras" in run.messages("setup")
     assert "Installing ci-oras" not in run.messages("again")
     assert run.recorded("bad-outcome.txt") == "failure"
-    assert "input 'version' must be a version" in run.messages("bad")
+    assert "input 'version' must be a version" in failed_summary(run, "bad")
 
 
 @integration

@@ -91,6 +91,9 @@ class ActRun:
         ]
 
     def messages(self, step_id: str) -> str:
+        """What the step ``step_id`` printed. Not for what a failing step printed last: act (host mode) returns
+        on a non-zero exit without draining the step's terminal, so those lines can be lost on a busy machine;
+        read the reason from :func:`failed_summary` instead."""
         return "\n".join(
             str(event.get("msg", ""))
             for event in self.events
@@ -106,6 +109,14 @@ class ActRun:
 
 
 ActRunner = Callable[..., ActRun]
+
+
+def failed_summary(run: ActRun, step_id: str) -> str:
+    """The job summary the failed step ``step_id`` wrote, where its reason is: ci-oras writes one for every
+    error it reports, and the actions for an input they refuse. Asserted to be there."""
+    summary = "\n".join(run.summaries(step_id))
+    assert summary, f"step {step_id} wrote no job summary\n{run.log}"
+    return summary
 
 
 def path_without_ci_oras(bin_dir: Path) -> str:
