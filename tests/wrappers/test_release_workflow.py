@@ -30,7 +30,7 @@ import yaml
 from harness.cli import clean_env, run_cli
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json
-from wrapper_tools import REPO_ROOT, ActRunner
+from wrapper_tools import REPO_ROOT, ActRunner, failed_summary
 
 from ci_oras import __version__
 
@@ -125,7 +125,7 @@ def test_the_release_workflow_runs_its_offline_parts(act: ActRunner, tmp_path: P
 
     # the tag check is real: a tag naming another version fails it, with the reason
     assert run.recorded("wrong-tag-outcome.txt") == "failure"
-    assert f"tag v0.0.0-not-this does not name ci-oras {__version__}" in run.log
+    assert f"tag v0.0.0-not-this does not name ci-oras {__version__}" in failed_summary(run, "wrong-tag")
 
     pushed = run.recorded("push.json")
     reference = f"{registry.host}/{repo}/release:v{__version__}"
