@@ -21,10 +21,10 @@ docker-registry 2.8 has no referrers API, so the API attach row runs against the
 registry (``tests/harness/fake_registry.py``), in this process.
 
 The previous ci-oras column runs the same rows with the package as it was at ``--baseline-ref`` (its
-``ci_oras/`` from ``git archive``, first on ``PYTHONPATH``, with this checkout's interpreter and dependencies,
-so only ci-oras's own code differs). By default that is the merge-base of HEAD and ``main`` when HEAD is not
-on main (a branch is compared with where it started); on main, or with ``--baseline-ref none``, the column
-is left out. It covers the start-up-bound rows and the small graph rows, not the long ones.
+``ci_oras/`` from ``git archive``, first on ``PYTHONPATH``, with the interpreter and dependencies of the
+ci-oras column, so only ci-oras's own code differs). By default that is the merge-base of HEAD and ``main``
+when HEAD is not on main (a branch is compared with where it started); on main, or with ``--baseline-ref
+none``, the column is left out. It covers the start-up-bound rows and the small graph rows, not the long ones.
 
 Both trees are byte-compiled first, as an installed package is: a checkout run with
 ``PYTHONDONTWRITEBYTECODE`` set would otherwise compile every module from source on every start (about

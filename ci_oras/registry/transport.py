@@ -112,7 +112,7 @@ def _larger_socket_reads() -> None:
 
     Every read is parsed by h11 and yielded through httpx in Python; at loopback speeds that per-read cost,
     not the network, limits blob downloads: four times fewer reads measured 1.3–1.7x faster. Larger reads
-    trade memory for CPU (h11 copies each read twice, per stream): promoting 1 GiB in 8 layers four at a
+    trade memory for CPU (h11 and httpcore copy each read on its way up, per stream): promoting 1 GiB in 8 layers four at a
     time took 1.50 s of CPU and 42 MiB at 256 KiB, 1.36 s and 45 MiB at 384 KiB, 1.41 s and 48 MiB at
     512 KiB, 1.25 s and 62 MiB at 1 MiB. The constant is a class attribute of httpcore's HTTP/1.1
     connection; if a future httpcore drops it, nothing breaks.
