@@ -26,6 +26,67 @@ const tl = require("azure-pipelines-task-lib/task");
 
 class InputError extends Error {}
 
+/** The registry connection inputs every task has, listed once here: a task's STEP names their place with
+ * "connection" (see withConnectionInputs). */
+const CONNECTION_INPUTS = [
+  {
+    "name": "plain-http",
+    "azure": "plainHttp",
+    "maps": "switch",
+    "type": "boolean",
+    "flag": "--plain-http",
+    "required": false,
+    "default": "false",
+    "options": []
+  },
+  {
+    "name": "insecure",
+    "azure": "insecure",
+    "maps": "switch",
+    "type": "boolean",
+    "flag": "--insecure",
+    "required": false,
+    "default": "false",
+    "options": []
+  },
+  {
+    "name": "ca-file",
+    "azure": "caFile",
+    "maps": "option",
+    "type": "string",
+    "flag": "--ca-file",
+    "required": false,
+    "default": null,
+    "options": []
+  },
+  {
+    "name": "username",
+    "azure": "username",
+    "maps": "option",
+    "type": "string",
+    "flag": "--username",
+    "required": false,
+    "default": null,
+    "options": []
+  },
+  {
+    "name": "password",
+    "azure": "password",
+    "maps": "password-stdin",
+    "type": "string",
+    "flag": null,
+    "required": false,
+    "default": null,
+    "options": []
+  }
+];
+
+/** `step` with its connection inputs in place of the mark, in the catalog's order. */
+function withConnectionInputs(step) {
+  const inputs = step.inputs.flatMap((input) => (input === "connection" ? CONNECTION_INPUTS : [input]));
+  return { ...step, inputs };
+}
+
 /** The input and endpoint variables as the agent passed them, by upper-case name (as the library looks them up). */
 function secretVariables(env) {
   const found = {};
@@ -265,7 +326,8 @@ function runCiOras(exe, args, password, env) {
 
 let lastResult = null;
 
-async function run(step, taskDir) {
+async function run(taskStep, taskDir) {
+  const step = withConnectionInputs(taskStep);
   const setResult = tl.setResult;
   tl.setResult = (result, message) => {
     lastResult = result;

@@ -328,20 +328,31 @@ def _azure_input(item: catalog.Input) -> dict[str, object]:
     return data
 
 
+#: Stands in a step's index.js for ``catalog.CONNECTION``, which every step has: the shared handler holds those
+#: inputs once (``CONNECTION_INPUTS`` in ci-oras-task.js) and puts them where the mark is, in catalog order.
+AZURE_CONNECTION_MARK = "connection"
+
+
+def _azure_handler_input(item: catalog.Input) -> dict[str, object]:
+    """One input as the shared handler reads it."""
+    return {
+        "name": item.name, "azure": item.camel_name, "maps": item.maps.value, "type": item.type.value,
+        "flag": item.flag, "required": item.required, "default": item.default, "options": list(item.options),
+    }
+
+
 def _azure_spec(step: catalog.Step) -> dict[str, object]:
     """What the shared handler needs to know about a step (embedded in its index.js)."""
+    size = len(catalog.CONNECTION)
+    start = next((at for at in range(len(step.inputs)) if step.inputs[at:at + size] == catalog.CONNECTION), None)
+    if start is None:
+        raise ValueError(f"step {step.name}: its inputs lack catalog.CONNECTION, which the Azure handler adds")
     soft = step.soft_failure
     return {
         "name": step.name,
         "command": list(step.command),
-        "inputs": [
-            {
-                "name": item.name, "azure": item.camel_name, "maps": item.maps.value, "type": item.type.value,
-                "flag": item.flag, "required": item.required,
-                "default": item.default, "options": list(item.options),
-            }
-            for item in step.inputs
-        ],
+        "inputs": [_azure_handler_input(item) for item in step.inputs[:start]] + [AZURE_CONNECTION_MARK]
+                  + [_azure_handler_input(item) for item in step.inputs[start + size:]],
         "softFailure": None if soft is None else {
             "exitCode": soft.exit_code, "input": soft.input, "message": soft.message,
         },
@@ -402,7 +413,8 @@ def render_azure() -> dict[str, str]:
     env = environment()
     files: dict[str, str] = {}
     as_json = env.get_template("azure_json.j2")
-    handler = env.get_template("azure_handler.js.j2").render()
+    handler = env.get_template("azure_handler.js.j2").render(
+        connection=[_azure_handler_input(item) for item in catalog.CONNECTION], mark=AZURE_CONNECTION_MARK)
     index = env.get_template("azure_index.js.j2")
     template = env.get_template("azure_template.yml.j2")
     script = env.get_template("azure_script.sh.j2")

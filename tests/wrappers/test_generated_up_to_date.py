@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,17 @@ def test_without_jinja2_the_generator_says_which_extra_it_needs(monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "jinja2", None)  # what an install without the extra looks like to import
     assert generate.main(["--check"]) == 2
     assert "pip install -e '.[wrappers]'" in capsys.readouterr().err
+
+
+def test_an_azure_task_lists_the_shared_connection_inputs_by_a_mark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ci-oras-task.js holds the connection inputs once; a step without them cannot be generated for Azure."""
+    files = generate.render_azure()
+    for step in catalog.STEPS:
+        index = files[f"azure-pipelines/tasks/{generate.azure_task_name(step)}V0/index.js"]
+        assert index.count(f'"{generate.AZURE_CONNECTION_MARK}"') == 1 and '"plainHttp"' not in index
+    assert files["azure-pipelines/ci-oras-task.js"].count('"plainHttp"') == 1
+
+    lacking = dataclasses.replace(catalog.PUSH, inputs=catalog.PUSH.inputs[:-len(catalog.CONNECTION)])
+    monkeypatch.setattr(catalog, "STEPS", (lacking,))
+    with pytest.raises(ValueError, match="lack catalog.CONNECTION"):
+        generate.render_azure()

@@ -48,56 +48,7 @@ const STEP = {
       "default": null,
       "options": []
     },
-    {
-      "name": "plain-http",
-      "azure": "plainHttp",
-      "maps": "switch",
-      "type": "boolean",
-      "flag": "--plain-http",
-      "required": false,
-      "default": "false",
-      "options": []
-    },
-    {
-      "name": "insecure",
-      "azure": "insecure",
-      "maps": "switch",
-      "type": "boolean",
-      "flag": "--insecure",
-      "required": false,
-      "default": "false",
-      "options": []
-    },
-    {
-      "name": "ca-file",
-      "azure": "caFile",
-      "maps": "option",
-      "type": "string",
-      "flag": "--ca-file",
-      "required": false,
-      "default": null,
-      "options": []
-    },
-    {
-      "name": "username",
-      "azure": "username",
-      "maps": "option",
-      "type": "string",
-      "flag": "--username",
-      "required": false,
-      "default": null,
-      "options": []
-    },
-    {
-      "name": "password",
-      "azure": "password",
-      "maps": "password-stdin",
-      "type": "string",
-      "flag": null,
-      "required": false,
-      "default": null,
-      "options": []
-    },
+    "connection",
     {
       "name": "referrers",
       "azure": "referrers",
