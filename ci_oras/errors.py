@@ -15,12 +15,17 @@ EXIT_NOT_FOUND = 3
 EXIT_AUTH = 4
 EXIT_REGISTRY = 5
 EXIT_INTEGRITY = 6
+#: EX_SOFTWARE (sysexits.h): an exception ci-oras did not expect, i.e. a bug. Never 0 or 1, so no soft gate
+#: (a wrapper that tolerates exit 1) ever mistakes a crash for a verdict.
+EXIT_INTERNAL = 70
 
 
 class CiOrasError(Exception):
     """Base of every error ci-oras reports; ``str()`` is the one-line message."""
 
     exit_code = EXIT_REGISTRY
+    #: What failed, in a word, for the ``--output json`` error document (``ci-oras/error/v1``).
+    kind = "registry"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -37,30 +42,35 @@ class VerificationFailed(CiOrasError):
     """A required referrer is missing (the gate said no)."""
 
     exit_code = EXIT_VERIFICATION_FAILED
+    kind = "verification-failed"
 
 
 class UsageError(CiOrasError):
     """Bad input: a malformed reference, a missing file, conflicting flags."""
 
     exit_code = EXIT_USAGE
+    kind = "usage"
 
 
 class NotFoundError(CiOrasError):
     """The manifest, blob, tag or repository does not exist."""
 
     exit_code = EXIT_NOT_FOUND
+    kind = "not-found"
 
 
 class AuthError(CiOrasError):
     """Authentication failed or the credentials lack the permission."""
 
     exit_code = EXIT_AUTH
+    kind = "auth"
 
 
 class RegistryError(CiOrasError):
     """The registry or network failed, after retries."""
 
     exit_code = EXIT_REGISTRY
+    kind = "registry"
 
     def __init__(self, message: str, *, hint: str | None = None, retryable: bool = False) -> None:
         super().__init__(message, hint=hint)
@@ -72,3 +82,27 @@ class IntegrityError(CiOrasError):
     """Content does not match its digest or size, or an archive is unsafe to unpack."""
 
     exit_code = EXIT_INTEGRITY
+    kind = "integrity"
+
+
+class InternalError(CiOrasError):
+    """An exception that is not a ``CiOrasError`` reached the CLI: a bug in ci-oras, not a verdict.
+
+    The message names the step and the exception in one line; the traceback is shown only on request
+    (``CI_ORAS_DEBUG=1``), since a CI log is read by people who need the verdict, not the stack.
+    """
+
+    exit_code = EXIT_INTERNAL
+    kind = "internal"
+
+    @classmethod
+    def of(cls, exc: BaseException, step: str | None) -> InternalError:
+        from ci_oras import __version__
+
+        detail = " ".join(str(exc).split())
+        if len(detail) > 200:
+            detail = detail[:197] + "..."
+        what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        where = f"ci-oras {__version__} {step}" if step else f"ci-oras {__version__}"
+        return cls(f"internal error in {where} (a bug, not a verdict): {what}",
+                   hint="please report it with the command line; CI_ORAS_DEBUG=1 prints the traceback")

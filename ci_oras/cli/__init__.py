@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every ci-oras error becomes its exit code and a one-line message (``exit_with``).
 
     Commands with ``--emit`` handle their errors themselves, with their emitter; this catches the rest. The
-    command-line parser itself reports usage errors (exit 2) in its standalone mode.
+    command-line parser itself reports usage errors (exit 2) in its standalone mode. Any other exception is a
+    bug and exits 70 (``InternalError``); ^C exits 130 and a closed stdout 141. Only a finished step exits 0,
+    and only a failed gate 1.
     """
     args = sys.argv[1:] if argv is None else list(argv)
     # httpx imports its own command-line client whenever click, rich and pygments import (typer brings the
@@ -44,7 +46,17 @@ def main(argv: list[str] | None = None) -> None:
 
         exit_with(exc, None)
     except BrokenPipeError:
-        sys.exit(0)
+        from ci_oras.cli.app import reader_gone
+
+        reader_gone()
+    except KeyboardInterrupt:
+        from ci_oras.cli.app import interrupted
+
+        interrupted(None)
+    except Exception as exc:  # noqa: BLE001 - a crash outside a command body (the parser, a command's import)
+        from ci_oras.cli.app import crashed, exit_with
+
+        exit_with(crashed(exc, None), None)
 
 
 #: typer's help renderer imports these for features this CLI leaves off: markdown help (``rich_markup_mode``

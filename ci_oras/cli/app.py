@@ -34,7 +34,8 @@ app = typer.Typer(
     help="Supply-chain steps for CI/CD pipelines on OCI registries and OCI image layouts.\n\n"
     "References: REGISTRY/REPO[:TAG][@DIGEST], or oci:PATH[:TAG|@DIGEST] for an OCI layout on disk.\n\n"
     "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 not found, "
-    "4 authentication denied, 5 registry or network error, 6 integrity error.",
+    "4 authentication denied, 5 registry or network error, 6 integrity error, "
+    "70 internal error (a bug in ci-oras, never a verdict).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -188,18 +189,46 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
             shared = {p.name: kwargs.pop(p.name) for p in _CONNECTION_PARAMETERS}
+            output: OutputFormat = shared["output"]
             emitter = _open_emitter(shared.pop("emit"), step, shared.pop("emit_file"))
             try:
                 func(options=Options(**shared, emitter=emitter), **kwargs)
             except CiOrasError as exc:
-                exit_with(exc, emitter)
+                exit_with(exc, emitter, step=step, output=output)
+            except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+                raise  # the parser's own exits and usage errors
+            except BrokenPipeError:  # answered here: the parser would turn both into exit 1
+                reader_gone()
+            except KeyboardInterrupt:
+                interrupted(emitter)
+            except Exception as exc:  # noqa: BLE001 - the one place a crash becomes exit 70, never a verdict
+                exit_with(crashed(exc, step), emitter, step=step, output=output)
 
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-        group.command(name)(wrapper)
+        group.command(name, help=help_text(func.__doc__))(wrapper)
         return wrapper
 
     return decorate
+
+
+def help_text(docstring: str | None) -> str | None:
+    """A command's docstring as ``--help`` should show it: each paragraph one run of text the terminal wraps.
+
+    The help renderer keeps every line break of a paragraph after the first, so a docstring hard-wrapped at
+    the source's width would break mid-sentence on any other terminal. Line breaks are kept only where a line
+    ends with ``:`` or ``;`` (a list introduced or continued: verify's aliases), and paragraphs stay apart.
+    """
+    if docstring is None:
+        return None
+    paragraphs = []
+    for paragraph in inspect.cleandoc(docstring).split("\n\n"):
+        text = ""
+        for line in paragraph.splitlines():
+            joiner = "\n" if text.endswith((":", ";")) else " "
+            text = f"{text}{joiner}{line.strip()}" if text else line.strip()
+        paragraphs.append(text)
+    return "\n\n".join(paragraphs)
 
 
 @contextmanager
@@ -241,14 +270,64 @@ def emit_result(options: Options, result: Result) -> None:
         options.emitter.result(result)
 
 
-def exit_with(error: CiOrasError, emitter: Emitter | None) -> NoReturn:
-    """The one error handler: a one-line message (and the platform's error annotation), then its exit code."""
+def exit_with(error: CiOrasError, emitter: Emitter | None, *, step: str | None = None,
+              output: OutputFormat = OutputFormat.text) -> NoReturn:
+    """The one error handler: a one-line message (and the platform's error annotation), then its exit code.
+
+    With ``--output json`` stdout still carries exactly one document: the step's own when it printed one
+    before failing (verify does, whether the gate passes or not), else an error document naming the failure.
+    """
     from ci_oras.emit.text import error as say_error
 
     say_error(str(error))
+    if output is OutputFormat.json:
+        from ci_oras.emit.json_output import document_written, error_document, write_document
+
+        if not document_written():
+            write_document(error_document(step, error))
     if emitter is not None:
         emitter.error(str(error))
     sys.exit(error.exit_code)
+
+
+def crashed(exc: Exception, step: str | None) -> CiOrasError:
+    """An unexpected exception as the internal error it is (exit 70); its traceback only with CI_ORAS_DEBUG=1."""
+    from ci_oras.errors import InternalError
+
+    if debugging():
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return InternalError.of(exc, step)
+
+
+def reader_gone() -> NoReturn:
+    """stdout's reader went away (``ci-oras tags R | head -1``): end as a tool killed by SIGPIPE would, 141.
+
+    Never 0 nor 1: a gate whose document nobody read has neither passed nor failed. stdout is pointed at the
+    null device first, so the interpreter's own flush at exit does not fail a second time.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(141)
+
+
+def interrupted(emitter: Emitter | None) -> NoReturn:
+    """^C (SIGINT): 130, as a shell reports it, never 1, the gate's "no"."""
+    from ci_oras.emit.text import error as say_error
+
+    say_error("interrupted")
+    if emitter is not None:
+        emitter.error("interrupted")
+    sys.exit(130)
+
+
+def debugging() -> bool:
+    """``CI_ORAS_DEBUG`` set to anything but empty, 0, false or no."""
+    return os.environ.get("CI_ORAS_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def parse(reference: str) -> Reference:

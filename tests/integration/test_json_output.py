@@ -20,7 +20,7 @@ def _validate(step: str, result: CliResult) -> None:
     jsonschema.validate(document, load_schema(step))
 
 
-@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("step", [*STEPS, "error"])
 def test_schemas_are_valid_json_schema(step: str) -> None:
     jsonschema.Draft202012Validator.check_schema(load_schema(step))
 
@@ -49,10 +49,12 @@ def test_login_documents_match_schemas(registry_htpasswd: RunningRegistry, tmp_p
     _validate("logout", run_cli("logout", registry_htpasswd.host, "-O", "json", env=env))
 
 
-def test_errors_keep_stdout_empty(tmp_path: Path) -> None:
+def test_errors_print_one_error_document(tmp_path: Path) -> None:
     result = run_cli("manifest", "fetch", f"oci:{tmp_path / 'missing'}:v1", "-O", "json", env=clean_env(tmp_path))
     assert result.returncode == 3
-    assert result.stdout == ""
+    document = result.json()  # exactly one document, in place of the step's result
+    jsonschema.validate(document, load_schema("error"))
+    assert document["step"] == "manifest fetch" and document["error"]["exitCode"] == 3
 
 
 def test_referrer_documents_match_schemas(tmp_path: Path) -> None:

@@ -242,10 +242,18 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
     assert "Waiting for signature: check 1 done" in result.stderr
 
 
+def _assert_error_document(result: CliResult, kind: str) -> None:
+    """A verify that failed before judging anything prints the error document, not a verify result."""
+    document = result.json()
+    jsonschema.validate(document, load_schema("error"))
+    assert document["step"] == "verify" and document["error"]["kind"] == kind, document
+    assert document["error"]["message"] in result.stderr
+
+
 def test_not_found_exits_3(attached: Attached) -> None:
     a = attached
     result = a.verify(f"{a.ref}:nope", "-r", "sbom", "-O", "json")
-    assert expect(result, EXIT_NOT_FOUND).stdout == ""
+    _assert_error_document(expect(result, EXIT_NOT_FOUND), "not-found")
     expect(a.verify(f"{a.registry.host}/test/missing-{uuid.uuid4().hex[:8]}:v1", "-r", "sbom"), EXIT_NOT_FOUND)
     # --wait waits for referrers, not for the subject: a missing REF fails at once
     started = time.monotonic()
@@ -268,7 +276,7 @@ def test_not_found_exits_3(attached: Attached) -> None:
 def test_usage_errors_exit_2(attached: Attached, args: tuple[str, ...], message: str) -> None:
     a = attached
     result = expect(a.verify(f"{a.ref}:v1", *args, "-O", "json"), EXIT_USAGE)
-    assert result.stdout == ""
+    _assert_error_document(result, "usage")
     assert message in result.stderr
 
 
@@ -402,7 +410,7 @@ def test_api_chain_follows_only_matching_referrers(api_graph: ApiGraph) -> None:
 def test_api_not_found_exits_3(api_graph: ApiGraph) -> None:
     g = api_graph
     result = g.verify(f"{g.ref}:v9", "-r", "sbom", "-O", "json")
-    assert expect(result, EXIT_NOT_FOUND).stdout == ""
+    _assert_error_document(expect(result, EXIT_NOT_FOUND), "not-found")
 
 
 def test_api_wait_succeeds_when_seeded_meanwhile(fake_registry: Any, tmp_path: Path) -> None:
