@@ -63,6 +63,7 @@ def verify(
 
     --wait polls every --interval until the referrers show up.
     An index is checked itself, unless --platform OS/ARCH (one child) or --all-platforms (every child).
+
     --trust-policy POLICY.json (notation's format) or --signed-by CERT.pem: a Notary Project signature counts
     only when it verifies (integrity, chain to a trusted root, expiry, identity, as the policy's level says),
     at any level of a chain (sbom>signature: a signed SBOM whose signature verifies); each signature examined
