@@ -86,11 +86,12 @@ def test_action_scripts_pass_shellcheck() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_release_workflow_passes_jactionlint_and_shellcheck() -> None:
-    """Including jactionlint's check that every third-party action is pinned to a full commit SHA."""
+def test_project_workflows_pass_jactionlint_and_shellcheck() -> None:
+    """release.yml and ci.yml, including jactionlint's check that every third-party action is pinned to a full
+    commit SHA."""
     shellcheck = require_tool("shellcheck")
-    workflow = REPO_ROOT / ".github/workflows/release.yml"
-    result = _jactionlint(f"--shellcheck={shellcheck}", files=[workflow])
+    workflows = [REPO_ROOT / ".github/workflows/release.yml", REPO_ROOT / ".github/workflows/ci.yml"]
+    result = _jactionlint(f"--shellcheck={shellcheck}", files=workflows)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

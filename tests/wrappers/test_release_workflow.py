@@ -3,8 +3,9 @@
 What runs is the workflow file itself, changed by the small, explicit transformation in
 :func:`offline_variant`:
 
-- the jobs that need the outside world are left out: publishing to the package index (trusted publishing) and
-  creating the GitHub release; so are the build job's steps that install from an index (the lock check, the
+- the jobs that need the outside world are left out: the test run (``ci.yml``, a reusable workflow the
+  release needs first: ``test_the_release_publishes_only_after_the_tests`` checks that wiring), publishing to
+  the package index (trusted publishing) and creating the GitHub release; so are the build job's steps that install from an index (the lock check, the
   sdist/wheel build, the .vsix build, which ``tests/wrappers/test_azure.py`` builds offline on its own);
 - third-party actions, which act cannot fetch offline, become fixture steps doing their part here:
   ``download-artifact`` writes release files, ``docker/login-action`` writes the docker config its inputs
@@ -35,7 +36,7 @@ from wrapper_tools import REPO_ROOT, ActRunner, failed_summary
 from ci_oras import __version__
 
 RELEASE = REPO_ROOT / ".github" / "workflows" / "release.yml"
-ONLINE_JOBS = ("publish-package", "github-release")
+ONLINE_JOBS = ("tests", "publish-package", "github-release")
 ONLINE_BUILD_STEPS = ("The lock still matches pyproject.toml", "Build the sdist and the wheel",
                       "Build the Azure DevOps extension")
 RELEASE_FILES = (f"dist/ci_oras-{__version__}-py3-none-any.whl", f"dist/ci_oras-{__version__}.tar.gz",
@@ -88,6 +89,7 @@ def offline_variant(target: Path, registry: str, repo: str, sbom: Path) -> Path:
     jobs = workflow["jobs"]
     for name in ONLINE_JOBS:
         del jobs[name]
+    assert jobs["build"].pop("needs") == "tests"
 
     build = jobs["build"]["steps"]
     assert all(any(step.get("name") == name for step in build) for name in ONLINE_BUILD_STEPS)
@@ -146,3 +148,34 @@ def test_the_release_workflow_runs_its_offline_parts(act: ActRunner, tmp_path: P
     assert json.loads(run.recorded("verify.json")["result"])["ok"] is True
 
     assert password not in run.log, "the registry password reached the log"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    workflow: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as a boolean
+    return workflow
+
+
+def test_the_release_publishes_only_after_the_tests() -> None:
+    """Every job of the release depends, directly or through others, on ``tests``: ci.yml on the tagged commit."""
+    jobs = _load(RELEASE)["jobs"]
+    assert jobs["tests"]["uses"] == "./.github/workflows/ci.yml"
+
+    def needs(name: str) -> set[str]:
+        direct = jobs[name].get("needs", [])
+        direct = {direct} if isinstance(direct, str) else set(direct)
+        return direct.union(*(needs(each) for each in direct)) if direct else set()
+
+    assert all("tests" in needs(name) for name in jobs if name != "tests"), {n: needs(n) for n in jobs}
+
+
+def test_ci_runs_the_readme_test_command_and_ruff_on_pushes_and_pull_requests() -> None:
+    ci = _load(REPO_ROOT / ".github" / "workflows" / "ci.yml")
+    assert {"push", "pull_request", "workflow_call"} <= set(ci["on"])
+    runs = {name: "\n".join(step.get("run", "") for step in job["steps"]) for name, job in ci["jobs"].items()}
+    assert "ruff check" in runs["lint"]
+    assert "bash .ci/run" in runs["test"] and "make test" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "make test" in readme
+    versions = ci["jobs"]["unit"]["strategy"]["matrix"]["python"]
+    assert "3.10" in versions and "3.13" in versions
