@@ -118,7 +118,9 @@ def test_default_ratio_stops_a_10_gib_bomb_early_in_little_time_and_memory(tmp_p
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert consumed < 64 * 1024  # ~10 MB of the layer would be 10 GiB unpacked; it stopped after kilobytes
+    # ~10 MB of the layer would be 10 GiB unpacked; it stopped after kilobytes (64 KiB reads up to Python
+    # 3.12; 3.13's gzip module reads 128 KiB at a time)
+    assert consumed <= 256 * 1024
     assert elapsed < 5
     assert peak < 32 * MIB
     assert _left_behind(tmp_path) == []
