@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_oras.errors import AuthError, UsageError
+from ci_oras.oci.shape import load_json
 
 __all__ = [
     "ACR_TOKEN_USERNAME",
@@ -179,11 +180,8 @@ def _load_config(path: Path, label: str) -> dict[str, Any] | None:
         ) from exc
     if not text.strip():
         return {}  # docker treats an empty file as an empty config
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # `from None`: the decode error carries the whole document (secrets included) in its `doc` attribute.
-        raise _corrupt(path, label, f"is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    # secret: the decode error carries the whole document (secrets included) in its `doc` attribute.
+    data = load_json(text, lambda problem: _corrupt(path, label, f"is {problem}"), secret=True)
     if not isinstance(data, dict):
         raise _corrupt(path, label, "is not a JSON object")
     return data
@@ -314,8 +312,8 @@ def _helper_get(name: str, host: str, env: Mapping[str, str], configured_in: Pat
             return None
         raise _helper_failure(name, "get", result)
     try:
-        payload = json.loads(result.stdout)
-    except json.JSONDecodeError:
+        payload = load_json(result.stdout, AuthError, secret=True)
+    except AuthError:
         payload = None
     if not isinstance(payload, dict):
         raise AuthError(

@@ -300,7 +300,7 @@ def _verification(source: str, where: str, value: object) -> tuple[str, dict[str
     if not isinstance(value, dict):
         raise _bad(source, f"{where} has no signatureVerification object")
     level = value.get("level")
-    if level not in LEVELS:
+    if not isinstance(level, str) or level not in LEVELS:  # a list or object is unhashable: no lookup
         raise _bad(source, f"{where}: level {level!r} is not one of {', '.join(LEVELS)}")
     actions = dict(LEVELS[str(level)])
     override = value.get("override", {})
