@@ -359,12 +359,16 @@ def refuse_notary_for_other_subject(path: Path, media_type: str | None, subject:
     except (UnicodeDecodeError, ValueError, RecursionError):
         document = None
     target = document.get("targetArtifact") if isinstance(document, dict) else None
-    if not isinstance(target, dict):
-        raise UsageError(f"{path} is a Notary Project signature whose payload names no targetArtifact",
-                         hint="sign the artifact again with notation or ci-oras sign")
-    if target.get("digest") != subject.digest or target.get("size") != subject.size:
+    named = target.get("digest") if isinstance(target, dict) else None
+    if not isinstance(target, dict) or not isinstance(named, str) or not named:
+        # Said plainly: an envelope that names nothing cannot be "a signature of" anything.
+        found = ("no targetArtifact object" if not isinstance(target, dict)
+                 else "a targetArtifact without a digest")
+        raise UsageError(f"{path} is a Notary Project envelope whose payload names no target artifact "
+                         f"(it has {found})", hint="sign the artifact again with notation or ci-oras sign")
+    if named != subject.digest or target.get("size") != subject.size:
         raise UsageError(
-            f"{path} is a Notary Project signature of {one_line(str(target.get('digest')))}, not of {subject.digest}",
+            f"{path} is a Notary Project signature of {one_line(named)}, not of {subject.digest}",
             hint="attach it to the artifact it signs, or sign this artifact",
         )
 
