@@ -24,7 +24,7 @@ Fail = Callable[[str], CiOrasError]
 
 #: Deeper documents are refused: no OCI document, config or policy nests anywhere near this, and code that
 #: walks parsed documents recursively (re-encoding an index.json, a policy) must never meet a RecursionError.
-MAX_DEPTH = 64
+MAX_DEPTH = 128
 
 
 def kind(value: object) -> str:
@@ -45,7 +45,7 @@ def kind(value: object) -> str:
 
 
 def load_json(data: bytes | str, fail: Fail, *, encoding: str | None = None, secret: bool = False) -> object:
-    """Decode outside JSON; any failure is ``fail("not valid JSON (…)")`` or ``fail("JSON nested too deeply…")``.
+    """Decode outside JSON; any failure is ``fail("invalid JSON (…)")`` or ``fail("JSON nested too deeply…")``.
 
     ``encoding`` None lets bytes be detected as the JSON RFC allows (UTF-8, -16, -32), as ``json.loads``
     does; "utf-8-sig" accepts a byte order mark, as files saved by some editors carry. ``secret``: the
@@ -58,7 +58,7 @@ def load_json(data: bytes | str, fail: Fail, *, encoding: str | None = None, sec
     except RecursionError as exc:
         raise fail(f"JSON nested too deeply (over {MAX_DEPTH} levels)") from (None if secret else exc)
     except (ValueError, UnicodeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise fail(f"not valid JSON ({_short(exc)})") from (None if secret else exc)
+        raise fail(f"invalid JSON ({_short(exc)})") from (None if secret else exc)
     if _depth_exceeds(document, MAX_DEPTH):
         raise fail(f"JSON nested too deeply (over {MAX_DEPTH} levels)")
     return document

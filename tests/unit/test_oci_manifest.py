@@ -127,7 +127,7 @@ def test_artifact_type_falls_back_to_config_media_type() -> None:
 
 
 @pytest.mark.parametrize(("raw", "field"), [
-    (b"not json", "not valid JSON"), (b"[]", "the document must be a JSON object, not a list"),
+    (b"not json", "invalid JSON"), (b"[]", "the document must be a JSON object, not a list"),
     (b'{"layers":[{"mediaType":"x","digest":"sha256:bad","size":1}]}', '"layers[0].digest" is not a digest'),
     (b'{"layers":5}', '"layers" must be a list, not a number'),
     (b'{"annotations":["x"]}', '"annotations" must be an object, not a list'),
