@@ -14,7 +14,6 @@ read from inside an entry.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
 import os
@@ -208,7 +207,7 @@ def _decode_auth(auth: str, key: str, path: Path, label: str) -> tuple[str, str]
     padded = stripped + "=" * (-len(stripped) % 4)  # some tools drop the padding
     try:
         decoded = base64.b64decode(padded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (which b64decode refuses)
         decoded = None
     if decoded is None or ":" not in decoded:
         raise _corrupt(path, label, f'has an "auth" for {key!r} that is not base64 of "user:password"')
