@@ -157,16 +157,19 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def declared_subject(raw: bytes) -> str | None:
-    """The digest a manifest names as its ``subject``, read leniently: for finding where a manifest too
-    malformed to parse was meant to be listed, so that it is reported there instead of vanishing."""
+def declared_subject(raw: bytes) -> tuple[str, str | None] | None:
+    """The digest a manifest names as its ``subject`` and its ``artifactType``, read leniently: for finding
+    where (and as what) a manifest too malformed to parse was meant to be listed, so that it is reported
+    there instead of vanishing."""
     try:
         doc = load_json(raw, lambda problem: MalformedError(problem, problem=problem))
     except MalformedError:
         return None
-    subject = doc.get("subject") if isinstance(doc, dict) else None
-    digest = subject.get("digest") if isinstance(subject, dict) else None
-    return digest if isinstance(digest, str) else None
+    if not isinstance(doc, dict):
+        return None
+    subject = doc.get("subject")
+    digest = _text(subject.get("digest")) if isinstance(subject, dict) else None
+    return (digest, _text(doc.get("artifactType"))) if digest else None
 
 
 def build_image_manifest(

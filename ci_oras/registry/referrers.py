@@ -259,7 +259,7 @@ class RegistryReferrers:
     def _api_index(self, subject_digest: str, raw: bytes) -> Manifest:
         """A page of the API's answer parsed as a listing: malformed entries kept apart, anything else about
         it that is wrong (not JSON, not an image index) refused naming the subject."""
-        where = f"referrers listing of {subject_digest} from {self._where()}"
+        where = f"referrers listing of {subject_digest} in {self._where()}"
         try:
             index = parse_manifest(raw, mediatypes.OCI_INDEX, listing=True)
         except MalformedError as exc:

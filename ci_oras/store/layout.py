@@ -238,9 +238,11 @@ class OCILayout:
                     # Listed under the subject it names, as its index.json entry describes it: a reader
                     # checking the listing (verify, promote, delete --graph) meets the problem there and
                     # reports or refuses it, instead of the referrer silently not existing.
-                    subject = declared_subject(self._read_blob(desc))
-                    if subject is not None:
-                        subjects.setdefault(subject, []).append(_without_ref_name(desc))
+                    declared = declared_subject(self._read_blob(desc))
+                    if declared is not None:
+                        subject, artifact_type = declared
+                        listed = replace(_without_ref_name(desc), artifact_type=artifact_type)
+                        subjects.setdefault(subject, []).append(listed)
                     continue
                 if manifest.subject is not None:
                     subjects.setdefault(manifest.subject.digest, []).append(manifest.descriptor)
