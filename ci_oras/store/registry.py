@@ -276,8 +276,9 @@ class RegistryRepository:
                 raise IntegrityError(f"registry {self.client.host} answered {digest} for {reference}")
             # Named by another algorithm (sha512): only the bytes can tell; fetch and verify them.
             return self.fetch_manifest(reference).descriptor
-        if not digest or not length or not mediatypes.is_manifest_type(media_type):
-            # Some registries omit the digest on HEAD: fall back to fetching the bytes.
+        if not digest or not is_digest(digest) or not length or not length.isdigit() \
+                or not mediatypes.is_manifest_type(media_type):
+            # Some registries omit the digest on HEAD (or send one that is not a digest): fetch the bytes.
             return self.fetch_manifest(reference).descriptor
         return Descriptor(media_type=media_type, digest=digest, size=int(length))
 

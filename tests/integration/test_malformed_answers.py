@@ -346,3 +346,21 @@ def test_a_malformed_manifest_at_a_layout_tag(layout: Layout, cli: Callable[...,
     for command in (["manifest", "fetch", layout.ref], ["pull", layout.ref, "-o", str(tmp_path / "out")],
                     ["promote", layout.ref, f"oci:{tmp_path / 'copy'}:v1"], ["delete", layout.ref]):
         error_line(cli(*command), EXIT_INTEGRITY, digest, f"oci:{layout.root}", field)
+
+
+@pytest.mark.parametrize(("body", "field"), [(b'{"name": "app", "tags": 5}', '"tags" must be a list, not a number'),
+                                             (b'{"tags": [1]}', '"tags[0]" must be a string, not a number'),
+                                             (b"[]", "must be a JSON object, not a list")])
+def test_a_malformed_tag_list(lying: Lying, cli: Callable[..., CliResult], body: bytes, field: str) -> None:
+    lying.proxy.inject(matching("GET", r"/v2/app/tags/list"), 200, times=10,
+                       headers={"Content-Type": "application/json"}, body=body)
+    error_line(cli("tags", f"{lying.proxy.host}/app"), EXIT_REGISTRY, "invalid tag list", field)
+
+
+def test_a_head_answer_whose_digest_is_no_digest_is_not_trusted(lying: Lying, cli: Callable[..., CliResult]) -> None:
+    """The digest header is a claim too: one that is not a digest sends the client to the bytes."""
+    lying.proxy.inject(matching("HEAD", r"/v2/app/manifests/v1$"), 200, times=10, headers={
+        "Content-Type": OCI_MANIFEST, "Docker-Content-Digest": "not-a-digest", "Content-Length": "10"})
+    result = cli("discover", lying.ref, "-O", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["digest"] == lying.subject["digest"]
