@@ -99,14 +99,14 @@ def parse_manifest(raw: bytes, media_type: str | None = None, digest: str | None
                               hint="the content is not a valid OCI manifest; do not use it")
 
     doc = Fields.of(load_json(raw, fail), fail)
-    schema_version = doc.optional_integer("schemaVersion")
-    if schema_version is not None and schema_version != 2:
-        raise fail(f'"schemaVersion" must be 2, not {schema_version}')
     declared = doc.optional_string("mediaType") or media_type
     if not declared:
         declared = mediatypes.OCI_INDEX if "manifests" in doc.doc else mediatypes.OCI_MANIFEST
     if not mediatypes.is_manifest_type(declared):
         raise UsageError(f"unsupported manifest media type {declared!r}")
+    schema_version = doc.optional_integer("schemaVersion")
+    if schema_version is not None and schema_version != 2:
+        raise fail(f'"schemaVersion" must be 2, not {schema_version}')
     config = doc.optional_child("config")
     subject = doc.optional_child("subject")
     manifests, malformed = _entries(doc, listing)

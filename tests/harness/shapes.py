@@ -1,7 +1,8 @@
-"""Reports how many generated documents each parser property test fed its parser.
+"""How many generated documents each parser property test fed its parser, printed after the run.
 
-The property tests (``test_parser_shapes.py``) record the count as the ``shapes`` user property of their
-report; user properties travel from xdist workers to the controller, so the table is complete under ``-n``.
+The property tests (``tests/unit/test_parser_shapes.py``) record the count as the ``shapes`` user property
+of their report; user properties travel from xdist workers to the controller, so the table is complete under
+``-n``. The root conftest calls :func:`summary` (the controller loads only that conftest).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def summary(terminalreporter: pytest.TerminalReporter) -> None:
     rows = [(report.nodeid.rpartition("::")[2], value)
             for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
             if report.when == "call"
