@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -42,16 +43,19 @@ from ci_oras.graph.match import ChainMatch
 from ci_oras.oci import gojson, mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import parse_manifest
+from ci_oras.oci.reference import parse_reference
 from ci_oras.oci.referrers import MalformedListing, complete_listing
 from ci_oras.registry import credentials
-from ci_oras.registry.auth import parse_token_answer
-from ci_oras.registry.client import _error_detail
+from ci_oras.registry.auth import Authenticator, parse_token_answer
+from ci_oras.registry.client import RegistryClient, _error_detail
+from ci_oras.registry.transport import TransportOptions
 from ci_oras.requirements import parse_requirement, parse_requirement_file
 from ci_oras.schemas import load_schema
 from ci_oras.signing.envelope import EnvelopeError, parse_envelope
 from ci_oras.signing.keys import load_certificates
 from ci_oras.signing.policy import parse_trust_policy
 from ci_oras.store.layout import OCILayout
+from ci_oras.store.registry import RegistryRepository
 
 EXAMPLES = 250
 SHAPES = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -234,6 +238,95 @@ def test_referrers_listings(request: pytest.FixtureRequest) -> None:
                 jsonschema.validate(malformed_entry(SUBJECT, entry).to_dict(), REJECTED_ENTRY)
 
     drive(request, broken(INDEXES), check)
+
+
+# -- a registry's answers, through the registry store (httpx's mock transport: no network) ---------------------
+
+
+class _Streamed(httpx.SyncByteStream):
+    """A body the client streams, as from a real connection (a body given whole is read at once by httpx,
+    and such a response never gets its ``elapsed``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+
+
+class Answers:
+    """A registry that answers one path with the document under test; 404 elsewhere."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        self.body = b""
+        self.content_type = mediatypes.OCI_INDEX
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == self.path:
+            return httpx.Response(200, headers={"Content-Type": self.content_type,
+                                                "Content-Length": str(len(self.body))}, stream=_Streamed(self.body))
+        return httpx.Response(404, headers={"Content-Type": "text/plain"}, content=b"404 page not found")
+
+    def repository(self) -> RegistryRepository:
+        """A fresh store each time: the referrers API's presence is remembered per store."""
+        options = TransportOptions()
+        http = httpx.Client(transport=httpx.MockTransport(self))
+        client = RegistryClient("reg.example", "reg.example", plain_http=True, http=http,
+                                auth=Authenticator(http, options, lambda _host: None, None), options=options)
+        return RegistryRepository(parse_reference("reg.example/app:v1"), client)
+
+
+SUBJECT_DESCRIPTOR = Descriptor(mediatypes.OCI_MANIFEST, SUBJECT, 3)
+LISTINGS = INDEXES.map(lambda doc: {**doc, "manifests": [{**entry, "artifactType": "application/vnd.example.sbom"}
+                                                         for entry in doc["manifests"]]})
+
+
+@pytest.mark.parametrize("where", ["api", "tag-schema"])
+def test_registry_referrers_listings(request: pytest.FixtureRequest, where: str) -> None:
+    """The referrers API's answer, or the fallback tag's index, through the registry store and verify's walk:
+    a malformed listing is exit 6 (or 5: a fallback tag answered with no manifest at all), a malformed entry a
+    schema-valid rejection."""
+    answers = Answers()
+    answers.path = (f"/v2/app/referrers/{SUBJECT}" if where == "api"
+                    else f"/v2/app/manifests/{SUBJECT.replace(':', '-')}")
+    sbom = parse_requirement("sbom")
+
+    def check(raw: bytes) -> None:
+        answers.body = raw
+        refused(lambda: answers.repository().referrers(SUBJECT_DESCRIPTOR), 6, 5)
+        walk = ChainMatch(answers.repository(), 1, trust_listing=False)
+        if refused(lambda: walk.run([(SUBJECT_DESCRIPTOR, sbom.chain)]), 6, 5) is None:
+            for rejection in walk.rejected():
+                jsonschema.validate(rejection.to_dict(), REJECTED_ENTRY)
+
+    drive(request, broken(LISTINGS), check)
+
+
+def test_registry_manifests(request: pytest.FixtureRequest) -> None:
+    """A manifest answered for a tag: exit 6 when it is malformed, 5 when it is no manifest at all."""
+    answers = Answers()
+    answers.path = "/v2/app/manifests/v1"
+
+    def check(raw: bytes) -> None:
+        answers.body = raw
+        answers.content_type = mediatypes.OCI_MANIFEST if raw.startswith(b"{") else "text/html"
+        refused(lambda: answers.repository().fetch_manifest("v1"), 6, 5)
+
+    drive(request, broken(st.one_of(IMAGE_MANIFESTS, INDEXES)), check)
+
+
+def test_registry_tag_lists(request: pytest.FixtureRequest) -> None:
+    answers = Answers()
+    answers.path = "/v2/app/tags/list"
+    answers.content_type = "application/json"
+
+    def check(raw: bytes) -> None:
+        answers.body = raw
+        refused(lambda: answers.repository().tags(), 5)
+
+    drive(request, broken(st.fixed_dictionaries({"name": st.just("app"), "tags": st.lists(st.text(max_size=5))})),
+          check)
 
 
 # -- an OCI layout on disk --------------------------------------------------------------------------------------
