@@ -285,6 +285,8 @@ def _detect_xml(path: Path, handle: BinaryIO, head: bytes) -> Detected:
         raise _refuse(path, exc.found) from None
     except ElementTree.ParseError as exc:  # in the part we read; the rest is never looked at
         raise _refuse(path, f"XML that is not well-formed ({one_line(str(exc))})") from None
+    except (LookupError, ValueError) as exc:  # an XML declaration naming an encoding expat cannot read
+        raise _refuse(path, f"XML in an encoding that cannot be read ({one_line(str(exc))})") from None
     if reader.version is None:
         raise _refuse(path, "an XML document without a root element")
     return Detected(

@@ -546,8 +546,28 @@ def _in_file(raw: bytes, name: str, check: Callable[[Path], Any], *codes: int) -
         refused(lambda: check(path), *codes)
 
 
+TEXT_SBOMS = [
+    "<?xml version='1.0' encoding='{token}'?><bom xmlns='http://cyclonedx.org/schema/bom/1.5'><metadata>"
+    "<timestamp>2024-05-02T10:15:30Z</timestamp><tools><components><component><name>{token}</name>"
+    "</component></components></tools></metadata></bom>",
+    "<bom xmlns='http://cyclonedx.org/schema/bom/1.{token}'><metadata><tools><tool><name>syft</name>"
+    "<version>{token}</version></tool></tools></metadata></bom>",
+    "SPDXVersion: SPDX-2.{token}\nDataLicense: CC0-1.0\nCreator: Tool: {token}\nCreated: {token}\n",
+]
+
+
+@st.composite
+def text_sboms(draw: st.DrawFn) -> bytes:
+    """CycloneDX XML and SPDX tag-value with one token of anything (an encoding, markup, bytes) inserted."""
+    token = draw(st.one_of(st.text(max_size=12), st.sampled_from(
+        ["utf-8", "bogus", "utf-16", "rot13", "<", "&x;", "]]>", "<!DOCTYPE x>", "\x00", "5", "<a>" * 300])))
+    raw = draw(st.sampled_from(TEXT_SBOMS)).format(token=token).encode("utf-8", "surrogatepass")
+    cut = draw(st.one_of(st.none(), st.integers(0, len(raw))))
+    return raw if cut is None else raw[:cut] + draw(st.binary(max_size=3))
+
+
 def test_sbom_sniffer(request: pytest.FixtureRequest) -> None:
-    drive(request, broken(SBOMS), lambda raw: _in_file(raw, "sbom.json", detect_sbom, 2))
+    drive(request, st.one_of(broken(SBOMS), text_sboms()), lambda raw: _in_file(raw, "sbom", detect_sbom, 2))
 
 
 SIGNATURES = st.one_of(
