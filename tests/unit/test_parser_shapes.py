@@ -547,11 +547,11 @@ def _in_file(raw: bytes, name: str, check: Callable[[Path], Any], *codes: int) -
 
 
 TEXT_SBOMS = [
-    "<?xml version='1.0' encoding='{token}'?><bom xmlns='http://cyclonedx.org/schema/bom/1.5'><metadata>"
-    "<timestamp>2024-05-02T10:15:30Z</timestamp><tools><components><component><name>{token}</name>"
-    "</component></components></tools></metadata></bom>",
-    "<bom xmlns='http://cyclonedx.org/schema/bom/1.{token}'><metadata><tools><tool><name>syft</name>"
-    "<version>{token}</version></tool></tools></metadata></bom>",
+    ("<?xml version='1.0' encoding='{token}'?><bom xmlns='http://cyclonedx.org/schema/bom/1.5'><metadata>"
+     "<timestamp>2024-05-02T10:15:30Z</timestamp><tools><components><component><name>{token}</name>"
+     "</component></components></tools></metadata></bom>"),
+    ("<bom xmlns='http://cyclonedx.org/schema/bom/1.{token}'><metadata><tools><tool><name>syft</name>"
+     "<version>{token}</version></tool></tools></metadata></bom>"),
     "SPDXVersion: SPDX-2.{token}\nDataLicense: CC0-1.0\nCreator: Tool: {token}\nCreated: {token}\n",
 ]
 
