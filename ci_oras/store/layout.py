@@ -281,14 +281,11 @@ class OCILayout:
         def corrupt(problem: str) -> UsageError:
             return UsageError(f"corrupt {path}: {problem}", hint="restore index.json, or re-create the layout")
 
-        doc = load_json(raw, corrupt)
+        index = Fields.of(load_json(raw, corrupt), corrupt, what="an OCI image index")
         # ``"manifests": null`` is how oras leaves a layout whose last manifest it deleted: empty, not corrupt.
-        entries = doc.get("manifests") if isinstance(doc, dict) else None
-        if not isinstance(doc, dict) or not (entries is None or isinstance(entries, list)):
-            raise UsageError(
-                f"corrupt {path}: not an OCI image index", hint="restore index.json, or re-create the layout"
-            )
-        return doc
+        # Entries are checked one by one where they are read: those of the wrong shape are skipped.
+        index.array("manifests")
+        return dict(index.doc)
 
     def _update_index(self, change: Callable[[list[Any]], list[Any]]) -> bool:
         """Apply ``change`` to the entries under the lock (the caller holds it); True when something changed."""

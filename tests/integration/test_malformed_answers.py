@@ -304,7 +304,8 @@ def layout(tmp_path: Path, cli: Callable[..., CliResult]) -> Layout:
 
 
 @pytest.mark.parametrize(("file", "content", "field"), [
-    ("index.json", b'{"manifests": 5}', "not an OCI image index"),
+    ("index.json", b'{"manifests": 5}', '"manifests" must be a list, not a number'),
+    ("index.json", b"[]", "an OCI image index must be a JSON object, not a list"),
     ("index.json", b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
     ("oci-layout", b"[]", "must be a JSON object, not a list"),
     ("oci-layout", b'{"imageLayoutVersion": 1}', '"imageLayoutVersion" must be a string'),
