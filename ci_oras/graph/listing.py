@@ -65,6 +65,9 @@ class Rejected:
     listed: Descriptor
     reason: Reason
     message: str
+    #: For a malformed manifest, the error it raised (naming the manifest, where it came from and the field):
+    #: what a step that refuses the graph says. Not part of the JSON documents.
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"digest": self.listed.digest, "mediaType": self.listed.media_type}
@@ -78,7 +81,8 @@ class Rejected:
 
     def refusal(self) -> MalformedError:
         """The error a step that would act on this entry ends with (promote, delete --graph)."""
-        return MalformedError(str(self), problem=self.message,
+        message = f"{self.error} (listed under {self.subject})" if self.error else str(self)
+        return MalformedError(message, problem=self.message,
                               hint="the referrers graph is malformed; fix or delete the malformed referrer first")
 
 
@@ -107,7 +111,7 @@ def fetch_listed(target: ManifestFetcher, subject: str, listed: Descriptor) -> F
     except NotFoundError:
         return Rejected(subject, listed, Reason.not_found, "listed but not found (deleted or garbage-collected)")
     except MalformedError as exc:
-        return Rejected(subject, listed, Reason.malformed, f"malformed manifest: {exc.problem}")
+        return Rejected(subject, listed, Reason.malformed, f"malformed manifest: {exc.problem}", exc.message)
     except IntegrityError:
         return Rejected(subject, listed, Reason.digest_mismatch, "the manifest does not match the listed digest")
     except UsageError as exc:
@@ -125,7 +129,7 @@ def self_reference(subject: str, listed: Descriptor) -> Rejected | None:
 def judge(subject: str, listed: Descriptor, fetched: Fetched) -> Descriptor | Rejected:
     """The descriptor of an accepted entry (described by its manifest), or why it is rejected."""
     if isinstance(fetched, Rejected):
-        return Rejected(subject, listed, fetched.reason, fetched.message)
+        return Rejected(subject, listed, fetched.reason, fetched.message, fetched.error)
     rejected = self_reference(subject, listed)
     if rejected is not None:
         return rejected
