@@ -150,23 +150,11 @@ class Fields:
             raise self.fail(f"{_quoted(self.name(key))} is missing")
         return value
 
-    def optional_boolean(self, key: str) -> bool | None:
-        value = self.doc.get(key)
-        if value is None or isinstance(value, bool):
-            return value
-        raise self._wrong(key, "true or false", value)
-
     def optional_child(self, key: str) -> Fields | None:
         value = self.doc.get(key)
         if value is None:
             return None
         return Fields.of(value, self.fail, self.name(key))
-
-    def child(self, key: str) -> Fields:
-        found = self.optional_child(key)
-        if found is None:
-            raise self.fail(f"{_quoted(self.name(key))} is missing")
-        return found
 
     def array(self, key: str) -> list[object]:
         """A list field; absent or null is an empty list."""
