@@ -85,6 +85,16 @@ class IntegrityError(CiOrasError):
     kind = "integrity"
 
 
+class MalformedError(IntegrityError):
+    """A manifest, index or referrers listing from outside has the wrong shape (a field missing or of the wrong
+    type, not JSON): refused, never guessed at. ``problem`` is the shape problem alone (no reference), for
+    callers that report it in their own words (``verify`` lists a malformed referrer as rejected)."""
+
+    def __init__(self, message: str, *, problem: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problem = problem
+
+
 class InternalError(CiOrasError):
     """An exception that is not a ``CiOrasError`` reached the CLI: a bug in ci-oras, not a verdict.
 

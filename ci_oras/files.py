@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import posixpath
 import shutil
@@ -26,6 +25,7 @@ from ci_oras.oci.descriptor import (
     ANNOTATION_TITLE,
     Descriptor,
 )
+from ci_oras.oci.shape import load_json
 
 READ_CHUNK = 4 * 1024 * 1024
 
@@ -79,13 +79,15 @@ class AnnotationFile:
 
 
 def load_annotation_file(path: str) -> AnnotationFile:
+    hint = 'expected JSON like {"$manifest": {"key": "value"}}'
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise UsageError(f"annotation file not found: {path}") from exc
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read annotation file {path}: {exc}",
-                         hint='expected JSON like {"$manifest": {"key": "value"}}') from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read annotation file {path}: {exc}", hint=hint) from exc
+    doc = load_json(raw, lambda problem: UsageError(f"annotation file {path} is {problem}", hint=hint),
+                    encoding="utf-8")
     if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
         raise UsageError(f"annotation file {path} must map names to objects of strings",
                          hint='expected JSON like {"$manifest": {"key": "value"}}')

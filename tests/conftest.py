@@ -25,6 +25,7 @@ from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistr
 from harness.cli import CliResult, clean_env, run_cli
 from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
+from harness.shapes import summary as shapes_summary
 
 if TYPE_CHECKING:
     import httpx
@@ -48,6 +49,10 @@ _SERIAL_PATHS = (_TESTS_DIR / "wrappers", _INTEGRATION_DIR / "test_demo.py",
 #: Modules whose module-scoped fixtures seed several registries (the auth matrix): kept on one worker, so the
 #: seeding happens once rather than once per worker.
 _WHOLE_MODULES = (_INTEGRATION_DIR / "test_auth_matrix.py",)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    shapes_summary(terminalreporter)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

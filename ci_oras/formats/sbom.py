@@ -39,7 +39,6 @@ skips detection. Reading is bounded: JSON is parsed whole up to 256 MiB, XML is 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -57,6 +56,7 @@ from ci_oras.formats import (
     open_input,
     read_bounded,
 )
+from ci_oras.oci.shape import load_json
 
 CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
 CYCLONEDX_XML = "application/vnd.cyclonedx+xml"
@@ -119,10 +119,7 @@ def _detect_json(path: Path, data: bytes) -> Detected:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _refuse(path, "a file that is not valid UTF-8") from None
-    try:
-        document: object = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise _refuse(path, f"invalid JSON ({one_line(str(exc))})") from None
+    document = load_json(text, lambda problem: _refuse(path, one_line(problem)))
     if not isinstance(document, dict):
         raise _refuse(path, describe_json(document))
     if "bomFormat" in document:
@@ -288,6 +285,8 @@ def _detect_xml(path: Path, handle: BinaryIO, head: bytes) -> Detected:
         raise _refuse(path, exc.found) from None
     except ElementTree.ParseError as exc:  # in the part we read; the rest is never looked at
         raise _refuse(path, f"XML that is not well-formed ({one_line(str(exc))})") from None
+    except (LookupError, ValueError) as exc:  # an XML declaration naming an encoding expat cannot read
+        raise _refuse(path, f"XML in an encoding that cannot be read ({one_line(str(exc))})") from None
     if reader.version is None:
         raise _refuse(path, "an XML document without a root element")
     return Detected(

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import TypeAlias
 
 from ci_oras.errors import UsageError
-from ci_oras.oci.descriptor import Descriptor
 from ci_oras.formats import (
     Detected,
     cbor,
@@ -51,6 +50,8 @@ from ci_oras.formats import (
     open_input,
     read_bounded,
 )
+from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.shape import load_json
 
 NOTARY_ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
 NOTARY_PAYLOAD_TYPE = "application/vnd.cncf.notary.payload.v1+json"
@@ -136,11 +137,10 @@ def _looks_like_der_certificate(der: bytes) -> bool:
 
 def _detect_json(path: Path, data: bytes) -> Detected:
     try:
-        document: object = json.loads(data.decode("utf-8-sig"))
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _unknown(path, "a file that is not valid UTF-8") from None
-    except (ValueError, RecursionError) as exc:
-        raise _unknown(path, f"invalid JSON ({one_line(str(exc))})") from None
+    document = load_json(text, lambda problem: _unknown(path, one_line(problem)))
     if not isinstance(document, dict):
         raise _unknown(path, describe_json(document))
     media_type = document.get("mediaType")
@@ -217,10 +217,7 @@ def _in_toto_predicate_type(path: Path, envelope: dict[str, object]) -> str | No
     raw = _std_base64(payload)
     if raw is None and isinstance(payload, str):
         raw = _b64url(payload)  # protobuf JSON readers accept either alphabet, so writers may use either
-    try:
-        statement: object = json.loads(raw.decode("utf-8")) if raw is not None else None
-    except (ValueError, RecursionError):
-        statement = None
+    statement = _json_or_none(raw, "utf-8")
     if not isinstance(statement, dict):
         raise _unknown(path, "a Sigstore bundle whose in-toto payload is not base64-encoded JSON")
     predicate_type = statement.get("predicateType")
@@ -251,11 +248,18 @@ def _b64url_json(value: object) -> dict[str, object] | None:
     raw = _b64url(value) if isinstance(value, str) and value else None
     if raw is None:
         return None
-    try:
-        decoded: object = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
+    decoded = _json_or_none(raw, "utf-8")
     return decoded if isinstance(decoded, dict) else None
+
+
+def _json_or_none(raw: bytes | None, encoding: str) -> object:
+    """Decoded JSON, or None for anything undecodable: for sniffing, where "not this format" is an answer."""
+    if raw is None:
+        return None
+    try:
+        return load_json(raw, UsageError, encoding=encoding)
+    except UsageError:
+        return None
 
 
 # --- CBOR: Notary COSE_Sign1 ------------------------------------------------------------------------------
@@ -354,26 +358,24 @@ def refuse_notary_for_other_subject(path: Path, media_type: str | None, subject:
     payload = _jws_payload(data) if media_type == JWS_MEDIA_TYPE else _cose_payload(data)
     if payload is None:
         return
-    try:
-        document: object = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        document = None
+    document = _json_or_none(payload, "utf-8")
     target = document.get("targetArtifact") if isinstance(document, dict) else None
-    if not isinstance(target, dict):
-        raise UsageError(f"{path} is a Notary Project signature whose payload names no targetArtifact",
-                         hint="sign the artifact again with notation or ci-oras sign")
-    if target.get("digest") != subject.digest or target.get("size") != subject.size:
+    named = target.get("digest") if isinstance(target, dict) else None
+    if not isinstance(target, dict) or not isinstance(named, str) or not named:
+        # Said plainly: an envelope that names nothing cannot be "a signature of" anything.
+        found = ("no targetArtifact object" if not isinstance(target, dict)
+                 else "a targetArtifact without a digest")
+        raise UsageError(f"{path} is a Notary Project envelope whose payload names no target artifact "
+                         f"(it has {found})", hint="sign the artifact again with notation or ci-oras sign")
+    if named != subject.digest or target.get("size") != subject.size:
         raise UsageError(
-            f"{path} is a Notary Project signature of {one_line(str(target.get('digest')))}, not of {subject.digest}",
+            f"{path} is a Notary Project signature of {one_line(named)}, not of {subject.digest}",
             hint="attach it to the artifact it signs, or sign this artifact",
         )
 
 
 def _jws_payload(data: bytes) -> bytes | None:
-    try:
-        envelope: object = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
+    envelope = _json_or_none(data, "utf-8-sig")
     payload = envelope.get("payload") if isinstance(envelope, dict) else None
     return _b64url(payload) if isinstance(payload, str) else None
 

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ci_oras.graph.listing import Fetched, Rejected, fetch_listed, judge, self_reference
+from ci_oras.graph.listing import Fetched, Reason, Rejected, fetch_listed, judge, self_reference
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.mediatypes import normalize_media_type
@@ -270,6 +270,8 @@ class _Walk:
 
     def judge(self, subject: str, desc: Descriptor, key: _Key, answer: Fetched) -> None:
         verdict = judge(subject, desc, answer)
+        if isinstance(verdict, Rejected) and verdict.reason is Reason.malformed:
+            raise verdict.refusal()  # a copy of it would be wrong whatever we did: refuse the graph
         if isinstance(verdict, Rejected):
             with self.lock:
                 self.rejected.append((key, verdict))

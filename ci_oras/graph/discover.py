@@ -8,7 +8,8 @@ index whose referrer refers back to it (a loop) terminates.
 Artifact types are matched here, case-insensitively, never by a registry's own (case-sensitive) filter. With
 ``check_listings`` (what ``delete --graph`` acts on) every listed entry is checked against its manifest first
 (``ci_oras.graph.listing``): one manifest GET per entry, a level's GETs in parallel; what fails is kept on the
-node it was listed under as ``rejected``, not in the graph.
+node it was listed under as ``rejected``, not in the graph, except a malformed one (manifest or listing
+entry), which ends the walk with an integrity error: a listing we cannot read is never an empty graph.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_oras.graph.listing import Fetched, Rejected, check_entries
+from ci_oras.graph.listing import Fetched, Reason, Rejected, check_entries
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.store.protocols import Target
@@ -131,6 +132,8 @@ def _checked(target: Target, pool: ThreadPoolExecutor, frontier: list[Node], lis
         kept: list[Descriptor] = []
         for _desc in listed:
             verdict = next(verdicts)
+            if isinstance(verdict, Rejected) and verdict.reason is Reason.malformed:
+                raise verdict.refusal()  # acting on the rest of a malformed graph would be guessing
             if isinstance(verdict, Rejected):
                 node.rejected.append(verdict)
             else:

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ci_oras.errors import IntegrityError, NotFoundError, UsageError
+from ci_oras.errors import IntegrityError, MalformedError, NotFoundError, UsageError
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import Digest, digest_bytes
-from ci_oras.oci.manifest import Manifest
+from ci_oras.oci.manifest import MalformedEntry, Manifest
 from ci_oras.oci.mediatypes import same_type
 from ci_oras.store.protocols import ManifestFetcher
 
@@ -45,6 +45,9 @@ class Reason(str, Enum):
     self_reference = "self-reference"
     subject_mismatch = "subject-mismatch"
     artifact_type_mismatch = "artifact-type-mismatch"
+    #: The listed manifest, or the listing entry itself, is not shaped as the spec says (a field of the
+    #: wrong type, missing, not JSON): reported by ``verify``, refused (exit 6) by what would act on it.
+    malformed = "malformed"
 
     @property
     def foreign(self) -> bool:
@@ -62,6 +65,9 @@ class Rejected:
     listed: Descriptor
     reason: Reason
     message: str
+    #: For a malformed manifest, the error it raised (naming the manifest, where it came from and the field):
+    #: what a step that refuses the graph says. Not part of the JSON documents.
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"digest": self.listed.digest, "mediaType": self.listed.media_type}
@@ -71,7 +77,25 @@ class Rejected:
         return entry
 
     def __str__(self) -> str:
-        return f"{self.listed.digest} listed under {self.subject}: {self.message}"
+        return f"{self.listed.digest or 'an entry'} listed under {self.subject}: {self.message}"
+
+    def refusal(self) -> MalformedError:
+        """The error a step that would act on this entry ends with (promote, delete --graph)."""
+        message = f"{self.error} (listed under {self.subject})" if self.error else str(self)
+        return MalformedError(message, problem=self.message,
+                              hint="the referrers graph is malformed; fix or delete the malformed referrer first")
+
+
+def malformed_entry(subject: str, entry: MalformedEntry) -> Rejected:
+    """A listing entry that is not a descriptor, as a rejection: described by what it claims where readable
+    (an unreadable digest is reported empty)."""
+    digest = entry.digest or ""
+    try:
+        Digest.parse(digest)
+    except UsageError:
+        digest = ""
+    listed = Descriptor(media_type=entry.media_type or "", digest=digest, size=0, artifact_type=entry.artifact_type)
+    return Rejected(subject, listed, Reason.malformed, f"malformed listing entry: {entry.problem}")
 
 
 #: What fetching a listed digest gave: the manifest, or why there is none to check.
@@ -86,6 +110,8 @@ def fetch_listed(target: ManifestFetcher, subject: str, listed: Descriptor) -> F
         manifest = target.fetch_manifest(listed.digest)
     except NotFoundError:
         return Rejected(subject, listed, Reason.not_found, "listed but not found (deleted or garbage-collected)")
+    except MalformedError as exc:
+        return Rejected(subject, listed, Reason.malformed, f"malformed manifest: {exc.problem}", exc.message)
     except IntegrityError:
         return Rejected(subject, listed, Reason.digest_mismatch, "the manifest does not match the listed digest")
     except UsageError as exc:
@@ -103,7 +129,7 @@ def self_reference(subject: str, listed: Descriptor) -> Rejected | None:
 def judge(subject: str, listed: Descriptor, fetched: Fetched) -> Descriptor | Rejected:
     """The descriptor of an accepted entry (described by its manifest), or why it is rejected."""
     if isinstance(fetched, Rejected):
-        return Rejected(subject, listed, fetched.reason, fetched.message)
+        return Rejected(subject, listed, fetched.reason, fetched.message, fetched.error)
     rejected = self_reference(subject, listed)
     if rejected is not None:
         return rejected

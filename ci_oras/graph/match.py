@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ci_oras.graph.listing import Fetched, Rejected, check_entries, self_reference
+from ci_oras.graph.listing import Fetched, Rejected, check_entries, malformed_entry, self_reference
 from ci_oras.graph.signatures import SignatureCheck, examine_signature
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
+from ci_oras.oci.referrers import MalformedListing
 from ci_oras.requirements import Matcher
 from ci_oras.store.protocols import Target
 
@@ -52,6 +53,8 @@ class ChainMatch:
         self.verdicts: dict[tuple[str, str], Descriptor | Rejected] = {}
         #: listed digest → its manifest (or why there is none): one fetch per digest per check
         self.fetched: dict[str, Fetched] = {}
+        #: listing entries that are not descriptors, as rejections
+        self.malformed: list[Rejected] = []
         self.listings = 0
         self._lock = threading.Lock()
 
@@ -83,9 +86,17 @@ class ChainMatch:
             cached = self.listed.get(desc.digest)
         if cached is not None:
             return cached
-        listed = _unique(self.target.referrers(desc.plain()))
+        malformed: list[Rejected] = []
+        try:
+            listed = _unique(self.target.referrers(desc.plain()))
+        except MalformedListing as exc:
+            # Entries that are not descriptors are rejected referrers, reported and never counted; the
+            # well-formed rest is checked as usual. (A listing that is not a listing at all ends the check.)
+            listed = _unique(exc.listed)
+            malformed = [malformed_entry(desc.digest, entry) for entry in exc.entries]
         with self._lock:
             self.listed[desc.digest] = listed
+            self.malformed.extend(malformed)
             self.listings += 1
         return listed
 
@@ -140,7 +151,7 @@ class ChainMatch:
         return [(node, outcome) for (node, _), outcome in self.outcomes.items()]
 
     def rejected(self) -> list[Rejected]:
-        return [verdict for verdict in self.verdicts.values() if isinstance(verdict, Rejected)]
+        return [*self.malformed, *(verdict for verdict in self.verdicts.values() if isinstance(verdict, Rejected))]
 
     def paths(self, digest: str, chain: Chain) -> list[tuple[str, ...]]:
         """Every path of accepted referrers below ``digest`` matching ``chain``, element by element."""

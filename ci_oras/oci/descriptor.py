@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ci_oras.errors import UsageError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.digest import Digest
+from ci_oras.oci.shape import Fail, Fields
 
 ANNOTATION_TITLE = "org.opencontainers.image.title"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
@@ -34,12 +36,12 @@ class Platform:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Platform:
+    def from_fields(cls, fields: Fields) -> Platform:
         return cls(
-            os=str(data.get("os", "")),
-            architecture=str(data.get("architecture", "")),
-            variant=data.get("variant"),
-            os_version=data.get("os.version"),
+            os=fields.optional_string("os") or "",
+            architecture=fields.optional_string("architecture") or "",
+            variant=fields.optional_string("variant") or None,
+            os_version=fields.optional_string("os.version") or None,
         )
 
     def __str__(self) -> str:
@@ -75,30 +77,37 @@ class Descriptor:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any) -> Descriptor:
-        if not isinstance(data, dict):
-            raise UsageError("invalid descriptor: not a JSON object")
+    def from_dict(cls, data: object, fail: Fail | None = None) -> Descriptor:
+        """A descriptor read from outside JSON; ``fail`` makes the boundary's error (default: usage)."""
+        return cls.from_fields(Fields.of(data, fail or _invalid_descriptor, what="a descriptor"))
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> Descriptor:
+        """Every field type-checked (a problem names its path, as ``layers[1].size``); unknown fields ignored."""
+        media_type = fields.string("mediaType")
+        digest = fields.string("digest")
+        size = fields.integer("size")
+        if size < 0:
+            raise fields.fail(f'"{fields.name("size")}" must not be negative')
         try:
-            media_type = str(data["mediaType"])
-            digest = str(data["digest"])
-            size = data["size"]
-        except KeyError as exc:
-            raise UsageError(f"invalid descriptor: missing {exc.args[0]!r}") from exc
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise UsageError(f"invalid descriptor size {size!r} for {digest}")
-        Digest.parse(digest)
-        annotations = data.get("annotations") or {}
-        platform = data.get("platform")
-        raw_data = data.get("data")
+            Digest.parse(digest)
+        except UsageError as exc:
+            raise fields.fail(f'"{fields.name("digest")}" is not a digest ({exc.message})') from exc
+        platform = fields.optional_child("platform")
+        embedded = fields.optional_string("data")
+        try:
+            data = base64.b64decode(embedded, validate=True) if embedded is not None else None
+        except (binascii.Error, ValueError) as exc:
+            raise fields.fail(f'"{fields.name("data")}" is not base64') from exc
         return cls(
             media_type=media_type,
             digest=digest,
             size=size,
-            annotations={str(k): str(v) for k, v in annotations.items()},
-            artifact_type=data.get("artifactType") or None,
-            platform=Platform.from_dict(platform) if isinstance(platform, dict) else None,
-            urls=tuple(data.get("urls") or ()),
-            data=base64.b64decode(raw_data) if isinstance(raw_data, str) else None,
+            annotations=fields.string_map("annotations"),
+            artifact_type=fields.optional_string("artifactType") or None,
+            platform=Platform.from_fields(platform) if platform is not None else None,
+            urls=tuple(fields.strings("urls")),
+            data=data,
         )
 
     def with_annotations(self, extra: dict[str, str]) -> Descriptor:
@@ -116,6 +125,10 @@ class Descriptor:
     @property
     def title(self) -> str | None:
         return self.annotations.get(ANNOTATION_TITLE)
+
+
+def _invalid_descriptor(problem: str) -> UsageError:
+    return UsageError(f"invalid descriptor: {problem}")
 
 
 EMPTY_JSON = b"{}"

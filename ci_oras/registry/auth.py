@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ci_oras.errors import AuthError, CiOrasError, RegistryError
+from ci_oras.oci.shape import Fields, load_json
 from ci_oras.registry.credentials import ACR_TOKEN_USERNAME, Credential
 
 if TYPE_CHECKING:
@@ -69,6 +70,37 @@ def parse_challenge(header: str) -> Challenge:
         for match in _PARAM_RE.finditer(rest)
     }
     return Challenge(scheme=scheme.lower(), params=params)
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    """What a token service answered (distribution's token spec): the token, its lifetime in seconds when
+    stated (None: the spec's default applies), and a refresh token when one was issued."""
+
+    token: str
+    lifetime: float | None = None
+    refresh_token: str | None = None
+
+
+def parse_token_answer(host: str, raw: bytes) -> TokenAnswer:
+    """The token service's JSON answer, every field type-checked; anything malformed is a registry error
+    naming the host (exit 5: the registry's authentication failed, not the user's credentials)."""
+
+    def invalid(problem: str) -> RegistryError:
+        return RegistryError(f"token service for {host} returned an invalid answer: {problem}",
+                             hint="the registry's token service failed; retry later")
+
+    body = Fields.of(load_json(raw, invalid), invalid)
+    # ``token`` and ``access_token`` are synonyms (OAuth2); the first one set wins, as in docker's client.
+    token = body.optional_string("token") or body.optional_string("access_token")
+    if not token:
+        raise RegistryError(f"token service for {host} returned no token",
+                            hint="the registry's token service failed; retry later")
+    lifetime = body.raw("expires_in")
+    if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not 0 < lifetime < 10 ** 9:
+        lifetime = None  # absent or nonsense: the spec's default, never a token that does not expire
+    return TokenAnswer(token, float(lifetime) if lifetime is not None else None,
+                       body.optional_string("refresh_token"))
 
 
 def repository_scope(repository: str, *actions: str) -> str:
@@ -340,24 +372,17 @@ class Authenticator:
                 hint="the registry's token service failed; retry later",
             )
         try:
-            body = response.json()
-        except ValueError as exc:
-            raise RegistryError(f"token service for {host} returned an invalid answer",
-                                hint="the registry's token service failed; retry later") from exc
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise RegistryError(f"token service for {host} returned no token",
-                                hint="the registry's token service failed; retry later")
-        lifetime = body.get("expires_in")
-        if not isinstance(lifetime, (int, float)) or lifetime <= 0:
-            lifetime = _DEFAULT_TOKEN_SECONDS
+            answer = parse_token_answer(host, response.read())
+        finally:
+            response.close()
+        lifetime = answer.lifetime or _DEFAULT_TOKEN_SECONDS
         # Renew a little early so a token never expires between our check and the registry's; short-lived
         # tokens keep three quarters of their life.
         margin = min(_EXPIRY_MARGIN_SECONDS, float(lifetime) / 4)
-        if isinstance(body.get("refresh_token"), str) and refresh:
+        if answer.refresh_token is not None and refresh:
             with state.cond:
-                state.refresh_token = body["refresh_token"]
-        return _Token(token, time.monotonic() + float(lifetime) - margin, scopes, renewal)
+                state.refresh_token = answer.refresh_token
+        return _Token(answer.token, time.monotonic() + float(lifetime) - margin, scopes, renewal)
 
     def _refuse_cleartext_realm(self, host: str, realm: str) -> None:
         """A secret goes to a plain-HTTP token service only on loopback or when the user chose plain HTTP.

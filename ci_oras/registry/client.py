@@ -6,12 +6,12 @@ successful responses and the user sees one line naming the problem and the fix.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from ci_oras.errors import AuthError, CiOrasError, IntegrityError, NotFoundError, RegistryError, UsageError
+from ci_oras.oci.shape import load_json
 
 if TYPE_CHECKING:
     import httpx
@@ -55,16 +55,19 @@ def registry_error_detail(response: httpx.Response) -> tuple[str | None, str]:
 
 
 def _error_detail(raw: bytes) -> tuple[str | None, str]:
+    """The body is only a better message: whatever its shape, the status code decides, so nothing here raises."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(raw, RegistryError)
+    except RegistryError:
         return None, ""
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
         return None, ""
     first = errors[0]
-    code = str(first.get("code") or "") or None
-    message = str(first.get("message") or "")
+    code = first.get("code")
+    code = code if isinstance(code, str) and code else None
+    message = first.get("message")
+    message = message if isinstance(message, str) else ""
     detail = first.get("detail")
     if isinstance(detail, str) and detail and detail not in message:
         message = f"{message} ({detail})" if message else detail

@@ -14,7 +14,6 @@ read from inside an entry.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_oras.errors import AuthError, UsageError
+from ci_oras.oci.shape import load_json
 
 __all__ = [
     "ACR_TOKEN_USERNAME",
@@ -179,11 +179,8 @@ def _load_config(path: Path, label: str) -> dict[str, Any] | None:
         ) from exc
     if not text.strip():
         return {}  # docker treats an empty file as an empty config
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # `from None`: the decode error carries the whole document (secrets included) in its `doc` attribute.
-        raise _corrupt(path, label, f"is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    # secret: the decode error carries the whole document (secrets included) in its `doc` attribute.
+    data = load_json(text, lambda problem: _corrupt(path, label, f"is {problem}"), secret=True)
     if not isinstance(data, dict):
         raise _corrupt(path, label, "is not a JSON object")
     return data
@@ -210,7 +207,7 @@ def _decode_auth(auth: str, key: str, path: Path, label: str) -> tuple[str, str]
     padded = stripped + "=" * (-len(stripped) % 4)  # some tools drop the padding
     try:
         decoded = base64.b64decode(padded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (which b64decode refuses)
         decoded = None
     if decoded is None or ":" not in decoded:
         raise _corrupt(path, label, f'has an "auth" for {key!r} that is not base64 of "user:password"')
@@ -314,8 +311,8 @@ def _helper_get(name: str, host: str, env: Mapping[str, str], configured_in: Pat
             return None
         raise _helper_failure(name, "get", result)
     try:
-        payload = json.loads(result.stdout)
-    except json.JSONDecodeError:
+        payload = load_json(result.stdout, AuthError, secret=True)
+    except AuthError:
         payload = None
     if not isinstance(payload, dict):
         raise AuthError(

@@ -4,7 +4,9 @@ Listing tries ``GET /v2/<name>/referrers/<digest>`` first. Only a 200 with an im
 the API; a plain 404 (not ``NAME_UNKNOWN``) or anything that is not an index (some registries answer HTML)
 means "no API", and the answer is remembered per repository for the rest of the run. Without the API the
 referrers live in an image index tagged ``sha256-<hex>`` (the subject's digest with ``:`` replaced); a tag
-that is not an index, or that resolves to the subject itself (a known registry bug), is ignored.
+that is not an index, or that resolves to the subject itself (a known registry bug), is ignored. A listing
+that is an index but malformed (an entry that is not a descriptor, ``"manifests": 5``) is an integrity
+error naming the subject and the field (``oci/referrers.py``), never read as "no referrers".
 
 Making a referrer discoverable after its manifest is pushed is the delicate part:
 
@@ -74,11 +76,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-from ci_oras.errors import RegistryError
+from ci_oras.errors import MalformedError, RegistryError, UsageError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.oci.manifest import Manifest, build_index, parse_manifest
-from ci_oras.oci.referrers import fallback_tag, filter_by_type
+from ci_oras.oci.manifest import MalformedEntry, Manifest, build_index, parse_manifest
+from ci_oras.oci.referrers import complete_listing, fallback_tag, filter_by_type
 
 if TYPE_CHECKING:
     import httpx
@@ -99,7 +101,8 @@ class ManifestStore(Protocol):
 
     def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
         """The manifest at ``reference``, its ETag and the seconds the answering attempt took (a retried
-        request's waits excluded), or None when absent."""
+        request's waits excluded), or None when absent. An index is parsed as a listing: its malformed
+        entries are in ``Manifest.malformed``, not an error (the caller reports them)."""
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
@@ -216,6 +219,7 @@ class RegistryReferrers:
         # No server-side ``artifactType`` filter: registries compare it case-sensitively while artifact types
         # are case-insensitive, so the filter is applied here (the same one request either way).
         found: list[Descriptor] = []
+        malformed: list[MalformedEntry] = []
         followed: set[str] = set()
         while url:
             self._count("referrers-api")
@@ -234,17 +238,38 @@ class RegistryReferrers:
                 if content_type != mediatypes.OCI_INDEX:
                     self._remember(False)  # e.g. an HTML page answered with 200
                     return None
-                try:
-                    index = parse_manifest(response.read(), mediatypes.OCI_INDEX)
-                except Exception:
-                    self._remember(False)
-                    return None
+                # An image index answered: the API exists, and its answer is a listing to check, never to
+                # mistake for "no API" (which would show an empty graph for a listing we could not read).
+                self._remember(True)
+                index = self._api_index(subject_digest, response.read())
             finally:
                 response.close()
-            self._remember(True)
             found.extend(index.manifests)
+            malformed.extend(index.malformed)
             url = self.client.next_page(response, f"list referrers of {subject_digest}", followed)
+        complete_listing(subject_digest, self._where(), found, malformed)
         return filter_by_type(found, artifact_type)
+
+    def _where(self) -> str:
+        return f"{self.client.host}/{self.repository}"
+
+    def _tag_where(self, subject_digest: str) -> str:
+        return f"{self._where()} (tag {fallback_tag(subject_digest)})"
+
+    def _api_index(self, subject_digest: str, raw: bytes) -> Manifest:
+        """A page of the API's answer parsed as a listing: malformed entries kept apart, anything else about
+        it that is wrong (not JSON, not an image index) refused naming the subject."""
+        where = f"referrers listing of {subject_digest} in {self._where()}"
+        try:
+            index = parse_manifest(raw, mediatypes.OCI_INDEX, listing=True)
+        except MalformedError as exc:
+            raise MalformedError(f"{where}: {exc.problem}", problem=exc.problem, hint=exc.hint) from exc
+        except UsageError as exc:
+            raise MalformedError(f"{where}: {exc.message}", problem=exc.message) from exc
+        if not index.is_index:
+            problem = f'"mediaType" must be {mediatypes.OCI_INDEX}, not {index.media_type}'
+            raise MalformedError(f"{where}: {problem}", problem=problem)
+        return index
 
     def _read_fallback(self, subject_digest: str) -> _Fallback:
         self._count("fallback-get")
@@ -256,7 +281,10 @@ class RegistryReferrers:
             # Not a referrers index (or the registry resolved the tag to the subject itself): ignore it,
             # but note that the tag exists so a write replaces it.
             return _Fallback(exists=True, etag=etag, digest=manifest.digest, elapsed=elapsed)
-        return _Fallback(list(manifest.manifests), etag, True, manifest.digest, elapsed)
+        # Malformed entries end listing and writing alike: a merge would silently drop them.
+        listed = complete_listing(subject_digest, self._tag_where(subject_digest), manifest.manifests,
+                                  manifest.malformed)
+        return _Fallback(listed, etag, True, manifest.digest, elapsed)
 
     # -- after a referrer is pushed -----------------------------------------------------------------------------
 
@@ -471,6 +499,7 @@ class RegistryReferrers:
         got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
         if got is None or not got[0].is_index or got[0].digest == subject_digest:
             return None
+        complete_listing(subject_digest, self._tag_where(subject_digest), got[0].manifests, got[0].malformed)
         return got[0], got[1]
 
     def forget_in_fallback(self, subject_digest: str, referrer_digest: str,

@@ -37,7 +37,6 @@ join :class:`Policies` later without changing how the Notary one is built or cal
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from cryptography.hazmat.primitives import serialization
 from ci_oras.errors import UsageError
 from ci_oras.formats.signature import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTARY_ARTIFACT_TYPE
 from ci_oras.oci.descriptor import Descriptor
+from ci_oras.oci.shape import load_json
 from ci_oras.signing import certs
 from ci_oras.signing.envelope import SCHEME_SIGNING_AUTHORITY, EnvelopeError, parse_envelope, target_mismatch
 from ci_oras.signing.keys import algorithm_for, load_certificates, public_key, verify_bytes
@@ -219,10 +219,8 @@ class TrustPolicyDocument:
 
 def parse_trust_policy(data: bytes, source: str) -> TrustPolicyDocument:
     """Parse and validate a trust policy document; every problem is a UsageError naming ``source``."""
-    try:
-        document: object = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise UsageError(f"{source} is not a JSON trust policy document ({exc})", hint=_POLICY_HINT) from None
+    document = load_json(data, lambda problem: UsageError(
+        f"{source} is not a JSON trust policy document ({problem})", hint=_POLICY_HINT), encoding="utf-8-sig")
     if not isinstance(document, dict):
         raise _bad(source, "the document is not a JSON object")
     if document.get("version") != "1.0":
@@ -300,7 +298,7 @@ def _verification(source: str, where: str, value: object) -> tuple[str, dict[str
     if not isinstance(value, dict):
         raise _bad(source, f"{where} has no signatureVerification object")
     level = value.get("level")
-    if level not in LEVELS:
+    if not isinstance(level, str) or level not in LEVELS:  # a list or object is unhashable: no lookup
         raise _bad(source, f"{where}: level {level!r} is not one of {', '.join(LEVELS)}")
     actions = dict(LEVELS[str(level)])
     override = value.get("override", {})

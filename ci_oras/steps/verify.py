@@ -213,7 +213,7 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
     root, subjects = _subjects(target, reference, shown, options)
     pending = [(subject, requirement) for subject in subjects for requirement in options.requirements]
     results: dict[tuple[str, Requirement], RequirementResult] = {}
-    rejected: dict[tuple[str, str, str], Rejected] = {}
+    rejected: dict[tuple[str, str, str, str], Rejected] = {}
     judged: dict[tuple[str, str], JudgedSignature] = {}
     attempts = listings = fetches = 0
     while True:
@@ -225,7 +225,7 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
         listings += evaluation.listings
         fetches += len(evaluation.fetched)
         for entry in evaluation.rejected():
-            rejected.setdefault((entry.subject, entry.listed.digest, entry.reason.value), entry)
+            rejected.setdefault((entry.subject, entry.listed.digest, entry.reason.value, entry.message), entry)
         for node, outcome in evaluation.signature_outcomes():
             judged[(node, outcome.digest)] = JudgedSignature(node, outcome)
         pending = [(s, r) for s, r in pending if not results[(s.digest, r)].satisfied]

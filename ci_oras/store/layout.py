@@ -15,7 +15,6 @@ are preserved as they are.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -24,12 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ci_oras.errors import NotFoundError, UsageError
+from ci_oras.errors import MalformedError, NotFoundError, UsageError
 from ci_oras.oci import gojson, mediatypes
 from ci_oras.oci.descriptor import ANNOTATION_REF_NAME, Descriptor
 from ci_oras.oci.digest import Digest, is_digest, verify_bytes
-from ci_oras.oci.manifest import Manifest, parse_manifest
-from ci_oras.oci.referrers import fallback_tag, filter_by_type
+from ci_oras.oci.manifest import MalformedEntry, Manifest, declared_subject, parse_manifest
+from ci_oras.oci.referrers import complete_listing, fallback_tag, filter_by_type
+from ci_oras.oci.shape import Fields, load_json
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
 from ci_oras.store.digest_check import verified
 
@@ -63,6 +63,21 @@ class OCILayout:
                 f"{self.root} is not an OCI image layout (no {LAYOUT_FILE} file)",
                 hint="check the path, or write to it first (push/promote create the layout)",
             )
+        self._check_layout_file()
+
+    def _check_layout_file(self) -> None:
+        """``oci-layout`` must be the JSON object image-layout.md describes; anything else is not a layout
+        we can trust to follow the rest of the spec (exit 2, naming the file and the field)."""
+        path = self.root / LAYOUT_FILE
+
+        def corrupt(problem: str) -> UsageError:
+            return UsageError(f"corrupt {path}: {problem}", hint="restore oci-layout, or re-create the layout")
+
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise corrupt(exc.strerror or str(exc)) from exc
+        Fields.of(load_json(raw, corrupt), corrupt).string("imageLayoutVersion")
 
     @property
     def name(self) -> str:
@@ -159,15 +174,19 @@ class OCILayout:
             raise UsageError(f"{digest} in {self.name} is {size} bytes, too large to be a manifest")
         raw = path.read_bytes()
         verify_bytes(raw, digest, size)
-        manifest = parse_manifest(raw, digest=digest)
+        manifest = parse_manifest(raw, digest=digest, source=self.name)
         return Descriptor(
             media_type=manifest.media_type, digest=digest, size=len(raw), artifact_type=manifest.artifact_type
         )
 
     def fetch_manifest(self, reference: str) -> Manifest:
+        return self._fetch_manifest(reference)
+
+    def _fetch_manifest(self, reference: str, *, listing: bool = False) -> Manifest:
         desc = self.resolve(reference)
         raw = self._read_blob(desc)
-        return parse_manifest(raw, media_type=desc.media_type, digest=desc.digest)
+        return parse_manifest(raw, media_type=desc.media_type, digest=desc.digest, source=self.name,
+                              listing=listing)
 
     def tags(self) -> list[str]:
         return sorted({tag for _desc, tag in self._listed() if tag is not None})
@@ -181,13 +200,16 @@ class OCILayout:
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
         """Listed manifests whose ``subject`` is ``subject``, plus a fallback-tag index other tools wrote."""
         found = {d.digest: d for d in self._subject_map().get(subject.digest, [])}
+        malformed: tuple[MalformedEntry, ...] = ()
         tag = fallback_tag(subject.digest)
         if any(name == tag for _desc, name in self._listed()):
-            index = self.fetch_manifest(tag)
+            index = self._fetch_manifest(tag, listing=True)
             if index.is_index and index.digest != subject.digest:
+                malformed = index.malformed
                 for desc in index.manifests:
                     found.setdefault(desc.digest, desc)
-        return filter_by_type(list(found.values()), artifact_type)
+        listed = complete_listing(subject.digest, f"{self.name} (tag {tag})", list(found.values()), malformed)
+        return filter_by_type(listed, artifact_type)
 
     def push_referrer(self, manifest: Manifest) -> None:
         """Store it untagged: index.json lists it, and the lock keeps concurrent writers from losing it."""
@@ -212,6 +234,16 @@ class OCILayout:
                     manifest = self.fetch_manifest(desc.digest)
                 except NotFoundError:
                     continue  # listed but its blob is gone: nothing to follow
+                except MalformedError:
+                    # Listed under the subject it names, as its index.json entry describes it: a reader
+                    # checking the listing (verify, promote, delete --graph) meets the problem there and
+                    # reports or refuses it, instead of the referrer silently not existing.
+                    declared = declared_subject(self._read_blob(desc))
+                    if declared is not None:
+                        subject, artifact_type = declared
+                        listed = replace(_without_ref_name(desc), artifact_type=artifact_type)
+                        subjects.setdefault(subject, []).append(listed)
+                    continue
                 if manifest.subject is not None:
                     subjects.setdefault(manifest.subject.digest, []).append(manifest.descriptor)
             self._subjects = subjects
@@ -245,19 +277,15 @@ class OCILayout:
             raw = path.read_bytes()
         except FileNotFoundError:
             return _new_index()
-        try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError(
-                f"corrupt {path}: not JSON ({exc})", hint="restore index.json, or re-create the layout"
-            ) from exc
+
+        def corrupt(problem: str) -> UsageError:
+            return UsageError(f"corrupt {path}: {problem}", hint="restore index.json, or re-create the layout")
+
+        index = Fields.of(load_json(raw, corrupt), corrupt, what="an OCI image index")
         # ``"manifests": null`` is how oras leaves a layout whose last manifest it deleted: empty, not corrupt.
-        entries = doc.get("manifests") if isinstance(doc, dict) else None
-        if not isinstance(doc, dict) or not (entries is None or isinstance(entries, list)):
-            raise UsageError(
-                f"corrupt {path}: not an OCI image index", hint="restore index.json, or re-create the layout"
-            )
-        return doc
+        # Entries are checked one by one where they are read: those of the wrong shape are skipped.
+        index.array("manifests")
+        return dict(index.doc)
 
     def _update_index(self, change: Callable[[list[Any]], list[Any]]) -> bool:
         """Apply ``change`` to the entries under the lock (the caller holds it); True when something changed."""
@@ -330,11 +358,11 @@ class OCILayout:
             if desc is None:
                 return False
             try:
-                doc = json.loads(self._read_blob(desc))
-            except (CiOrasError, ValueError):
+                doc = load_json(self._read_blob(desc), lambda problem: MalformedError(problem, problem=problem))
+            except CiOrasError:
                 return False  # its blob is missing or unreadable: nothing to edit (listing ignores it too)
             entries = doc.get("manifests") if isinstance(doc, dict) else None
-            if not isinstance(entries, list):
+            if not isinstance(doc, dict) or not isinstance(entries, list):
                 return False
             kept = [entry for entry in entries if _entry_digest(entry) != referrer_digest]
             if len(kept) == len(entries):

@@ -7,18 +7,20 @@ newest ``Location``, which distribution changes after every chunk).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from ci_oras.errors import CiOrasError, IntegrityError, NotFoundError, RegistryError, UsageError
+from ci_oras.errors import CiOrasError, IntegrityError, MalformedError, NotFoundError, RegistryError, UsageError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import digest_bytes, is_digest, mismatch
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.oci.reference import RegistryReference
+from ci_oras.oci.shape import Fields, load_json
 from ci_oras.registry.auth import repository_scope
 from ci_oras.registry.referrers import RegistryReferrers, ReferrersMode, SettleOptions
 from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
@@ -274,8 +276,9 @@ class RegistryRepository:
                 raise IntegrityError(f"registry {self.client.host} answered {digest} for {reference}")
             # Named by another algorithm (sha512): only the bytes can tell; fetch and verify them.
             return self.fetch_manifest(reference).descriptor
-        if not digest or not length or not mediatypes.is_manifest_type(media_type):
-            # Some registries omit the digest on HEAD: fall back to fetching the bytes.
+        if not digest or not is_digest(digest) or not length or not length.isdigit() \
+                or not mediatypes.is_manifest_type(media_type):
+            # Some registries omit the digest on HEAD (or send one that is not a digest): fetch the bytes.
             return self.fetch_manifest(reference).descriptor
         return Descriptor(media_type=media_type, digest=digest, size=int(length))
 
@@ -283,12 +286,15 @@ class RegistryRepository:
         return self._fetch_manifest_and_etag(reference)[0]
 
     def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
+        """For the referrers backend, which reads fallback indexes with it: an index is parsed as a listing
+        (malformed entries kept apart in ``Manifest.malformed``, for the backend to refuse or report)."""
         try:
-            return self._fetch_manifest_and_etag(reference)
+            return self._fetch_manifest_and_etag(reference, listing=True)
         except NotFoundError:
             return None
 
-    def _fetch_manifest_and_etag(self, reference: str) -> tuple[Manifest, str | None, float]:
+    def _fetch_manifest_and_etag(self, reference: str, *, listing: bool = False
+                                 ) -> tuple[Manifest, str | None, float]:
         """The manifest, its ETag, and the seconds the answering attempt took (retries' waits left out: the
         referrers watch sizes its window from registry round trips, not from our own back-off)."""
         response, raw = self._get_manifest_bytes(reference)
@@ -301,8 +307,20 @@ class RegistryRepository:
                 hint="the registry or a proxy altered the manifest; do not use it",
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or None
+        source = self.name if is_digest(reference) else self._shown(reference)
         try:
-            manifest = parse_manifest(raw, media_type, digest_bytes(raw))
+            manifest = parse_manifest(raw, media_type, digest_bytes(raw), source=source, listing=listing)
+        except MalformedError as exc:
+            # JSON of the wrong shape is a malformed manifest (exit 6); a body that is not JSON at all under a
+            # Content-Type that is not a manifest's is a page some proxy or portal answered instead (exit 5).
+            undecodable = isinstance(exc.__cause__, (json.JSONDecodeError, UnicodeError))
+            if not undecodable or mediatypes.is_manifest_type(media_type or ""):
+                raise
+            raise RegistryError(
+                f"registry {self.client.host} answered {self._shown(reference)} with something that is not a "
+                f"manifest (Content-Type {media_type or 'none'}): {exc.problem}",
+                hint="check the registry address (a proxy or login page may be answering) and retry later",
+            ) from exc
         except UsageError as exc:
             # The user named a manifest; what came back is not one (an HTML page, a login portal, garbage):
             # that is the registry's failure, not bad input.
@@ -474,12 +492,10 @@ class RegistryRepository:
         while url:
             response = self.client.request("GET", url, scopes=self._pull, params=params, describe="list tags")
             try:
-                body = response.json()
-            except ValueError as exc:
-                raise RegistryError(f"registry {self.client.host} returned an invalid tag list") from exc
+                body = Fields.of(load_json(response.read(), self._invalid_tag_list), self._invalid_tag_list)
             finally:
                 response.close()
-            found.extend(body.get("tags") or [])
+            found.extend(body.strings("tags"))
             url = self.client.next_page(response, "list tags", followed)
             params = None
         return sorted(set(found))
@@ -496,6 +512,9 @@ class RegistryRepository:
 
     def close(self) -> None:
         """The shared client belongs to the session; nothing to release per repository."""
+
+    def _invalid_tag_list(self, problem: str) -> RegistryError:
+        return RegistryError(f"registry {self.client.host} returned an invalid tag list for {self.name}: {problem}")
 
     def _shown(self, reference: str) -> str:
         return f"{self.name}@{reference}" if is_digest(reference) else f"{self.name}:{reference}"

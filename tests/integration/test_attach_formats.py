@@ -249,6 +249,26 @@ def test_attach_notary_signature_made_for_another_artifact_is_refused(
     assert forced.returncode == EXIT_USAGE
 
 
+@pytest.mark.parametrize("payload", [{"targetArtifact": {"mediaType": OCI_MANIFEST, "size": 3}},
+                                     {"targetArtifact": {"digest": None}}, {"targetArtifact": "sha256:00"},
+                                     {"somethingElse": 1}])
+def test_attach_notary_envelope_whose_payload_names_no_target_says_so(
+        registry: tuple[FakeRegistry, str], tmp_path: Path, env: dict[str, str], payload: dict[str, Any]) -> None:
+    """Not "a Notary Project signature of None": the envelope names no artifact, and the message says that."""
+    fake, subject = registry
+    envelope = json.loads(notary_jws(make_chain()))
+    envelope["payload"] = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    path = tmp_path / "untargeted.jws.sig"
+    path.write_text(json.dumps(envelope))
+    refused = run_cli("attach-signature", f"{fake.host}/app:v1", str(path), env=env)
+    assert refused.returncode == EXIT_USAGE, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "envelope whose payload names no target artifact" in lines[0], lines[0]
+    assert "None" not in lines[0] and "signature of" not in lines[0]
+    assert fake.referrers("app", subject) == []
+
+
 @pytest.mark.parametrize(("name", "content"), [("sigstore-message.sigstore.json", "message-signature"),
                                                ("sigstore-dsse.sigstore.json", "dsse-envelope")])
 def test_attach_sigstore_bundle(registry: tuple[FakeRegistry, str], samples: dict[str, Path], env: dict[str, str],

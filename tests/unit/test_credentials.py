@@ -486,7 +486,7 @@ def test_save_login_rejects_bad_input(env: dict[str, str], username: str, passwo
 
 def test_save_login_refuses_corrupt_config(env: dict[str, str]) -> None:
     path = write_config(env, "not json")
-    with pytest.raises(UsageError, match="not valid JSON"):
+    with pytest.raises(UsageError, match="is invalid JSON"):
         save_login(HOST, "u", "p", env=env)
     assert path.read_text() == "not json"
 

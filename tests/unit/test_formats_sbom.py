@@ -273,7 +273,7 @@ def test_spdx_tag_value_needs_its_document_id_near_the_top(tmp_path: Path) -> No
         (b"name: caf\xe9\nSPDXVersion: SPDX-2.3\n", "not valid UTF-8"),
         (b"# Just a README\n\nNothing to see.\n", "neither JSON, XML nor SPDX tag-value"),
         (b'"CycloneDX"', "neither JSON, XML nor SPDX tag-value"),
-        (b"[" * 100_000 + b"]" * 100_000, "invalid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )

@@ -7,12 +7,14 @@ so a mismatch here means ``oras`` and ci-oras would produce different digests fo
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
-from ci_oras.errors import UsageError
+from ci_oras.errors import MalformedError, UsageError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor, Platform
+from ci_oras.oci.digest import digest_bytes
 from ci_oras.oci.manifest import build_image_manifest, build_index, parse_manifest
 
 ORAS_PUSH_TWO_FILES = (
@@ -124,8 +126,34 @@ def test_artifact_type_falls_back_to_config_media_type() -> None:
     assert manifest.effective_artifact_type == "application/vnd.example.config.v1+json"
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"mediaType":"text/plain"}',
-                                 b'{"layers":[{"mediaType":"x","digest":"sha256:bad","size":1}]}'])
-def test_malformed_manifests_are_usage_errors(raw: bytes) -> None:
+@pytest.mark.parametrize(("raw", "field"), [
+    (b"not json", "invalid JSON"), (b"[]", "the document must be a JSON object, not a list"),
+    (b'{"layers":[{"mediaType":"x","digest":"sha256:bad","size":1}]}', '"layers[0].digest" is not a digest'),
+    (b'{"layers":5}', '"layers" must be a list, not a number'),
+    (b'{"annotations":["x"]}', '"annotations" must be an object, not a list'),
+    (b'{"config":{"mediaType":"x","digest":"sha256:' + b"a" * 64 + b'","size":"2"}}',
+     '"config.size" must be an integer, not a string'),
+])
+def test_malformed_manifests_are_integrity_errors_naming_the_field(raw: bytes, field: str) -> None:
+    with pytest.raises(MalformedError) as info:
+        parse_manifest(raw, source="reg.example/app")
+    assert info.value.exit_code == 6
+    assert str(info.value).startswith(f"manifest {digest_bytes(raw)} of reg.example/app: {field}"), str(info.value)
+
+
+def test_a_manifest_of_another_media_type_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
+        parse_manifest(b'{"mediaType":"text/plain"}')
+
+
+def test_an_index_read_as_a_listing_keeps_malformed_entries_apart() -> None:
+    good = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "c" * 64, "size": 3}
+    raw = json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json",
+                      "manifests": [good, "x", {**good, "digest": 5}]}).encode()
+    with pytest.raises(MalformedError, match=r'"manifests\[1\]" must be a JSON object, not a string'):
         parse_manifest(raw)
+    index = parse_manifest(raw, listing=True)
+    assert [d.digest for d in index.manifests] == [good["digest"]]
+    assert [(e.position, e.problem) for e in index.malformed] == [
+        (1, '"manifests[1]" must be a JSON object, not a string'),
+        (2, '"manifests[2].digest" must be a string, not a number')]
