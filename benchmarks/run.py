@@ -34,6 +34,7 @@ Both trees are byte-compiled first, as an installed package is: a checkout run w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -351,8 +352,8 @@ def main() -> None:
                                 work, current.env))
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(lambda blob: curl_copy(a.url, b.url, "bench/big", f"bench/curl{round_number}", blob),
-                              blobs))
+                target = f"bench/curl{round_number}"
+                list(pool.map(functools.partial(curl_copy, a.url, b.url, "bench/big", target), blobs))
             curls.append(time.perf_counter() - started)
         run, curl = median(copies), statistics.median(curls)
         rows.append(Row(f"promote {args.image_mib} MiB (8 layers) across registries",

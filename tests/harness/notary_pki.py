@@ -28,7 +28,7 @@ _OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME, "L": N
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def key(kind: str, slot: int = 0) -> PrivateKey:
     """A key of ``kind``; ``slot`` gives another key of the same kind."""
     if kind.startswith("rsa"):

@@ -52,7 +52,7 @@ def add_tag_schema_referrers(layout: Path, subject: str, artifact_type: str,
     size = next(entry["size"] for entry in index_entries(layout) if entry["digest"] == subject)
     write_blob(layout, b"{}")
     listed: list[dict[str, Any]] = []
-    for media_type, payload, annotations in referrers:
+    for media_type, payload, entry_annotations in referrers:
         raw = compact({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
             "config": {"mediaType": OCI_EMPTY_JSON, "digest": OCI_EMPTY_DIGEST, "size": 2},
@@ -60,7 +60,7 @@ def add_tag_schema_referrers(layout: Path, subject: str, artifact_type: str,
             "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": size},
         })
         listed.append({"mediaType": OCI_MANIFEST, "digest": write_blob(layout, raw), "size": len(raw),
-                       "artifactType": artifact_type, "annotations": annotations})
+                       "artifactType": artifact_type, "annotations": entry_annotations})
     doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}
     if index_annotations:
         doc["annotations"] = index_annotations

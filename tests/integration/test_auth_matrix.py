@@ -541,7 +541,8 @@ def test_verify(matrix: Matrix, seeds: dict[str, Seed], concurrency: int) -> Non
         [[passing if n % 2 == 0 else failing for n in range(concurrency)]] if concurrency > 1
         else [[passing], [failing]])
     for plan in plans:
-        gated = cases.phase(lambda kind, ep: [("verify", f"{seeds[kind].repository}:v1", *p) for p in plan])
+        gated = cases.phase(lambda kind, ep, plan=plan: [("verify", f"{seeds[kind].repository}:v1", *p)
+                                                         for p in plan])
 
         def gate(kind: str, plan: list[tuple[str, ...]] = plan,
                  gated: dict[str, list[CliResult]] = gated) -> None:

@@ -31,7 +31,7 @@ def test_parallel_runs_keep_their_own_input_and_output(tmp_path: Path) -> None:
     env = clean_env(tmp_path, {"CI_ORAS_TEST_MARKER": "set"})
     before = dict(os.environ), os.getcwd(), (sys.stdin, sys.stdout, sys.stderr)
     layouts = [tmp_path / f"layout-{n}" for n in range(16)]
-    for n, layout in enumerate(layouts):
+    for n in range(len(layouts)):
         (tmp_path / f"file-{n}.txt").write_text(f"file {n}\n")
     pushed = invoke_cli_many([("push", f"oci:{layout}:t{n}", f"file-{n}.txt", "-O", "json")
                               for n, layout in enumerate(layouts)], env=env, cwd=tmp_path)

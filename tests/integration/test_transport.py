@@ -295,7 +295,7 @@ def test_tags_follow_link_pagination(
     with httpx.Client(timeout=10) as client:
         image = push_image(client, registry_plain.url, unique_repo, tag="zeta")
         push_manifest(client, registry_plain.url, unique_repo, "eta", image.manifest)
-    first_page = ('{"name":"%s","tags":["alpha","beta"]}' % unique_repo).encode()
+    first_page = json.dumps({"name": unique_repo, "tags": ["alpha", "beta"]}, separators=(",", ":")).encode()
     proxy.inject(matching("GET", rf"/v2/{unique_repo}/tags/list$", query=r"^n=1000$"), 200, times=1,
                  headers={"Content-Type": "application/json",
                           "Link": f'</v2/{unique_repo}/tags/list?n=2&last=beta>; rel="next"'},
