@@ -331,13 +331,15 @@ def _applying(locked: list[tuple[Requirement, str]], combination: Combination) -
     return [(r, h) for r, h in locked if r.marker is None or r.marker.evaluate(environment)]
 
 
-def _fetch_pins(pins: list[tuple[Requirement, str]], combination: Combination,
-                dest: Path) -> subprocess.CompletedProcess[str]:
-    """Download ``pins`` for ``combination`` with pip's hash checking (no dependencies resolved)."""
+def _fetch_pins(pins: list[tuple[Requirement, str]], combination: Combination, dest: Path,
+                source: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Download ``pins`` for ``combination`` with pip's hash checking (no dependencies resolved), from the
+    package index or, given ``source``, from the wheels in that directory alone."""
     dest.mkdir(parents=True, exist_ok=True)
     pinned = dest.parent / f"{dest.name}.txt"
     pinned.write_text("".join(f"{r.name}{r.specifier} {h}\n" for r, h in pins), encoding="utf-8")
-    return _download(["--no-deps", "--require-hashes", "-r", str(pinned)], combination, dest)
+    local = ["--no-index", "--find-links", str(source)] if source else []
+    return _download([*local, "--no-deps", "--require-hashes", "-r", str(pinned)], combination, dest)
 
 
 def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package: Path = PACKAGE) -> list[str]:
@@ -435,12 +437,13 @@ def uncovered_imports(package: Path, provided: set[str], lock_name: str = LOCK.n
 
 
 def fetch_wheels(dest: Path, lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS,
-                 omit: Sequence[str] = ()) -> list[Path]:
+                 omit: Sequence[str] = (), source: Path | None = None) -> list[Path]:
     """Every wheel ``lock`` pins for ``platforms`` (each supported Python version), checked against its hashes,
     into ``dest``: what an offline install with ``--no-index --find-links dest -r lock`` needs on them.
 
     ``omit`` leaves out those dependencies and whatever nothing else needs, and writes ``dest/runtime.lock``,
     the lock of what is left (only its pins and their hashes), for an install that never imports them.
+    ``source``: take the wheels from that directory (an earlier fetch) instead of the package index.
     """
     dest.mkdir(parents=True, exist_ok=True)
     locked = entries(lock.read_text(encoding="utf-8"))
@@ -449,7 +452,7 @@ def fetch_wheels(dest: Path, lock: Path = LOCK, platforms: Sequence[Platform] = 
     with tempfile.TemporaryDirectory() as scratch:
         def one(combination: Combination) -> None:
             into = Path(scratch) / f"{combination[1].name}-{combination[0]}"
-            run = _fetch_pins(_applying(locked, combination), combination, into)
+            run = _fetch_pins(_applying(locked, combination), combination, into, source)
             if run.returncode != 0:
                 raise SystemExit(f"fetching the pins for Python {combination[0]} on {combination[1].name} "
                                  f"failed:\n{run.stderr}")
@@ -504,13 +507,15 @@ def main() -> int:
                         help="download the pinned wheels (every supported Python version), hash-checked, into DIR")
     parser.add_argument("--platform", action="append", default=[], choices=[p.name for p in PLATFORMS],
                         help="with --wheels: only this platform's wheels (repeatable; default: every platform)")
+    parser.add_argument("--from", dest="source", type=Path, metavar="SOURCE",
+                        help="with --wheels: take the wheels from SOURCE (an earlier --wheels) instead of the index")
     parser.add_argument("--omit", action="append", default=[], metavar="NAME",
                         help="with --wheels: leave out this dependency and what only it needs, and write the "
                              "lock of the rest as DIR/runtime.lock (repeatable)")
     args = parser.parse_args()
     if args.wheels:
         chosen = [platform(name) for name in args.platform] or list(PLATFORMS)
-        fetch_wheels(args.wheels, platforms=chosen, omit=args.omit)
+        fetch_wheels(args.wheels, platforms=chosen, omit=args.omit, source=args.source)
         return 0
     if args.check:
         problems = check()
