@@ -8,7 +8,8 @@
 # The wheels are those of the machines Azure's hosted agents run (Linux x86_64, Windows amd64, macOS x86_64 and
 # arm64) for every supported Python version. cryptography's are most of their size (about 25 MB for the four)
 # and every task carries its own copy, so only the tasks whose step imports it (SIGNING_TASKS) get
-# requirements/runtime.lock whole; the others get the lock without cryptography and what only it needs.
+# requirements/runtime.lock whole; the others get the lock without cryptography and what only it needs
+# (requirements/lock.py --omit, from the same download).
 set -euo pipefail
 here="$(cd -- "$(dirname -- "$0")" && pwd)"
 root="$(dirname -- "$here")"
@@ -29,10 +30,9 @@ else
 fi
 # the hash-pinned runtime dependencies, so that a task installs ci-oras with no package index reachable
 platforms=(--platform linux-x86_64 --platform windows-amd64 --platform macos-x86_64 --platform macos-arm64)
-"$python" "$root/requirements/lock.py" --wheels "$stage/deps" "${platforms[@]}"
+"$python" "$root/requirements/lock.py" --wheels "$stage/deps" "${platforms[@]}" \
+  --omit cryptography --omit-into "$stage/deps-unsigned"
 cp "$root/requirements/runtime.lock" "$stage/deps.lock"
-"$python" "$root/requirements/lock.py" --wheels "$stage/deps-unsigned" "${platforms[@]}" --omit cryptography \
-  --from "$stage/deps"
 mv "$stage/deps-unsigned/runtime.lock" "$stage/deps-unsigned.lock"
 # the steps that import cryptography (ci_oras/signing/): sign, and verify with --signed-by/--trust-policy
 SIGNING_TASKS=(CiOrasSignV0 CiOrasVerifyV0)

@@ -331,15 +331,13 @@ def _applying(locked: list[tuple[Requirement, str]], combination: Combination) -
     return [(r, h) for r, h in locked if r.marker is None or r.marker.evaluate(environment)]
 
 
-def _fetch_pins(pins: list[tuple[Requirement, str]], combination: Combination, dest: Path,
-                source: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Download ``pins`` for ``combination`` with pip's hash checking (no dependencies resolved), from the
-    package index or, given ``source``, from the wheels in that directory alone."""
+def _fetch_pins(pins: list[tuple[Requirement, str]], combination: Combination,
+                dest: Path) -> subprocess.CompletedProcess[str]:
+    """Download ``pins`` for ``combination`` with pip's hash checking (no dependencies resolved)."""
     dest.mkdir(parents=True, exist_ok=True)
     pinned = dest.parent / f"{dest.name}.txt"
     pinned.write_text("".join(f"{r.name}{r.specifier} {h}\n" for r, h in pins), encoding="utf-8")
-    local = ["--no-index", "--find-links", str(source)] if source else []
-    return _download([*local, "--no-deps", "--require-hashes", "-r", str(pinned)], combination, dest)
+    return _download(["--no-deps", "--require-hashes", "-r", str(pinned)], combination, dest)
 
 
 def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package: Path = PACKAGE) -> list[str]:
@@ -404,24 +402,26 @@ def imports(package: Path) -> dict[str, set[str]]:
     for path in sorted(package.rglob("*.py")):
         parts = path.relative_to(package.parent).with_suffix("").parts
         module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        for name in _imported(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        for name in imported_modules(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             top = name.split(".")[0]
             if top not in sys.stdlib_module_names and top != package.name:
                 found.setdefault(top, set()).add(module)
     return found
 
 
-def _imported(tree: ast.AST) -> list[str]:
+def imported_modules(tree: ast.AST) -> list[str]:
+    """Every module a module's AST imports (``from a import b`` names ``a`` and ``a.b``, which may be a module),
+    inside functions too (a lazy import still runs), except under ``if TYPE_CHECKING:``."""
     names: list[str] = []
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            names += [name for child in node.orelse for name in _imported(ast.Module([child], []))]
+            names += [name for child in node.orelse for name in imported_modules(ast.Module([child], []))]
             continue
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
-        names += _imported(node)
+            names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        names += imported_modules(node)
     return names
 
 
@@ -437,39 +437,58 @@ def uncovered_imports(package: Path, provided: set[str], lock_name: str = LOCK.n
 
 
 def fetch_wheels(dest: Path, lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS,
-                 omit: Sequence[str] = (), source: Path | None = None) -> list[Path]:
+                 omit: Sequence[str] = (), omit_into: Path | None = None) -> list[Path]:
     """Every wheel ``lock`` pins for ``platforms`` (each supported Python version), checked against its hashes,
     into ``dest``: what an offline install with ``--no-index --find-links dest -r lock`` needs on them.
 
-    ``omit`` leaves out those dependencies and whatever nothing else needs, and writes ``dest/runtime.lock``,
-    the lock of what is left (only its pins and their hashes), for an install that never imports them.
-    ``source``: take the wheels from that directory (an earlier fetch) instead of the package index.
+    ``omit`` leaves out those dependencies and whatever nothing else needs, and writes the lock of what is left
+    (only its pins and their hashes) as ``runtime.lock`` beside those wheels, for an install that never imports
+    them: into ``dest``, or into ``omit_into`` while ``dest`` gets everything (one download serves both).
     """
-    dest.mkdir(parents=True, exist_ok=True)
     locked = entries(lock.read_text(encoding="utf-8"))
     omitted = {canonicalize_name(name) for name in omit}
-    keep: set[str] = set()
+    everything: dict[Combination, dict[str, Path]] = {}
+    universal: dict[str, Path] = {}  # pins whose one file installs everywhere, fetched once
     with tempfile.TemporaryDirectory() as scratch:
         def one(combination: Combination) -> None:
             into = Path(scratch) / f"{combination[1].name}-{combination[0]}"
-            run = _fetch_pins(_applying(locked, combination), combination, into, source)
+            pins = [(r, h) for r, h in _applying(locked, combination) if str(r) not in universal]
+            run = _fetch_pins(pins, combination, into)
             if run.returncode != 0:
                 raise SystemExit(f"fetching the pins for Python {combination[0]} on {combination[1].name} "
                                  f"failed:\n{run.stderr}")
             wheels = {canonicalize_name(_name(w)): w for w in into.glob("*.whl")}
-            environment = combination[1].environment(combination[0])
-            reached = _reached(runtime_requirements(), wheels, environment, omitted)
-            keep.update(reached)
-            for name in reached:
-                shutil.copy2(wheels[name], dest / wheels[name].name)
+            applying = {canonicalize_name(r.name): str(r) for r, _ in _applying(locked, combination)}
+            wheels.update({name: universal[pin] for name, pin in applying.items() if pin in universal})
+            everything[combination] = wheels
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(one, combinations(platforms)))
-    if omit:
-        kept = [line for line in _lock_blocks(lock.read_text(encoding="utf-8"))
-                if line.startswith("#") or canonicalize_name(Requirement(line.split(" \\")[0]).name) in keep]
-        note = f"# {', '.join(sorted(omitted))} left out (and what only they need): see requirements/lock.py\n"
-        (dest / "runtime.lock").write_text(kept[0] + note + "".join(kept[1:]), encoding="utf-8")
+            # the first platform's Python versions first: what they fetch as pure-Python wheels, no other needs
+            first = [c for c in combinations(platforms) if c[1] == platforms[0]]
+            list(pool.map(one, first))
+            for combination in first:
+                for requirement, _ in _applying(locked, combination):
+                    wheel = everything[combination][canonicalize_name(requirement.name)]
+                    if all(tag.platform == "any" for tag in parse_wheel_filename(wheel.name)[3]):
+                        universal[str(requirement)] = wheel
+            list(pool.map(one, [c for c in combinations(platforms) if c[1] != platforms[0]]))
+        targets = [(dest, omitted if omit_into is None else set())]
+        if omit_into is not None:
+            targets.append((omit_into, omitted))
+        for directory, left_out in targets:
+            directory.mkdir(parents=True, exist_ok=True)
+            keep: set[str] = set()
+            for combination, wheels in everything.items():
+                reached = _reached(runtime_requirements(), wheels, combination[1].environment(combination[0]),
+                                   left_out)
+                keep.update(reached)
+                for name in reached:
+                    shutil.copy2(wheels[name], directory / wheels[name].name)
+            if left_out:
+                kept = [block for block in _lock_blocks(lock.read_text(encoding="utf-8"))
+                        if block.startswith("#") or canonicalize_name(Requirement(block.split(" \\")[0]).name) in keep]
+                note = f"# Without {', '.join(sorted(left_out))} and what nothing else needs (lock.py --omit).\n"
+                (directory / "runtime.lock").write_text(kept[0] + note + "".join(kept[1:]), encoding="utf-8")
     return sorted(dest.glob("*.whl"))
 
 
@@ -507,15 +526,15 @@ def main() -> int:
                         help="download the pinned wheels (every supported Python version), hash-checked, into DIR")
     parser.add_argument("--platform", action="append", default=[], choices=[p.name for p in PLATFORMS],
                         help="with --wheels: only this platform's wheels (repeatable; default: every platform)")
-    parser.add_argument("--from", dest="source", type=Path, metavar="SOURCE",
-                        help="with --wheels: take the wheels from SOURCE (an earlier --wheels) instead of the index")
     parser.add_argument("--omit", action="append", default=[], metavar="NAME",
                         help="with --wheels: leave out this dependency and what only it needs, and write the "
                              "lock of the rest as DIR/runtime.lock (repeatable)")
+    parser.add_argument("--omit-into", type=Path, metavar="OTHER",
+                        help="with --omit: DIR gets every wheel, OTHER the wheels and runtime.lock without those")
     args = parser.parse_args()
     if args.wheels:
         chosen = [platform(name) for name in args.platform] or list(PLATFORMS)
-        fetch_wheels(args.wheels, platforms=chosen, omit=args.omit, source=args.source)
+        fetch_wheels(args.wheels, platforms=chosen, omit=args.omit, omit_into=args.omit_into)
         return 0
     if args.check:
         problems = check()

@@ -10,18 +10,26 @@ every one of them) fails here, whatever the development venv holds.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-from harness.installs import SIGNING_TASKS, Installed, Installs, user_env
+from harness.installs import REPO_ROOT, SIGNING_TASKS, Installed, Installs, user_env
 from harness.notary_pki import make_pki
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json
+
+from ci_oras import catalog
+from ci_oras.cli.commands import COMMANDS
+from ci_oras.wrappers import generate
 
 NOTARY = "application/vnd.cncf.notary.signature"
 CYCLONEDX = "application/vnd.cyclonedx+json"
@@ -129,3 +137,44 @@ def test_the_vsix_tasks_without_cryptography_are_exactly_those_whose_step_never_
         else:
             assert not wheels & {"cryptography", "cffi", "pycparser"}, (task.name, wheels)
             assert "cryptography==" not in lock and "httpx==" in lock and "typer==" in lock, task.name
+
+
+def _module_file(name: str) -> Path | None:
+    path = REPO_ROOT.joinpath(*name.split("."))
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _third_party_reached(start: list[str], lock: ModuleType) -> set[str]:
+    """The top-level third-party modules the ``ci_oras`` modules ``start`` can import, directly or not."""
+    seen: set[str] = set()
+    third: set[str] = set()
+    pending = list(start)
+    while pending:
+        name = pending.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        for imported in lock.imported_modules(ast.parse(path.read_text(encoding="utf-8"))):
+            parts = imported.split(".")
+            if parts[0] == "ci_oras":
+                pending += [".".join(parts[:end]) for end in range(2, len(parts) + 1)]
+            elif parts[0] not in sys.stdlib_module_names:
+                third.add(parts[0])
+    return third
+
+
+def test_only_the_vsix_tasks_carrying_cryptography_can_import_it(lock: ModuleType) -> None:
+    """package.sh gives cryptography's wheels to SIGNING_TASKS only: every other task's command, with the CLI
+    around it, reaches no import of cryptography (lazy ones included), and those tasks' commands do."""
+    script = (REPO_ROOT / "azure-pipelines" / "package.sh").read_text(encoding="utf-8")
+    listed = re.search(r"^SIGNING_TASKS=\(([^)]*)\)", script, re.MULTILINE)
+    assert listed and tuple(listed.group(1).split()) == SIGNING_TASKS
+    for step in catalog.STEPS:
+        module = f"ci_oras.cli.commands.{COMMANDS[step.name]}"
+        reached = _third_party_reached(["ci_oras.cli", "ci_oras.cli.commands", module], lock)
+        task = f"{generate.azure_task_name(step)}V0"
+        assert ("cryptography" in reached) == (task in SIGNING_TASKS), (step.name, sorted(reached))

@@ -8,23 +8,10 @@ lock missing a dependency, pinning one outside its range or lacking a module ci-
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-from wrapper_tools import REPO_ROOT
-
-
-@pytest.fixture(scope="module")
-def lock() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lock", REPO_ROOT / "requirements" / "lock.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lock"] = module
-    spec.loader.exec_module(module)
-    return module
+from harness.installs import REPO_ROOT
 
 
 def test_the_lock_matches_pyproject_and_is_complete(lock: ModuleType) -> None:
