@@ -97,8 +97,8 @@ NOT_RUNTIME = {"jinja2": frozenset({"ci_oras.wrappers.generate"})}
 Combination = tuple[str, Platform]
 
 
-def combinations(platforms: Sequence[Platform] = PLATFORMS) -> list[Combination]:
-    return [(python, platform) for platform in platforms for python in PYTHONS]
+def combinations(platforms: Sequence[Platform] = PLATFORMS, pythons: Sequence[str] = PYTHONS) -> list[Combination]:
+    return [(python, platform) for platform in platforms for python in pythons]
 
 
 def platform(name: str) -> Platform:
@@ -340,41 +340,67 @@ def _fetch_pins(pins: list[tuple[Requirement, str]], combination: Combination,
     return _download(["--no-deps", "--require-hashes", "-r", str(pinned)], combination, dest)
 
 
-def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package: Path = PACKAGE) -> list[str]:
+def _fetch_everywhere(locked: list[tuple[Requirement, str]], chosen: list[Combination],
+                      scratch: Path) -> tuple[dict[Combination, dict[str, Path]], dict[Combination, str]]:
+    """For each combination, name -> the wheel pip fetches, hash-checked, for every pin that applies there; and
+    pip's complaint where it refuses. The first platform's combinations fetch every pin; the others only the
+    pins those did not answer with one pure-Python file (which installs everywhere), so pip resolves small
+    sets."""
+    wheels: dict[Combination, dict[str, Path]] = {}
+    refused: dict[Combination, str] = {}
+    universal: dict[str, Path] = {}  # pin -> its one file, fetched once
+
+    def one(combination: Combination) -> None:
+        applying = _applying(locked, combination)
+        into = scratch / f"{combination[1].name}-{combination[0]}"
+        run = _fetch_pins([(r, h) for r, h in applying if str(r) not in universal], combination, into)
+        if run.returncode != 0:
+            refused[combination] = run.stderr.strip()
+            return
+        found = {canonicalize_name(_name(w)): w for w in into.glob("*.whl")}
+        found.update({canonicalize_name(r.name): universal[str(r)] for r, _ in applying if str(r) in universal})
+        wheels[combination] = found
+
+    first = [c for c in chosen if c[1] == chosen[0][1]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(one, first))
+        for combination in first:
+            for requirement, _ in _applying(locked, combination) if combination in wheels else []:
+                wheel = wheels[combination].get(canonicalize_name(requirement.name))
+                if wheel and all(tag.platform == "any" for tag in parse_wheel_filename(wheel.name)[3]):
+                    universal[str(requirement)] = wheel
+        list(pool.map(one, [c for c in chosen if c not in first]))
+    return wheels, refused
+
+
+def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package: Path = PACKAGE,
+          pythons: Sequence[str] = PYTHONS) -> list[str]:
     """What is wrong with ``lock`` (empty: nothing): a runtime dependency missing or pinned outside its range;
-    for each supported Python version on each of ``platforms``, a pin pip cannot fetch with its hashes, or a
+    for each of ``pythons`` on each of ``platforms``, a pin pip cannot fetch with its hashes, or a
     dependency of a pinned wheel that the lock lacks or pins outside the range asked for; an import of
     ``package`` that no pinned wheel provides."""
     locked = entries(lock.read_text(encoding="utf-8"))
     problems: list[str] = []
     provided: set[str] = set()
     with tempfile.TemporaryDirectory() as scratch:
-        def one(combination: Combination) -> list[str]:
-            python, target = combination
+        fetched, refused = _fetch_everywhere(locked, combinations(platforms, pythons), Path(scratch))
+        for (python, target), complaint in refused.items():
+            problems.append(f"Python {python} on {target.name}: pip refuses the pins of {lock.name}: {complaint}")
+        for (python, target), wheels in fetched.items():
             where = f"Python {python} on {target.name}"
-            applying = _applying(locked, combination)
+            applying = _applying(locked, (python, target))
             versions = {canonicalize_name(r.name): next(iter(r.specifier)).version for r, _ in applying}
             asked = [(r, "pyproject.toml") for r in runtime_requirements()]
-            dest = Path(scratch) / f"{target.name}-{python}"
-            run = _fetch_pins(applying, combination, dest)
-            if run.returncode != 0:
-                return [f"{where}: pip refuses the pins of {lock.name}: {run.stderr.strip()}"]
             environment = target.environment(python)
-            found = []
-            for wheel in sorted(dest.glob("*.whl")):
+            for wheel in wheels.values():
                 provided.update(top_level_modules(wheel))
                 asked += [(dependency, _name(wheel)) for dependency in _dependencies(wheel, environment)]
             for requirement, owner in asked:
                 version = versions.get(canonicalize_name(requirement.name))
                 if version is None:
-                    found.append(f"{where}: {owner} needs {requirement.name}, which {lock.name} lacks")
+                    problems.append(f"{where}: {owner} needs {requirement.name}, which {lock.name} lacks")
                 elif not requirement.specifier.contains(version, prereleases=True):
-                    found.append(f"{where}: {owner} needs {requirement}, {lock.name} pins {version}")
-            return found
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for found in pool.map(one, combinations(platforms)):
-                problems += found
+                    problems.append(f"{where}: {owner} needs {requirement}, {lock.name} pins {version}")
     if not any("pip refuses" in problem for problem in problems):
         problems += uncovered_imports(package, provided, lock.name)
     return sorted(set(problems))
@@ -447,31 +473,10 @@ def fetch_wheels(dest: Path, lock: Path = LOCK, platforms: Sequence[Platform] = 
     """
     locked = entries(lock.read_text(encoding="utf-8"))
     omitted = {canonicalize_name(name) for name in omit}
-    everything: dict[Combination, dict[str, Path]] = {}
-    universal: dict[str, Path] = {}  # pins whose one file installs everywhere, fetched once
     with tempfile.TemporaryDirectory() as scratch:
-        def one(combination: Combination) -> None:
-            into = Path(scratch) / f"{combination[1].name}-{combination[0]}"
-            pins = [(r, h) for r, h in _applying(locked, combination) if str(r) not in universal]
-            run = _fetch_pins(pins, combination, into)
-            if run.returncode != 0:
-                raise SystemExit(f"fetching the pins for Python {combination[0]} on {combination[1].name} "
-                                 f"failed:\n{run.stderr}")
-            wheels = {canonicalize_name(_name(w)): w for w in into.glob("*.whl")}
-            applying = {canonicalize_name(r.name): str(r) for r, _ in _applying(locked, combination)}
-            wheels.update({name: universal[pin] for name, pin in applying.items() if pin in universal})
-            everything[combination] = wheels
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            # the first platform's Python versions first: what they fetch as pure-Python wheels, no other needs
-            first = [c for c in combinations(platforms) if c[1] == platforms[0]]
-            list(pool.map(one, first))
-            for combination in first:
-                for requirement, _ in _applying(locked, combination):
-                    wheel = everything[combination][canonicalize_name(requirement.name)]
-                    if all(tag.platform == "any" for tag in parse_wheel_filename(wheel.name)[3]):
-                        universal[str(requirement)] = wheel
-            list(pool.map(one, [c for c in combinations(platforms) if c[1] != platforms[0]]))
+        everything, refused = _fetch_everywhere(locked, combinations(platforms), Path(scratch))
+        for (python, target), complaint in refused.items():
+            raise SystemExit(f"fetching the pins for Python {python} on {target.name} failed:\n{complaint}")
         targets = [(dest, omitted if omit_into is None else set())]
         if omit_into is not None:
             targets.append((omit_into, omitted))
