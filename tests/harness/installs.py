@@ -126,10 +126,24 @@ class Installed:
         return self.venv / "bin"
 
 
+def checkout_copy(dest: Path) -> Path:
+    """The files git tracks in this checkout (as a runner's checkout holds them), copied to ``dest``: builds
+    from there leave nothing in this checkout (setuptools builds in the source tree) and never race with the
+    tests that build from it."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode("utf-8").split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 def build_wheel(dest: Path) -> dict[str, Any]:
     """The ci-oras wheel of this checkout, built the way azure-pipelines/package.sh builds it."""
+    source = checkout_copy(dest / "checkout")
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--wheel-dir", str(dest), str(REPO_ROOT)], env=os.environ)
+         "--wheel-dir", str(dest), str(source)], env=os.environ)
     (wheel,) = dest.glob("ci_oras-*.whl")
     return {"wheel": str(wheel)}
 
@@ -146,14 +160,16 @@ def pip_install(wheel: Path, dest: Path) -> Installed:
 
 def action_install(dest: Path) -> Installed:
     """actions/install.sh as a step action runs it on a runner without ci-oras: the lock with --require-hashes,
-    then this checkout with --no-deps, into a venv under ``$RUNNER_TEMP`` (``dest/runner-temp``)."""
+    then the checkout (a copy of this one) with --no-deps, into a venv under ``$RUNNER_TEMP``
+    (``dest/runner-temp``)."""
+    checkout = checkout_copy(dest / "checkout")
     temp = dest / "runner-temp"
     temp.mkdir()
     outputs = dest / "github-output"
     env = user_env(dest / "home", extra={
         "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(outputs), "GITHUB_PATH": str(dest / "github-path"),
         "GITHUB_STEP_SUMMARY": str(dest / "summary.md"), "GITHUB_ACTIONS": "true"})
-    done = run(["bash", str(REPO_ROOT / "actions" / "install.sh")], env=env, cwd=dest)
+    done = run(["bash", str(checkout / "actions" / "install.sh")], env=env, cwd=dest)
     assert "Installing ci-oras" in done.stdout, done.stdout
     exe = Path(dict(line.split("=", 1) for line in outputs.read_text().splitlines())["path"])
     return Installed("actions/install.sh", exe.parent.parent)
