@@ -30,8 +30,9 @@ test-tools:
 	@[ -d node_modules ] || npm ci --no-audit --no-fund
 	@[ -d azure-pipelines/node_modules ] || npm ci --prefix azure-pipelines --no-audit --no-fund
 
-# requirements/runtime.lock: the runtime dependencies with their wheel hashes, which every wrapper installs with
-# --require-hashes (see requirements/lock.py). Run `make lock` after changing pyproject.toml's dependencies.
+# requirements/runtime.lock: the runtime dependencies with the hashes of their wheels for every supported Python and
+# platform, which every wrapper installs with --require-hashes (see requirements/lock.py). Run `make lock` after
+# changing pyproject.toml's dependencies. check-lock also fails when a ci_oras module imports what no pin provides.
 lock: install-test
 	$(BIN)/python requirements/lock.py
 	$(BIN)/python -m ci_oras.wrappers.generate  # the GitLab and Azure YAML templates carry the lock inline

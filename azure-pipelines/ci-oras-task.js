@@ -257,9 +257,14 @@ function installCiOras(taskDir, getInput) {
   const pkg = getInput("package").trim();
   let version = null;
   let requirement = null;
+  let venvName = null;
   if (wheel) {
     version = path.basename(wheel).split("-")[1];
     requirement = wheel;
+    // tasks bundle different locks (only sign and verify carry cryptography's wheels: azure-pipelines/package.sh),
+    // so one venv per lock: a task never reuses a venv that another task's smaller lock filled
+    const lock = fs.readFileSync(path.join(taskDir, "runtime.lock"));
+    venvName = `ci-oras-${version}-${require("crypto").createHash("sha256").update(lock).digest("hex").slice(0, 12)}`;
   } else if (pkg !== "") {
     requirement = pkg;
     version = "pkg-" + require("crypto").createHash("sha256").update(pkg).digest("hex").slice(0, 12);
@@ -268,7 +273,7 @@ function installCiOras(taskDir, getInput) {
     if (onPath) return onPath;
     throw new InputError("no ci-oras wheel is bundled with this task: set the 'package' input (a pip requirement)");
   }
-  const venv = path.join(temp, `ci-oras-${version}`);
+  const venv = path.join(temp, venvName || `ci-oras-${version}`);
   const exe = executable(venv);
   if (fs.existsSync(exe) && (!wheel || versionOf(exe) === version)) return exe;
   if (wheel) {

@@ -2,9 +2,14 @@
 # Build the Azure DevOps extension (.vsix) of ci-oras: usage azure-pipelines/package.sh [OUTPUT_DIR]
 # (default azure-pipelines/out). Needs `npm ci --prefix azure-pipelines` first. Works on a copy staged by stage.sh
 # (the tasks, each with the shared handler); each CiOras<Step>V0 task also gets the ci-oras wheel of this checkout,
-# requirements/runtime.lock with the wheels it pins (wheels/: an install needs no package index), and the runtime
-# node_modules (azure-pipelines-task-lib and its dependencies), so the committed tree stays free
-# of build products.
+# a lock with the wheels it pins (wheels/: an install needs no package index) and the runtime node_modules
+# (azure-pipelines-task-lib and its dependencies), so the committed tree stays free of build products.
+#
+# The wheels are those of the machines Azure's hosted agents run (Linux x86_64, Windows amd64, macOS x86_64 and
+# arm64) for every supported Python version. cryptography's are most of their size (about 25 MB for the four)
+# and every task carries its own copy, so only the tasks whose step imports it (SIGNING_TASKS) get
+# requirements/runtime.lock whole; the others get the lock without cryptography and what only it needs
+# (requirements/lock.py --omit, from the same download).
 set -euo pipefail
 here="$(cd -- "$(dirname -- "$0")" && pwd)"
 root="$(dirname -- "$here")"
@@ -16,18 +21,33 @@ python="${PYTHON:-python3}"
 stage="$(mktemp -d)"
 trap 'rm -rf -- "$stage"' EXIT
 bash "$here/stage.sh" "$stage"
-"$python" -m pip wheel --quiet --no-deps --wheel-dir "$stage/wheel" "$root"
-wheel="$(ls "$stage"/wheel/ci_oras-*.whl)"
+# CI_ORAS_WHEEL: a ci-oras wheel built already from this checkout (the tests build one per session)
+if [ -n "${CI_ORAS_WHEEL:-}" ]; then
+  wheel="$CI_ORAS_WHEEL"
+else
+  "$python" -m pip wheel --quiet --no-deps --wheel-dir "$stage/wheel" "$root"
+  wheel="$(ls "$stage"/wheel/ci_oras-*.whl)"
+fi
 # the hash-pinned runtime dependencies, so that a task installs ci-oras with no package index reachable
-"$python" "$root/requirements/lock.py" --wheels "$stage/deps"
+platforms=(--platform linux-x86_64 --platform windows-amd64 --platform macos-x86_64 --platform macos-arm64)
+"$python" "$root/requirements/lock.py" --wheels "$stage/deps" "${platforms[@]}" \
+  --omit cryptography --omit-into "$stage/deps-unsigned"
+cp "$root/requirements/runtime.lock" "$stage/deps.lock"
+mv "$stage/deps-unsigned/runtime.lock" "$stage/deps-unsigned.lock"
+# the steps that import cryptography (ci_oras/signing/): sign, and verify with --signed-by/--trust-policy
+SIGNING_TASKS=(CiOrasSignV0 CiOrasVerifyV0)
 modules=()
 while IFS= read -r dir; do
   [ "$dir" = "$here" ] || modules+=("${dir#"$here/"}")
 done < <(cd "$here" && npm ls --omit=dev --parseable --all)
 for task in "$stage"/tasks/*/; do
   cp "$wheel" "$task"
-  cp "$root/requirements/runtime.lock" "$task"
-  cp -R "$stage/deps" "$task/wheels"
+  deps="$stage/deps-unsigned"
+  for signing in "${SIGNING_TASKS[@]}"; do
+    if [ "$(basename -- "$task")" = "$signing" ]; then deps="$stage/deps"; fi
+  done
+  cp "$deps.lock" "$task/runtime.lock"
+  cp -R "$deps" "$task/wheels"
   for module in "${modules[@]}"; do
     mkdir -p "$task/$(dirname -- "$module")"
     cp -R "$here/$module" "$task/$module"

@@ -4,7 +4,9 @@ The lock pins the newest versions in range, so the rest of the suite never meets
 installs ci-oras next to other tools may get exactly those. This builds a virtual environment with each runtime
 dependency at its lowest admitted version (pip resolves the rest) and runs real commands against a real HTTPS
 registry: the help page, a push trusting the registry's CA through ``SSL_CERT_FILE`` (the default trust,
-built lazily by ``registry/transport.py``), and a refused certificate ending in an error, not a crash.
+built lazily by ``registry/transport.py``), and a refused certificate ending in an error, not a crash; then a
+signature made and verified with the oldest cryptography (its certificate, key and signature APIs). cffi is
+not ours to bound: cryptography names the range it needs, and pip takes the newest in it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from harness.notary_pki import make_pki, make_root
 from harness.prerequisites import missing
 from harness.registry import RunningRegistry
 from packaging.requirements import Requirement
@@ -59,15 +63,15 @@ def run(python: Path, *args: str, cwd: Path,
 
 
 def test_the_lower_bounds_are_the_versions_this_code_needs() -> None:
-    assert sorted(lowest_admitted()) == ["httpx==0.28", "typer==0.26"]
+    assert sorted(lowest_admitted()) == ["cryptography==42", "httpx==0.28", "typer==0.26"]
 
 
 def test_commands_work_on_the_lowest_admitted_dependencies(floor_python: Path, registry_tls: RunningRegistry,
                                                            tmp_path: Path) -> None:
-    probe = "import httpx, typer; print(httpx.__version__, typer.__version__)"
+    probe = "import cryptography, httpx, typer; print(httpx.__version__, typer.__version__, cryptography.__version__)"
     versions = subprocess.run([str(floor_python), "-c", probe], capture_output=True, text=True,
                               check=True).stdout.split()
-    assert versions == ["0.28.0", "0.26.0"]
+    assert versions == ["0.28.0", "0.26.0", "42.0.0"]
 
     shown = run(floor_python, "attach", "--help", cwd=tmp_path)
     assert shown.returncode == 0 and "Usage:" in shown.stdout, shown.stderr
@@ -86,3 +90,27 @@ def test_commands_work_on_the_lowest_admitted_dependencies(floor_python: Path, r
     refused = run(floor_python, "discover", target, "--no-plain-http", cwd=tmp_path)
     assert refused.returncode == 5, refused.stderr  # a registry or network error (README, exit codes)
     assert "certificate" in refused.stderr.lower() and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_signing_works_on_the_lowest_admitted_cryptography(floor_python: Path, tmp_path: Path) -> None:
+    """sign (RSA-PSS and ECDSA keys, JWS and COSE) and verify --signed-by on an OCI layout: every cryptography
+    API the signing code calls, on the oldest release pyproject.toml admits."""
+    (tmp_path / "hello.txt").write_text("hello\n")
+    layout = f"oci:{tmp_path / 'layout'}"
+    assert run(floor_python, "push", f"{layout}:v1", "hello.txt", cwd=tmp_path).returncode == 0
+    _, stranger = make_root("Stranger Root CA", slot=1)
+    (tmp_path / "stranger.pem").write_bytes(stranger.public_bytes(serialization.Encoding.PEM))
+    for kind, envelope in (("rsa2048", "jws"), ("ec256", "cose")):
+        pki = make_pki(kind)
+        (tmp_path / f"{kind}.key").write_bytes(pki.key_pem())
+        (tmp_path / f"{kind}.chain").write_bytes(pki.chain_pem)
+        (tmp_path / f"{kind}.root").write_bytes(pki.root_pem)
+        signed = run(floor_python, "sign", f"{layout}:v1", "--key", f"{kind}.key", "--cert", f"{kind}.chain",
+                     "--signature-format", envelope, cwd=tmp_path)
+        assert signed.returncode == 0, signed.stderr
+        verified = run(floor_python, "verify", f"{layout}:v1", "-r", "signature", "--signed-by", f"{kind}.root",
+                       cwd=tmp_path)
+        assert verified.returncode == 0, verified.stderr
+    refused = run(floor_python, "verify", f"{layout}:v1", "-r", "signature", "--signed-by", "stranger.pem",
+                  cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr

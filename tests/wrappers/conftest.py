@@ -13,18 +13,31 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
+from harness.installs import Installs
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
-from wrapper_tools import ActRunner, Guarded, make_act_runner
+from wrapper_tools import ActRunner, Guarded, make_act_runner, use_installed
+
+
+@pytest.fixture(scope="session")
+def installs(tmp_path_factory: pytest.TempPathFactory) -> Installs:
+    """The session's installs of ci-oras (:mod:`harness.installs`), each made once and shared by both workers."""
+    return Installs(tmp_path_factory)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def installed_ci_oras(installs: Installs) -> None:
+    """Every wrapper run uses the ci-oras actions/install.sh installed (``wrapper_tools.installed``), never the
+    development venv: what a pipeline runs is what the lock and the package install, nothing more."""
+    use_installed(installs.by_action())
 
 
 @pytest.fixture
 def act(tmp_path: Path) -> ActRunner:
     """``act(workflow, env={...}, path=None)`` runs ``tests/wrappers/gha/<workflow>`` with act in host mode.
 
-    The runner gets a private HOME (act keeps its work tree there), ``OUT`` (a directory the workflow records
-    outputs in) plus ``env`` through ``--env``, and the PATH of this test run with this interpreter's scripts
-    first, so the actions find this checkout's ci-oras and skip installing it; pass ``path`` to change that.
+    See :func:`wrapper_tools.make_act_runner`: no development venv on its PATH, and the session's install of
+    ci-oras first on it, which the actions reuse.
     """
     return make_act_runner(tmp_path)
 

@@ -22,14 +22,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, missing, require_tool
+from harness.installs import CLOSED_INDEX, Installs
+from wrapper_tools import (REPO_ROOT, Guarded, assert_only_own_credentials, installed, installed_path, missing,
+                           require_tool)
 
 from samples.make_samples import cyclonedx_json
 
@@ -136,22 +137,20 @@ def test_node_tests_with_mock_test_runner(node: str, staged: Path, tmp_path: Pat
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_vsix_builds_and_its_task_runs_from_the_package(node: str, tmp_path: Path) -> None:
-    """package.sh bundles ci-oras's wheel, the lock with every wheel it pins, and task-lib into every task; the
-    unpacked task installs ci-oras into a fresh venv with no package index reachable, and runs."""
-    bash = shutil.which("bash")
-    assert bash
-    run = subprocess.run([bash, str(AZURE / "package.sh"), str(tmp_path / "out")], capture_output=True, text=True,
-                         check=False, timeout=300, env={**os.environ, "HOME": str(tmp_path),
-                                                        "PYTHON": sys.executable})
-    assert run.returncode == 0, run.stdout + run.stderr
-    (vsix,) = (tmp_path / "out").glob("*.vsix")
+def test_vsix_builds_and_its_task_runs_from_the_package(node: str, installs: Installs, tmp_path: Path) -> None:
+    """package.sh (the session's build: :mod:`harness.installs`) bundles ci-oras's wheel, a lock with every wheel
+    it pins for the hosted agents' platforms, and task-lib into every task; sign and verify carry the whole lock,
+    the others leave out cryptography and what only it needs. The unpacked task installs ci-oras into a fresh
+    venv (one per lock) with no package index reachable, and runs."""
+    vsix = Path(installs.vsix()["vsix"])
     assert vsix.name == f"ci-oras.ci-oras-{__version__}.vsix"
     with zipfile.ZipFile(vsix) as archive:
         names = set(archive.namelist())
-        archive.extractall(tmp_path / "unpacked")
+    unpacked = Path(installs.vsix()["tasks"]).parent
     lock = (REPO_ROOT / "requirements/runtime.lock").read_text()
-    pinned = re.findall(r"^([a-z0-9-]+)==([^ ;]+)", lock, flags=re.M)
+    pinned = set(re.findall(r"^([a-z0-9-]+)==([^ ;]+)", lock, flags=re.M))
+    # every pin, those of other Python versions too (exceptiongroup is 3.10's); none of Linux on ARM only
+    signing_only = {(name, version) for name, version in pinned if name in ("cryptography", "cffi", "pycparser")}
     for step in catalog.STEPS:
         base = f"tasks/{generate.azure_task_name(step)}V0"
         assert {f"{base}/task.json", f"{base}/index.js", f"{base}/ci-oras-task.js", f"{base}/runtime.lock",
@@ -159,43 +158,44 @@ def test_vsix_builds_and_its_task_runs_from_the_package(node: str, tmp_path: Pat
                 f"{base}/node_modules/azure-pipelines-task-lib/task.js"} <= names
         wheels = {name.rsplit("/", 1)[1] for name in names
                   if name.startswith(f"{base}/wheels/") and name.endswith(".whl")}
-        # every pin, those of other Python versions too (exceptiongroup is 3.10's), one pure-Python wheel each
-        assert sorted((w.split("-")[0].lower().replace("_", "-"), w.split("-")[1]) for w in wheels) == sorted(pinned)
-        assert all(w.endswith("-none-any.whl") for w in wheels)
+        found = {(w.split("-")[0].lower().replace("_", "-"), w.split("-")[1]) for w in wheels}
+        expected = pinned if step.name in ("sign", "verify") else pinned - signing_only
+        assert found == expected, step.name
+        assert not any("aarch64" in wheel for wheel in wheels), "no agent runs Linux on ARM"
+        if step.name == "sign":
+            assert {w for w in wheels if w.startswith("cryptography-")} and any("win_amd64" in w for w in wheels)
 
     (tmp_path / "f.txt").write_text("packaged\n")
     (tmp_path / "agent-temp").mkdir()  # the agent's, which it always creates
-    task = tmp_path / "unpacked/tasks/CiOrasPushV0/index.js"
+    task = unpacked / "tasks/CiOrasPushV0/index.js"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_", "NODE_PATH", "PIP_"))}
     env.update({"AGENT_TEMPDIRECTORY": str(tmp_path / "agent-temp"), "PATH": "/usr/bin:/bin",
                 "INPUT_REFERENCE": f"oci:{tmp_path / 'layout'}:v1", "INPUT_FILES": "f.txt",
                 # no package index: none configured, and the one pip would try refuses connections
-                "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple/"})
+                "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": CLOSED_INDEX})
     pushed = subprocess.run([node, str(task)], cwd=tmp_path, env=env, capture_output=True, text=True,
                             check=False, timeout=300)
     text = pushed.stdout + pushed.stderr
     assert _result(pushed) == "Succeeded", text
     assert "--no-index" in text and "--require-hashes" in text
     assert _variables(text)["digest"].startswith("sha256:")
-    venv = tmp_path / "agent-temp" / f"ci-oras-{__version__}"
+    (venv,) = (tmp_path / "agent-temp").glob(f"ci-oras-{__version__}-*")  # named after its lock's digest
     version = subprocess.run([str(venv / "bin/ci-oras"), "--version"], capture_output=True, text=True,
                              check=True, env=env)
     assert version.stdout.strip() == f"ci-oras {__version__}"
     frozen = subprocess.run([str(venv / "bin/python"), "-m", "pip", "freeze"], capture_output=True, text=True,
                             check=True, env=env).stdout
     assert "typer==" + dict(pinned)["typer"] in frozen.splitlines(), frozen
+    assert not any(line.startswith("cryptography==") for line in frozen.splitlines()), frozen
 
 
 # --- real runs of the handlers ------------------------------------------------------------------------------
 
 
 def _ci_oras_bin() -> Path:
-    exe = Path(sys.executable).parent / "ci-oras"
-    if not exe.exists():
-        found = shutil.which("ci-oras")
-        assert found, "ci-oras is not installed (pip install -e .)"
-        exe = Path(found)
-    return exe
+    """The ci-oras the task runs use: the session's install (``wrapper_tools.installed``), not the development
+    venv."""
+    return installed().exe
 
 
 def _run_task(node: str, staged: Path, step: str, inputs: dict[str, str], tmp_path: Path, *,
@@ -205,7 +205,7 @@ def _run_task(node: str, staged: Path, step: str, inputs: dict[str, str], tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "ENDPOINT_", "CI_ORAS_"))}
     env.update({
         "AGENT_TEMPDIRECTORY": str(agent_temp),
-        "PATH": path if path is not None else f"{_ci_oras_bin().parent}{os.pathsep}{env.get('PATH', '')}",
+        "PATH": path if path is not None else installed_path(tmp_path / "bin"),
         "HOME": str(tmp_path),  # no docker config
         "DOCKER_CONFIG": str(tmp_path / "docker"),
         "SYSTEM_DEBUG": "true",  # the task library's debug log is where an unmasked input would show
@@ -454,7 +454,7 @@ def test_template_scripts_run_with_parameters(registry_plain: Any, tmp_path: Pat
     (tmp_path / "t.txt").write_text("template\n")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "CI_ORAS_"))}
     base_env.update({"AGENT_TEMPDIRECTORY": str(tmp_path), "HOME": str(tmp_path),
-                     "PATH": f"{_ci_oras_bin().parent}{os.pathsep}{base_env.get('PATH', '')}"})
+                     "PATH": installed_path(tmp_path / "bin")})
 
     def run(step: str, parameters: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         script, env = _substitute(AZURE / "templates" / f"{step}.yml", parameters)

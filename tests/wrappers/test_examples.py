@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
 from samples.make_samples import cyclonedx_json
 from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, failed_summary,
+                           installed_path,
                            missing, require_tool)
 
 EXAMPLES = REPO_ROOT / "examples"
@@ -145,7 +145,7 @@ def _gitlab_ci_local(tmp_path: Path, pipeline: dict[str, Any], variables: dict[s
         (work / name).write_bytes(content)
     env = {k: v for k, v in clean_env(tmp_path / "home").items() if not k.startswith(("GITLAB_", "CI_"))}
     env["HOME"] = os.environ.get("HOME", str(tmp_path / "home"))  # gitlab-ci-local keeps its state there
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env["PATH"] = installed_path(tmp_path / "bin")
     for command in (["init", "-q", "-b", "main"], ["add", "-A"],
                     ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "pipeline"]):
         subprocess.run([git, *command], cwd=work, env=env, check=True, capture_output=True, timeout=60)
@@ -284,7 +284,7 @@ def _run_azure_steps(pipeline: dict[str, Any], *, node: str, tasks: Path, work: 
             if not k.startswith(("INPUT_", "ENDPOINT_", "TF_BUILD", "SYSTEM_"))}
     base.update({"AGENT_TEMPDIRECTORY": str(agent_temp), "SYSTEM_DEBUG": "true",
                  "NODE_PATH": str(AZURE / "node_modules"),
-                 "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])})
+                 "PATH": installed_path(work.parent / "bin")})
 
     def expand(text: str) -> str:
         def one(match: re.Match[str]) -> str:

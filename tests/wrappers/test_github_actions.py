@@ -28,7 +28,7 @@ from harness.cli import clean_env, run_cli
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json, make_chain, notary_jws
 from wrapper_tools import (GHA_DIR, REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, failed_summary,
-                           path_without_ci_oras, require_tool)
+                           installed, path_without_ci_oras, require_tool)
 
 from ci_oras import __version__, catalog
 
@@ -212,6 +212,8 @@ def test_push_then_attach_sbom(act: ActRunner, registry_plain: RunningRegistry, 
     sbom.write_bytes(cyclonedx_json())
     run = act("push-attach.yml", {"REGISTRY": registry_plain.host, "REPO": repo, "SBOM": str(sbom)})
     _check(run)
+    # the actions ran the ci-oras the session's install.sh installed, not the development venv
+    assert f"Using ci-oras {__version__}: {installed().exe}" in run.log, run.log
 
     push = _outputs(run, "push.json", "push")
     assert DIGEST.match(push["digest"])

@@ -8,7 +8,8 @@ Runs: gitlab-ci-local 4.73.0 (``package.json``: ``npm ci``; it needs ``rsync``) 
 gitlab-ci-local only sees files tracked by git, so each run happens in a fresh git repository holding a copy of
 ``gitlab/`` and the pipeline; the registry address, the repository and an ``OUT`` directory (where the check
 jobs record the dotenv variables that reached them) come in with ``--variable``. One job installs ci-oras from
-this checkout (``package: $PACKAGE``, a path); the others use ``package: ""`` and the ci-oras on PATH.
+this checkout (``package: $PACKAGE``, a path); the others use ``package: ""`` and the ci-oras on PATH: the one
+the session installed with actions/install.sh (``wrapper_tools.installed``), never the development venv.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import yaml
 from harness.cli import clean_env
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json
-from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, require_tool
+from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, installed_path, require_tool
 
 from ci_oras import __version__, catalog
 
@@ -209,7 +210,7 @@ def _gitlab_ci_local(tmp_path: Path, pipeline: str, variables: dict[str, str], *
     env = clean_env(tmp_path / "home")
     env["HOME"] = os.environ.get("HOME", str(tmp_path / "home"))  # gitlab-ci-local and pip caches
     env = {k: v for k, v in env.items() if not k.startswith(("GITLAB_", "CI_"))}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env["PATH"] = installed_path(tmp_path / "bin")  # the jobs' ci-oras: the installed one, no development venv
     for command in (["init", "-q", "-b", "main"], ["add", "-A"],
                     ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "pipeline"]):
         subprocess.run([git, *command], cwd=work, env=env, check=True, capture_output=True, timeout=60)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import subprocess
 import uuid
@@ -34,7 +33,7 @@ from harness.registry import RunningRegistry
 from test_azure import (_ci_oras_bin, _result, _run_task, _substitute, _variables,  # noqa: F401 (fixtures:)
                         node, staged)
 from test_gitlab import _gitlab_ci_local
-from wrapper_tools import REPO_ROOT, ActRunner, failed_summary
+from wrapper_tools import REPO_ROOT, ActRunner, failed_summary, installed_path
 
 integration = pytest.mark.integration
 
@@ -317,7 +316,7 @@ def test_azure_template_signs_with_a_secret_variable_mapped_by_its_env_parameter
     assert each == ["${{ each variable in parameters.env }}"], env
     del env[each[0]]
     base = {k: v for k, v in clean_env(tmp_path / "home").items() if not k.startswith("INPUT_")}
-    base["PATH"] = f"{_ci_oras_bin().parent}{os.pathsep}{base.get('PATH', '')}"
+    base["PATH"] = installed_path(tmp_path / "bin")
     ran = subprocess.run(["bash", "-c", script], cwd=tmp_path, env={**base, **env, **mapped}, capture_output=True,
                          text=True, check=False, timeout=120)
     log = ran.stdout + ran.stderr

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import pytest
 from harness.cli import clean_env
+from harness.installs import Installed, path_without_ci_oras
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
 
@@ -119,18 +120,24 @@ def failed_summary(run: ActRun, step_id: str) -> str:
     return summary
 
 
-def path_without_ci_oras(bin_dir: Path) -> str:
-    """A PATH with no ci-oras on it, but with ``python3`` (this interpreter's base) to install one."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    base = Path(getattr(sys, "_base_executable", sys.executable) or sys.executable).resolve()
-    python3 = bin_dir / "python3"
-    if not python3.exists():
-        python3.symlink_to(base)
-    dirs = [str(bin_dir)] + [
-        d for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-        if Path(d).is_dir() and not (Path(d) / "ci-oras").exists()
-    ]
-    return os.pathsep.join(dirs)
+#: The ci-oras the wrapper runs use: the venv actions/install.sh made (:mod:`harness.installs`), set once per session
+#: by tests/wrappers/conftest.py. Never the development venv, whose packages are not what users install.
+_INSTALLED: list[Installed] = []
+
+
+def use_installed(installed: Installed) -> None:
+    _INSTALLED[:] = [installed]
+
+
+def installed() -> Installed:
+    assert _INSTALLED, "tests/wrappers/conftest.py installs ci-oras for the session first"
+    return _INSTALLED[0]
+
+
+def installed_path(bin_dir: Path) -> str:
+    """A PATH for a wrapper run: the installed ci-oras first, then the system's directories with ``python3`` (in
+    ``bin_dir``); neither the development venv nor the tools beside it (called by absolute path)."""
+    return os.pathsep.join([str(installed().bin_dir), path_without_ci_oras(bin_dir)])
 
 
 def _dotenv_quoted(value: str) -> str:
@@ -144,8 +151,10 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
     ``{"ref": "refs/tags/v1"}`` for a tag push), ``actor`` its ``github.actor``.
 
     The runner gets a private HOME (act keeps its work tree there), ``OUT`` (a directory the workflow records
-    outputs in) plus ``env`` through ``--env``, and the PATH of this test run with this interpreter's scripts
-    first, so the actions find this checkout's ci-oras and skip installing it; pass ``path`` to change that.
+    outputs in) plus ``env`` through ``--env``, and a PATH of the installed ci-oras (:func:`installed`) and the
+    system's directories, without the development venv: the actions' install step finds that ci-oras on PATH and
+    reuses it, as on a runner where actions/setup ran first (act sets its own ``RUNNER_TEMP`` whatever ``--env``
+    says, so the venv there cannot be shared). Pass ``path`` for a runner without it.
     """
     binary = require_tool("act")
     runs = iter(range(1000))
@@ -163,8 +172,7 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
             if not k.startswith(("GITHUB_", "RUNNER_", "INPUT_", "ACT"))
         }
         process_env["ACT_DISABLE_VERSION_CHECK"] = "1"  # no network but the registries here
-        process_env["PATH"] = path or os.pathsep.join(
-            [str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        process_env["PATH"] = path or installed_path(tmp_path / "bin")
         command = [
             binary, "push",
             "-W", str(workflow if Path(workflow).is_absolute() else (GHA_DIR / workflow).relative_to(REPO_ROOT)),

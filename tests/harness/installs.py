@@ -1,0 +1,260 @@
+"""ci-oras installed the ways users get it, for the tests that must run what users run, not the development venv.
+
+The wheel is built once per test session, and each install way makes one venv per session: the first pytest-xdist
+worker to need one builds it under a file lock in the session's shared temporary directory, and the other worker
+finds it done. Installs run in an environment like a fresh CI job's: a private HOME, a PATH of the system's
+directories (with ``python3``) and no development venv nor any ``ci-oras`` on it, and pip configured for the
+package index alone (this machine's pip configuration may add local wheel directories a runner never has).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: A port nothing listens on: an index there refuses every connection.
+CLOSED_INDEX = "http://127.0.0.1:9/simple/"
+#: The Azure tasks whose step imports cryptography (azure-pipelines/package.sh: SIGNING_TASKS).
+SIGNING_TASKS = ("CiOrasSignV0", "CiOrasVerifyV0")
+_SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+_PIP_SETTINGS = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_NO_INDEX", "PIP_INDEX_URL")
+
+
+def base_python() -> Path:
+    """The interpreter the development venv was made from: a ``python3`` with no ci-oras of ours."""
+    return Path(getattr(sys, "_base_executable", sys.executable) or sys.executable).resolve()
+
+
+def path_without_ci_oras(bin_dir: Path) -> str:
+    """A PATH with no ci-oras and no development venv on it, but with ``python3`` (``bin_dir`` holds a link to
+    :func:`base_python`) to install one."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    python3 = bin_dir / "python3"
+    if not python3.exists():
+        python3.symlink_to(base_python())
+    dirs = [str(bin_dir)] + [d for d in _SYSTEM_DIRS if Path(d).is_dir() and not (Path(d) / "ci-oras").exists()]
+    return os.pathsep.join(dirs)
+
+
+def user_env(home: Path, *, bin_dirs: tuple[Path, ...] = (), extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A fresh CI job's environment: private HOME and docker config, ``bin_dirs`` first on a PATH without the
+    development venv, no Python or pip settings of this test run, pip reaching the package index only."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("CI_ORAS_", "DOCKER_", "REGISTRY_AUTH", "GITHUB_", "RUNNER_", "INPUT_", "PYTHON",
+                                  "VIRTUAL_ENV", "GITLAB_", "AGENT_", "TF_BUILD"))
+           and key not in _PIP_SETTINGS}
+    env.update({"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker"), "PIP_CONFIG_FILE": os.devnull,
+                "PATH": os.pathsep.join([*map(str, bin_dirs), path_without_ci_oras(home / "bin")])})
+    env.update(extra or {})
+    return env
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory both xdist workers of this session see (the session's own when not under xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    directory = root / "installs"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def once(directory: Path, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """``build(directory)``'s result, built by the first caller of the session (any worker) and read back by the
+    others: it must be JSON. A failed build is retried by the next caller."""
+    with _locked(directory.with_name(directory.name + ".lock")):
+        done = directory.with_name(directory.name + ".done.json")
+        if done.is_file():
+            return dict(json.loads(done.read_text(encoding="utf-8")))
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        result = build(directory)
+        done.write_text(json.dumps(result), encoding="utf-8")
+        return result
+
+
+def run(command: list[str], *, env: Mapping[str, str], cwd: Path | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``command``; a failure raises with its whole output, which is what a failed install needs to show."""
+    done = subprocess.run(command, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One install of ci-oras: its venv and the ``ci-oras`` to run."""
+
+    how: str
+    venv: Path
+
+    @property
+    def exe(self) -> Path:
+        return self.venv / "bin" / "ci-oras"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.venv / "bin"
+
+
+def checkout_copy(dest: Path) -> Path:
+    """The files git tracks in this checkout (as a runner's checkout holds them), copied to ``dest``: builds
+    from there leave nothing in this checkout (setuptools builds in the source tree) and never race with the
+    tests that build from it."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode("utf-8").split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def build_wheel(dest: Path) -> dict[str, Any]:
+    """The ci-oras wheel of this checkout, built the way azure-pipelines/package.sh builds it."""
+    source = checkout_copy(dest / "checkout")
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "--wheel-dir", str(dest), str(source)], env=os.environ)
+    (wheel,) = dest.glob("ci_oras-*.whl")
+    return {"wheel": str(wheel)}
+
+
+def pip_install(wheel: Path, dest: Path) -> Installed:
+    """``pip install ci-oras`` (here: the wheel) into a fresh venv, its dependencies from the package index."""
+    env = user_env(dest / "home")
+    venv = dest / "venv"
+    run([str(base_python()), "-m", "venv", str(venv)], env=env)
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         str(wheel)], env=env)
+    return Installed("pip install", venv)
+
+
+def action_install(dest: Path) -> Installed:
+    """actions/install.sh as a step action runs it on a runner without ci-oras: the lock with --require-hashes,
+    then the checkout (a copy of this one) with --no-deps, into a venv under ``$RUNNER_TEMP``
+    (``dest/runner-temp``)."""
+    checkout = checkout_copy(dest / "checkout")
+    temp = dest / "runner-temp"
+    temp.mkdir()
+    outputs = dest / "github-output"
+    env = user_env(dest / "home", extra={
+        "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(outputs), "GITHUB_PATH": str(dest / "github-path"),
+        "GITHUB_STEP_SUMMARY": str(dest / "summary.md"), "GITHUB_ACTIONS": "true"})
+    done = run(["bash", str(checkout / "actions" / "install.sh")], env=env, cwd=dest)
+    assert "Installing ci-oras" in done.stdout, done.stdout
+    exe = Path(dict(line.split("=", 1) for line in outputs.read_text().splitlines())["path"])
+    return Installed("actions/install.sh", exe.parent.parent)
+
+
+def gitlab_install_lines(template: Path) -> str:
+    """The install part of a GitLab template's job script: what runs when ``package`` is not empty."""
+    import yaml
+
+    job = list(yaml.safe_load_all(template.read_text(encoding="utf-8")))[1]
+    ((body),) = job.values()
+    script = "\n".join(body["script"])
+    match = re.search(r'^if \[ -n "\$CI_ORAS_PACKAGE" \]; then\n(.*?)^else\n', script, re.MULTILINE | re.DOTALL)
+    assert match, f"{template}: no install block"
+    return match.group(1)
+
+
+def gitlab_install(wheel: Path, dest: Path) -> Installed:
+    """The install lines of gitlab/push.yml (the same in every template), run by sh with ``package`` set to the
+    wheel, as a job in the default python image runs them."""
+    lines = gitlab_install_lines(REPO_ROOT / "gitlab" / "push.yml")
+    script = 'set -eu\nfail() { echo "$*" >&2; exit 2; }\n' + lines + 'printf "%s\\n" "$exe" > "$OUT"\n'
+    out = dest / "exe"
+    env = user_env(dest / "home", extra={"CI_ORAS_PACKAGE": str(wheel), "TMPDIR": str(dest), "CI_JOB_ID": "1",
+                                         "OUT": str(out), "GITLAB_CI": "true"})
+    run(["sh", "-c", script], env=env, cwd=dest)
+    exe = Path(out.read_text().strip())
+    return Installed("gitlab template", exe.parent.parent)
+
+
+def build_vsix(wheel: Path, dest: Path) -> dict[str, Any]:
+    """azure-pipelines/package.sh with the session's wheel; the .vsix and its tasks unpacked beside it."""
+    out = dest / "out"
+    run(["bash", str(REPO_ROOT / "azure-pipelines" / "package.sh"), str(out)],
+        env={**os.environ, "HOME": str(dest), "PYTHON": sys.executable, "CI_ORAS_WHEEL": str(wheel)})
+    (vsix,) = out.glob("*.vsix")
+    with zipfile.ZipFile(vsix) as archive:
+        archive.extractall(dest / "unpacked")
+    return {"vsix": str(vsix), "tasks": str(dest / "unpacked" / "tasks")}
+
+
+def offline_task_install(task: Path, dest: Path) -> Installed:
+    """What a task of the .vsix does on first use (azure-pipelines/ci-oras-task.js): a venv holding the task's
+    bundled wheels, installed with --no-index and --require-hashes against its lock, then the ci-oras wheel with
+    --no-deps; no package index is reachable (none configured, and the one pip would try refuses)."""
+    env = user_env(dest / "home", extra={"PIP_INDEX_URL": CLOSED_INDEX})
+    venv = dest / "venv"
+    run([str(base_python()), "-m", "venv", str(venv)], env=env)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--no-index", "--find-links", str(task / "wheels")]
+    run([*pip, "--require-hashes", "-r", str(task / "runtime.lock")], env=env)
+    (wheel,) = task.glob("ci_oras-*.whl")
+    run([*pip, "--no-deps", str(wheel)], env=env)
+    return Installed(f"{task.name} of the .vsix", venv)
+
+
+class Installs:
+    """The session's installs, each made once for both workers (see the module docstring)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.root = shared_dir(tmp_path_factory)
+
+    def _venv(self, name: str, install: Callable[[Path], Installed]) -> Installed:
+        def make(dest: Path) -> dict[str, Any]:
+            installed = install(dest)
+            return {"how": installed.how, "venv": str(installed.venv)}
+
+        made = once(self.root / name, make)
+        return Installed(made["how"], Path(made["venv"]))
+
+    def wheel(self) -> Path:
+        return Path(once(self.root / "wheel", build_wheel)["wheel"])
+
+    def by_pip(self) -> Installed:
+        return self._venv("pip", lambda dest: pip_install(self.wheel(), dest))
+
+    def by_action(self) -> Installed:
+        return self._venv("action", action_install)
+
+    def by_gitlab(self) -> Installed:
+        return self._venv("gitlab", lambda dest: gitlab_install(self.wheel(), dest))
+
+    def vsix(self) -> dict[str, Any]:
+        return once(self.root / "vsix", lambda dest: build_vsix(self.wheel(), dest))
+
+    def from_vsix(self, task: str) -> Installed:
+        """The install of the .vsix task ``task`` (``CiOrasPushV0``)."""
+        return self._venv(f"vsix-{task}", lambda dest: offline_task_install(Path(self.vsix()["tasks"]) / task, dest))

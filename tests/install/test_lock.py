@@ -1,0 +1,74 @@
+"""requirements/runtime.lock: the hash-pinned runtime dependencies every wrapper installs from.
+
+Checked the way ``make check-lock`` checks it (requirements/lock.py, against the package index the tests
+install from): it pins pyproject.toml's runtime dependencies within their ranges, is complete for every
+supported Python version on every platform the wrappers run on, and covers every import of ``ci_oras``; a
+lock missing a dependency, pinning one outside its range or lacking a module ci-oras imports is reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from harness.installs import REPO_ROOT
+
+
+def test_the_lock_matches_pyproject_and_is_complete(lock: ModuleType) -> None:
+    assert lock.check() == []
+
+
+def test_the_lock_pins_the_runtime_dependencies_and_no_generator_dependency(lock: ModuleType) -> None:
+    names = {entry.name for entry, _ in lock.entries(lock.LOCK.read_text())}
+    assert {"typer", "httpx", "cryptography", "cffi"} <= names
+    assert not names & {"jinja2", "markupsafe", "pydantic", "pydantic-core"}, names
+
+
+def test_compiled_dependencies_carry_a_wheel_per_platform(lock: ModuleType) -> None:
+    """cffi has one wheel per Python version and platform; cryptography one abi3 wheel per platform."""
+    hashes = {entry.name + str(entry.specifier): options.count("--hash=")
+              for entry, options in lock.entries(lock.LOCK.read_text())}
+    cffi = sum(count for name, count in hashes.items() if name.startswith("cffi=="))
+    cryptography = sum(count for name, count in hashes.items() if name.startswith("cryptography=="))
+    assert cffi == len(lock.PYTHONS) * len(lock.PLATFORMS), hashes
+    assert cryptography == len(lock.PLATFORMS), hashes
+
+
+def test_every_import_of_ci_oras_is_covered_by_the_lock(lock: ModuleType, tmp_path: Path) -> None:
+    """The import scan finds the lazy cryptography import of the signing code and flags what no pin provides."""
+    found = lock.imports(REPO_ROOT / "ci_oras")
+    assert "ci_oras.steps.sign" in found["cryptography"] and "httpx" in found and "typer" in found
+    assert "_typeshed" not in found  # only under TYPE_CHECKING
+    package = tmp_path / "ci_oras"
+    (package / "steps").mkdir(parents=True)
+    (package / "__init__.py").write_text("import httpx\n")
+    (package / "steps" / "sign.py").write_text("def sign():\n    from cryptography import x509\n")
+    (package / "wrappers").mkdir()
+    (package / "wrappers" / "generate.py").write_text("import jinja2\n")
+    problems = lock.uncovered_imports(package, {"httpx", "typer"})
+    assert problems == ["ci_oras.steps.sign imports cryptography, which no package pinned in runtime.lock provides"]
+
+
+def test_a_missing_pin_and_a_wrong_hash_are_reported(lock: ModuleType, tmp_path: Path) -> None:
+    lines = lock.LOCK.read_text().replace("\\\n", "").splitlines()
+    broken = tmp_path / "runtime.lock"
+    broken.write_text("\n".join(line for line in lines if not line.startswith(("h11==", "typer=="))) + "\n")
+    one = {"platforms": [lock.platform("linux-x86_64")], "pythons": ["3.12"]}  # any one shows these
+    problems = lock.check(broken, **one)
+    assert any("httpcore needs h11" in problem and "lacks" in problem for problem in problems), problems
+    assert any("pyproject.toml needs typer" in problem for problem in problems), problems
+    assert any(problem.startswith("ci_oras.cli") and "imports typer" in problem for problem in problems), problems
+
+    digest = next(line for line in lines if line.startswith("httpx==")).split("sha256:")[1]
+    broken.write_text("\n".join(lines).replace(digest, "0" * 64) + "\n")
+    assert any("pip refuses" in problem and "httpx" in problem for problem in lock.check(broken, **one))
+
+
+def test_a_lock_without_cryptography_fails_on_the_signing_imports(lock: ModuleType, tmp_path: Path) -> None:
+    text = lock.LOCK.read_text()
+    blocks = lock._lock_blocks(text)
+    broken = tmp_path / "runtime.lock"
+    broken.write_text("".join(b for b in blocks if not b.startswith(("cryptography==", "cffi==", "pycparser=="))))
+    problems = lock.check(broken, platforms=[lock.platform("windows-amd64")], pythons=["3.10"])
+    assert "ci_oras.signing.keys imports cryptography, which no package pinned in runtime.lock provides" in problems
+    assert any("pyproject.toml needs cryptography" in problem for problem in problems), problems
