@@ -1,5 +1,6 @@
 # The two commands a fresh machine needs: `make demo` (the walkthrough on an OCI layout, no registry) and
-# `make test` (the whole test suite against real docker-registry processes, two pytest-xdist workers).
+# `make test` (ruff, mypy and the whole test suite against real docker-registry processes, two pytest-xdist
+# workers).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -41,6 +42,7 @@ check-lock: install-test
 	$(BIN)/python requirements/lock.py --check
 
 test: install-test test-tools
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +18,9 @@ if str(_HERE) not in sys.path:
 from harness.installs import Installs
 from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry
-from wrapper_tools import ActRunner, Guarded, make_act_runner, use_installed
+from wrapper_tools import REPO_ROOT, ActRunner, Guarded, make_act_runner, missing, use_installed
+
+AZURE = REPO_ROOT / "azure-pipelines"
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +34,26 @@ def installed_ci_oras(installs: Installs) -> None:
     """Every wrapper run uses the ci-oras actions/install.sh installed (``wrapper_tools.installed``), never the
     development venv: what a pipeline runs is what the lock and the package install, nothing more."""
     use_installed(installs.by_action())
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """Node 20 with the Azure task library and tfx (``npm ci --prefix azure-pipelines``), for the Azure tasks."""
+    path = shutil.which("node")
+    if path is None:
+        missing("node was not found (install Node 20: apt-get install -y nodejs)")
+    if not (AZURE / "node_modules/azure-pipelines-task-lib").is_dir() or not (
+            AZURE / "node_modules/tfx-cli").is_dir():
+        missing("azure-pipelines/node_modules is missing (run: npm ci --prefix azure-pipelines)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tasks as stage.sh stages them for the .vsix (each with the shared handler): where they run from."""
+    dest = tmp_path_factory.mktemp("azure-stage")
+    subprocess.run(["bash", str(AZURE / "stage.sh"), str(dest)], check=True, capture_output=True, timeout=60)
+    return dest / "tasks"
 
 
 @pytest.fixture

@@ -26,10 +26,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from harness.installs import CLOSED_INDEX, Installs
-from wrapper_tools import (REPO_ROOT, Guarded, assert_only_own_credentials, installed, installed_path, missing,
+from wrapper_tools import (REPO_ROOT, Guarded, assert_only_own_credentials, installed, installed_path,
                            require_tool)
 
 from samples.make_samples import cyclonedx_json
@@ -45,28 +44,9 @@ SETVARIABLE = re.compile(r"^##vso\[task\.setvariable variable=([^;\]]+);isOutput
 PASSWORD = "s3cret-Azure-pa55"
 
 
-@pytest.fixture(scope="module")
-def node() -> str:
-    path = shutil.which("node")
-    if path is None:
-        missing("node was not found (install Node 20: apt-get install -y nodejs)")
-    if not (AZURE / "node_modules/azure-pipelines-task-lib").is_dir() or not (
-            AZURE / "node_modules/tfx-cli").is_dir():
-        missing("azure-pipelines/node_modules is missing (run: npm ci --prefix azure-pipelines)")
-    return path
-
-
 def _task_dir(step: catalog.Step) -> Path:
     """A task's folder in the committed tree (task.json and index.js; the handler is added when staged)."""
     return TASKS / f"{generate.azure_task_name(step)}V0"
-
-
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tasks as stage.sh stages them for the .vsix (each with the shared handler): where they run from."""
-    dest = tmp_path_factory.mktemp("azure-stage")
-    subprocess.run(["bash", str(AZURE / "stage.sh"), str(dest)], check=True, capture_output=True, timeout=60)
-    return dest / "tasks"
 
 
 def _variables(text: str) -> dict[str, str]:

@@ -3,8 +3,8 @@
 The soft gate turns exit 1 ("a required referrer is missing") into a passing step; a crash must never pass
 for that verdict. ``tests/harness/crash`` makes the real ci-oras raise inside its verify step (the command
 then exits 70), and each platform's wrapper runs it as a pipeline would: the GitHub action under act, the
-GitLab template under gitlab-ci-local, the Azure task's handler and the Azure YAML template's script.
-No registry is needed: the step raises before it sends anything.
+GitLab template under gitlab-ci-local, the Azure task's handler and the Azure YAML template's script, each
+with the ci-oras the wrapper tests install (never the development venv). No registry is needed: the step raises before it sends anything.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from test_azure import AZURE, _result, _run_task, _substitute, node, staged  # noqa: F401 - fixtures
+from test_azure import AZURE, _result, _run_task, _substitute
 from test_gitlab import _gitlab_ci_local
-from wrapper_tools import ActRunner, failed_summary
+from wrapper_tools import ActRunner, failed_summary, installed_path
 
 CRASH_DIR = Path(__file__).resolve().parents[1] / "harness" / "crash"
 #: Where the injected crash is, for every process started with CRASH_DIR on its PYTHONPATH.
@@ -53,15 +53,10 @@ def test_azure_template_fails_on_a_crash(tmp_path: Path) -> None:
     assert bash
     script, env = _substitute(AZURE / "templates" / "verify.yml",
                               {"reference": SUBJECT, "require": "sbom", "failOnMissing": False, "plainHttp": "true"})
-    base: dict[str, Any] = {"PATH": _path_with_ci_oras(), "HOME": str(tmp_path),
+    base: dict[str, Any] = {"PATH": installed_path(tmp_path / "bin"), "HOME": str(tmp_path),
                             "AGENT_TEMPDIRECTORY": str(tmp_path)}
     run = subprocess.run([bash, "-c", script], cwd=tmp_path, env={**base, **env, **CRASH}, capture_output=True,
                          text=True, check=False, timeout=120)
     assert run.returncode == 70, run.stdout + run.stderr
     assert "task.logissue type=error" in run.stdout + run.stderr and "internal error" in run.stdout + run.stderr
 
-
-def _path_with_ci_oras() -> str:
-    from test_azure import _ci_oras_bin
-
-    return f"{_ci_oras_bin().parent}:/usr/local/bin:/usr/bin:/bin"

@@ -30,8 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from harness.cli import clean_env, run_cli
 from harness.notary_pki import make_pki, make_root
 from harness.registry import RunningRegistry
-from test_azure import (_ci_oras_bin, _result, _run_task, _substitute, _variables,  # noqa: F401 (fixtures:)
-                        node, staged)
+from test_azure import _result, _run_task, _substitute, _variables
 from test_gitlab import _gitlab_ci_local
 from wrapper_tools import REPO_ROOT, ActRunner, failed_summary, installed_path
 
