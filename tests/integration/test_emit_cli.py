@@ -107,7 +107,7 @@ def test_errors_annotate_and_summarise(registry_plain: RunningRegistry, tmp_path
     env = github_env(tmp_path)
     missing = expect(run_cli("pull", f"{_repo(registry_plain)}:nope", "-o", str(tmp_path / "o"), "-O", "json",
                           env=env), 3)
-    assert missing.stdout == ""
+    assert missing.json()["error"]["kind"] == "not-found"  # -O json: the error document, and nothing else
     assert any(line.startswith("::error title=ci-oras pull::") for line in missing.stderr.splitlines())
     assert (tmp_path / "step_summary").read_text().startswith("### ci-oras pull: failed\n")
     assert not (tmp_path / "github_output").exists()
