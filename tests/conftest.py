@@ -46,9 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
 _SERIAL_GROUP = "checkout"
 _SERIAL_PATHS = (_TESTS_DIR / "wrappers", _INTEGRATION_DIR / "test_demo.py",
                  _INTEGRATION_DIR / "test_request_counts.py")
-#: Modules whose module-scoped fixtures seed several registries (the auth matrix): kept on one worker, so the
-#: seeding happens once rather than once per worker.
-_WHOLE_MODULES = (_INTEGRATION_DIR / "test_auth_matrix.py",)
+#: Modules whose module-scoped fixtures are costly (the auth matrix seeds several registries, the dependency
+#: floor installs a venv): kept on one worker, so that happens once rather than once per worker.
+_WHOLE_MODULES = (_INTEGRATION_DIR / "test_auth_matrix.py", _INTEGRATION_DIR / "test_dependency_floor.py")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
