@@ -46,6 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
 _SERIAL_GROUP = "checkout"
 _SERIAL_PATHS = (_TESTS_DIR / "wrappers", _INTEGRATION_DIR / "test_demo.py",
                  _INTEGRATION_DIR / "test_request_counts.py")
+#: Under tests/wrappers/ but touching nothing of the checkout (mermaid-cli renders into temporary directories):
+#: free to run beside the serial group, which is the longest chain of the suite.
+_NOT_SERIAL = (_TESTS_DIR / "wrappers" / "test_mermaid.py",)
 #: Modules whose module-scoped fixtures are costly (the auth matrix seeds several registries, the dependency
 #: floor installs a venv): kept on one worker, so that happens once rather than once per worker.
 _WHOLE_MODULES = (_INTEGRATION_DIR / "test_auth_matrix.py", _INTEGRATION_DIR / "test_dependency_floor.py")
@@ -61,9 +64,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = Path(str(item.path)).resolve()
         if _INTEGRATION_DIR in path.parents:
             item.add_marker(pytest.mark.integration)
-        if any(path == serial or serial in path.parents for serial in _SERIAL_PATHS):
+        if path not in _NOT_SERIAL and any(path == serial or serial in path.parents for serial in _SERIAL_PATHS):
             item.add_marker(pytest.mark.xdist_group(_SERIAL_GROUP))
-        elif path in _WHOLE_MODULES:
+        elif path in _WHOLE_MODULES or path in _NOT_SERIAL:
             item.add_marker(pytest.mark.xdist_group(path.stem))
 
 

@@ -57,7 +57,7 @@ from ci_oras.signing.policy import parse_trust_policy
 from ci_oras.store.layout import OCILayout
 from ci_oras.store.registry import RegistryRepository
 
-EXAMPLES = 250
+EXAMPLES = 150
 SHAPES = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
 SUBJECT = "sha256:" + hashlib.sha256(b"subject").hexdigest()
@@ -368,7 +368,7 @@ def test_layout_index_json(request: pytest.FixtureRequest) -> None:
                          lambda: layout.referrers(IMAGE_DESCRIPTOR)):
                 refused(call, 2, 3, 6)
 
-    drive(request, broken(LAYOUT_INDEXES), check, examples=150)
+    drive(request, broken(LAYOUT_INDEXES), check, examples=100)
 
 
 def test_layout_oci_layout_file(request: pytest.FixtureRequest) -> None:
@@ -377,7 +377,7 @@ def test_layout_oci_layout_file(request: pytest.FixtureRequest) -> None:
             _layout(Path(directory), json.dumps({"manifests": [_entry(IMAGE, tag="v1")]}).encode(), {}, raw)
             refused(lambda: OCILayout(directory).tags(), 2)
 
-    drive(request, broken(st.fixed_dictionaries({"imageLayoutVersion": st.just("1.0.0")})), check, examples=150)
+    drive(request, broken(st.fixed_dictionaries({"imageLayoutVersion": st.just("1.0.0")})), check, examples=100)
 
 
 REFERRERS = IMAGE_MANIFESTS.map(lambda doc: {**doc, "subject": IMAGE_DESCRIPTOR.to_dict(),
@@ -407,7 +407,7 @@ def test_layout_referrer_manifests_through_verify_and_discover(request: pytest.F
             refused(lambda: discover(layout, "oci:x", IMAGE_DESCRIPTOR, DiscoverOptions(check_listings=True,
                                                                                         concurrency=1)), 6)
 
-    drive(request, broken(REFERRERS, raw_too=True), check, examples=150)
+    drive(request, broken(REFERRERS, raw_too=True), check, examples=100)
 
 
 # -- registry answers ------------------------------------------------------------------------------------------
@@ -465,7 +465,7 @@ def test_docker_config_and_auth_json(request: pytest.FixtureRequest, where: str)
                 error = refused(functools.partial(credentials.resolve_credential, host, env=env), 2, 4)
                 assert error is None or "secret" not in str(error)
 
-    drive(request, broken(DOCKER_CONFIGS), check, examples=150)
+    drive(request, broken(DOCKER_CONFIGS), check, examples=100)
 
 
 HELPER_ANSWERS = st.fixed_dictionaries({"ServerURL": st.just("reg.example"), "Username": st.text(max_size=6),
