@@ -9,7 +9,8 @@
 # arm64) for every supported Python version. cryptography's are most of their size (about 25 MB for the four)
 # and every task carries its own copy, so only the tasks whose step imports it (SIGNING_TASKS) get
 # requirements/runtime.lock whole; the others get the lock without cryptography and what only it needs
-# (requirements/lock.py --omit, from the same download).
+# (requirements/lock.py --omit, from the same download). CI_ORAS_WHEELS_CACHE=DIR keeps that download in DIR
+# for the next build of the same lock.
 set -euo pipefail
 here="$(cd -- "$(dirname -- "$0")" && pwd)"
 root="$(dirname -- "$here")"
@@ -30,8 +31,26 @@ else
 fi
 # the hash-pinned runtime dependencies, so that a task installs ci-oras with no package index reachable
 platforms=(--platform linux-x86_64 --platform windows-amd64 --platform macos-x86_64 --platform macos-arm64)
-"$python" "$root/requirements/lock.py" --wheels "$stage/deps" "${platforms[@]}" \
-  --omit cryptography --omit-into "$stage/deps-unsigned"
+fetch() {  # fetch DIR: the hash-checked wheels into DIR/deps, and those without cryptography into DIR/deps-unsigned
+  "$python" "$root/requirements/lock.py" --wheels "$1/deps" "${platforms[@]}" \
+    --omit cryptography --omit-into "$1/deps-unsigned"
+}
+if [ -n "${CI_ORAS_WHEELS_CACHE:-}" ]; then
+  # Repeated builds (the tests build the extension every run) reuse one download per lock and platform list:
+  # the key is their digest, a download lands under a temporary name and is renamed whole, and every task still
+  # installs the wheels with --require-hashes.
+  key="$({ cat "$root/requirements/runtime.lock"; printf '%s\n' "${platforms[@]}"; } | sha256sum | cut -c1-32)"
+  cached="$CI_ORAS_WHEELS_CACHE/$key"
+  if [ ! -d "$cached" ]; then
+    mkdir -p "$CI_ORAS_WHEELS_CACHE"
+    partial="$(mktemp -d "$CI_ORAS_WHEELS_CACHE/.partial-XXXXXX")"
+    fetch "$partial"
+    mv -T "$partial" "$cached" 2>/dev/null || rm -rf -- "$partial"  # another build got there first: same files
+  fi
+  cp -R "$cached/deps" "$cached/deps-unsigned" "$stage/"
+else
+  fetch "$stage"
+fi
 cp "$root/requirements/runtime.lock" "$stage/deps.lock"
 mv "$stage/deps-unsigned/runtime.lock" "$stage/deps-unsigned.lock"
 # the steps that import cryptography (ci_oras/signing/): sign, and verify with --signed-by/--trust-policy
