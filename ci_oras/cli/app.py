@@ -122,6 +122,8 @@ class Options:
         self.min_rate_window = min_rate_window
         self.username = username
         self.emitter = emitter
+        #: Set once the command's result document is on stdout: a later failure prints no error document.
+        self.document_printed = False
         self.password = _read_password(password, password_stdin, emitter)
         if self.emitter is not None:
             self.emitter.protect(self.password, os.environ.get("CI_ORAS_PASSWORD"))
@@ -189,12 +191,19 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
             shared = {p.name: kwargs.pop(p.name) for p in _CONNECTION_PARAMETERS}
-            output: OutputFormat = shared["output"]
             emitter = _open_emitter(shared.pop("emit"), step, shared.pop("emit_file"))
+            options: Options | None = None
+
+            def fail(error: CiOrasError) -> NoReturn:
+                printed = options is not None and options.document_printed
+                document = shared["output"] is OutputFormat.json and not printed
+                exit_with(error, emitter, step=step, error_document=document)
+
             try:
-                func(options=Options(**shared, emitter=emitter), **kwargs)
+                options = Options(**shared, emitter=emitter)
+                func(options=options, **kwargs)
             except CiOrasError as exc:
-                exit_with(exc, emitter, step=step, output=output)
+                fail(exc)
             except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
                 raise  # the parser's own exits and usage errors
             except BrokenPipeError:  # answered here: the parser would turn both into exit 1
@@ -202,7 +211,7 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
             except KeyboardInterrupt:
                 interrupted(emitter)
             except Exception as exc:  # noqa: BLE001 - the one place a crash becomes exit 70, never a verdict
-                exit_with(crashed(exc, step), emitter, step=step, output=output)
+                fail(crashed(exc, step))
 
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
@@ -254,9 +263,7 @@ def runtime(options: Options) -> Iterator[Runtime]:
 def report(options: Options, result: Result, text: Callable[[], str]) -> None:
     """JSON document on stdout, or the short text on stderr; then the platform outputs (``--emit``)."""
     if options.output is OutputFormat.json:
-        from ci_oras.emit.json_output import write_document
-
-        write_document(result.document())
+        write_json(options, result)
     else:
         from ci_oras.emit.text import say
 
@@ -271,20 +278,19 @@ def emit_result(options: Options, result: Result) -> None:
 
 
 def exit_with(error: CiOrasError, emitter: Emitter | None, *, step: str | None = None,
-              output: OutputFormat = OutputFormat.text) -> NoReturn:
+              error_document: bool = False) -> NoReturn:
     """The one error handler: a one-line message (and the platform's error annotation), then its exit code.
 
-    With ``--output json`` stdout still carries exactly one document: the step's own when it printed one
-    before failing (verify does, whether the gate passes or not), else an error document naming the failure.
+    ``error_document``: with ``--output json`` stdout still carries exactly one document, the step's own when
+    it printed one before failing (verify does, whether the gate passes or not), else the error document.
     """
     from ci_oras.emit.text import error as say_error
 
     say_error(str(error))
-    if output is OutputFormat.json:
-        from ci_oras.emit.json_output import document_written, error_document, write_document
+    if error_document:
+        from ci_oras.emit.json_output import error_document as document_of, write_document
 
-        if not document_written():
-            write_document(error_document(step, error))
+        write_document(document_of(step, error))
     if emitter is not None:
         emitter.error(str(error))
     sys.exit(error.exit_code)
@@ -336,11 +342,12 @@ def parse(reference: str) -> Reference:
     return parse_reference(reference)
 
 
-def write_json(result: Result) -> None:
+def write_json(options: Options, result: Result) -> None:
     """The result document on stdout, for commands whose text output is not one short report."""
     from ci_oras.emit.json_output import write_document
 
     write_document(result.document())
+    options.document_printed = True
 
 
 def source_date_epoch() -> str | None:

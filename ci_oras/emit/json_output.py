@@ -13,22 +13,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from ci_oras.errors import CiOrasError
 
-#: Whether this process has printed its document on stdout (the error handler then prints none of its own).
-_written = False
-
-
 def write_document(document: dict[str, Any], stream: TextIO | None = None) -> None:
-    global _written
     out = stream or sys.stdout
-    if out is sys.stdout:
-        _written = True
     out.write(json.dumps(document, indent=2, sort_keys=False))
     out.write("\n")
     out.flush()
-
-
-def document_written() -> bool:
-    return _written
 
 
 def error_document(step: str | None, error: CiOrasError) -> dict[str, Any]:

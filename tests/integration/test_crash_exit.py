@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from harness.cli import CliResult, clean_env, expect, run_cli
+from harness.cli import CliResult, clean_env, expect, invoke_cli_many, run_cli
 
 from ci_oras.schemas import load_schema
 
@@ -78,6 +78,19 @@ def test_output_json_prints_an_error_document_for_every_error(tmp_path: Path) ->
     document = result.json()
     jsonschema.validate(document, load_schema("error"))
     assert document["error"]["kind"] == "not-found" and document["error"]["hint"]
+
+
+def test_each_run_in_one_process_prints_its_own_error_document(layout: tuple[str, dict[str, str]],
+                                                                tmp_path: Path) -> None:
+    """Whether a result is already on stdout belongs to one run, not to the process: a library user or the
+    in-process harness runs many commands in one interpreter, some at once."""
+    reference, env = layout
+    absent = f"oci:{tmp_path / 'absent'}:v1"
+    runs = [("discover", reference, "-O", "json"), ("discover", absent, "-O", "json")] * 3
+    for args, result in zip(runs, invoke_cli_many(runs, env=env)):
+        document = result.json()
+        expected = ("ci-oras/discover/v1", 0) if args[1] == reference else ("ci-oras/error/v1", 3)
+        assert (document["schema"], result.returncode) == expected, (args, result)
 
 
 def test_a_failed_gate_prints_its_own_document_only(layout: tuple[str, dict[str, str]]) -> None:

@@ -43,7 +43,7 @@ def discover(
     with runtime(options) as run:
         result = discover_graph(run.open(ref, referrers=mode), ref.repository_name, name, discover_options)
     if options.output is OutputFormat.json or graph_format is GraphFormat.json:
-        write_json(result)
+        write_json(options, result)
     else:
         from ci_oras.emit.graph import render_mermaid, render_table, render_tree
 

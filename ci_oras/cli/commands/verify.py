@@ -93,7 +93,7 @@ def verify(
     for rejected in result.rejected:
         warn(f"not counted: {rejected}", emitter=options.emitter)
     if options.output is OutputFormat.json:
-        write_json(result)
+        write_json(options, result)
     else:
         say(verify_text(result))
     emit_result(options, result)  # ok=false and missing go out too, before the exit 1 below
