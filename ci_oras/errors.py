@@ -88,11 +88,12 @@ class IntegrityError(CiOrasError):
 class MalformedError(IntegrityError):
     """A manifest, index or referrers listing from outside has the wrong shape (a field missing or of the wrong
     type, not JSON): refused, never guessed at. ``problem`` is the shape problem alone (no reference), for
-    callers that report it in their own words (``verify`` lists a malformed referrer as rejected)."""
+    callers that report it in their own words (``verify`` lists a malformed referrer as rejected); without
+    one, the message is the problem (``MalformedError`` itself then serves as a parser's ``fail``)."""
 
-    def __init__(self, message: str, *, problem: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, problem: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
-        self.problem = problem
+        self.problem = message if problem is None else problem
 
 
 class InternalError(CiOrasError):

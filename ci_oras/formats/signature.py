@@ -245,10 +245,7 @@ def _b64url(value: str) -> bytes | None:
 
 
 def _b64url_json(value: object) -> dict[str, object] | None:
-    raw = _b64url(value) if isinstance(value, str) and value else None
-    if raw is None:
-        return None
-    decoded = _json_or_none(raw, "utf-8")
+    decoded = _json_or_none(_b64url(value) if isinstance(value, str) and value else None, "utf-8")
     return decoded if isinstance(decoded, dict) else None
 
 

@@ -127,19 +127,14 @@ def parse_manifest(raw: bytes, media_type: str | None = None, digest: str | None
 
 def _entries(doc: Fields, listing: bool) -> tuple[tuple[Descriptor, ...], tuple[MalformedEntry, ...]]:
     """An index's ``manifests``; with ``listing``, the malformed entries apart instead of raising."""
-    items = doc.array("manifests")
     if not listing:
-        return tuple(Descriptor.from_fields(Fields.of(item, doc.fail, f"manifests[{n}]"))
-                     for n, item in enumerate(items)), ()
-
-    def entry_fail(problem: str) -> MalformedError:
-        return MalformedError(problem, problem=problem)
+        return tuple(Descriptor.from_fields(entry) for entry in doc.children("manifests")), ()
 
     good: list[Descriptor] = []
     bad: list[MalformedEntry] = []
-    for position, item in enumerate(items):
+    for position, item in enumerate(doc.array("manifests")):
         try:
-            good.append(Descriptor.from_fields(Fields.of(item, entry_fail, f"manifests[{position}]")))
+            good.append(Descriptor.from_fields(Fields.of(item, MalformedError, doc.name(f"manifests[{position}]"))))
         except MalformedError as exc:
             bad.append(MalformedEntry(position, exc.problem, *_claims(item)))
     return tuple(good), tuple(bad)
@@ -162,7 +157,7 @@ def declared_subject(raw: bytes) -> tuple[str, str | None] | None:
     where (and as what) a manifest too malformed to parse was meant to be listed, so that it is reported
     there instead of vanishing."""
     try:
-        doc = load_json(raw, lambda problem: MalformedError(problem, problem=problem))
+        doc = load_json(raw, MalformedError)
     except MalformedError:
         return None
     if not isinstance(doc, dict):

@@ -358,7 +358,7 @@ class OCILayout:
             if desc is None:
                 return False
             try:
-                doc = load_json(self._read_blob(desc), lambda problem: MalformedError(problem, problem=problem))
+                doc = load_json(self._read_blob(desc), MalformedError)
             except CiOrasError:
                 return False  # its blob is missing or unreadable: nothing to edit (listing ignores it too)
             entries = doc.get("manifests") if isinstance(doc, dict) else None
