@@ -148,13 +148,20 @@ def build_wheel(dest: Path) -> dict[str, Any]:
     return {"wheel": str(wheel)}
 
 
+def bare_venv(venv: Path, env: Mapping[str, str]) -> list[str]:
+    """A fresh venv without pip of its own, and the pip command line that installs into it (this session's pip,
+    ``--python``): the venv ends up holding exactly what that pip installs, as with its own pip, without
+    ensurepip's three seconds of CPU per venv. The install ways that make their venv in product code
+    (``actions/install.sh``, the GitLab templates, the Azure task handler run by tests/wrappers) keep doing so."""
+    run([str(base_python()), "-m", "venv", "--without-pip", str(venv)], env=env)
+    return [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "--disable-pip-version-check"]
+
+
 def pip_install(wheel: Path, dest: Path) -> Installed:
     """``pip install ci-oras`` (here: the wheel) into a fresh venv, its dependencies from the package index."""
     env = user_env(dest / "home")
     venv = dest / "venv"
-    run([str(base_python()), "-m", "venv", str(venv)], env=env)
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         str(wheel)], env=env)
+    run([*bare_venv(venv, env), "install", "--quiet", str(wheel)], env=env)
     return Installed("pip install", venv)
 
 
@@ -225,9 +232,7 @@ def offline_task_install(task: Path, dest: Path) -> Installed:
     --no-deps; no package index is reachable (none configured, and the one pip would try refuses)."""
     env = user_env(dest / "home", extra={"PIP_INDEX_URL": CLOSED_INDEX})
     venv = dest / "venv"
-    run([str(base_python()), "-m", "venv", str(venv)], env=env)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "--no-index", "--find-links", str(task / "wheels")]
+    pip = [*bare_venv(venv, env), "install", "--quiet", "--no-index", "--find-links", str(task / "wheels")]
     run([*pip, "--require-hashes", "-r", str(task / "runtime.lock")], env=env)
     (wheel,) = task.glob("ci_oras-*.whl")
     run([*pip, "--no-deps", str(wheel)], env=env)

@@ -99,8 +99,9 @@ def test_every_module_imports_in_a_venv_holding_only_the_locks_packages(installs
     else: every ci_oras module imports there, so none needs a package the lock lacks."""
     installed = installs.by_action()
     env = user_env(tmp_path)
-    frozen = subprocess.run([str(installed.python), "-m", "pip", "freeze", "--all", "--exclude", "pip",
-                             "--exclude", "setuptools"], capture_output=True, text=True, check=True, env=env)
+    frozen = subprocess.run([sys.executable, "-m", "pip", "--python", str(installed.python), "freeze", "--all",
+                             "--exclude", "pip", "--exclude", "setuptools"], capture_output=True, text=True,
+                            check=True, env=env)
     names = {line.split("==")[0].split(" @ ")[0].lower().replace("_", "-") for line in frozen.stdout.split()}
     assert "cryptography" in names and "ci-oras" in names, frozen.stdout
     assert not names & {"jinja2", "pytest", "hypothesis", "mypy"}, names

@@ -8,7 +8,8 @@ Runs: gitlab-ci-local 4.73.0 (``package.json``: ``npm ci``; it needs ``rsync``) 
 gitlab-ci-local only sees files tracked by git, so each run happens in a fresh git repository holding a copy of
 ``gitlab/`` and the pipeline; the registry address, the repository and an ``OUT`` directory (where the check
 jobs record the dotenv variables that reached them) come in with ``--variable``. One job installs ci-oras from
-this checkout (``package: $PACKAGE``, a path); the others use ``package: ""`` and the ci-oras on PATH: the one
+the wheel the session built from this checkout (``package: $PACKAGE``, a path, as :mod:`harness.installs` installs
+it); the others use ``package: ""`` and the ci-oras on PATH: the one
 the session installed with actions/install.sh (``wrapper_tools.installed``), never the development venv.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 from harness.cli import clean_env
+from harness.installs import Installs
 from harness.registry import RunningRegistry
 from samples.make_samples import cyclonedx_json
 from wrapper_tools import REPO_ROOT, Guarded, assert_only_own_credentials, installed_path, require_tool
@@ -224,12 +226,12 @@ def _gitlab_ci_local(tmp_path: Path, pipeline: str, variables: dict[str, str], *
 
 
 @integration
-def test_push_outputs_reach_needs_jobs(registry_plain: RunningRegistry, tmp_path: Path) -> None:
+def test_push_outputs_reach_needs_jobs(registry_plain: RunningRegistry, installs: Installs, tmp_path: Path) -> None:
     repo = f"gitlab/{uuid.uuid4().hex[:8]}"
     sbom = tmp_path / "sbom.cdx.json"
     sbom.write_bytes(cyclonedx_json())
     run = _gitlab_ci_local(tmp_path, "push-needs.yml", {
-        "REGISTRY": registry_plain.host, "REPO": repo, "SBOM": str(sbom), "PACKAGE": str(REPO_ROOT)})
+        "REGISTRY": registry_plain.host, "REPO": repo, "SBOM": str(sbom), "PACKAGE": str(installs.wheel())})
     assert run.returncode == 0, run.log
     digest = run.recorded("push-digest")
     assert DIGEST.match(digest), run.log
