@@ -123,6 +123,8 @@ def _line(result: RequirementResult, ok_mark: str, fail_mark: str) -> str:
         head = f"{ok_mark} {_label(result)}: {count}"
     else:
         head = f"{fail_mark} {_label(result)}: missing ({count})"
+    if len(result.examined) < result.candidates:  # it held before the rest were needed
+        head += f" (examined {len(result.examined)} of {result.candidates} candidates)"
     shown = [" > ".join(path) for path in result.paths]
     return "\n".join([head, *(f"    {path}" for path in shown)])
 

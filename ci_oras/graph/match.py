@@ -1,26 +1,39 @@
-"""Requirement chains matched against the referrers graph: the walk behind ``verify``.
+"""Requirement chains matched against the referrers graph: the search behind ``verify``.
 
-A chain (``sbom>signature``) is matched level by level from its start node: every node some chain still has
-to look below is listed **once** per check, whatever the number of chains that need it, and the nodes of a
-level are listed in parallel on a bounded pool (as ``discover`` does). A listed referrer that could match is
-counted only once its manifest confirms the listing (``ci_oras.graph.listing``), unless ``trust_listing``;
-a chain descends only into accepted referrers matching its current element. Speaks only to the store
-protocols, like the rest of ``graph``.
+A gate runs before every release, and referrers pile up (every pipeline building on a base image attaches to
+it), so the search asks for what a requirement needs and stops once it holds:
 
-With a :class:`~ci_oras.graph.signatures.SignatureCheck`, an accepted referrer that a configured policy
-handles (a Notary Project signature) and that a chain element could match is also judged (its envelope
-fetched and evaluated, in parallel like the manifest checks) and counts — as a match and as a node to descend
-into — only when its outcome counts. Without one, nothing is judged and the walk is as it always was.
+- **Candidates.** Below a node, the listed referrers whose type could match the chain's first element, in a
+  stated order: newest first by the listing entry's ``org.opencontainers.image.created`` where present, then
+  the rest in listing order. The order only decides what is looked at first; nothing counts because of it.
+- **Confirmed before counted.** A candidate counts only once its manifest, fetched by the listed digest,
+  confirms the listing (``ci_oras.graph.listing``) and matches on its own type and annotations; with a
+  :class:`~ci_oras.graph.signatures.SignatureCheck`, a signature a policy handles counts only when it
+  verifies. ``trust_listing`` counts the listing's claims without fetching (a node listed under itself is
+  still rejected). A forged entry first in the listing costs one request, then the next candidate is tried.
+- **Stop once it holds.** ``*N`` needs N candidates that confirm: at most as many checks as are still needed
+  are in flight (and at most ``concurrency`` requests in all), so a requirement met by its first candidates
+  never fetches the others, and what counts is always the first N confirmable candidates in that order.
+- **Chains** descend only from confirmed candidates (``sbom>signature``: the signatures of an SBOM that
+  counted), and one confirmed path below a candidate is enough for it.
+
+Each node is listed at most once per check, whatever the number of requirements and subjects asking (they are
+searched side by side). A :class:`Memory` carries what was confirmed, rejected or judged from one check of a
+``--wait`` to the next, by digest: a later check lists again (the listing may have grown) but fetches only
+entries it has not met. Speaks only to the store protocols, like the rest of ``graph``.
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, TypeVar
 
-from ci_oras.graph.listing import Fetched, Rejected, check_entries, malformed_entry, self_reference
+from ci_oras.graph.listing import Fetched, Rejected, fetch_listed, judge, malformed_entry, self_reference
 from ci_oras.graph.signatures import SignatureCheck, examine_signature
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
@@ -33,141 +46,265 @@ if TYPE_CHECKING:
 
 #: One requirement's elements, outermost first (``sbom>signature``: the SBOM matcher, then the signature's).
 Chain = tuple[Matcher, ...]
+#: The listing annotation that orders candidates, newest first.
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+
+_T = TypeVar("_T")
+_K = TypeVar("_K", str, tuple[str, str])
+#: RFC 3339 date-time (``2026-12-07T10:00:00.5Z``), read the same on every Python version.
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+                      r"(?:([Zz])|([+-])(\d{2}):(\d{2}))", re.ASCII)
+
+
+@dataclass
+class Memory:
+    """What one check learnt that stays true for the next check of the same verify (content is immutable by
+    digest): manifests fetched, each listed entry's verdict, each signature's outcome."""
+
+    #: listed digest → its manifest, or why there is none
+    fetched: dict[str, Fetched] = field(default_factory=dict)
+    #: (node digest, listed digest, listed artifact type) → the accepted descriptor (the manifest's) or why not
+    verdicts: dict[tuple[str, str, str], Descriptor | Rejected] = field(default_factory=dict)
+    #: (node digest, signature digest) → its outcome; None: not a signature a policy here can judge
+    outcomes: dict[tuple[str, str], SignatureOutcome | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Search:
+    """One chain searched below one node in one check."""
+
+    #: Confirmed paths of digests, first-level referrer first: one per counted candidate, in candidate order.
+    paths: tuple[tuple[str, ...], ...]
+    #: How many listed referrers could match the chain's first element.
+    candidates: int
+    #: The candidates examined (first level), in candidate order; the others were not needed.
+    examined: tuple[str, ...]
+
+    @property
+    def found(self) -> tuple[str, ...]:
+        return tuple(path[0] for path in self.paths)
 
 
 class ChainMatch:
-    """One check: list what the chains need level by level, check the listed referrers that could match,
-    then read the answers (:meth:`paths`) off the accepted ones."""
+    """One check: search each (start node, chain, count) and keep what it met for the report."""
 
     def __init__(self, target: Target, concurrency: int, trust_listing: bool,
-                 signatures: SignatureCheck | None = None) -> None:
+                 signatures: SignatureCheck | None = None, memory: Memory | None = None) -> None:
         self.target = target
         self.concurrency = max(1, concurrency)
         self.trust_listing = trust_listing
         self.signatures = signatures
-        #: (node digest, signature digest) → the signature's outcome, each judged once per check
-        self.outcomes: dict[tuple[str, str], SignatureOutcome] = {}
-        #: digest → the referrers listed under it (unfiltered, each digest once)
-        self.listed: dict[str, list[Descriptor]] = {}
-        #: (node digest, listed digest) → the accepted descriptor (the manifest's), or why it was rejected
-        self.verdicts: dict[tuple[str, str], Descriptor | Rejected] = {}
-        #: listed digest → its manifest (or why there is none): one fetch per digest per check
-        self.fetched: dict[str, Fetched] = {}
-        #: listing entries that are not descriptors, as rejections
-        self.malformed: list[Rejected] = []
-        self.listings = 0
+        self.memory = memory if memory is not None else Memory()
+        #: Requests in flight, whoever makes them (searches run side by side, chains nest).
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         self._lock = threading.Lock()
+        self._listed: dict[str, Future[list[Descriptor]]] = {}
+        self._fetching: dict[str, Future[Fetched]] = {}
+        self._judging: dict[tuple[str, str], Future[SignatureOutcome | None]] = {}
+        #: Listing entries that are not descriptors, and entries that failed their checks, met in this check.
+        self._rejected: dict[tuple[str, str, str, str], Rejected] = {}
+        #: Signatures judged (or met judged) in this check, with the node they sign.
+        self._judged: dict[tuple[str, str], SignatureOutcome] = {}
+        self.listings = 0
+        self.fetches = 0
 
-    def run(self, starts: Sequence[tuple[Descriptor, Chain]]) -> None:
-        """Walk below each start node as far as its chain needs; every node is listed once."""
-        frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
-        for start, chain in starts:
-            frontier.setdefault(start.digest, (start, set()))[1].add(chain)
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="ci-oras-verify") as pool:
-            while frontier:
-                nodes = list(frontier.values())
-                listings = list(pool.map(lambda node: self._list(node[0]), nodes))
-                self._check(pool, [(desc.digest, referrer) for (desc, chains), listed in zip(nodes, listings)
-                                   for referrer in listed if any(c[0].may_match(referrer.artifact_type)
-                                                                 for c in chains)])
-                self._judge(pool, nodes)
-                next_frontier: dict[str, tuple[Descriptor, set[Chain]]] = {}
-                for desc, chains in nodes:
-                    for chain in chains:
-                        if len(chain) == 1:
-                            continue
-                        for referrer in self._accepted(desc.digest):
-                            if _matches(chain[0], referrer):
-                                next_frontier.setdefault(referrer.digest, (referrer, set()))[1].add(chain[1:])
-                frontier = next_frontier
+    def run(self, starts: Sequence[tuple[Descriptor, Chain, int]]) -> list[Search]:
+        """Search each start's chain for its count, side by side; one :class:`Search` per start, in order."""
+        if len(starts) == 1:
+            return [self.search(*starts[0])]
+        with ThreadPoolExecutor(max_workers=min(len(starts), 32), thread_name_prefix="ci-oras-verify") as pool:
+            return list(pool.map(lambda start: self.search(*start), starts))
 
-    def _list(self, desc: Descriptor) -> list[Descriptor]:
-        with self._lock:
-            cached = self.listed.get(desc.digest)
-        if cached is not None:
-            return cached
-        malformed: list[Rejected] = []
-        try:
-            listed = _unique(self.target.referrers(desc.plain()))
-        except MalformedListing as exc:
-            # Entries that are not descriptors are rejected referrers, reported and never counted; the
-            # well-formed rest is checked as usual. (A listing that is not a listing at all ends the check.)
-            listed = _unique(exc.listed)
-            malformed = [malformed_entry(desc.digest, entry) for entry in exc.entries]
-        with self._lock:
-            self.listed[desc.digest] = listed
-            self.malformed.extend(malformed)
-            self.listings += 1
-        return listed
-
-    def _check(self, pool: ThreadPoolExecutor, entries: list[tuple[str, Descriptor]]) -> None:
-        """Give every (node, listed referrer) pair not judged yet its verdict."""
-        unique = {(node, desc.digest): (node, desc) for node, desc in entries}
-        fresh = [pair for key, pair in unique.items() if key not in self.verdicts]
-        if self.trust_listing:
-            verdicts: list[Descriptor | Rejected] = [self_reference(node, d) or d for node, d in fresh]
+    def search(self, node: Descriptor, chain: Chain, needed: int) -> Search:
+        """The first ``needed`` candidates below ``node`` that confirm ``chain``, examining no more than that."""
+        candidates = examination_order([listed for listed in self._list(node) if chain[0].may_match(
+            listed.artifact_type)])
+        results: dict[int, list[tuple[str, ...]]] = {}
+        width = min(self.concurrency, needed)
+        started = counted = 0
+        if width == 1:
+            while counted < needed and started < len(candidates):
+                results[started] = self._examine(node, candidates[started], chain)
+                counted += bool(results[started])
+                started += 1
         else:
-            verdicts = check_entries(self.target, pool, fresh, self.fetched)
-        for (node, desc), verdict in zip(fresh, verdicts):
-            self.verdicts[(node, desc.digest)] = verdict
+            with ThreadPoolExecutor(max_workers=width, thread_name_prefix="ci-oras-verify") as pool:
+                running: dict[Future[list[tuple[str, ...]]], int] = {}
+                while counted < needed:
+                    # never more checks in flight than candidates still needed: none is fetched in vain
+                    while counted + len(running) < needed and started < len(candidates):
+                        running[pool.submit(self._examine, node, candidates[started], chain)] = started
+                        started += 1
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = running.pop(future)
+                        results[index] = future.result()
+                        counted += bool(results[index])
+        paths = tuple(paths[0] for _, paths in sorted(results.items()) if paths)
+        return Search(paths, len(candidates), tuple(candidate.digest for candidate in candidates[:started]))
 
-    def _judge(self, pool: ThreadPoolExecutor, nodes: list[tuple[Descriptor, set[Chain]]]) -> None:
-        """Judge every accepted signature below ``nodes`` that a chain could count and that is not judged yet."""
+    # ---------------------------------------------------------------------------------------- one candidate
+
+    def _examine(self, node: Descriptor, listed: Descriptor, chain: Chain) -> list[tuple[str, ...]]:
+        """The confirmed path(s) through ``listed`` (at most one is looked for), or none."""
+        verdict = self._verdict(node.digest, listed)
+        if isinstance(verdict, Rejected):
+            with self._lock:
+                self._rejected.setdefault(
+                    (verdict.subject, verdict.listed.digest, verdict.reason.value, verdict.message), verdict)
+            return []
+        if not _matches(chain[0], verdict):
+            return []
         check = self.signatures
-        if check is None:
-            return
-        work: list[tuple[Descriptor, Manifest]] = []
-        for desc, chains in nodes:
-            for referrer in self._accepted(desc.digest, judged_only=False):
-                key = (desc.digest, referrer.digest)
-                manifest = self.fetched.get(referrer.digest)
-                if (key in self.outcomes or not isinstance(manifest, Manifest) or not check.handles(
-                        referrer.artifact_type) or not any(_matches(chain[0], referrer) for chain in chains)):
-                    continue
-                work.append((desc, manifest))
-        outcomes = list(pool.map(lambda item: examine_signature(self.target, item[1], item[0], check.policies,
-                                                                check.scope), work))
-        for (desc, manifest), outcome in zip(work, outcomes):
-            if outcome is not None:
-                self.outcomes[(desc.digest, manifest.digest)] = outcome
+        if check is not None and check.handles(verdict.artifact_type):
+            outcome = self._judge(node, verdict, check)
+            if outcome is None or not outcome.counts:
+                return []
+        if len(chain) == 1:
+            return [(verdict.digest,)]
+        below = self.search(verdict, chain[1:], 1)
+        return [(verdict.digest, *path) for path in below.paths]
 
-    def _accepted(self, digest: str, judged_only: bool = True) -> list[Descriptor]:
-        """The referrers listed under ``digest`` that were checked and accepted, in listing order; with
-        ``judged_only``, a signature whose outcome does not count is left out (it was judged and refused)."""
-        accepted: list[Descriptor] = []
-        for listed in self.listed.get(digest, []):
-            verdict = self.verdicts.get((digest, listed.digest))
-            if verdict is None or isinstance(verdict, Rejected):
-                continue
-            outcome = self.outcomes.get((digest, verdict.digest))
-            if judged_only and self.signatures is not None and self.signatures.handles(verdict.artifact_type) \
-                    and (outcome is None or not outcome.counts):
-                continue
-            accepted.append(verdict)
-        return accepted
+    def _verdict(self, node: str, listed: Descriptor) -> Descriptor | Rejected:
+        key = (node, listed.digest, listed.artifact_type or "")
+        with self._lock:
+            known = self.memory.verdicts.get(key)
+        if known is not None:
+            return known
+        verdict: Descriptor | Rejected
+        rejected = self_reference(node, listed)
+        if rejected is not None or self.trust_listing:
+            verdict = rejected or listed
+        else:
+            verdict = judge(node, listed, self._fetch(node, listed))
+        with self._lock:
+            self.memory.verdicts[key] = verdict
+        return verdict
 
-    def signature_outcomes(self) -> list[tuple[str, SignatureOutcome]]:
-        """Every signature judged in this check with the node it signs, in the order judged."""
-        return [(node, outcome) for (node, _), outcome in self.outcomes.items()]
+    def _fetch(self, node: str, listed: Descriptor) -> Fetched:
+        """The manifest at the listed digest: one GET per digest over all checks."""
+        with self._lock:
+            known = self.memory.fetched.get(listed.digest)
+        if known is not None:
+            return known
+
+        def fetch() -> Fetched:
+            with self._slots:
+                fetched = fetch_listed(self.target, node, listed)
+            with self._lock:
+                self.memory.fetched[listed.digest] = fetched
+                self.fetches += 1
+            return fetched
+
+        return self._once(self._fetching, listed.digest, fetch)
+
+    def _judge(self, node: Descriptor, accepted: Descriptor, check: SignatureCheck) -> SignatureOutcome | None:
+        key = (node.digest, accepted.digest)
+        with self._lock:
+            known = key in self.memory.outcomes
+            outcome = self.memory.outcomes.get(key)
+        if not known:
+            manifest = self.memory.fetched.get(accepted.digest)
+            if not isinstance(manifest, Manifest):
+                return None
+
+            def evaluate() -> SignatureOutcome | None:
+                with self._slots:
+                    judged = examine_signature(self.target, manifest, node, check.policies, check.scope)
+                with self._lock:
+                    self.memory.outcomes[key] = judged
+                return judged
+
+            outcome = self._once(self._judging, key, evaluate)
+        if outcome is not None:
+            with self._lock:
+                self._judged.setdefault(key, outcome)
+        return outcome
+
+    # ---------------------------------------------------------------------------------------------- listing
+
+    def _list(self, node: Descriptor) -> list[Descriptor]:
+        """The referrers listed under ``node`` (unfiltered, each digest once): one listing per node per check."""
+
+        def listing() -> list[Descriptor]:
+            malformed: list[Rejected] = []
+            with self._slots:
+                try:
+                    listed = _unique(self.target.referrers(node.plain()))
+                except MalformedListing as exc:
+                    # Entries that are not descriptors are rejected referrers, reported and never counted; the
+                    # well-formed rest is searched as usual. (A listing that is not a listing ends the check.)
+                    listed = _unique(exc.listed)
+                    malformed = [malformed_entry(node.digest, entry) for entry in exc.entries]
+            with self._lock:
+                self.listings += 1
+                for entry in malformed:
+                    self._rejected.setdefault(
+                        (entry.subject, entry.listed.digest, entry.reason.value, entry.message), entry)
+            return listed
+
+        return self._once(self._listed, node.digest, listing)
+
+    def _once(self, running: dict[_K, Future[_T]], key: _K, make: Callable[[], _T]) -> _T:
+        """``make()``'s result for ``key``, computed by the first caller of this check; the others wait for it.
+        The first caller computes in its own thread, so no pool slot is held while waiting."""
+        with self._lock:
+            future = running.get(key)
+            owner = future is None
+            if future is None:
+                future = running[key] = Future()
+        if not owner:
+            return future.result()
+        try:
+            value = make()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set_result(value)
+        return value
+
+    # ---------------------------------------------------------------------------------------------- report
 
     def rejected(self) -> list[Rejected]:
-        return [*self.malformed, *(verdict for verdict in self.verdicts.values() if isinstance(verdict, Rejected))]
+        """Entries met in this check that failed their checks (malformed listing entries first), each once."""
+        with self._lock:
+            return sorted(self._rejected.values(), key=lambda entry: entry.reason.value != "malformed")
 
-    def paths(self, digest: str, chain: Chain) -> list[tuple[str, ...]]:
-        """Every path of accepted referrers below ``digest`` matching ``chain``, element by element."""
-        out: list[tuple[str, ...]] = []
-        for referrer in self._accepted(digest):
-            if not _matches(chain[0], referrer):
-                continue
-            if len(chain) == 1:
-                out.append((referrer.digest,))
-            else:
-                out.extend((referrer.digest, *rest) for rest in self.paths(referrer.digest, chain[1:]))
-        return out
+    def signature_outcomes(self) -> list[tuple[str, SignatureOutcome]]:
+        """Every signature this check counted on or refused, with the node it signs, in the order judged."""
+        with self._lock:
+            return [(node, outcome) for (node, _), outcome in self._judged.items()]
 
 
-def _matches(matcher: Matcher, desc: Descriptor) -> bool:
-    return matcher.matches(desc.artifact_type, desc.annotations)
+def examination_order(candidates: list[Descriptor]) -> list[Descriptor]:
+    """Newest first by the listing's ``org.opencontainers.image.created`` (RFC 3339) where present and
+    readable, then the rest in listing order."""
+    dated: list[tuple[float, int, Descriptor]] = []
+    undated: list[Descriptor] = []
+    for position, candidate in enumerate(candidates):
+        created = _timestamp(candidate.annotations.get(ANNOTATION_CREATED))
+        if created is None:
+            undated.append(candidate)
+        else:
+            dated.append((-created, position, candidate))
+    return [candidate for _, _, candidate in sorted(dated, key=lambda item: item[:2])] + undated
+
+
+def _timestamp(text: object) -> float | None:
+    match = _RFC3339.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, zulu, sign, offset_hours, offset_minutes = match.groups()[6:]
+    offset = timedelta(0) if zulu or sign is None else (1 if sign == "+" else -1) * timedelta(
+        hours=int(offset_hours), minutes=int(offset_minutes))
+    try:
+        moment = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=timezone(offset))
+    except ValueError:  # a 30 February, an offset past a day
+        return None
+    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 def _unique(listed: list[Descriptor]) -> list[Descriptor]:
@@ -179,3 +316,6 @@ def _unique(listed: list[Descriptor]) -> list[Descriptor]:
             out.append(desc)
     return out
 
+
+def _matches(matcher: Matcher, desc: Descriptor) -> bool:
+    return matcher.matches(desc.artifact_type, desc.annotations)

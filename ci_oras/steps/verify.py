@@ -1,24 +1,29 @@
 """``verify``: the deployment gate — do the required referrers (SBOM, signature, signed SBOM, …) exist?
 
-Evaluation (``ci_oras.graph.match``) asks the registry as little as possible:
+Evaluation (``ci_oras.graph.match``) asks the registry only what the requirements need:
 
-- Level by level from the subject(s): every node that some requirement still has to look below is listed
-  **once** per check, whatever the number of requirements that need it; the nodes of a level are listed in
-  parallel on a bounded pool (as ``discover`` does).
+- Each requirement is searched below its subject: the listed referrers that could match are its candidates,
+  newest first by the listing's ``org.opencontainers.image.created`` where present, then in listing order.
+  Candidates are checked until the requirement holds (``*N``: N that confirm), then the search stops; what
+  was examined, and how many candidates were not needed, is in the result. Requirements and subjects are
+  searched side by side, on at most ``concurrency`` requests in flight.
 - Listings are never filtered by the registry: its ``artifactType`` filter compares exactly, while artifact
-  types are case-insensitive. Matching is done here (one listing request either way).
-- A listing is a claim. A listed referrer that could match is counted only after its manifest is fetched (one
-  GET per such referrer, a level's GETs in parallel) and confirms the listing: it exists, has the listed
-  digest and type, and names the node it was listed under as its subject (``ci_oras.graph.listing``). It is
-  then matched on the manifest's own type and annotations. What fails is reported as rejected, not counted.
-  ``trust_listing`` skips the fetches (a node listed under itself is still rejected: that needs no request).
-- A chain descends only into accepted referrers matching its current element: ``sbom>signature`` lists the
-  referrers of the SBOMs, never those of an unrelated report.
+  types are case-insensitive. Matching is done here (one listing request either way), and every node is
+  listed at most once per check, whatever the number of requirements asking.
+- A listing is a claim. A candidate is counted only after its manifest is fetched (one GET) and confirms the
+  listing: it exists, has the listed digest and type, and names the node it was listed under as its subject
+  (``ci_oras.graph.listing``). It is then matched on the manifest's own type and annotations. What fails is
+  reported as rejected, not counted, and the next candidate is tried. ``trust_listing`` skips the fetches (a
+  node listed under itself is still rejected: that needs no request).
+- A chain descends only from candidates that counted: ``sbom>signature`` lists the referrers of an SBOM that
+  confirmed, never those of an unrelated report, and one signed SBOM is one path.
 
 With ``wait``, unmet requirements are checked again every ``interval`` until they hold or the time is up
 (registries that index referrers asynchronously list a fresh referrer only after a while). Each check opens a
-fresh target, so nothing listed earlier is served from a cache; requirements already met are not asked again.
-The subject itself must exist at the first check (NotFoundError, exit 3, otherwise).
+fresh target and lists again, so nothing listed earlier is served from a cache; what earlier checks confirmed,
+rejected or judged is kept by digest (content does not change under a digest), so a later check fetches only
+entries it has not met. Requirements already met are not asked again. The subject itself must exist at the
+first check (NotFoundError, exit 3, otherwise).
 
 With a trust policy (``signatures``), a Notary Project signature counts only when it verifies (or as the
 policy's level says), at any level of a chain; every signature judged is reported with its outcome. The
@@ -40,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_oras.errors import UsageError
 from ci_oras.graph.listing import Rejected
-from ci_oras.graph.match import ChainMatch
+from ci_oras.graph.match import ChainMatch, Memory, Search
 from ci_oras.graph.signatures import SignatureCheck
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
@@ -102,10 +107,15 @@ class Subject:
 class RequirementResult:
     requirement: Requirement
     subject: Subject
-    #: First-level referrers of the subject that satisfy the whole requirement, in listing order.
+    #: First-level referrers of the subject that satisfy the whole requirement (at most the count needed), in
+    #: the order they were examined.
     found: tuple[str, ...] = ()
-    #: Every complete path of digests, first-level referrer first.
+    #: The confirmed path of digests through each found referrer, first-level referrer first.
     paths: tuple[tuple[str, ...], ...] = ()
+    #: Listed referrers of the subject that could match the requirement's first element.
+    candidates: int = 0
+    #: The candidates examined, in order; the rest were not needed once the requirement held.
+    examined: tuple[str, ...] = ()
 
     @property
     def satisfied(self) -> bool:
@@ -119,6 +129,8 @@ class RequirementResult:
             "needed": self.requirement.count,
             "paths": [list(path) for path in self.paths],
             "subject": self.subject.digest,
+            "candidates": self.candidates,
+            "examined": list(self.examined),
         }
         if self.subject.platform is not None:
             doc["platform"] = self.subject.platform
@@ -215,15 +227,17 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
     results: dict[tuple[str, Requirement], RequirementResult] = {}
     rejected: dict[tuple[str, str, str, str], Rejected] = {}
     judged: dict[tuple[str, str], JudgedSignature] = {}
+    memory = Memory()  # what a check confirmed, rejected or judged stays so for the next one
     attempts = listings = fetches = 0
     while True:
         attempts += 1
-        evaluation = ChainMatch(target, options.concurrency, options.trust_listing, options.signatures)
-        evaluation.run([(subject.descriptor, requirement.chain) for subject, requirement in pending])
-        for subject, requirement in pending:
-            results[(subject.digest, requirement)] = _result(evaluation, subject, requirement)
+        evaluation = ChainMatch(target, options.concurrency, options.trust_listing, options.signatures, memory)
+        searches = evaluation.run([(subject.descriptor, requirement.chain, requirement.count)
+                                   for subject, requirement in pending])
+        for (subject, requirement), search in zip(pending, searches):
+            results[(subject.digest, requirement)] = _result(search, subject, requirement)
         listings += evaluation.listings
-        fetches += len(evaluation.fetched)
+        fetches += evaluation.fetches
         for entry in evaluation.rejected():
             rejected.setdefault((entry.subject, entry.listed.digest, entry.reason.value, entry.message), entry)
         for node, outcome in evaluation.signature_outcomes():
@@ -314,10 +328,5 @@ def _pick(children: list[Subject], platform: str, shown: str) -> Subject:
     return next(child for child in children if child.descriptor is chosen)
 
 
-def _result(evaluation: ChainMatch, subject: Subject, requirement: Requirement) -> RequirementResult:
-    paths = evaluation.paths(subject.digest, requirement.chain)
-    found: list[str] = []
-    for path in paths:
-        if path[0] not in found:
-            found.append(path[0])
-    return RequirementResult(requirement, subject, tuple(found), tuple(paths))
+def _result(search: Search, subject: Subject, requirement: Requirement) -> RequirementResult:
+    return RequirementResult(requirement, subject, search.found, search.paths, search.candidates, search.examined)

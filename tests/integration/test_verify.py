@@ -140,8 +140,10 @@ def test_missing_referrer_exits_1_with_the_document_on_stdout(attached: Attached
     entries = _by_spec(document)
     assert entries["sbom"]["satisfied"] is True
     assert entries["signature"] == {"spec": "signature", "satisfied": False, "found": [], "needed": 1,
-                                    "paths": [], "subject": a.image}
+                                    "paths": [], "subject": a.image, "candidates": 0, "examined": []}
     assert entries["sbom*2"]["found"] == [a.sbom] and entries["sbom*2"]["needed"] == 2
+    # unmet: every candidate was examined
+    assert entries["sbom*2"]["candidates"] == 1 and entries["sbom*2"]["examined"] == [a.sbom]
     assert result.stderr.strip().splitlines()[-1] == "Error: verification failed: missing signature, sbom*2"
 
 
@@ -348,11 +350,16 @@ def test_api_aliases(api_graph: ApiGraph) -> None:
     document = _document(g.verify(f"{g.ref}:v1", "-r", "sbom", "-r", "signature", "-r", "attestation",
                                   "-r", "vuln-report", "-r", "sbom*2", "-r", "signature*2", "-O", "json"), EXIT_OK)
     entries = _by_spec(document)
-    assert entries["sbom"]["found"] == [g.cyclonedx, g.spdx]
+    # one is needed: the first candidate in listing order (none has a creation time) holds it, the rest
+    # are not examined
+    assert entries["sbom"]["found"] == entries["sbom"]["examined"] == [g.cyclonedx]
+    # candidates: both SBOMs and both Sigstore bundles (a bundle's predicate may make it an SBOM attestation)
+    assert entries["sbom"]["candidates"] == 4
     # a Sigstore bundle with a predicateType is an attestation, not a signature
-    assert entries["signature"]["found"] == [g.signature, g.bundle_signature]
+    assert entries["signature*2"]["found"] == [g.signature, g.bundle_signature]
     assert entries["attestation"]["found"] == [g.bundle_attestation]
     assert entries["vuln-report"]["found"] == [g.sarif]
+    assert entries["sbom*2"]["found"] == [g.cyclonedx, g.spdx]
     assert entries["sbom*2"]["needed"] == 2 and entries["signature*2"]["needed"] == 2
 
 
@@ -367,7 +374,8 @@ def test_api_counts_and_chains_that_fail(api_graph: ApiGraph) -> None:
     assert entries["sbom>signature"]["paths"] == [[g.cyclonedx, g.cyclonedx_signature]]
     assert entries["sbom>signature*2"]["found"] == [g.cyclonedx]
     assert entries[f"{SPDX}>signature"] == {"spec": f"{SPDX}>signature", "satisfied": False, "found": [],
-                                             "needed": 1, "paths": [], "subject": g.image["digest"]}
+                                             "needed": 1, "paths": [], "subject": g.image["digest"],
+                                             "candidates": 1, "examined": [g.spdx]}
 
 
 def test_api_lists_each_node_once_for_all_requirements(api_graph: ApiGraph) -> None:
