@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from ci_oras.signing.policy import SignatureOutcome
 
 DEFAULT_INTERVAL = 5.0
+#: Why candidates were left unexamined: the only reason the search stops before the last one.
+UNEXAMINED_REASON = "the requirement held before they were needed"
 DEFAULT_CONCURRENCY = 8
 #: buildx stores provenance/SBOM attestations as extra index entries marked with this annotation.
 ANNOTATION_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
@@ -132,6 +134,8 @@ class RequirementResult:
             "candidates": self.candidates,
             "examined": list(self.examined),
         }
+        if len(self.examined) < self.candidates:
+            doc["unexamined"] = {"count": self.candidates - len(self.examined), "reason": UNEXAMINED_REASON}
         if self.subject.platform is not None:
             doc["platform"] = self.subject.platform
         return doc

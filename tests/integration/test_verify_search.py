@@ -49,6 +49,7 @@ def test_one_needed_of_many_fetches_only_the_newest(repo: Repo, registry_plain: 
     (entry,) = doc["requirements"]
     assert entry["found"] == entry["examined"] == [signatures[newest]["digest"]]
     assert entry["candidates"] == 30 and doc["fetches"] == 1
+    assert entry["unexamined"] == {"count": 29, "reason": "the requirement held before they were needed"}
     assert fetched == [signatures[newest]["digest"]]
     # the subject, the listing (the API probe and the fallback tag), the one manifest
     assert requests <= 4, requests
