@@ -37,9 +37,9 @@ from ci_oras.graph.listing import Fetched, Rejected, fetch_listed, judge, malfor
 from ci_oras.graph.signatures import SignatureCheck, examine_signature
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
-from ci_oras.oci.referrers import MalformedListing
+from ci_oras.oci.referrers import MalformedListing, Unchanged
 from ci_oras.requirements import Matcher
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import RevalidatingLister, Target
 
 if TYPE_CHECKING:
     from ci_oras.signing.policy import SignatureOutcome
@@ -67,6 +67,17 @@ class Memory:
     verdicts: dict[tuple[str, str, str], Descriptor | Rejected] = field(default_factory=dict)
     #: (node digest, signature digest) → its outcome; None: not a signature a policy here can judge
     outcomes: dict[tuple[str, str], SignatureOutcome | None] = field(default_factory=dict)
+    #: node digest → its last listing and what names it, to ask the store whether it changed
+    listings: dict[str, Listing] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A node's listing as read: its well-formed entries, the malformed ones, what names it for the store."""
+
+    validator: str
+    listed: list[Descriptor]
+    malformed: list[Rejected]
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,8 @@ class ChainMatch:
         #: Signatures judged (or met judged) in this check, with the node they sign.
         self._judged: dict[tuple[str, str], SignatureOutcome] = {}
         self.listings = 0
+        #: Listings the store said were unchanged since an earlier check (read without their body).
+        self.unchanged = 0
         self.fetches = 0
 
     def run(self, starts: Sequence[tuple[Descriptor, Chain, int]]) -> list[Search]:
@@ -230,16 +243,34 @@ class ChainMatch:
 
         def listing() -> list[Descriptor]:
             malformed: list[Rejected] = []
+            revalidating = self.target if isinstance(self.target, RevalidatingLister) else None
+            known = self.memory.listings.get(node.digest) if revalidating is not None else None
             with self._slots:
                 try:
-                    listed = _unique(self.target.referrers(node.plain()))
+                    if revalidating is not None and known is not None:
+                        answer = revalidating.referrers_if_changed(node.plain(), known.validator)
+                    else:
+                        answer = self.target.referrers(node.plain())
+                    unchanged = isinstance(answer, Unchanged)
+                    if isinstance(answer, Unchanged):
+                        assert known is not None
+                        listed, malformed = known.listed, known.malformed
+                    else:
+                        listed = _unique(answer)
                 except MalformedListing as exc:
                     # Entries that are not descriptors are rejected referrers, reported and never counted; the
                     # well-formed rest is searched as usual. (A listing that is not a listing ends the check.)
                     listed = _unique(exc.listed)
                     malformed = [malformed_entry(node.digest, entry) for entry in exc.entries]
+                    unchanged = False
+                validator = revalidating.listing_validator(node) if revalidating is not None else None
             with self._lock:
                 self.listings += 1
+                self.unchanged += unchanged
+                if validator is not None:
+                    self.memory.listings[node.digest] = Listing(validator, listed, malformed)
+                elif not unchanged:
+                    self.memory.listings.pop(node.digest, None)  # a listing nothing names: read it whole next time
                 for entry in malformed:
                     self._rejected.setdefault(
                         (entry.subject, entry.listed.digest, entry.reason.value, entry.message), entry)

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 
 from ci_oras.errors import MalformedError
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import Digest
 from ci_oras.oci.manifest import MalformedEntry
 from ci_oras.oci.mediatypes import same_type
+
+
+class Unchanged(Enum):
+    """A registry's answer to a conditional listing: still the listing the validator names (HTTP 304)."""
+
+    listing = "unchanged"
+
+
+#: What ``referrers_if_changed`` returns for a listing that did not change.
+UNCHANGED = Unchanged.listing
 
 
 def fallback_tag(subject_digest: str) -> str:

@@ -74,13 +74,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, overload
 
 from ci_oras.errors import MalformedError, RegistryError, UsageError
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import MalformedEntry, Manifest, build_index, parse_manifest
-from ci_oras.oci.referrers import complete_listing, fallback_tag, filter_by_type
+from ci_oras.oci.referrers import UNCHANGED, Unchanged, complete_listing, fallback_tag, filter_by_type
 
 if TYPE_CHECKING:
     import httpx
@@ -103,6 +103,10 @@ class ManifestStore(Protocol):
         """The manifest at ``reference``, its ETag and the seconds the answering attempt took (a retried
         request's waits excluded), or None when absent. An index is parsed as a listing: its malformed
         entries are in ``Manifest.malformed``, not an error (the caller reports them)."""
+
+    def get_manifest_if_changed(self, reference: str, etag: str
+                                ) -> tuple[Manifest, str | None, float] | Unchanged | None:
+        """As ``get_manifest_if_exists``, unless the registry says the answer ``etag`` names still holds."""
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
@@ -168,6 +172,9 @@ class RegistryReferrers:
         self.windows: list[float] = []
         #: False once the registry refused to delete a replaced index: not asked again in this run.
         self._cleanup = True
+        #: Subject digest -> what names the last listing read of it, for a conditional read next time:
+        #: ``api:<ETag>`` (a one-page API answer) or ``tag:<ETag>`` (a fallback index).
+        self.validators: dict[str, str] = {}
 
     # -- API detection, remembered per repository ------------------------------------------------------------
 
@@ -189,16 +196,27 @@ class RegistryReferrers:
 
     def list_referrers(self, subject_digest: str, artifact_type: str | None = None) -> list[Descriptor]:
         """Every referrer of ``subject_digest`` (of ``artifact_type`` when given)."""
+        listed = self._list(subject_digest, artifact_type, None)
+        assert not isinstance(listed, Unchanged)  # nothing to compare with: never UNCHANGED
+        return listed
+
+    def list_referrers_if_changed(self, subject_digest: str, validator: str) -> list[Descriptor] | Unchanged:
+        """Every referrer of ``subject_digest``, or UNCHANGED when the registry says the listing ``validator``
+        names (from :attr:`validators`) still holds: the same requests, without the listing's body."""
+        return self._list(subject_digest, None, validator)
+
+    def _list(self, subject_digest: str, artifact_type: str | None,
+              validator: str | None) -> list[Descriptor] | Unchanged:
         if self.mode is ReferrersMode.auto and self.api_supported is None:
             # The first listing in a repository probes the API; parallel listings (discover lists a level
             # at once) wait for its answer instead of each probing.
             with self.client.probe_lock(self.repository):
                 if self.api_supported is None:
-                    listed = self._list_api(subject_digest, artifact_type)
+                    listed = self._list_api(subject_digest, artifact_type, validator)
                     if listed is not None:
                         return listed
         if self._use_api():
-            listed = self._list_api(subject_digest, artifact_type)
+            listed = self._list_api(subject_digest, artifact_type, validator)
             if listed is not None:
                 return listed
             if self.mode is ReferrersMode.api:
@@ -206,13 +224,28 @@ class RegistryReferrers:
                     f"registry {self.client.host} does not serve the referrers API for {self.repository}",
                     hint="use --referrers tag (or auto) for this registry",
                 )
-        return filter_by_type(self._read_fallback(subject_digest).manifests, artifact_type)
+        etag = validator[len("tag:"):] if validator and validator.startswith("tag:") else None
+        fallback = self._read_fallback(subject_digest, etag)
+        if isinstance(fallback, Unchanged):
+            return fallback
+        if fallback.etag and fallback.exists:
+            self.validators[subject_digest] = f"tag:{fallback.etag}"
+        return filter_by_type(fallback.manifests, artifact_type)
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
 
-    def _list_api(self, subject_digest: str, artifact_type: str | None) -> list[Descriptor] | None:
-        """The API's answer, following ``Link`` pages; None when this registry has no referrers API."""
+    @overload
+    def _list_api(self, subject_digest: str, artifact_type: str | None) -> list[Descriptor] | None: ...
+
+    @overload
+    def _list_api(self, subject_digest: str, artifact_type: str | None,
+                  validator: str | None) -> list[Descriptor] | Unchanged | None: ...
+
+    def _list_api(self, subject_digest: str, artifact_type: str | None,
+                  validator: str | None = None) -> list[Descriptor] | Unchanged | None:
+        """The API's answer, following ``Link`` pages; None when this registry has no referrers API; UNCHANGED
+        when ``validator`` names a one-page answer the registry says still holds."""
         from ci_oras.registry.client import registry_error_detail
 
         url: str | None = f"/v2/{self.repository}/referrers/{subject_digest}"
@@ -221,13 +254,22 @@ class RegistryReferrers:
         found: list[Descriptor] = []
         malformed: list[MalformedEntry] = []
         followed: set[str] = set()
+        headers = {"Accept": mediatypes.OCI_INDEX}
+        if validator and validator.startswith("api:"):
+            headers["If-None-Match"] = validator[len("api:"):]
+        pages = 0
         while url:
             self._count("referrers-api")
             response = self.client.request(
-                "GET", url, scopes=self.pull_scopes, ok=(200, 404),
-                headers={"Accept": mediatypes.OCI_INDEX}, describe=f"list referrers of {subject_digest}",
+                "GET", url, scopes=self.pull_scopes, ok=(200, 304, 404) if pages == 0 else (200, 404),
+                headers=headers if pages == 0 else {"Accept": mediatypes.OCI_INDEX},
+                describe=f"list referrers of {subject_digest}",
             )
+            pages += 1
             try:
+                if response.status_code == 304:  # only ever asked for by a registry that has the API
+                    self._remember(True)
+                    return UNCHANGED
                 content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
                 if response.status_code == 404:
                     code, _ = registry_error_detail(response)
@@ -247,6 +289,9 @@ class RegistryReferrers:
             found.extend(index.manifests)
             malformed.extend(index.malformed)
             url = self.client.next_page(response, f"list referrers of {subject_digest}", followed)
+            etag = response.headers.get("ETag")
+            if pages == 1 and not url and etag:  # one page: its ETag names the whole listing
+                self.validators[subject_digest] = f"api:{etag}"
         complete_listing(subject_digest, self._where(), found, malformed)
         return filter_by_type(found, artifact_type)
 
@@ -271,9 +316,18 @@ class RegistryReferrers:
             raise MalformedError(f"{where}: {problem}", problem=problem)
         return index
 
-    def _read_fallback(self, subject_digest: str) -> _Fallback:
+    @overload
+    def _read_fallback(self, subject_digest: str) -> _Fallback: ...
+
+    @overload
+    def _read_fallback(self, subject_digest: str, etag: str | None) -> _Fallback | Unchanged: ...
+
+    def _read_fallback(self, subject_digest: str, etag: str | None = None) -> _Fallback | Unchanged:
         self._count("fallback-get")
-        got = self.store.get_manifest_if_exists(fallback_tag(subject_digest))
+        tag = fallback_tag(subject_digest)
+        got = self.store.get_manifest_if_exists(tag) if etag is None else self.store.get_manifest_if_changed(tag, etag)
+        if isinstance(got, Unchanged):
+            return got
         if got is None:
             return _Fallback()
         manifest, etag, elapsed = got

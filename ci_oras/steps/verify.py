@@ -20,8 +20,9 @@ Evaluation (``ci_oras.graph.match``) asks the registry only what the requirement
 
 With ``wait``, unmet requirements are checked again every ``interval`` until they hold or the time is up
 (registries that index referrers asynchronously list a fresh referrer only after a while). Each check opens a
-fresh target and lists again, so nothing listed earlier is served from a cache; what earlier checks confirmed,
-rejected or judged is kept by digest (content does not change under a digest), so a later check fetches only
+fresh target and lists again, so nothing listed earlier is served from a cache (a listing the registry gave an
+ETag for is asked for with ``If-None-Match``: a 304 says it is unchanged, without its body); what earlier
+checks confirmed, rejected or judged is kept by digest (content does not change under a digest), so a later check fetches only
 entries it has not met. Requirements already met are not asked again. The subject itself must exist at the
 first check (NotFoundError, exit 3, otherwise).
 
@@ -174,6 +175,8 @@ class VerifyResult:
     listings: int
     #: Listed manifests fetched to check the listings, over all checks (one request each on a registry).
     fetches: int = 0
+    #: Listings (of ``listings``) the registry said were unchanged since the previous check: read without a body.
+    unchanged_listings: int = 0
     #: Listed entries that failed the checks (each once, in the order met), not counted.
     rejected: tuple[Rejected, ...] = ()
     trust_listing: bool = False
@@ -211,6 +214,7 @@ class VerifyResult:
             "waited": round(self.waited, 3),
             "listings": self.listings,
             "fetches": self.fetches,
+            "unchangedListings": self.unchanged_listings,
             "trustListing": self.trust_listing,
             "rejected": [rejected.to_dict() for rejected in self.rejected],
         } | ({} if self.trust_scope is None else {
@@ -232,7 +236,7 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
     rejected: dict[tuple[str, str, str, str], Rejected] = {}
     judged: dict[tuple[str, str], JudgedSignature] = {}
     memory = Memory()  # what a check confirmed, rejected or judged stays so for the next one
-    attempts = listings = fetches = 0
+    attempts = listings = fetches = unchanged = 0
     while True:
         attempts += 1
         evaluation = ChainMatch(target, options.concurrency, options.trust_listing, options.signatures, memory)
@@ -241,6 +245,7 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
         for (subject, requirement), search in zip(pending, searches):
             results[(subject.digest, requirement)] = _result(search, subject, requirement)
         listings += evaluation.listings
+        unchanged += evaluation.unchanged
         fetches += evaluation.fetches
         for entry in evaluation.rejected():
             rejected.setdefault((entry.subject, entry.listed.digest, entry.reason.value, entry.message), entry)
@@ -257,7 +262,7 @@ def verify(open_target: Callable[[], Target], reference: str, shown: str, option
         sleep(pause)
         target = open_target()
     ordered = tuple(results[(s.digest, r)] for s in subjects for r in options.requirements)
-    return VerifyResult(shown, root, ordered, attempts, clock() - start, listings, fetches,
+    return VerifyResult(shown, root, ordered, attempts, clock() - start, listings, fetches, unchanged,
                         tuple(rejected.values()), options.trust_listing,
                         options.signatures.scope if options.signatures is not None else None,
                         tuple(judged.values()))

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
+from ci_oras.oci.referrers import Unchanged
 
 #: Manifests are small by design (distribution refuses over 4 MiB); anything larger is not a manifest.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -83,6 +84,20 @@ class ReferrerPusher(Protocol):
                        stored: Collection[str] = ()) -> None:
         """Store every referrer of ``subject`` not in ``stored`` (digests the store already has) and make them
         all discoverable with as few list updates as the store allows (one index write per subject)."""
+
+
+@runtime_checkable
+class RevalidatingLister(Protocol):
+    """A store that can ask whether a listing it read changed (a registry: ``If-None-Match`` with the ETag of
+    the earlier answer, and a 304 without the body), so a check repeated by ``verify --wait`` does not read
+    an unchanged listing again."""
+
+    def listing_validator(self, subject: Descriptor) -> str | None:
+        """What names the last listing of ``subject`` this store read; None when it cannot be revalidated."""
+
+    def referrers_if_changed(self, subject: Descriptor, validator: str) -> list[Descriptor] | Unchanged:
+        """The referrers of ``subject`` as ``referrers`` lists them, or UNCHANGED when the listing
+        ``validator`` names still holds."""
 
 
 @runtime_checkable

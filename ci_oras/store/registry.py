@@ -20,6 +20,7 @@ from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import digest_bytes, is_digest, mismatch
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.oci.reference import RegistryReference
+from ci_oras.oci.referrers import UNCHANGED, Unchanged
 from ci_oras.oci.shape import Fields, load_json
 from ci_oras.registry.auth import repository_scope
 from ci_oras.registry.referrers import RegistryReferrers, ReferrersMode, SettleOptions
@@ -283,21 +284,34 @@ class RegistryRepository:
         return Descriptor(media_type=media_type, digest=digest, size=int(length))
 
     def fetch_manifest(self, reference: str) -> Manifest:
-        return self._fetch_manifest_and_etag(reference)[0]
+        response, raw = self._get_manifest_bytes(reference)
+        return self._manifest_answer(reference, response, raw, listing=False)[0]
 
     def get_manifest_if_exists(self, reference: str) -> tuple[Manifest, str | None, float] | None:
         """For the referrers backend, which reads fallback indexes with it: an index is parsed as a listing
         (malformed entries kept apart in ``Manifest.malformed``, for the backend to refuse or report)."""
         try:
-            return self._fetch_manifest_and_etag(reference, listing=True)
+            response, raw = self._get_manifest_bytes(reference)
         except NotFoundError:
             return None
+        return self._manifest_answer(reference, response, raw, listing=True)
 
-    def _fetch_manifest_and_etag(self, reference: str, *, listing: bool = False
-                                 ) -> tuple[Manifest, str | None, float]:
-        """The manifest, its ETag, and the seconds the answering attempt took (retries' waits left out: the
-        referrers watch sizes its window from registry round trips, not from our own back-off)."""
-        response, raw = self._get_manifest_bytes(reference)
+    def get_manifest_if_changed(self, reference: str, etag: str
+                                ) -> tuple[Manifest, str | None, float] | Unchanged | None:
+        """:meth:`get_manifest_if_exists`, asked with ``If-None-Match: etag`` (an earlier answer's): UNCHANGED
+        when the registry says that answer still holds (304, no body)."""
+        try:
+            response, raw = self._get_manifest_bytes(reference, etag)
+        except NotFoundError:
+            return None
+        if response.status_code == 304:
+            return UNCHANGED
+        return self._manifest_answer(reference, response, raw, listing=True)
+
+    def _manifest_answer(self, reference: str, response: httpx.Response, raw: bytes, *, listing: bool
+                         ) -> tuple[Manifest, str | None, float]:
+        """The manifest answered, its ETag, and the seconds the answering attempt took (retries' waits left
+        out: the referrers watch sizes its window from registry round trips, not from our own back-off)."""
         header = response.headers.get("Docker-Content-Digest")
         expected = reference if is_digest(reference) else header if header and is_digest(header) else None
         wrong = mismatch(raw, expected) if expected else None
@@ -331,18 +345,21 @@ class RegistryRepository:
             ) from exc
         return manifest, response.headers.get("ETag"), response.elapsed.total_seconds()
 
-    def _get_manifest_bytes(self, reference: str) -> tuple[httpx.Response, bytes]:
-        """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet)."""
+    def _get_manifest_bytes(self, reference: str, if_none_match: str | None = None) -> tuple[httpx.Response, bytes]:
+        """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet). With
+        ``if_none_match`` a 304 answer comes back with no bytes."""
         import httpx
 
         from ci_oras.registry.transport import describe_transport, retry_delay, transport_hint
 
+        headers = {"Accept": mediatypes.MANIFEST_ACCEPT}
+        if if_none_match:
+            headers["If-None-Match"] = if_none_match
         attempt = 0
         while True:
             response = self.client.request(
-                "GET", self._path("manifests", reference), scopes=self._pull,
-                headers={"Accept": mediatypes.MANIFEST_ACCEPT}, stream=True,
-                describe=f"fetch manifest {self._shown(reference)}",
+                "GET", self._path("manifests", reference), scopes=self._pull, headers=headers, stream=True,
+                ok=(200, 304) if if_none_match else (200,), describe=f"fetch manifest {self._shown(reference)}",
             )
             try:
                 return response, _read_limited(response, MAX_MANIFEST_BYTES, reference)
@@ -458,6 +475,12 @@ class RegistryRepository:
 
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
         return self.referrers_backend.list_referrers(subject.digest, artifact_type)
+
+    def listing_validator(self, subject: Descriptor) -> str | None:
+        return self.referrers_backend.validators.get(subject.digest)
+
+    def referrers_if_changed(self, subject: Descriptor, validator: str) -> list[Descriptor] | Unchanged:
+        return self.referrers_backend.list_referrers_if_changed(subject.digest, validator)
 
     def push_referrer(self, manifest: Manifest) -> None:
         if manifest.subject is None:

@@ -8,6 +8,7 @@ recording proxy, so the requests counted are the ones the CLI really sent. Listi
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -132,3 +133,37 @@ def test_wait_fetches_only_entries_it_has_not_met(repo: Repo, registry_plain: Ru
     assert fetched == [forged["digest"], genuine["digest"]], "each listed manifest is fetched once over all checks"
     assert doc["fetches"] == 2
     assert rejections(doc) == {(forged["digest"], subject["digest"], "subject-mismatch")}
+
+
+def test_wait_reads_an_unchanged_listing_without_its_body(repo: Repo, registry_plain: RunningRegistry,
+                                                          tmp_path: Path) -> None:
+    """Between checks the fallback index is asked for with If-None-Match (distribution answers 304 while it is
+    unchanged); once it changes, it is read again and only its new entry fetched."""
+    subject = repo.image("v1")
+    forged = repo.referrer(repo.image("other"), SIG)
+    repo.listing(subject, [as_listed(forged, SIG)])
+    genuine = repo.referrer(subject, SIG)
+    tag = f"/manifests/sha256-{subject['digest'].split(':')[1]}"
+
+    with RegistryProxy(registry_plain) as proxy:
+        def conditional_reads() -> list[int | None]:
+            return [r.status for r in proxy.requests if r.path.endswith(tag) and r.method == "GET"
+                    and any(name.lower() == "if-none-match" for name, _ in r.headers)]
+
+        def after_an_unchanged_check() -> None:
+            deadline = time.monotonic() + 60
+            while 304 not in conditional_reads():
+                assert time.monotonic() < deadline, "no conditional read of the listing"
+                time.sleep(0.02)
+            repo.listing(subject, [as_listed(forged, SIG), as_listed(genuine, SIG)])
+
+        result = _verify_then((f"{proxy.host}/{repo.name}:v1", "-r", SIG, "--wait", "60", "--interval", "100ms",
+                               "-O", "json"), clean_env(tmp_path), after_an_unchanged_check)
+        statuses = conditional_reads()
+        fetched = manifest_gets(proxy)
+    doc = document(result, "verify")
+    assert doc["requirements"][0]["found"] == [genuine["digest"]]
+    # every check after the first asked conditionally; the last one got the changed index whole
+    assert statuses[:-1] == [304] * (len(statuses) - 1) and statuses[-1] == 200, statuses
+    assert doc["attempts"] == len(statuses) + 1 and doc["unchangedListings"] == len(statuses) - 1
+    assert fetched == [forged["digest"], genuine["digest"]]
