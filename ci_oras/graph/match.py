@@ -9,8 +9,9 @@ it), so the search asks for what a requirement needs and stops once it holds:
 - **Confirmed before counted.** A candidate counts only once its manifest, fetched by the listed digest,
   confirms the listing (``ci_oras.graph.listing``) and matches on its own type and annotations; with a
   :class:`~ci_oras.graph.signatures.SignatureCheck`, a signature a policy handles counts only when it
-  verifies. ``trust_listing`` counts the listing's claims without fetching (a node listed under itself is
-  still rejected). A forged entry first in the listing costs one request, then the next candidate is tried.
+  verifies. ``trust_listing`` counts the listing's claims without fetching. A forged entry first in the
+  listing costs one request, then the next candidate is tried. A node listed under itself is never a
+  candidate: it is rejected (and reported) without a request, examined or not.
 - **Stop once it holds.** ``*N`` needs N candidates that confirm: at most as many checks as are still needed
   are in flight (and at most ``concurrency`` requests in all), so a requirement met by its first candidates
   never fetches the others, and what counts is always the first N confirmable candidates in that order.
@@ -130,8 +131,16 @@ class ChainMatch:
 
     def search(self, node: Descriptor, chain: Chain, needed: int) -> Search:
         """The first ``needed`` candidates below ``node`` that confirm ``chain``, examining no more than that."""
-        candidates = examination_order([listed for listed in self._list(node) if chain[0].may_match(
-            listed.artifact_type)])
+        candidates: list[Descriptor] = []
+        for listed in self._list(node):
+            if not chain[0].may_match(listed.artifact_type):
+                continue
+            itself = self_reference(node.digest, listed)
+            if itself is None:
+                candidates.append(listed)
+            else:  # never a candidate, and known without a request: reported whatever the search needs
+                self._reject(itself)
+        candidates = examination_order(candidates)
         results: dict[int, list[tuple[str, ...]]] = {}
         width = min(self.concurrency, needed)
         started = counted = 0
@@ -164,9 +173,7 @@ class ChainMatch:
         """The confirmed path(s) through ``listed`` (at most one is looked for), or none."""
         verdict = self._verdict(node.digest, listed)
         if isinstance(verdict, Rejected):
-            with self._lock:
-                self._rejected.setdefault(
-                    (verdict.subject, verdict.listed.digest, verdict.reason.value, verdict.message), verdict)
+            self._reject(verdict)
             return []
         if not _matches(chain[0], verdict):
             return []
@@ -186,12 +193,7 @@ class ChainMatch:
             known = self.memory.verdicts.get(key)
         if known is not None:
             return known
-        verdict: Descriptor | Rejected
-        rejected = self_reference(node, listed)
-        if rejected is not None or self.trust_listing:
-            verdict = rejected or listed
-        else:
-            verdict = judge(node, listed, self._fetch(node, listed))
+        verdict = listed if self.trust_listing else judge(node, listed, self._fetch(node, listed))
         with self._lock:
             self.memory.verdicts[key] = verdict
         return verdict
@@ -236,6 +238,10 @@ class ChainMatch:
                 self._judged.setdefault(key, outcome)
         return outcome
 
+    def _reject(self, rejected: Rejected) -> None:
+        with self._lock:
+            self._rejected.setdefault(_rejection_key(rejected), rejected)
+
     # ---------------------------------------------------------------------------------------------- listing
 
     def _list(self, node: Descriptor) -> list[Descriptor]:
@@ -272,8 +278,7 @@ class ChainMatch:
                 elif not unchanged:
                     self.memory.listings.pop(node.digest, None)  # a listing nothing names: read it whole next time
                 for entry in malformed:
-                    self._rejected.setdefault(
-                        (entry.subject, entry.listed.digest, entry.reason.value, entry.message), entry)
+                    self._rejected.setdefault(_rejection_key(entry), entry)
             return listed
 
         return self._once(self._listed, node.digest, listing)
@@ -336,6 +341,10 @@ def _timestamp(text: object) -> float | None:
     except ValueError:  # a 30 February, an offset past a day
         return None
     return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
+
+
+def _rejection_key(rejected: Rejected) -> tuple[str, str, str, str]:
+    return rejected.subject, rejected.listed.digest, rejected.reason.value, rejected.message
 
 
 def _unique(listed: list[Descriptor]) -> list[Descriptor]:
