@@ -17,8 +17,9 @@ reaches it in fewer than ``depth`` referrer steps. A node first reached by a lon
 one takes its referrers along to their shorter depth; so a node is listed exactly when a walk level by level
 would list it, however the answers interleave.
 
-A listing is held once, as the store returned it (a copy only when ``select`` leaves entries out); per node
-the walk keeps its depth, its listing and what it accepted of it.
+A listing is held once, as the store returned it (filtered when ``select`` leaves entries out; with ``check``
+a verdict per entry beside it); per node the walk keeps its depth, its listing and what it accepted of it.
+With ``check``, the first malformed entry met ends the walk: which one, when several are, depends on timing.
 """
 
 from __future__ import annotations
