@@ -27,6 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,58 @@ def seed_graph(client: httpx.Client, url: str, repo: str, width: int) -> str:
         write_index(digest, [child])
         level_one.append(entry)
     write_index(subject.manifest_digest, level_one)
+    return subject.manifest_digest
+
+
+#: The annotation ``verify`` orders candidates by (newest first).
+CREATED = "org.opencontainers.image.created"
+NOTARY = "application/vnd.cncf.notary.signature"
+
+
+def seed_wide(client: httpx.Client, url: str, repo: str, count: int, *, artifact_type: str = NOTARY,
+              fallback: bool = True, signed: Collection[int] = (), workers: int = 16) -> str:
+    """A subject tagged ``v1`` with ``count`` referrers of ``artifact_type``, written by raw HTTP, fast.
+
+    Every referrer shares one config and one layer blob; they differ by their ``CREATED`` annotation (referrer
+    ``i`` was made ``i`` seconds after the first, so the newest is listed last). The referrers numbered in
+    ``signed`` get a referrer of their own, of the same type, made after every first-level one. The manifest
+    PUTs run ``workers`` at a time. ``fallback``: write the tag schema's indexes (one for the subject, one per
+    signed referrer), for a registry without the referrers API; a registry with it lists them by itself.
+    """
+    subject = push_image(client, url, repo, tag="v1")
+    config = push_blob(client, url, repo, b"{}")
+    payload = b'{"bench": "signature"}'
+    layer = push_blob(client, url, repo, payload)
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+    def referrer(of: str, size: int, made: int) -> dict[str, object]:
+        created = (start + timedelta(seconds=made)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": OCI_EMPTY_JSON, "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/jose+json", "digest": layer, "size": len(payload)}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": of, "size": size},
+            "annotations": {CREATED: created}}, separators=(",", ":")).encode()
+        digest = push_manifest(client, url, repo, "sha256:" + hashlib.sha256(body).hexdigest(), body)
+        return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body), "artifactType": artifact_type,
+                "annotations": {CREATED: created}}
+
+    def write_index(subject_digest: str, entries: list[dict[str, object]]) -> None:
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+                           separators=(",", ":")).encode()
+        push_manifest(client, url, repo, "sha256-" + subject_digest.split(":")[1], index, OCI_INDEX)
+
+    def signature_of(made: int, entry: dict[str, object]) -> None:
+        child = referrer(str(entry["digest"]), int(str(entry["size"])), made)
+        if fallback:
+            write_index(str(entry["digest"]), [child])
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        entries = list(pool.map(lambda n: referrer(subject.manifest_digest, len(subject.manifest), n),
+                                range(count)))
+        list(pool.map(signature_of, range(count, count + len(signed)), [entries[n] for n in sorted(signed)]))
+    if fallback:
+        write_index(subject.manifest_digest, entries)
     return subject.manifest_digest
 
 

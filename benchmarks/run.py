@@ -1,7 +1,7 @@
 """``make bench``: every benchmark case against real local docker-registry processes; writes benchmarks/results.md.
 
-Run: ``python benchmarks/run.py [--repeat 3] [--image-mib 1024] [--baseline-ref REF|none] [--out FILE]
-[--this-interpreter]``.
+Run: ``python benchmarks/run.py [--repeat 3] [--image-mib 1024] [--referrers-scale 10000] [--baseline-ref
+REF|none] [--out FILE] [--this-interpreter]``.
 
 ci-oras runs the way every wrapper installs it: a fresh virtual environment holding only
 ``requirements/runtime.lock`` (installed with ``--require-hashes``), not the development environment, whose
@@ -19,6 +19,12 @@ request (both clocks are this process's monotonic clock), with the CPU the proce
 its first connection (an audit hook on ``socket.connect``), which a loaded machine changes far less.
 docker-registry 2.8 has no referrers API, so the API attach row runs against the tests' spec-faithful
 registry (``tests/harness/fake_registry.py``), in this process.
+
+The wide-graph rows walk a subject with 1,000 referrers behind the 20 ms proxy, and one with
+``--referrers-scale`` referrers on loopback (on docker-registry, and for ``verify`` also on the fake registry
+with the referrers API, a thousand entries a page): ``discover`` (the requests it makes are the protocol
+minimum, one listing per node plus resolving the subject and the API probe) and ``verify`` gates that one
+referrer, or one signed signature, satisfies. They are seeded by raw HTTP, sixteen PUTs at a time.
 
 The previous ci-oras column runs the same rows with the package as it was at ``--baseline-ref`` (its
 ``ci_oras/`` from ``git archive``, first on ``PYTHONPATH``, with the interpreter and dependencies of the
@@ -55,11 +61,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_promote import curl_copy, seed_image, seed_referrers  # noqa: E402
-from bench_referrers import seed_graph  # noqa: E402
+from bench_referrers import NOTARY, seed_graph, seed_wide  # noqa: E402
 from harness.fake_registry import FakeRegistry  # noqa: E402
 from harness.oci import push_image  # noqa: E402
 from harness.proxy import RegistryProxy  # noqa: E402
-from harness.registry import start_registry  # noqa: E402
+from harness.registry import RunningRegistry, start_registry  # noqa: E402
 
 #: The interpreter ci-oras and the start-up baseline run with: the runtime environment made in ``main``.
 PYTHON = sys.executable
@@ -170,11 +176,65 @@ class Row:
     previous: str = "—"
 
 
+def wide_rows(scale: int, repeat: Callable[..., tuple[Run, int]], base: str, baseline: Run,
+              a: RunningRegistry, b: RunningRegistry, api: FakeRegistry, pa: RegistryProxy, slow: RegistryProxy,
+              papi: RegistryProxy) -> list[Row]:
+    """discover and verify of a subject with 1,000 referrers 20 ms away and ``scale`` referrers on loopback.
+
+    The referrers are signatures (one config and one layer blob shared, distinct creation times, the newest
+    listed last), pushed by raw HTTP 16 at a time. The chain graph gives every tenth signature, and the newest,
+    a signature of its own: the newest-first candidate of ``signature>signature`` is one of them.
+    """
+    started = time.perf_counter()
+    with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+        seed_wide(client, b.url, "bench/wide1000", 1000)
+        seed_wide(client, a.url, f"bench/wide{scale}", scale)
+        seed_wide(client, api.url, f"bench/wide{scale}", scale, fallback=False)
+        seed_wide(client, a.url, f"bench/chain{scale}", scale, signed=set(range(0, scale, 10)) | {scale - 1})
+    print(f"seeded the wide graphs ({scale} referrers) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    rows: list[Row] = []
+
+    def far(run: Run, count: int) -> str:
+        return (f"{run.wall:.2f} s, {count} requests, {count * slow.latency / run.wall:.1f} in flight on average, "
+                f"{run.cpu:.2f} s CPU")
+
+    def near(run: Run, count: int) -> str:
+        return f"{run.wall:.2f} s, {count} requests, {run.cpu:.2f} s CPU, {run.rss_mib:.0f} MiB RSS"
+
+    def serial(run: Run, count: int) -> tuple[str, str]:
+        return f"{count * slow.latency:.2f} s if serial", f"{run.wall / (count * slow.latency):.2f}×"
+
+    def cli(*argv: str) -> Callable[[int], list[str]]:
+        return lambda _n: CLI + list(argv)
+
+    run, count = repeat(cli("discover", f"{slow.host}/bench/wide1000:v1", "-O", "json"), (slow,))
+    rows.append(Row("discover 1,000 referrers, 20 ms away", far(run, count), *serial(run, count),
+                    "≤ 2.5 s (oras 1.3.3: 64 s)"))
+    run, count = repeat(cli("discover", f"{pa.host}/bench/wide{scale}:v1", "-O", "json"), (pa,))
+    rows.append(Row(f"discover {scale:,} referrers, loopback", near(run, count), base,
+                    f"{run.wall / baseline.wall:.0f}×", "≤ 10 s, ≤ 120 MiB RSS"))
+    run, count = repeat(cli("verify", f"{slow.host}/bench/wide1000:v1", "--require", NOTARY), (slow,))
+    rows.append(Row("verify --require T, 1 of 1,000 referrers is enough, 20 ms away", far(run, count),
+                    *serial(run, count), "≤ 0.4 s, ≤ 6 requests"))
+    for label, proxy in (("tag schema", pa), ("referrers API", papi)):
+        run, count = repeat(cli("verify", f"{proxy.host}/bench/wide{scale}:v1", "--require", "signature"), (proxy,))
+        rows.append(Row(f"verify --require signature, {scale:,} referrers, loopback, {label}", near(run, count),
+                        base, f"{run.wall / baseline.wall:.0f}×", "≤ 1 s"))
+    run, count = repeat(cli("verify", f"{pa.host}/bench/chain{scale}:v1", "--require", "signature>signature"),
+                        (pa,))
+    rows.append(Row(f"verify --require 'signature>signature', {scale:,} referrers (every 10th and the newest "
+                    "signed), loopback, tag schema", near(run, count), base, f"{run.wall / baseline.wall:.0f}×",
+                    "≤ 2 s"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--image-mib", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument("--referrers-scale", type=int, default=10_000,
+                        help="referrers of the subject in the large discover and verify rows (1000 for a quick run)")
     parser.add_argument("--this-interpreter", action="store_true",
                         help="run ci-oras with this interpreter and its packages instead of a runtime environment "
                              "made from requirements/runtime.lock")
@@ -203,6 +263,9 @@ def main() -> None:
     # docker-registry 2.8 has no referrers API: the spec-faithful registry of the tests stands in (it runs
     # in this process, so its own CPU is not in the ci-oras column).
     api = FakeRegistry().start()
+    # The wide referrers-API graph: listed a thousand entries a page, so its listing is a chain of pages.
+    wide_api = FakeRegistry(page_size=1000)
+    papi = RegistryProxy(wide_api)
 
     def repeat(make: Callable[[int], list[str]], proxies: tuple[RegistryProxy, ...] = (),
                cwd: Path | None = None, tree: Tree | None = None) -> tuple[Run, int]:
@@ -307,6 +370,8 @@ def main() -> None:
                         f"{count * slow.latency:.2f} s if serial", f"{run.wall / (count * slow.latency):.2f}×",
                         "≤ 2.5 s"))
 
+        rows.extend(wide_rows(args.referrers_scale, repeat, base, baseline, a, b, wide_api, pa, slow, papi))
+
         processes = 20
 
         def listed_count(repo: str) -> int:
@@ -361,9 +426,10 @@ def main() -> None:
                         f"{total / curl / 1e6:.0f} MB/s (curl GET \\| curl PUT)", f"{curl / run.wall:.2f}× curl",
                         "≥ 1.0× curl, ≤ 50 MiB RSS, ≤ 1.5 s CPU"))
     finally:
-        for proxy in (pa, pb, slow):
+        for proxy in (pa, pb, slow, papi):
             proxy.stop()
         api.stop()
+        wide_api.stop()
         a.stop()
         b.stop()
         shutil.rmtree(work, ignore_errors=True)

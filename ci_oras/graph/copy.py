@@ -4,8 +4,9 @@ The order is what keeps a destination consistent even if the process is killed a
 runs in one pass, each step as soon as what it depends on is done (a dependency-counting scheduler, no
 phases and no level barriers), so the pools stay full from the first request to the last:
 
-1. the walk of the source is a work queue: a node's referrers are listed, and its children and listed
-   referrers fetched, as soon as the node itself is known;
+1. the walk of the source is a work queue (``ci_oras.graph.walk``, which ``discover`` walks with too): a
+   node's referrers are listed, and its children and listed referrers fetched, as soon as the node itself
+   is known;
 2. each manifest found is HEADed at the destination as soon as it is known — a referrer only once its subject
    is found there (every copy made by this tool stores a subject before its referrers; if one is there
    anyway, its PUT writes the same bytes again), the referrers of a missing subject are missing without
@@ -32,13 +33,14 @@ referrer — which used to leave every manifest out of the push order.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ci_oras.graph.listing import Fetched, Reason, Rejected, fetch_listed, judge, self_reference
+from ci_oras.graph.listing import Rejected
+from ci_oras.graph.walk import ReferrersWalk, Tasks
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.mediatypes import normalize_media_type
@@ -98,220 +100,26 @@ class Graph:
         return list(seen.values())
 
 
-class _Tasks:
-    """Bounded pools whose tasks may submit more tasks; the first error stops the rest.
-
-    Three pools: ``read`` for the walk of the source; ``write`` for the copies, so the destination never
-    sees more than ``--concurrency`` blob and manifest requests at once whatever the walk does; ``list`` for
-    the referrers-list updates, which spend most of their time waiting out their watch (a registry that
-    ignores ``If-Match`` gives no other way to know an update survived) and must not hold up the copies
-    meanwhile. A graph of 51 subjects 20 ms away took 5 s with the updates on the copy pool, 3.2 s with twice
-    ``--concurrency`` of them at once, 2.0 s with four times: their requests are few (a read, a write, the
-    read-backs), so four times it is; they come on top of the copies' ``--concurrency``.
-    ``wait`` returns when every submitted task has finished, or raises the first error once the tasks already
-    running have finished (queued ones are cancelled): nothing keeps writing after a failure is reported.
-    """
-
-    def __init__(self, read: int, write: int) -> None:
-        self._pools = {"read": ThreadPoolExecutor(max_workers=max(1, read), thread_name_prefix="ci-oras-walk"),
-                       "write": ThreadPoolExecutor(max_workers=max(1, write), thread_name_prefix="ci-oras-copy"),
-                       "list": ThreadPoolExecutor(max_workers=max(1, 4 * write), thread_name_prefix="ci-oras-list")}
-        self._changed = threading.Condition()
-        self._running = 0
-        self._error: BaseException | None = None
-
-    def submit(self, pool: str, task: Callable[..., None], *args: Any) -> None:
-        with self._changed:
-            if self._error is not None:
-                return
-            self._running += 1
-        self._pools[pool].submit(self._run, task, args)
-
-    def _run(self, task: Callable[..., None], args: tuple[Any, ...]) -> None:
-        try:
-            if self._error is None:
-                task(*args)
-        except BaseException as exc:  # handed to the waiting thread, which raises it
-            with self._changed:
-                if self._error is None:
-                    self._error = exc
-        finally:
-            with self._changed:
-                self._running -= 1
-                self._changed.notify_all()
-
-    def wait(self) -> None:
-        try:
-            with self._changed:
-                while self._running and self._error is None:
-                    self._changed.wait()
-        finally:
-            for pool in self._pools.values():
-                pool.shutdown(wait=True, cancel_futures=True)
-        if self._error is not None:
-            raise self._error
-
-
-#: Where a node was met: the path of (0 child | 1 referrer, position) steps from the root. Sorting by
-#: (depth, path) gives the order a level-by-level walk would have met the nodes in, whatever order the
-#: concurrent requests answered in, so the graph (and what is reported) does not depend on timing.
-_Key = tuple[tuple[int, int], ...]
-
-
-def _order(key: _Key) -> tuple[int, _Key]:
-    return len(key), key
-
-
-class _Walk:
-    """The state of one walk; every field is guarded by ``lock`` (tasks run on several threads)."""
-
-    def __init__(self, source: Target, root: Manifest, options: CopyOptions, tasks: _Tasks,
-                 copy: _Copy | None = None) -> None:
-        self.source = source
-        #: Told about every node as soon as it is known, and every subject once its listing is judged.
-        self.copy = copy
-        self.options = options
-        self.tasks = tasks
-        self.lock = threading.Lock()
-        self.top_level = {root.digest}
-        if root.is_index:
-            self.top_level.update(child.digest for child in root.manifests)
-        self.nodes: dict[str, tuple[_Key, Manifest]] = {root.digest: ((), root)}
-        #: every digest fetched so far (or found unfit): a manifest listed again costs no request
-        self.fetched: dict[str, Fetched] = {root.digest: root}
-        #: listed digests being fetched → the entries waiting for that answer
-        self.waiting: dict[str, list[tuple[str, Descriptor, _Key]]] = {}
-        self.children_asked: set[str] = {root.digest}
-        self.accepted: list[tuple[_Key, str, str]] = []
-        self.rejected: list[tuple[_Key, Rejected]] = []
-        #: subject → entries of its listing not judged yet (+1 while the listing itself is running)
-        self.unjudged: dict[str, int] = {}
-        #: subject → the referrers accepted under it, with where each was listed
-        self.accepted_under: dict[str, dict[str, _Key]] = {}
-
-    def submit(self, task: Callable[..., None], *args: Any) -> None:
-        if self.copy is not None:
-            self.copy.discovery("read", task, *args)
-        else:
-            self.tasks.submit("read", task, *args)
-
-    def visit(self, manifest: Manifest, key: _Key) -> None:
-        """A node is known: fetch its children and list its referrers now."""
-        if manifest.is_index:
-            for number, child in enumerate(manifest.manifests):
-                with self.lock:
-                    if child.digest in self.children_asked:
-                        continue
-                    self.children_asked.add(child.digest)
-                self.submit(self.fetch_child, child.digest, key + ((0, number),))
-        listed = _referrers_of(self.source, manifest, self.options, manifest.digest in self.top_level)
-        with self.lock:
-            self.unjudged[manifest.digest] = len(listed) + 1
-        for number, desc in enumerate(listed):
-            self.entry(manifest.digest, desc, key + ((1, number),))
-        self._judged(manifest.digest)
-
-    def _judged(self, subject: str, accepted: tuple[str, _Key] | None = None) -> None:
-        """One entry of ``subject``'s listing is judged (``accepted``: the referrer and where it was listed);
-        after the last one, the copy learns the subject's referrers are complete, in listing order (so the
-        list written at the destination does not depend on which answer came first)."""
-        with self.lock:
-            if accepted is not None:
-                digest, key = accepted
-                under = self.accepted_under.setdefault(subject, {})
-                if digest not in under or _order(key) < _order(under[digest]):
-                    under[digest] = key
-            self.unjudged[subject] -= 1
-            if self.unjudged[subject]:
-                return
-            listed = sorted(self.accepted_under.get(subject, {}).items(), key=lambda item: _order(item[1]))
-            referrers = [self.nodes[digest][1] for digest, _key in listed]
-        if self.copy is not None:
-            self.copy.listed(self.nodes[subject][1], referrers)
-
-    def fetch_child(self, digest: str, key: _Key) -> None:
-        """An index's children are named by the (verified) index itself: fetched as they are."""
-        manifest = self.source.fetch_manifest(digest)
-        with self.lock:
-            self.fetched.setdefault(digest, manifest)
-            new = self._add(manifest, key)
-        if new:
-            if self.copy is not None:
-                self.copy.known(manifest, None)
-            self.visit(manifest, key)
-
-    def entry(self, subject: str, desc: Descriptor, key: _Key) -> None:
-        """A listed referrer: judged against its manifest, fetched once per digest however often listed."""
-        rejected = self_reference(subject, desc)
-        if rejected is not None:
-            with self.lock:
-                self.rejected.append((key, rejected))
-            self._judged(subject)
-            return
-        with self.lock:
-            answer = self.fetched.get(desc.digest)
-            if answer is None:
-                waiters = self.waiting.get(desc.digest)
-                self.waiting.setdefault(desc.digest, []).append((subject, desc, key))
-                if waiters is not None:
-                    return  # being fetched: judged when the answer comes
-        if answer is None:
-            self.submit(self.fetch_listed, subject, desc)
-        else:
-            self.judge(subject, desc, key, answer)
-
-    def fetch_listed(self, subject: str, desc: Descriptor) -> None:
-        answer = fetch_listed(self.source, subject, desc)
-        with self.lock:
-            self.fetched[desc.digest] = answer
-            waiters = self.waiting.pop(desc.digest, [])
-        for waiting_subject, listed, key in waiters:
-            self.judge(waiting_subject, listed, key, answer)
-
-    def judge(self, subject: str, desc: Descriptor, key: _Key, answer: Fetched) -> None:
-        verdict = judge(subject, desc, answer)
-        if isinstance(verdict, Rejected) and verdict.reason is Reason.malformed:
-            raise verdict.refusal()  # a copy of it would be wrong whatever we did: refuse the graph
-        if isinstance(verdict, Rejected):
-            with self.lock:
-                self.rejected.append((key, verdict))
-            self._judged(subject)
-            return
-        assert isinstance(answer, Manifest)  # accepted: its manifest was fetched
-        with self.lock:
-            self.accepted.append((key, subject, answer.digest))
-            new = self._add(answer, key)
-        if new:
-            if self.copy is not None:
-                self.copy.known(answer, subject)
-            self.submit(self.visit, answer, key)
-        self._judged(subject, (answer.digest, key))
-
-    def _add(self, manifest: Manifest, key: _Key) -> bool:
-        """Under ``lock``: a manifest met for the first time joins the graph (and is visited by the caller)."""
-        known = self.nodes.get(manifest.digest)
-        if known is None or _order(key) < _order(known[0]):
-            self.nodes[manifest.digest] = (key, known[1] if known else manifest)
-        return known is None
-
-    def graph(self, root: Manifest) -> Graph:
-        """The graph in walk order (see ``_Key``)."""
-        graph = Graph(root=root)
-        for _key, manifest in sorted(self.nodes.values(), key=lambda node: _order(node[0])):
-            graph.manifests[manifest.digest] = manifest
-        for _key, subject, referrer in sorted(self.accepted, key=lambda edge: _order(edge[0])):
-            if referrer not in graph.subject_of:
-                graph.subject_of[referrer] = subject
-                graph.referrers.setdefault(subject, []).append(referrer)
-        graph.rejected = [rejected for _key, rejected in sorted(self.rejected, key=lambda r: _order(r[0]))]
-        return graph
-
-
-def _referrers_of(source: Target, manifest: Manifest, options: CopyOptions, top_level: bool) -> list[Descriptor]:
-    if not options.referrers:
-        return []
-    listed = source.referrers(manifest.descriptor)
-    return [desc for desc in listed if _selected(desc, options, top_level)]
+def _graph(walk: ReferrersWalk, root: Manifest, listed: bool) -> Graph:
+    """The graph in the order a walk level by level meets it, whatever order the answers came in: the root,
+    then per node its index children and its accepted referrers, in listing order (``listed``: the walk
+    listed referrers)."""
+    graph = Graph(root=root, manifests={root.digest: root})
+    queue = [root]
+    for manifest in queue:  # grows while it is read
+        below = [child.digest for child in manifest.manifests] if manifest.is_index else []
+        for verdict in walk.listing(manifest.digest) if listed else ():
+            if isinstance(verdict, Rejected):
+                graph.rejected.append(verdict)
+            elif verdict.digest not in graph.subject_of:
+                graph.subject_of[verdict.digest] = manifest.digest
+                graph.referrers.setdefault(manifest.digest, []).append(verdict.digest)
+                below.append(verdict.digest)
+        for digest in below:
+            if digest not in graph.manifests:
+                graph.manifests[digest] = walk.manifest(digest)
+                queue.append(graph.manifests[digest])
+    return graph
 
 
 def _selected(desc: Descriptor, options: CopyOptions, top_level: bool) -> bool:
@@ -360,7 +168,7 @@ class _Plan:
     over at the end would be a bug, reported as one rather than hanging.
     """
 
-    def __init__(self, tasks: _Tasks) -> None:
+    def __init__(self, tasks: Tasks) -> None:
         self.tasks = tasks
         self.lock = threading.Lock()
         self.steps: dict[_Step, tuple[str, Callable[..., None], tuple[Any, ...]]] = {}
@@ -416,7 +224,7 @@ class _Copy:
     to zero the whole plan is known, and ``on_plan`` is told its size.
     """
 
-    def __init__(self, source: Target, destination: Target, options: CopyOptions, tasks: _Tasks,
+    def __init__(self, source: Target, destination: Target, options: CopyOptions, tasks: Tasks,
                  mount_from: str | None, on_plan: Callable[[int, int], None]) -> None:
         self.destination = destination
         self.options = options
@@ -530,20 +338,39 @@ def copy_graph(source: Target, destination: Target, root: Manifest, options: Cop
 
     ``artifact_types`` selects the referrers of the root (and of an index root's children); what refers to a
     selected referrer comes along (an SBOM keeps its signature). ``exclude_artifact_types`` applies at every
-    depth. Reads are cheap for a registry, so the walk runs twice ``concurrency`` requests at once; the
-    destination gets ``concurrency`` copies at once, and the referrers-list updates (see ``_Tasks``).
+    depth. Returns the graph, what was done, and whether the root was at the destination before.
+    ``on_plan(blobs, bytes)`` is called (from a worker) once the walk is over and every blob to copy is known.
 
-    Returns the graph, what was done, and whether the root was at the destination before. ``on_plan(blobs,
-    bytes)`` is called (from a worker) once the walk is over and every blob to copy is known.
+    Three pools: ``read`` for the walk of the source (reads are cheap for a registry: twice ``concurrency``);
+    ``write`` for the copies, so the destination never sees more than ``concurrency`` blob and manifest
+    requests at once whatever the walk does; ``list`` for the referrers-list updates, which spend most of
+    their time waiting out their watch (a registry that ignores ``If-Match`` gives no other way to know an
+    update survived) and must not hold up the copies meanwhile. A graph of 51 subjects 20 ms away took 5 s
+    with the updates on the copy pool, 3.2 s with twice ``concurrency`` of them at once, 2.0 s with four times:
+    their requests are few (a read, a write, the read-backs), so four times it is; they come on top of the
+    copies' ``concurrency``.
     """
-    tasks = _Tasks(options.concurrency * 2, options.concurrency)
+    concurrency = options.concurrency
+    tasks = Tasks({"read": (2 * concurrency, "ci-oras-walk"), "write": (concurrency, "ci-oras-copy"),
+                   "list": (4 * concurrency, "ci-oras-list")})
     copy = _Copy(source, destination, options, tasks, mount_from, on_plan or (lambda _count, _size: None))
-    state = _Walk(source, root, options, tasks, copy)
-    copy.known(root, None)
-    copy.discovery("read", state.visit, root, ())
+    top_level = {root.digest, *(child.digest for child in root.manifests if root.is_index)}
+
+    def known(_node: Descriptor, manifest: Manifest | None, subject: str | None) -> None:
+        assert manifest is not None  # with ``check`` and ``children`` every node is fetched before it is known
+        copy.known(manifest, subject)
+
+    def listed(subject: str, referrers: list[Descriptor]) -> None:
+        copy.listed(walk.manifest(subject), [walk.manifest(desc.digest) for desc in referrers])
+
+    walk = ReferrersWalk(source, functools.partial(copy.discovery, "read"),
+                         select=lambda subject, desc: _selected(desc, options, subject in top_level),
+                         check=True, depth=None if options.referrers else 0, children=True,
+                         on_known=known, on_listed=listed)
+    copy.discovery("read", walk.add, root.descriptor, 0, root)
     tasks.wait()
     copy.plan.check_finished()
-    graph = state.graph(root)
+    graph = _graph(walk, root, options.referrers)
     stats = copy.stats
     skipped = sum(1 for there in copy.present.values() if there)
     stats.add(manifests_copied=copy.pushes, manifests_skipped=skipped, referrers=len(graph.subject_of),

@@ -1,25 +1,28 @@
-"""Discover the referrers graph below a manifest, level by level, each level fetched concurrently.
+"""Discover the referrers graph below a manifest: listed as a work queue, shown breadth first.
 
-Listing the referrers of one subject is one request (or one page chain); the subjects of a level are
-independent, so they are asked in parallel on a bounded pool: the time to discover a level stays flat in
-the number of subjects up to the pool size. A digest already seen is shown again but not expanded, so an
-index whose referrer refers back to it (a loop) terminates.
+Listing the referrers of one subject is one request (or one page chain), and the subjects are independent:
+each is listed as soon as it is known, on a bounded pool (``ci_oras.graph.walk``), so ``concurrency``
+requests stay in flight across siblings and depths. The tree is built afterwards from what was listed, in
+breadth-first, listing order, whatever order the answers came in: a digest already shown earlier in that
+order is shown again as ``repeated`` but not expanded, so an index whose referrer refers back to it (a loop)
+terminates, and each digest is listed once.
 
 Artifact types are matched here, case-insensitively, never by a registry's own (case-sensitive) filter. With
 ``check_listings`` (what ``delete --graph`` acts on) every listed entry is checked against its manifest first
-(``ci_oras.graph.listing``): one manifest GET per entry, a level's GETs in parallel; what fails is kept on the
-node it was listed under as ``rejected``, not in the graph, except a malformed one (manifest or listing
-entry), which ends the walk with an integrity error: a listing we cannot read is never an empty graph.
+(``ci_oras.graph.listing``): one manifest GET per distinct entry, in parallel with the listings; what fails is
+kept on the node it was listed under as ``rejected``, not in the graph, except a malformed one (manifest or
+listing entry), which ends the walk with an integrity error: a listing we cannot read is never an empty graph.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_oras.graph.listing import Fetched, Reason, Rejected, check_entries
+from ci_oras.graph.listing import Rejected
+from ci_oras.graph.walk import ReferrersWalk, Tasks
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.store.protocols import Target
@@ -100,46 +103,31 @@ def discover(target: Target, repository: str, root: Descriptor, options: Discove
                 seen.add(child.digest)
                 frontier.append(node)
     wanted = [mediatypes.normalize_media_type(kind) for kind in options.artifact_types]
-    fetched: dict[str, Fetched] = {}
+    tasks = Tasks({"read": (options.concurrency, "ci-oras-discover")})
+    walk = ReferrersWalk(target, functools.partial(tasks.submit, "read"),
+                         select=(lambda _subject, desc: _wanted(desc, wanted)) if wanted else None,
+                         check=options.check_listings, depth=options.depth)
+    try:
+        for node in frontier:
+            walk.add(node.descriptor)
+    finally:
+        tasks.wait()
     level = 0
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="ci-oras-discover") as pool:
-        while frontier and (options.depth is None or level < options.depth):
-            listings = list(pool.map(lambda node: target.referrers(node.descriptor), frontier))
-            if wanted:
-                listings = [[d for d in listed if _wanted(d, wanted)] for listed in listings]
-            if options.check_listings:
-                listings = _checked(target, pool, frontier, listings, fetched)
-            next_frontier: list[Node] = []
-            for node, listed in zip(frontier, listings):
-                for desc in listed:
-                    referrer = Node(desc, f"{repository}@{desc.digest}", repeated=desc.digest in seen)
-                    node.referrers.append(referrer)
-                    if not referrer.repeated:
-                        seen.add(desc.digest)
-                        next_frontier.append(referrer)
-            frontier = next_frontier
-            level += 1
+    while frontier and (options.depth is None or level < options.depth):
+        next_frontier: list[Node] = []
+        for node in frontier:
+            for verdict in walk.listing(node.descriptor.digest):
+                if isinstance(verdict, Rejected):
+                    node.rejected.append(verdict)
+                    continue
+                referrer = Node(verdict, f"{repository}@{verdict.digest}", repeated=verdict.digest in seen)
+                node.referrers.append(referrer)
+                if not referrer.repeated:
+                    seen.add(verdict.digest)
+                    next_frontier.append(referrer)
+        frontier = next_frontier
+        level += 1
     return top
-
-
-def _checked(target: Target, pool: ThreadPoolExecutor, frontier: list[Node], listings: list[list[Descriptor]],
-             fetched: dict[str, Fetched]) -> list[list[Descriptor]]:
-    """Each level's listings with only the entries their manifests confirm; the others go on their node."""
-    entries = [(node.descriptor.digest, desc) for node, listed in zip(frontier, listings) for desc in listed]
-    verdicts = iter(check_entries(target, pool, entries, fetched))
-    accepted: list[list[Descriptor]] = []
-    for node, listed in zip(frontier, listings):
-        kept: list[Descriptor] = []
-        for _desc in listed:
-            verdict = next(verdicts)
-            if isinstance(verdict, Rejected) and verdict.reason is Reason.malformed:
-                raise verdict.refusal()  # acting on the rest of a malformed graph would be guessing
-            if isinstance(verdict, Rejected):
-                node.rejected.append(verdict)
-            else:
-                kept.append(verdict)
-        accepted.append(kept)
-    return accepted
 
 
 def _wanted(desc: Descriptor, wanted: list[str]) -> bool:

@@ -78,6 +78,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -205,6 +206,15 @@ class StoredManifest:
 
     def descriptor(self) -> dict[str, Any]:
         """This manifest as an entry of a referrers index (distribution-spec "Listing Referrers")."""
+        desc = dict(self._listed)
+        if "annotations" in desc:
+            desc["annotations"] = dict(desc["annotations"])
+        return desc
+
+    @cached_property
+    def _listed(self) -> dict[str, Any]:
+        """The listing entry, worked out once: a subject with thousands of referrers is listed page by page,
+        and parsing every stored manifest again for each page made a listing quadratic."""
         doc = self.json()
         desc: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": len(self.body)}
         artifact_type = doc.get("artifactType")
@@ -706,21 +716,21 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
             repo = self._repos.get(name)
             if repo is None or not repo.named:
                 raise _Problem(404, "NAME_UNKNOWN", "repository name not known to registry", {"name": name})
-            entries = [repo.manifests[d].descriptor() for d in repo.referrers.get(digest, [])]
+            listed = [repo.manifests[d] for d in repo.referrers.get(digest, [])]
         headers = {"Content-Type": OCI_INDEX}
         artifact_type = params.get("artifactType")
         next_params: dict[str, str] = {}
         if artifact_type is not None and self.filter_header:
-            entries = [e for e in entries if e.get("artifactType") == artifact_type]
+            listed = [m for m in listed if m._listed.get("artifactType") == artifact_type]
             headers["OCI-Filters-Applied"] = "artifactType"
             next_params["artifactType"] = artifact_type
         offset = _decode_cursor(params["_cursor"]) if "_cursor" in params else 0
-        entries = entries[offset:]
-        if self.page_size is not None and len(entries) > self.page_size:
-            entries = entries[: self.page_size]
+        listed = listed[offset:]
+        if self.page_size is not None and len(listed) > self.page_size:
+            listed = listed[: self.page_size]
             next_params["_cursor"] = _encode_cursor(offset + self.page_size)
             headers["Link"] = f'</v2/{name}/referrers/{digest}?{urlencode(next_params, quote_via=quote)}>; rel="next"'
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [m._listed for m in listed]}
         return _Answer(200, headers, _json(index))
 
 

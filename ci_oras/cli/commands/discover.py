@@ -27,7 +27,7 @@ def discover(
     graph_format: Annotated[GraphFormat, typer.Option("--format", help="How to print the graph on stdout.")] = GraphFormat.tree,
     include_children: Annotated[bool, typer.Option("--include-children", help="For an index, also its manifests' referrers.")] = False,
     show_annotations: Annotated[bool, typer.Option("--annotations", help="Show annotations in the tree.")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Parallel listings per level.")] = 8,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Listing requests in flight at once.")] = 8,
     referrers: ReferrersOpt = "auto",
     *,
     options: Options,
