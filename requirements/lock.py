@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import email.message
 import email.parser
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -333,7 +335,40 @@ def _applying(locked: list[tuple[Requirement, str]], combination: Combination) -
 
 def _fetch_pins(pins: list[tuple[Requirement, str]], combination: Combination,
                 dest: Path) -> subprocess.CompletedProcess[str]:
-    """Download ``pins`` for ``combination`` with pip's hash checking (no dependencies resolved)."""
+    """Download ``pins`` for ``combination`` with pip's hash checking (no dependencies resolved). A ``dest``
+    completed by an earlier check of the same lock (``check(downloads=...)``) is used again when every wheel
+    in it still has one of its pin's hashes: the pins are exact versions with hashes, so what pip fetched
+    then is what it would fetch now."""
+    complete = dest.parent / f"{dest.name}.complete"
+    if complete.is_file() and _hashes_hold(pins, dest):
+        return subprocess.CompletedProcess([], 0, "", "")
+    shutil.rmtree(dest, ignore_errors=True)
+    complete.unlink(missing_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    done = _fetch_pins_now(pins, combination, dest)
+    if done.returncode == 0:
+        complete.touch()
+    return done
+
+
+def _hashes_hold(pins: list[tuple[Requirement, str]], dest: Path) -> bool:
+    """Whether ``dest`` holds one wheel per pin, each with one of the pin's hashes."""
+    allowed = {canonicalize_name(r.name): set(re.findall(r"--hash=sha256:([0-9a-f]{64})", h)) for r, h in pins}
+    wheels = {canonicalize_name(_name(wheel)): wheel for wheel in dest.glob("*.whl")}
+    if set(wheels) != set(allowed):
+        return False
+    for name, wheel in wheels.items():
+        digest = hashlib.sha256()
+        with wheel.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() not in allowed[name]:
+            return False
+    return True
+
+
+def _fetch_pins_now(pins: list[tuple[Requirement, str]], combination: Combination,
+                    dest: Path) -> subprocess.CompletedProcess[str]:
     dest.mkdir(parents=True, exist_ok=True)
     pinned = dest.parent / f"{dest.name}.txt"
     pinned.write_text("".join(f"{r.name}{r.specifier} {h}\n" for r, h in pins), encoding="utf-8")
@@ -374,16 +409,24 @@ def _fetch_everywhere(locked: list[tuple[Requirement, str]], chosen: list[Combin
 
 
 def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package: Path = PACKAGE,
-          pythons: Sequence[str] = PYTHONS) -> list[str]:
+          pythons: Sequence[str] = PYTHONS, downloads: Path | None = None) -> list[str]:
     """What is wrong with ``lock`` (empty: nothing): a runtime dependency missing or pinned outside its range;
     for each of ``pythons`` on each of ``platforms``, a pin pip cannot fetch with its hashes, or a
     dependency of a pinned wheel that the lock lacks or pins outside the range asked for; an import of
-    ``package`` that no pinned wheel provides."""
-    locked = entries(lock.read_text(encoding="utf-8"))
+    ``package`` that no pinned wheel provides. ``downloads``: a directory keeping what pip fetched, for the
+    next check of the same lock (the tests check it every run); by default nothing is kept."""
+    text = lock.read_text(encoding="utf-8")
+    locked = entries(text)
     problems: list[str] = []
     provided: set[str] = set()
-    with tempfile.TemporaryDirectory() as scratch:
-        fetched, refused = _fetch_everywhere(locked, combinations(platforms, pythons), Path(scratch))
+    with contextlib.ExitStack() as stack:
+        if downloads is None:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            key = hashlib.sha256("\n".join([text, *(p.name for p in platforms), *pythons]).encode()).hexdigest()
+            scratch = downloads / key[:32]
+            scratch.mkdir(parents=True, exist_ok=True)
+        fetched, refused = _fetch_everywhere(locked, combinations(platforms, pythons), scratch)
         for (python, target), complaint in refused.items():
             problems.append(f"Python {python} on {target.name}: pip refuses the pins of {lock.name}: {complaint}")
         for (python, target), wheels in fetched.items():

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from harness.installs import REPO_ROOT
+from harness.installs import REPO_ROOT, wheels_cache
 
 
 def test_the_lock_matches_pyproject_and_is_complete(lock: ModuleType) -> None:
-    assert lock.check() == []
+    """With the wheels pip fetched for this lock kept between runs (checked against the lock's hashes each
+    time): the metadata and import checks run on every run, pip only when the lock changed."""
+    assert lock.check(downloads=wheels_cache() / "lock-check") == []
 
 
 def test_the_lock_pins_the_runtime_dependencies_and_no_generator_dependency(lock: ModuleType) -> None:
@@ -72,3 +74,19 @@ def test_a_lock_without_cryptography_fails_on_the_signing_imports(lock: ModuleTy
     problems = lock.check(broken, platforms=[lock.platform("windows-amd64")], pythons=["3.10"])
     assert "ci_oras.signing.keys imports cryptography, which no package pinned in runtime.lock provides" in problems
     assert any("pyproject.toml needs cryptography" in problem for problem in problems), problems
+
+
+def test_kept_downloads_are_used_only_while_their_hashes_hold(lock: ModuleType, tmp_path: Path) -> None:
+    """A kept download whose wheel no longer has its pin's hash (tampered, truncated) is fetched again."""
+    (pin,) = [(r, h) for r, h in lock.entries(lock.LOCK.read_text()) if r.name == "idna"]
+    combination = lock.combinations(lock.PLATFORMS[:1], lock.PYTHONS[-1:])[0]
+    dest = tmp_path / "kept"
+    assert lock._fetch_pins([pin], combination, dest).returncode == 0
+    (wheel,) = dest.glob("idna-*.whl")
+    original = wheel.read_bytes()
+    assert lock._hashes_hold([pin], dest)
+
+    wheel.write_bytes(original[:-1])
+    assert not lock._hashes_hold([pin], dest)
+    assert lock._fetch_pins([pin], combination, dest).returncode == 0
+    assert wheel.read_bytes() == original, "fetched again, with its hash"
