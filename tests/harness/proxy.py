@@ -454,6 +454,43 @@ class RegistryProxy(BackgroundServer["ProxyRecord"]):
         return value
 
 
+class _AnsweringHandler(_ProxyHandler):
+    """Stamps when the registry's answer came back, before the client can have it."""
+
+    def _relay(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]],
+               pacing: Rule | None = None) -> None:
+        self.server.owner.answered_now()
+        super()._relay(response, headers, pacing)
+
+    def _send_simple(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.server.owner.answered_now()
+        super()._send_simple(status, headers, body)
+
+
+class AnsweringProxy(RegistryProxy):
+    """A :class:`RegistryProxy` that also records, per request, when its answer was ready (before the client
+    can have it): a request's span at the proxy, to count requests in flight."""
+
+    _handler = _AnsweringHandler
+
+    def __init__(self, upstream: Any) -> None:
+        self._current = threading.local()
+        self.answers: dict[int, float] = {}
+        super().__init__(upstream)
+
+    def _record(self, record: ProxyRecord) -> None:
+        super()._record(record)
+        self._current.record = record  # one handler thread per connection: the request being handled
+
+    def answered_now(self) -> None:
+        record = self._current.record
+        with self._lock:
+            self.answers.setdefault(id(record), time.monotonic())
+
+    def answered(self, record: ProxyRecord) -> float:
+        return self.answers[id(record)]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Blob storage on "another host"
 

@@ -11,8 +11,6 @@ the listing checks, the trees must be the same.
 
 from __future__ import annotations
 
-import http.client
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +23,7 @@ import httpx
 import pytest
 from harness.cli import clean_env, run_cli
 from harness.oci import CYCLONEDX, NOTARY, fallback_tag, push_artifact, push_fallback_index, push_image, push_layer
-from harness.proxy import ProxyRecord, RegistryProxy, Rule, _ProxyHandler, matching
+from harness.proxy import AnsweringProxy, ProxyRecord, RegistryProxy, Rule, _AnsweringHandler, matching
 from harness.registry import RunningRegistry
 
 from ci_oras.graph.discover import DiscoverOptions, Node, discover
@@ -41,8 +39,8 @@ CONCURRENCY = 8
 WIDTH = 10  # referrers per node on the first two levels: more than the pool, so a level ends with a tail
 
 
-class _SpanHandler(_ProxyHandler):
-    """Holds back the answers ``SpanProxy.holds`` names, and stamps when each answer was ready."""
+class _SpanHandler(_AnsweringHandler):
+    """Holds back the answers ``SpanProxy.holds`` names (and stamps when each answer was ready)."""
 
     def _forward(self, proxy: RegistryProxy, record: ProxyRecord, pacing: Rule | None = None) -> None:
         assert isinstance(proxy, SpanProxy)
@@ -51,37 +49,18 @@ class _SpanHandler(_ProxyHandler):
                 time.sleep(seconds)  # this one registry answer is slower than the rest: the fault injected
         super()._forward(proxy, record, pacing)
 
-    def _relay(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]],
-               pacing: Rule | None = None) -> None:
-        self.server.owner.answered_now()
-        super()._relay(response, headers, pacing)
 
-    def _send_simple(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.server.owner.answered_now()
-        super()._send_simple(status, headers, body)
-
-
-class SpanProxy(RegistryProxy):
-    """A :class:`RegistryProxy` that records when each answer was ready, and holds some back (``holds``)."""
+class SpanProxy(AnsweringProxy):
+    """An :class:`AnsweringProxy` that holds some answers back (``holds``) and counts requests in flight."""
 
     _handler = _SpanHandler
 
     def __init__(self, upstream: RunningRegistry) -> None:
-        self._current = threading.local()
-        self.answers: dict[int, float] = {}
         self.holds: list[tuple[Callable[[ProxyRecord], bool], float]] = []
         super().__init__(upstream)
 
-    def _record(self, record: ProxyRecord) -> None:
-        super()._record(record)
-        self._current.record = record  # one handler thread per connection: the request being handled
-
-    def answered_now(self) -> None:
-        with self._lock:
-            self.answers.setdefault(id(self._current.record), time.monotonic())
-
     def span(self, record: ProxyRecord) -> tuple[float, float]:
-        return record.time, self.answers[id(record)]
+        return record.time, self.answered(record)
 
     def in_flight(self) -> list[int]:
         """For each request: how many requests were in flight at the proxy when it arrived (itself included)."""

@@ -9,10 +9,7 @@ blob and manifest requests, and the referrer PUTs several at once behind a laten
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,47 +18,11 @@ import httpx
 import pytest
 from harness.cli import clean_env, run_cli
 from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob, push_manifest
-from harness.proxy import ProxyRecord, RegistryProxy, Rule, _ProxyHandler, matching
+from harness.proxy import AnsweringProxy, ProxyRecord, RegistryProxy, matching
 from harness.registry import RegistryFactory, RunningRegistry
 
 WRITES = ("PUT", "POST", "PATCH", "DELETE")
 CONCURRENCY = 4
-
-
-class _AnsweringHandler(_ProxyHandler):
-    """Stamps when the registry's answer came back, before the client can have it."""
-
-    def _relay(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]],
-               pacing: Rule | None = None) -> None:
-        self.server.owner.answered_now()
-        super()._relay(response, headers, pacing)
-
-    def _send_simple(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.server.owner.answered_now()
-        super()._send_simple(status, headers, body)
-
-
-class AnsweringProxy(RegistryProxy):
-    """A :class:`RegistryProxy` that also records, per request, when its answer was ready."""
-
-    _handler = _AnsweringHandler
-
-    def __init__(self, upstream: RunningRegistry) -> None:
-        self._current = threading.local()
-        self.answers: dict[int, float] = {}
-        super().__init__(upstream)
-
-    def _record(self, record: ProxyRecord) -> None:
-        super()._record(record)
-        self._current.record = record  # one handler thread per connection: the request being handled
-
-    def answered_now(self) -> None:
-        record = self._current.record
-        with self._lock:
-            self.answers.setdefault(id(record), time.monotonic())
-
-    def answered(self, record: ProxyRecord) -> float:
-        return self.answers[id(record)]
 
 
 @dataclass(frozen=True)
