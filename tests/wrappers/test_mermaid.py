@@ -31,14 +31,12 @@ def render(tmp_path_factory: pytest.TempPathFactory) -> object:
     # the tests may run as root, where chromium refuses its sandbox
     config.write_text(json.dumps({"executablePath": chromium, "args": ["--no-sandbox"]}))
 
-    def run(name: str, diagram: str, markdown: bool = False) -> tuple[subprocess.CompletedProcess[str], Path]:
-        """Render ``diagram`` (with ``markdown``: a Markdown text, each of its diagrams to ``<out>-N.png``)."""
-        source = work / f"{name}.md" if markdown else work / f"{name}.mmd"
-        out = work / f"{name}-out.md" if markdown else work / f"{name}.png"
+    def run(name: str, diagram: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+        source, png = work / f"{name}.mmd", work / f"{name}.png"
         source.write_text(diagram)
-        done = subprocess.run([mmdc, "-q", "-p", str(config), "-i", str(source), "-o", str(out), "-e", "png"],
+        done = subprocess.run([mmdc, "-q", "-p", str(config), "-i", str(source), "-o", str(png)],
                               capture_output=True, text=True, check=False, timeout=120)
-        return done, out
+        return done, png
 
     return run
 
@@ -70,31 +68,15 @@ def summaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return found
 
 
-STEPS = ("discover", "attach", "promote")
-
-
-@pytest.fixture(scope="module")
-def rendered(summaries: dict[str, str], render: object) -> tuple[subprocess.CompletedProcess[str], dict[str, Path]]:
-    """The three steps' diagrams rendered by one mermaid-cli run (one browser start, not three): as Markdown,
-    each diagram becomes a PNG of its own, numbered in order."""
-    blocks = []
-    for step in STEPS:
-        diagrams = MERMAID.findall(summaries[step])
-        assert len(diagrams) == 1, summaries[step]
-        blocks.append(f"## {step}\n\n```mermaid\n{diagrams[0]}```\n")
-    done, out = render("summaries", "\n".join(blocks), markdown=True)  # type: ignore[operator]
-    return done, {step: out.with_name(f"{out.stem}-{number}.png") for number, step in enumerate(STEPS, 1)}
-
-
-@pytest.mark.parametrize("step", STEPS)
-def test_summary_diagram_renders(summaries: dict[str, str], rendered: tuple[subprocess.CompletedProcess[str],
-                                                                               dict[str, Path]], step: str) -> None:
-    (diagram,) = MERMAID.findall(summaries[step])
+@pytest.mark.parametrize("step", ["discover", "attach", "promote"])
+def test_summary_diagram_renders(summaries: dict[str, str], render: object, step: str) -> None:
+    diagrams = MERMAID.findall(summaries[step])
+    assert len(diagrams) == 1, summaries[step]
     if step == "discover":  # the deep graph: subject -> SBOM -> the SBOM's signature
-        assert diagram.count("-->") >= 2, diagram
-    done, pngs = rendered
-    assert done.returncode == 0, done.stdout + done.stderr + diagram
-    data = pngs[step].read_bytes()
+        assert diagrams[0].count("-->") >= 2, diagrams[0]
+    done, png = render(step, diagrams[0])  # type: ignore[operator]
+    assert done.returncode == 0, done.stdout + done.stderr + diagrams[0]
+    data = png.read_bytes()
     assert data.startswith(PNG) and len(data) > 2000
 
 
