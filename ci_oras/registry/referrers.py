@@ -196,17 +196,23 @@ class RegistryReferrers:
 
     def list_referrers(self, subject_digest: str, artifact_type: str | None = None) -> list[Descriptor]:
         """Every referrer of ``subject_digest`` (of ``artifact_type`` when given)."""
-        listed = self._list(subject_digest, artifact_type, None)
-        assert not isinstance(listed, Unchanged)  # nothing to compare with: never UNCHANGED
-        return listed
+        return self._list(subject_digest, artifact_type, None)
 
     def list_referrers_if_changed(self, subject_digest: str, validator: str) -> list[Descriptor] | Unchanged:
         """Every referrer of ``subject_digest``, or UNCHANGED when the registry says the listing ``validator``
         names (from :attr:`validators`) still holds: the same requests, without the listing's body."""
         return self._list(subject_digest, None, validator)
 
+    @overload
+    def _list(self, subject_digest: str, artifact_type: str | None, validator: None) -> list[Descriptor]: ...
+
+    @overload
+    def _list(self, subject_digest: str, artifact_type: str | None,
+              validator: str) -> list[Descriptor] | Unchanged: ...
+
     def _list(self, subject_digest: str, artifact_type: str | None,
               validator: str | None) -> list[Descriptor] | Unchanged:
+        """The listing; UNCHANGED only when asked with a ``validator`` (nothing to compare with otherwise)."""
         if self.mode is ReferrersMode.auto and self.api_supported is None:
             # The first listing in a repository probes the API; parallel listings (discover lists a level
             # at once) wait for its answer instead of each probing.
