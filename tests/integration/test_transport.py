@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import time
+from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -244,17 +245,20 @@ def test_user_agent_on_every_request(
     assert re.fullmatch(r"ci-oras/\d+\.\d+\.\d+\S*", USER_AGENT)
 
 
-def _closed_port() -> int:
+@contextmanager
+def _refusing_port() -> Iterator[int]:
+    """A port bound but never listening: connections are refused, and no other test's server can take it meanwhile."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 def test_unreachable_registry_exits_5_naming_the_host(tmp_path: Path, env: dict[str, str]) -> None:
-    host = f"127.0.0.1:{_closed_port()}"
-    started = time.monotonic()
+    with _refusing_port() as port:
+        host = f"127.0.0.1:{port}"
+        started = time.monotonic()
 
-    result = run_cli("pull", f"{host}/nothing/here:v1", "-o", str(tmp_path / "out"), env=env)
+        result = run_cli("pull", f"{host}/nothing/here:v1", "-o", str(tmp_path / "out"), env=env)
 
     assert result.returncode == EXIT_REGISTRY, result.stderr
     line = _assert_one_error_line(result)
