@@ -17,6 +17,8 @@ from ci_oras.registry.referrers import ReferrersMode
 from ci_oras.registry.transport import TransportOptions
 
 if TYPE_CHECKING:
+    import httpx
+
     from ci_oras.registry.session import RegistrySession
     from ci_oras.store.protocols import Target
 
@@ -28,10 +30,15 @@ class LoginFlags:
 
 
 class Runtime:
-    def __init__(self, transport: TransportOptions, login: LoginFlags, env: Mapping[str, str]) -> None:
-        self.transport = transport
+    """``transport`` replaces the network for every registry the run opens (``httpx.MockTransport``, an
+    in-process registry); left out, requests go to the registries themselves."""
+
+    def __init__(self, options: TransportOptions, login: LoginFlags, env: Mapping[str, str],
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.options = options
         self.login = login
         self.env = env
+        self._transport = transport
         self._flag_hosts: set[str] = set()
         self._session: RegistrySession | None = None
 
@@ -50,7 +57,8 @@ class Runtime:
         if self._session is None:
             from ci_oras.registry.session import RegistrySession
 
-            self._session = RegistrySession(self.transport, self.credential_for, self.unused_credentials)
+            self._session = RegistrySession(self.options, self.credential_for, self.unused_credentials,
+                                            transport=self._transport)
         return self._session
 
     def open(self, reference: Reference, *, create: bool = False, use_login_flags: bool = True,

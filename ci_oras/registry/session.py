@@ -1,4 +1,7 @@
-"""The registry connections of one run: one httpx client, one authenticator, one ``RegistryClient`` per host."""
+"""The registry connections of one run: one httpx client, one authenticator, one ``RegistryClient`` per host.
+
+``transport`` (default: the network) is the seam where tests and library users hand in their own.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +28,10 @@ class RegistrySession:
         options: TransportOptions,
         credential_for: Callable[[str], Credential | None],
         unused_credentials: Callable[[str], str | None] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.options = options
+        self._transport = transport
         self._credential_for = credential_for
         self._unused_credentials = unused_credentials
         self._http: httpx.Client | None = None
@@ -47,7 +52,7 @@ class RegistrySession:
 
         with self._lock:
             if self._http is None:
-                self._http = make_client(self.options)
+                self._http = make_client(self.options, self._transport)
                 self._auth = Authenticator(self._http, self.options, self._credential_for,
                                            self._unused_credentials)
             client = self._clients.get(reference.registry)

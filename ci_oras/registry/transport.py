@@ -10,12 +10,11 @@ connection, so one request gives up after at most ``retries + 1`` attempts.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from ci_oras import __version__
 from ci_oras.errors import RegistryError, UsageError
@@ -51,78 +50,44 @@ class TransportOptions:
     max_backoff: float = 20.0
 
 
-def make_client(options: TransportOptions) -> httpx.Client:
-    """One client per run: connection pooling across threads, redirects handled by us (see client.py)."""
+def make_client(options: TransportOptions, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """One client per run, redirects handled by us (see client.py).
+
+    ``transport`` replaces the network: tests and library users hand in ``httpx.MockTransport`` or an
+    in-process registry; by default requests go out through :class:`~ci_oras.registry.connections.Connections`.
+    """
+    import httpx
+
+    if transport is None:
+        from ci_oras.registry.connections import Connections, ProxyRoutes
+
+        transport = Connections(_tls_context(options), proxies=ProxyRoutes.from_environment())
+    return httpx.Client(
+        transport=transport,
+        timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+    )
+
+
+def _tls_context(options: TransportOptions) -> Callable[[], ssl.SSLContext]:
+    """What makes the TLS context, called at the first HTTPS connection; ``--ca-file`` is read now, so a bad
+    file is a usage error before any request."""
     import ssl
 
     import httpx
 
-    verify: bool | ssl.SSLContext
     if options.insecure:
-        verify = False
-    elif options.ca_file:
+        return lambda: httpx.create_ssl_context(verify=False)
+    if options.ca_file:
         try:
-            verify = ssl.create_default_context(cafile=options.ca_file)
+            context = ssl.create_default_context(cafile=options.ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load --ca-file {options.ca_file}: {exc}",
                              hint="pass a PEM file with the CA certificate") from exc
-    else:
-        verify = cast("ssl.SSLContext", _DeferredTrust())  # an SSLContext by delegation
-    _larger_socket_reads()
-    return httpx.Client(
-        verify=verify,
-        timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)),
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-    )
-
-
-class _DeferredTrust:
-    """The default TLS context (httpx's own: ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's CAs), built at
-    the first TLS handshake instead of when the client is made.
-
-    Creating the first SSL context and loading the CA bundle costs about 25 ms of CPU, a sixth of a short
-    command; a run against a plain-HTTP registry never shakes hands, so it should not pay for it. httpx uses
-    a context it is given as is and httpcore touches it only to connect over TLS (``set_alpn_protocols``,
-    ``wrap_socket``, ``wrap_bio``), so every attribute read is delegated to the real context, built once
-    per client under a lock. Verification is exactly httpx's default: nothing is weakened, only deferred.
-    """
-
-    def __init__(self) -> None:
-        self._context: ssl.SSLContext | None = None
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("_context", "_lock"):  # not set yet (a copy in the making): no recursion
-            raise AttributeError(name)
-        context = self._context
-        if context is None:
-            with self._lock:
-                if self._context is None:
-                    import httpx
-
-                    self._context = httpx.create_ssl_context(verify=True, trust_env=True)
-                context = self._context
-        return getattr(context, name)
-
-
-def _larger_socket_reads() -> None:
-    """Read up to 384 KiB per socket read instead of httpcore's 64 KiB.
-
-    Every read is parsed by h11 and yielded through httpx in Python; at loopback speeds that per-read cost,
-    not the network, limits blob downloads: four times fewer reads measured 1.3–1.7x faster. Larger reads
-    trade memory for CPU (h11 and httpcore copy each read on its way up, per stream): promoting 1 GiB in 8 layers four at a
-    time took 1.50 s of CPU and 42 MiB at 256 KiB, 1.36 s and 45 MiB at 384 KiB, 1.41 s and 48 MiB at
-    512 KiB, 1.25 s and 62 MiB at 1 MiB. The constant is a class attribute of httpcore's HTTP/1.1
-    connection; if a future httpcore drops it, nothing breaks.
-    """
-    try:
-        from httpcore._sync import http11
-    except ImportError:  # pragma: no cover - a different httpcore layout
-        return
-    if getattr(http11.HTTP11Connection, "READ_NUM_BYTES", None) == 64 * 1024:
-        http11.HTTP11Connection.READ_NUM_BYTES = 384 * 1024
+        return lambda: context
+    # httpx's default trust: SSL_CERT_FILE/SSL_CERT_DIR when set, else certifi's CA bundle.
+    return lambda: httpx.create_ssl_context(verify=True, trust_env=True)
 
 
 def retry_delay(attempt: int, options: TransportOptions, retry_after: str | None = None) -> float:

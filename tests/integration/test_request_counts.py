@@ -4,7 +4,9 @@ The cassettes under ``cassettes/test_request_counts/`` were recorded against a r
 (``pytest tests/integration/test_request_counts.py --record-mode=rewrite`` records them again). A normal run
 replays them with recording off, so a step that sends one request more than it used to hits a request the
 cassette does not have and fails; every recorded request must also be used, so an accidental extra request
-in the recording is noticed too. The expected sequences below are the protocol minimum, written down.
+in the recording is noticed too. The expected sequences below are the protocol minimum, written down. The
+recorder hooks httpx's own ``HTTPTransport``, so the run is handed one (``Runtime(transport=...)``) instead of
+ci-oras's connection pools: what is counted is the requests the steps send, the same through either.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from harness.registry import RegistryFactory
 
@@ -25,6 +28,9 @@ from ci_oras.steps.manifest import fetch_manifest
 from ci_oras.steps.pull import pull
 from ci_oras.steps.push import PushOptions, push
 from ci_oras.steps.tags import list_tags
+
+#: pytest-recording replays through httpx's stock transport, handed in at the seam a library user has.
+RECORDED = httpx.HTTPTransport
 
 REPO = "cassette/walkthrough"
 REPLAY_HOST = "127.0.0.1:5000"  # any loopback host: replay matches method, path and query only
@@ -78,7 +84,7 @@ def test_walkthrough_request_sequence(vcr: Any, request: pytest.FixtureRequest, 
     monkeypatch.chdir(src)
     reference = parse_registry_reference(f"{_host(request)}/{REPO}:v1,stable")
     assert isinstance(reference, RegistryReference)
-    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)})
+    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)}, transport=RECORDED())
     try:
         target = run.open(reference, create=True)
         files = [FileSpec(Path("readme.md"), "readme.md", "text/markdown"), FileSpec(Path("details"), "details")]
@@ -124,7 +130,7 @@ def test_attach_request_sequence_on_tag_schema(vcr: Any, request: pytest.Fixture
     (tmp_path / "signature.json").write_text('{"signature": "example"}\n')
     monkeypatch.chdir(tmp_path)
     reference = parse_registry_reference(f"{_host(request)}/cassette/attach:v1")
-    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)})
+    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)}, transport=RECORDED())
     try:
         target = RegistryRepository(reference, run.session.client_for(reference), writable=True,
                                     referrers_mode=ReferrersMode.auto)

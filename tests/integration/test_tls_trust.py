@@ -19,15 +19,16 @@ from ci_oras.registry.transport import TransportOptions, make_client
 
 @pytest.fixture
 def built(registry_tls: RunningRegistry, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Every default context made (its arguments), with the TLS registry's CA as ``SSL_CERT_FILE``."""
+    """Every TLS context made (the arguments to httpx's public ``create_ssl_context``), with the TLS
+    registry's CA as ``SSL_CERT_FILE``: the connection works only if httpx's default trust honours it."""
     made: list[dict[str, Any]] = []
-    real = ssl.create_default_context
+    real = httpx.create_ssl_context
 
     def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
         made.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ssl, "create_default_context", counting)
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
     monkeypatch.setenv("SSL_CERT_FILE", str(registry_tls.ca_file))
     return made
 
@@ -40,7 +41,7 @@ def test_trust_is_built_at_the_first_tls_connection_only_once(registry_plain: Ru
         assert built == []  # plain HTTP: no context, no CA bundle
         for _ in range(2):
             assert client.get(f"{registry_tls.url}/v2/").status_code == 200
-    assert built == [{"cafile": str(registry_tls.ca_file)}]  # httpx's default, made once
+    assert built == [{"verify": True, "trust_env": True}]  # httpx's default, made once
 
 
 def test_parallel_first_connections_build_the_trust_once(registry_tls: RunningRegistry,
@@ -49,7 +50,7 @@ def test_parallel_first_connections_build_the_trust_once(registry_tls: RunningRe
     with make_client(TransportOptions()) as client, ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(lambda _: client.get(f"{registry_tls.url}/v2/").status_code, range(8)))
     assert statuses == [200] * 8
-    assert built == [{"cafile": str(registry_tls.ca_file)}]
+    assert built == [{"verify": True, "trust_env": True}]
 
 
 def test_deferred_trust_still_rejects_an_unknown_ca(registry_tls: RunningRegistry,
