@@ -85,6 +85,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from .server import BackgroundServer, QuietHandler, RecordedRequest
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; only needed for type checkers
+    import httpx
     from typing_extensions import Self
 
 __all__ = [
@@ -272,13 +273,7 @@ class _Handler(QuietHandler):
         except (ConnectionError, ValueError):
             self.close_connection = True
             return
-        record.body_size = len(body)
-        answer = registry._dispatch(self.command, split.path, split.query, self.headers, body)
-        headers = dict(answer.headers)
-        if answer.status != 204 and not 100 <= answer.status < 200:
-            headers["Content-Length"] = str(len(answer.body))
-        record.status = answer.status
-        record.response_headers = tuple(headers.items())
+        answer, headers = registry._answer(record, self.headers, body)
         self.send_response(answer.status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -402,6 +397,37 @@ class FakeRegistry(BackgroundServer["FakeRequest"]):
     def repositories(self) -> list[str]:
         with self._lock:
             return sorted(self._repos)
+
+    # ------------------------------------------------------------------ in process
+
+    def transport(self) -> httpx.MockTransport:
+        """The same registry as an httpx transport: answered in the calling thread, no socket, no server.
+
+        Hand it to ``Runtime(..., transport=...)``; the requests are recorded as the server records them.
+        """
+        import httpx
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            split = urlsplit(request.url.raw_path.decode("ascii"))
+            record = FakeRequest(request.method, split.path, split.query, tuple(request.headers.items()),
+                                 time.monotonic())
+            self._record(record)
+            answered, headers = self._answer(record, request.headers, request.read())
+            body = answered.body if request.method != "HEAD" else b""
+            return httpx.Response(answered.status, headers=headers, stream=httpx.ByteStream(body))
+
+        return httpx.MockTransport(answer)
+
+    def _answer(self, record: FakeRequest, headers: Any, body: bytes) -> tuple[_Answer, dict[str, str]]:
+        """Dispatch one request (server or transport alike) and fill in its record."""
+        record.body_size = len(body)
+        answer = self._dispatch(record.method, record.path, record.query, headers, body)
+        sent = dict(answer.headers)
+        if answer.status != 204 and not 100 <= answer.status < 200:
+            sent["Content-Length"] = str(len(answer.body))
+        record.status = answer.status
+        record.response_headers = tuple(sent.items())
+        return answer, sent
 
     # ------------------------------------------------------------------ dispatch
 
