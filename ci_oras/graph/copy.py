@@ -44,7 +44,7 @@ from ci_oras.graph.walk import ReferrersWalk, Tasks
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.mediatypes import normalize_media_type
-from ci_oras.store.protocols import Mounter, Target
+from ci_oras.store.protocols import Fetcher, GraphStorage, Mounter, Pusher, ReadOnlyTarget, ReferrerPusher
 
 DEFAULT_CONCURRENCY = 4
 
@@ -134,7 +134,7 @@ def _selected(desc: Descriptor, options: CopyOptions, top_level: bool) -> bool:
 class _SourceBlob:
     """A re-iterable source stream: each iteration fetches again, so a failed upload can be retried."""
 
-    def __init__(self, source: Target, desc: Descriptor) -> None:
+    def __init__(self, source: Fetcher, desc: Descriptor) -> None:
         self.source = source
         self.desc = desc
 
@@ -224,7 +224,7 @@ class _Copy:
     to zero the whole plan is known, and ``on_plan`` is told its size.
     """
 
-    def __init__(self, source: Target, destination: Target, options: CopyOptions, tasks: Tasks,
+    def __init__(self, source: ReadOnlyTarget, destination: GraphStorage, options: CopyOptions, tasks: Tasks,
                  mount_from: str | None, on_plan: Callable[[int, int], None]) -> None:
         self.destination = destination
         self.options = options
@@ -331,7 +331,7 @@ class _Copy:
             self.destination.push_referrers(subject, [], stored=())
 
 
-def copy_graph(source: Target, destination: Target, root: Manifest, options: CopyOptions,
+def copy_graph(source: ReadOnlyTarget, destination: GraphStorage, root: Manifest, options: CopyOptions,
                mount_from: str | None, on_plan: Callable[[int, int], None] | None = None
                ) -> tuple[Graph, CopyStats, bool]:
     """Walk the source graph and copy what the destination lacks, in one pass; the tags are the caller's.
@@ -379,7 +379,7 @@ def copy_graph(source: Target, destination: Target, root: Manifest, options: Cop
 
 
 class _BlobCopier:
-    def __init__(self, source: Target, destination: Target, options: CopyOptions, stats: CopyStats,
+    def __init__(self, source: Fetcher, destination: GraphStorage, options: CopyOptions, stats: CopyStats,
                  mount_from: str | None) -> None:
         self.source = source
         self.destination = destination
@@ -410,14 +410,15 @@ class _BlobCopier:
         _report(self.options, "blob", desc.size)
 
 
-def _push_manifest(destination: Target, manifest: Manifest, options: CopyOptions) -> None:
+def _push_manifest(destination: Pusher, manifest: Manifest, options: CopyOptions) -> None:
     """Store one manifest by digest (a referrer is listed afterwards, once per subject)."""
     if not options.dry_run:
         destination.push_manifest(manifest)
     _report(options, "manifest", len(manifest.raw))
 
 
-def _list_referrers(destination: Target, subject: Manifest, referrers: list[Manifest], options: CopyOptions) -> None:
+def _list_referrers(destination: ReferrerPusher, subject: Manifest, referrers: list[Manifest],
+                    options: CopyOptions) -> None:
     """One list update per subject, even when every referrer was already there (a re-run, or a copy killed
     before its index write): the store reads the list and writes only what is missing. Every referrer is
     stored by now, so the update stores none again."""

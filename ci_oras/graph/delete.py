@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from ci_oras.errors import NotFoundError
 from ci_oras.graph.discover import Node
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import GraphEraser
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def plan_single_deletion(desc: Descriptor, subject: Descriptor | None, *, has_re
     return actions
 
 
-def run_deletion(target: Target, actions: list[Action], *, dry_run: bool = False) -> DeleteOutcome:
+def run_deletion(target: GraphEraser, actions: list[Action], *, dry_run: bool = False) -> DeleteOutcome:
     """Carry out ``actions`` in order; with ``dry_run`` only read what is needed to report the same outcome.
 
     A dry run reports every planned manifest as deleted (it does not check which are already gone) and an

@@ -25,7 +25,7 @@ from ci_oras.graph.listing import Rejected
 from ci_oras.graph.walk import ReferrersWalk, Tasks
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import ReadOnlyTarget
 
 DEFAULT_CONCURRENCY = 8
 
@@ -89,7 +89,7 @@ class DiscoverOptions:
     check_listings: bool = False
 
 
-def discover(target: Target, repository: str, root: Descriptor, options: DiscoverOptions) -> Node:
+def discover(target: ReadOnlyTarget, repository: str, root: Descriptor, options: DiscoverOptions) -> Node:
     """Build the graph below ``root``; ``repository`` names nodes as ``repository@digest``."""
     top = Node(root, f"{repository}@{root.digest}")
     seen = {root.digest}

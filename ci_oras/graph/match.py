@@ -40,7 +40,7 @@ from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.referrers import MalformedListing, Unchanged
 from ci_oras.requirements import Matcher
-from ci_oras.store.protocols import RevalidatingLister, Target
+from ci_oras.store.protocols import ReadOnlyTarget, RevalidatingLister
 
 if TYPE_CHECKING:
     from ci_oras.signing.policy import SignatureOutcome
@@ -100,7 +100,7 @@ class Search:
 class ChainMatch:
     """One check: search each (start node, chain, count) and keep what it met for the report."""
 
-    def __init__(self, target: Target, concurrency: int, trust_listing: bool,
+    def __init__(self, target: ReadOnlyTarget, concurrency: int, trust_listing: bool,
                  signatures: SignatureCheck | None = None, memory: Memory | None = None) -> None:
         self.target = target
         self.concurrency = max(1, concurrency)

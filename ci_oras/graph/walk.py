@@ -32,7 +32,7 @@ from typing import Any, cast
 from ci_oras.graph.listing import Fetched, Reason, Rejected, fetch_listed, judge, self_reference
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import ReadOnlyTarget
 
 #: A listed entry once looked at: the accepted descriptor (the manifest's own with ``check``), or why not.
 Verdict = Descriptor | Rejected
@@ -123,7 +123,7 @@ class ReferrersWalk:
       accepted ones in listing order (each digest once), after ``on_known`` of each of them.
     """
 
-    def __init__(self, target: Target, submit: Callable[..., None], *,
+    def __init__(self, target: ReadOnlyTarget, submit: Callable[..., None], *,
                  select: Callable[[str, Descriptor], bool] | None = None, check: bool = False,
                  depth: int | None = None, children: bool = False,
                  on_known: Callable[[Descriptor, Manifest | None, str | None], None] | None = None,

@@ -16,7 +16,7 @@ from ci_oras.files import FileSpec, prepare_layers
 from ci_oras.formats.signature import NOTARY_ARTIFACT_TYPE, refuse_notary_for_other_subject
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.steps.common import AttachOptions, AttachResult, attach_layers
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import GraphStorage
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _single_file(path: Path, media_type: str | None) -> FileSpec:
     return FileSpec(path=path, title=path.name, media_type=media_type)
 
 
-def attach(target: Target, repository: str, subject: Descriptor, files: list[FileSpec],
+def attach(target: GraphStorage, repository: str, subject: Descriptor, files: list[FileSpec],
            options: AttachOptions, *, step: str = "attach", detected_format: str | None = None) -> AttachResult:
     if options.artifact_type.lower() == NOTARY_ARTIFACT_TYPE:
         for spec in files:

@@ -11,13 +11,13 @@ from ci_oras.errors import UsageError
 from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, EMPTY_JSON, Descriptor
 from ci_oras.oci.manifest import build_image_manifest
 from ci_oras.oci.platform import platform_child
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import GraphStorage, ReadOnlyTarget, Storage
 
 #: 9999-12-31T23:59:59Z: RFC 3339 (and so ``org.opencontainers.image.created``) has four-digit years.
 MAX_EPOCH = 253402300799
 
 
-def ensure_blob(target: Target, desc: Descriptor, chunks: Iterable[bytes]) -> bool:
+def ensure_blob(target: Storage, desc: Descriptor, chunks: Iterable[bytes]) -> bool:
     """Upload ``desc`` unless the target already has it; True when bytes were sent.
 
     One HEAD is cheaper than an upload (POST + PUT), and blobs are content-addressed, so an existing blob with
@@ -29,7 +29,7 @@ def ensure_blob(target: Target, desc: Descriptor, chunks: Iterable[bytes]) -> bo
     return True
 
 
-def ensure_empty_config(target: Target) -> bool:
+def ensure_empty_config(target: Storage) -> bool:
     """The shared ``{}`` config must exist before a manifest naming it (distribution checks)."""
     return ensure_blob(target, EMPTY_DESCRIPTOR, [EMPTY_JSON])
 
@@ -54,7 +54,7 @@ class BytesLayer:
         yield self.content
 
 
-def upload_layers(target: Target, layers: Sequence[LayerSource]) -> tuple[list[Descriptor], int]:
+def upload_layers(target: Storage, layers: Sequence[LayerSource]) -> tuple[list[Descriptor], int]:
     """Upload the layers and the empty config the target lacks; returns the manifest's layer list (the empty
     descriptor when there are no files, as ORAS writes it) and how many blobs were sent."""
     uploaded = sum(ensure_blob(target, layer.descriptor, layer) for layer in layers)
@@ -84,7 +84,7 @@ def creation_time(source_date_epoch: str | None) -> tuple[str, int | None]:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), None
 
 
-def resolve_subject(target: Target, reference: str, shown: str, platform: str | None = None,
+def resolve_subject(target: ReadOnlyTarget, reference: str, shown: str, platform: str | None = None,
                     purpose: str = "attach to") -> Descriptor:
     """The descriptor to refer to: the manifest at ``reference``, or its child for ``platform``."""
     if platform is None:
@@ -143,7 +143,7 @@ class AttachResult:
         return doc
 
 
-def attach_layers(target: Target, repository: str, subject: Descriptor, layers: Sequence[LayerSource],
+def attach_layers(target: GraphStorage, repository: str, subject: Descriptor, layers: Sequence[LayerSource],
                   options: AttachOptions, *, step: str, detected_format: str | None) -> AttachResult:
     """Upload ``layers`` and push the referrer manifest naming ``subject``: shared by ``attach`` (files on
     disk) and ``sign`` (an envelope made in memory), so both write the same manifest shape."""

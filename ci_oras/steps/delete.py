@@ -14,7 +14,7 @@ every other listed entry is skipped and reported as rejected, with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ci_oras.errors import NotFoundError, RegistryError
 from ci_oras.graph.delete import (
@@ -30,7 +30,12 @@ from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import is_digest
 from ci_oras.oci.referrers import fallback_tag
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import GraphEraser, ReadOnlyTarget
+
+
+class Deletable(ReadOnlyTarget, GraphEraser, Protocol):
+    """What ``delete`` uses: it reads the manifest and, with ``graph``, the graph below it, then deletes; it
+    never stores content or moves a tag."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class DeleteResult:
         return doc
 
 
-def delete(target: Target, repository: str, reference: str, shown: str,
+def delete(target: Deletable, repository: str, reference: str, shown: str,
            options: DeleteOptions = DeleteOptions()) -> DeleteResult:
     """Delete ``reference`` (a tag or digest in ``target``); ``repository`` names graph nodes.
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci_oras.graph.discover import DiscoverOptions, Node, discover
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import ReadOnlyTarget
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class DiscoverResult:
         return {"schema": "ci-oras/discover/v1", **self.root.to_dict(), "count": self.count}
 
 
-def discover_graph(target: Target, repository: str, reference: str, options: DiscoverOptions) -> DiscoverResult:
+def discover_graph(target: ReadOnlyTarget, repository: str, reference: str,
+                   options: DiscoverOptions) -> DiscoverResult:
     root = target.resolve(reference)
     return DiscoverResult(discover(target, repository, root, options))
 

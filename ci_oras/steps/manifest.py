@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci_oras.oci.manifest import Manifest
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import ManifestFetcher
 
 
 @dataclass(frozen=True)
@@ -27,5 +27,5 @@ class ManifestResult:
         }
 
 
-def fetch_manifest(target: Target, reference: str, shown: str) -> ManifestResult:
+def fetch_manifest(target: ManifestFetcher, reference: str, shown: str) -> ManifestResult:
     return ManifestResult(reference=shown, manifest=target.fetch_manifest(reference))

@@ -9,14 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from ci_oras.errors import UsageError
 from ci_oras.graph.copy import CopyOptions, CopyStats, copy_graph
 from ci_oras.graph.listing import Rejected
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.reference import Reference, RegistryReference, parse_reference
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import GraphStorage, ReadOnlyTarget, Resolver, Tagger
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,20 @@ class PromoteResult:
         }
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One side of a promotion: the open target, how to show it, and the tag or digest named."""
+class Destination(GraphStorage, Resolver, Tagger, Protocol):
+    """What a promotion writes with: the copy's ``GraphStorage``, and the tags pointed at the root last (a tag
+    already on it is resolved first and left alone)."""
 
-    target: Target
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[_T_co]):
+    """One side of a promotion: the open target, how to show it, and the tag or digest named. The source is
+    only read (``Endpoint[ReadOnlyTarget]``); the destination is an ``Endpoint[Destination]``."""
+
+    target: _T_co
     repository: str
     reference: str | None
     tags: tuple[str, ...] = ()
@@ -85,7 +94,8 @@ def mount_source(source: Reference, destination: Reference) -> str | None:
     return None
 
 
-def promote(source: Endpoint, destination: Endpoint, options: CopyOptions, *, platform: str | None = None,
+def promote(source: Endpoint[ReadOnlyTarget], destination: Endpoint[Destination], options: CopyOptions, *,
+            platform: str | None = None,
             on_plan: Callable[[int, int], Callable[[str, int], None] | None] | None = None) -> PromoteResult:
     """``on_plan(blob count, bytes)`` may return a progress callback once the size of the copy is known."""
     from ci_oras.steps.common import resolve_subject
@@ -145,7 +155,7 @@ class _ProgressRelay:
                     callback(what, size)
 
 
-def _point_tags(destination: Target, root: Manifest, tags: tuple[str, ...], dry_run: bool,
+def _point_tags(destination: Destination, root: Manifest, tags: tuple[str, ...], dry_run: bool,
                 root_was_there: bool) -> tuple[str, ...]:
     """The last step: a tag that already names the root is left alone, so a re-run writes nothing. When the
     root was not at the destination before this copy, no tag can have named it: no need to ask."""

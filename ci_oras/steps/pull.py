@@ -22,7 +22,7 @@ from ci_oras.errors import UsageError
 from ci_oras.files import file_digest
 from ci_oras.oci.descriptor import ANNOTATION_CONTENT_DIGEST, ANNOTATION_CONTENT_UNPACK, Descriptor
 from ci_oras.oci.manifest import Manifest
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import Fetcher, ManifestFetcher, ReadOnlyTarget
 
 if TYPE_CHECKING:
     from ci_oras.archive import UnpackBudget, UnpackLimits
@@ -97,7 +97,7 @@ class _Plan:
     untitled: int = 0
 
 
-def pull(target: Target, reference: str, shown: str, output: Path,
+def pull(target: ReadOnlyTarget, reference: str, shown: str, output: Path,
          options: PullOptions | None = None) -> PullResult:
     from ci_oras.archive import UnpackBudget
 
@@ -123,7 +123,7 @@ def pull(target: Target, reference: str, shown: str, output: Path,
 # -- what to pull ------------------------------------------------------------------------------------------------
 
 
-def _plan(target: Target, root: Manifest, shown: str, platform: str | None) -> _Plan:
+def _plan(target: ManifestFetcher, root: Manifest, shown: str, platform: str | None) -> _Plan:
     """The titled layers to pull: the manifest's, or those of an index's children (one, with ``platform``)."""
     from ci_oras.oci.platform import platform_child
 
@@ -137,7 +137,8 @@ def _plan(target: Target, root: Manifest, shown: str, platform: str | None) -> _
     return plan
 
 
-def _collect(target: Target, manifest: Manifest, source: str, plan: _Plan, seen: set[str], depth: int) -> None:
+def _collect(target: ManifestFetcher, manifest: Manifest, source: str, plan: _Plan, seen: set[str],
+             depth: int) -> None:
     """Gather titled layers, walking into index children (each manifest once, a bounded depth deep)."""
     from ci_oras.archive import safe_relative_name
 
@@ -222,7 +223,7 @@ def _staging_base(output: Path) -> Path:
     return base
 
 
-def _stage_and_install(target: Target, layers: list[_Layer], base: Path, output: Path, overwrite: bool,
+def _stage_and_install(target: Fetcher, layers: list[_Layer], base: Path, output: Path, overwrite: bool,
                        budget: UnpackBudget) -> list[PulledFile]:
     from ci_oras.archive import install_staged, remove_tree
 
@@ -293,7 +294,7 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _stage_layer(target: Target, layer: _Layer, stage: Path, output: Path, budget: UnpackBudget) -> PulledFile:
+def _stage_layer(target: Fetcher, layer: _Layer, stage: Path, output: Path, budget: UnpackBudget) -> PulledFile:
     from ci_oras.archive import unpack_tar_gzip
 
     desc = layer.descriptor

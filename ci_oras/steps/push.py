@@ -10,7 +10,7 @@ from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import EMPTY_DESCRIPTOR, Descriptor
 from ci_oras.oci.manifest import build_image_manifest
 from ci_oras.steps.common import upload_layers, with_created
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import Storage
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class PushOptions:
     mtime: int | None = None
 
 
-def push(target: Target, repository: str, tags: tuple[str, ...], files: list[FileSpec],
+def push(target: Storage, repository: str, tags: tuple[str, ...], files: list[FileSpec],
          options: PushOptions) -> PushResult:
     """Upload the layers the target lacks, the config, then the manifest under each tag (or by digest)."""
     annotations = with_created(options.annotations, options.created)

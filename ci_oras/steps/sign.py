@@ -24,8 +24,7 @@ from ci_oras.formats.signature import ANNOTATION_THUMBPRINTS, NOTARY_ARTIFACT_TY
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import digest_bytes
 from ci_oras.steps.common import AttachOptions, AttachResult, BytesLayer, attach_layers
-
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import GraphStorage
 
 FORMAT_NAMES = {"jws": "Notary Project JWS signature", "cose": "Notary Project COSE signature"}
 
@@ -81,7 +80,7 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def sign(target: Target, repository: str, subject: Descriptor, key_pem: bytes, chain_pem: bytes,
+def sign(target: GraphStorage, repository: str, subject: Descriptor, key_pem: bytes, chain_pem: bytes,
          options: SignOptions) -> SignResult:
     """Sign ``subject`` (already resolved in ``target``) and attach the signature; refuse a key, chain or
     option that would make a signature nobody can verify."""

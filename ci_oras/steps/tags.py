@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import TagLister
 
 _DIGEST_TAG = re.compile(r"^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})$")
 
@@ -20,7 +20,7 @@ class TagsResult:
         return {"schema": "ci-oras/tags/v1", "repository": self.repository, "tags": list(self.tags)}
 
 
-def list_tags(target: Target, repository: str, *, exclude_digest_tags: bool = False) -> TagsResult:
+def list_tags(target: TagLister, repository: str, *, exclude_digest_tags: bool = False) -> TagsResult:
     """``exclude_digest_tags`` hides tags shaped like a digest (``sha256-<hex>``): referrers fallback indexes."""
     tags = target.tags()
     if exclude_digest_tags:

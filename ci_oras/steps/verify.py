@@ -53,7 +53,7 @@ from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.platform import pick_child
 from ci_oras.oci.reference import LayoutReference, Reference
 from ci_oras.requirements import Requirement
-from ci_oras.store.protocols import Target
+from ci_oras.store.protocols import ReadOnlyTarget
 
 if TYPE_CHECKING:
     from ci_oras.signing.policy import SignatureOutcome
@@ -223,8 +223,8 @@ class VerifyResult:
         })
 
 
-def verify(open_target: Callable[[], Target], reference: str, shown: str, options: VerifyOptions, *,
-           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+def verify(open_target: Callable[[], ReadOnlyTarget], reference: str, shown: str, options: VerifyOptions,
+           *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
            progress: Callable[[WaitStatus], None] | None = None) -> VerifyResult:
     """Check ``options.requirements`` below the manifest at ``reference`` (``shown`` names it in errors)."""
     start = clock()
@@ -299,7 +299,7 @@ def signature_check(scope: str, trust_policy: Path | None, trust_store: Path | N
     return SignatureCheck(Policies((policy,)), scope)
 
 
-def _subjects(target: Target, reference: str, shown: str, options: VerifyOptions) -> tuple[Descriptor,
+def _subjects(target: ReadOnlyTarget, reference: str, shown: str, options: VerifyOptions) -> tuple[Descriptor,
                                                                                           list[Subject]]:
     if options.platform is None and not options.all_platforms:
         root = target.resolve(reference)

@@ -1,8 +1,11 @@
-"""One-method capabilities every store offers, composed into the ``Target`` role the steps use.
+"""One-method capabilities every store offers, composed into roles, and the roles into ``Target``.
 
 Steps and graph algorithms speak only to these protocols, never to a concrete store, so the same code copies
-registry→layout, layout→registry and registry→registry. Optional abilities (cross-repository mount, a native
-referrers API) are separate protocols detected at run time, each with a generic fallback.
+registry→layout, layout→registry and registry→registry. Each function takes the smallest role it uses (as
+oras-go's ``Copy`` takes a ``ReadOnlyTarget`` source): what only reads (discover, verify, pull, a copy's
+source) takes ``ReadOnlyTarget``, so a store that can only be read works there and a reader is seen not to
+write. Optional abilities (cross-repository mount, a native referrers API) are separate protocols detected at
+run time, each with a generic fallback.
 """
 
 from __future__ import annotations
@@ -126,9 +129,27 @@ class ReferrersIndexKeeper(Protocol):
         """
 
 
-class Target(Fetcher, ManifestFetcher, Pusher, Exists, Resolver, Tagger, TagLister, Deleter, ReferrerLister,
-             ReferrerPusher, ReferrersIndexKeeper, Protocol):
-    """Everything a step needs from a place content lives. ``name`` is shown to users."""
+class ReadOnlyTarget(Fetcher, ManifestFetcher, Resolver, ReferrerLister, Protocol):
+    """What reading a graph needs: names resolved, manifests and blobs fetched, referrers listed (oras-go's
+    ``ReadOnlyGraphTarget``, whose predecessors are our referrers). ``discover``, ``verify``, ``pull`` and a
+    copy's source take this role. No reader asks ``exists`` or lists tags, so it has neither."""
+
+
+class Storage(Exists, Pusher, Protocol):
+    """What storing content needs: ask whether the store has it, then push what it lacks (``push``)."""
+
+
+class GraphStorage(Storage, ReferrerPusher, Protocol):
+    """What storing a referrers graph needs: content, and the referrers made discoverable from their
+    subjects. A copy's destination (tags are written by the caller, last) and ``attach``/``sign`` take it."""
+
+
+class GraphEraser(Deleter, ReferrersIndexKeeper, Protocol):
+    """What deleting needs besides reading: manifests deleted, and the referrers lists kept consistent."""
+
+
+class Target(ReadOnlyTarget, GraphStorage, GraphEraser, Tagger, TagLister, Protocol):
+    """Every capability: what a store opened for a command offers. ``name`` is shown to users."""
 
     @property
     def name(self) -> str: ...

@@ -1,15 +1,22 @@
-"""The layer rules of docs/architecture.md, checked over the import graph of ``ci_oras/``.
+"""The layer table of docs/architecture.md ("Layers"), read from the page and checked over the import graph of
+``ci_oras/``.
 
-Every ``import`` and ``from … import`` is read with ``ast``, including those inside functions (the CLI imports
-lazily, so most of its dependencies are there) and under ``TYPE_CHECKING``. The layer rules hold for all of
-them. The cycle check counts every import that runs, at load time or later inside a function: a lazy import
-hides a cycle from the interpreter but not from a reader (two modules that need each other are one module).
+Each row of the table is an allow-list: a module may import what the row it belongs to names, and nothing
+else. The rows are read from the page itself, so the page and the check cannot drift apart: changing what a
+layer may import is changing the table. Every ``import`` and ``from … import`` is read with ``ast``,
+including those inside functions (the CLI imports lazily, so most of its dependencies are there) and under
+``TYPE_CHECKING``; a row can restrict a name to imports inside functions or to annotations only.
+
+The cycle check counts every import that runs, at load time or later inside a function: a lazy import hides
+a cycle from the interpreter but not from a reader (two modules that need each other are one module).
 Imports for type annotations only (under ``TYPE_CHECKING``) are left out of it.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +24,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ci_oras"
+DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 
 @dataclass(frozen=True)
@@ -85,70 +93,191 @@ def _imports_of(module: str, path: Path) -> list[Import]:
 
 
 IMPORTS = [imp for module, path in MODULES.items() for imp in _imports_of(module, path)]
-STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+#: ``_typeshed`` is the standard library's typing-only stub package (never imported at run time).
+STDLIB = set(sys.stdlib_module_names) | {"__future__", "_typeshed"}
 
 
 def _in(module: str, *layers: str) -> bool:
     return any(module == layer or module.startswith(layer + ".") for layer in layers)
 
 
-def _violations(importers: tuple[str, ...], allowed: object) -> list[str]:
-    assert callable(allowed)
-    return [str(i) for i in IMPORTS if _in(i.importer, *importers) and not allowed(i)]
+# -- the table ---------------------------------------------------------------------------------------------------
+
+#: What a name in the "May import" column allows: any import, one inside a function or under
+#: ``TYPE_CHECKING`` (never at load), or one under ``TYPE_CHECKING`` only.
+ANYWHERE, INSIDE_FUNCTIONS, ANNOTATIONS_ONLY = "anywhere", "inside functions", "annotations only"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the table: the modules it covers and what they may import."""
+
+    layer: str  # the "Layer" cell as written
+    covers: tuple[str, ...]  # ci_oras modules or packages
+    internal: dict[str, str]  # ci_oras module or package → where it may be imported
+    external: dict[str, str]  # top-level name of another distribution (or STDLIB) → where
+    line: int
+
+    def allows(self, imp: Import) -> bool:
+        if imp.target.startswith("ci_oras"):
+            where = [w for name, w in self.internal.items()
+                     if imp.target == name or (name != "ci_oras" and imp.target.startswith(name + "."))]
+        else:
+            where = [w for name, w in self.external.items()
+                     if imp.target == name or (name == "the standard library" and imp.target in STDLIB)]
+        return any(_allowed_at(w, imp) for w in where)
+
+    def allows_name(self, target: str) -> bool:
+        """Whether ``target`` may be imported at all (anywhere, lazily or for annotations)."""
+        return self.allows(Import(self.layer, target, 0, at_load=False, typing_only=True))
+
+    def specificity(self, module: str) -> int:
+        """How closely this row names ``module`` (the length of the matching name), -1 when it does not."""
+        return max((len(c) for c in self.covers if module == c or (_is_package(c) and module.startswith(c + "."))),
+                   default=-1)
+
+
+def _allowed_at(where: str, imp: Import) -> bool:
+    return where == ANYWHERE or (where == INSIDE_FUNCTIONS and not imp.at_load) or (
+        where == ANNOTATIONS_ONLY and imp.typing_only)
+
+
+def _is_package(module: str) -> bool:
+    return any(other.startswith(module + ".") for other in MODULES)
+
+
+def _layer_module(path: str) -> str:
+    """``store/registry.py`` → ``ci_oras.store.registry``, ``oci/`` → ``ci_oras.oci``, ``__init__.py`` → ``ci_oras``."""
+    parts = [part for part in path.removesuffix(".py").strip("/").split("/") if part != "__init__"]
+    return ".".join(["ci_oras", *parts])
+
+
+def _may_import(cell: str, line: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The "May import" cell: groups separated by ``;``, each optionally led by ``inside functions:`` or
+    ``annotations only:``, of comma-separated names (see the paragraph above the table)."""
+    internal: dict[str, str] = {}
+    external: dict[str, str] = {}
+    for group in cell.split(";"):
+        where, _, names = group.strip().rpartition(":")
+        where = where.strip() or ANYWHERE
+        assert where in (ANYWHERE, INSIDE_FUNCTIONS, ANNOTATIONS_ONLY), f"docs line {line}: unknown {where!r}"
+        for name in (part.strip() for part in names.split(",")):
+            quoted = re.fullmatch(r"`([a-z_][a-z0-9_.]*)`", name)
+            if quoted:
+                module = "ci_oras" if quoted[1] == "ci_oras" else f"ci_oras.{quoted[1]}"
+                assert module in MODULES or _is_package(module), f"docs line {line}: no module {name}"
+                internal.setdefault(module, where)
+            elif name == "the standard library":
+                external.setdefault(name, where)
+            else:
+                assert re.fullmatch(r"[a-z_][a-z0-9_]*", name), f"docs line {line}: cannot read {name!r}"
+                assert importlib.util.find_spec(name) is not None, f"docs line {line}: {name} is not installed"
+                external.setdefault(name, where)
+    return internal, external
+
+
+def _read_table() -> list[Rule]:
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    section = lines.index("## Layers")
+    header = next(n for n in range(section, len(lines)) if lines[n].startswith("| Layer | May import |"))
+    rules = []
+    for number in range(header + 2, len(lines)):
+        row = lines[number]
+        if not row.startswith("|"):
+            break
+        cells = [cell.strip() for cell in row.strip("|").split(" | ")]
+        assert len(cells) == 3, f"docs line {number + 1}: a row is | Layer | May import | Why |"
+        covers = tuple(_layer_module(path) for path in re.findall(r"`([^`]+)`", cells[0]))
+        assert covers and all(c in MODULES or _is_package(c) for c in covers), f"docs line {number + 1}: {cells[0]}"
+        internal, external = _may_import(cells[1], number + 1)
+        rules.append(Rule(cells[0], covers, internal, external, number + 1))
+    return rules
+
+
+RULES = _read_table()
+
+
+def _rule_of(module: str) -> Rule | None:
+    candidates = [(rule.specificity(module), rule) for rule in RULES]
+    best = max(candidates, key=lambda candidate: candidate[0])
+    return best[1] if best[0] >= 0 else None
+
+
+def _rule(layer: str) -> Rule:
+    return next(rule for rule in RULES if rule.layer == layer)
+
+
+# -- the checks --------------------------------------------------------------------------------------------------
 
 
 def test_the_graph_is_read() -> None:
     """Guards the checks below against passing over an empty or misread graph."""
-    assert {"ci_oras.cli.app", "ci_oras.oci.platform", "ci_oras.graph.copy", "ci_oras.steps.attach"} <= set(MODULES)
-    targets = {(i.importer, i.target, i.at_load) for i in IMPORTS}
-    assert ("ci_oras.cli.commands.push", "ci_oras.cli.app", True) in targets
-    assert ("ci_oras.cli.commands.push", "ci_oras.steps.push", False) in targets  # inside the command
-    assert ("ci_oras.store.registry", "httpx", False) in targets  # lazily, inside the methods that send
+    assert {"ci_oras.cli.app", "ci_oras.oci.platform", "ci_oras.graph.copy", "ci_oras.steps.attach",
+            "ci_oras.store.memory"} <= set(MODULES)
+    targets = {(i.importer, i.target, i.at_load, i.typing_only) for i in IMPORTS}
+    assert ("ci_oras.cli.commands.push", "ci_oras.cli.app", True, False) in targets
+    assert ("ci_oras.cli.commands.push", "ci_oras.steps.push", False, False) in targets  # inside the command
+    assert ("ci_oras.graph.signatures", "ci_oras.signing.policy", False, False) in targets  # inside a function
+    assert ("ci_oras.graph.match", "ci_oras.signing.policy", False, True) in targets  # under TYPE_CHECKING
 
 
-def test_oci_is_pure_data() -> None:
-    """``oci/`` is the standard library, other ``oci`` modules and the error tree: no I/O, no other layer."""
-    assert _violations(("ci_oras.oci",), lambda i: i.target in STDLIB or _in(i.target, "ci_oras.oci", "ci_oras.errors")) == []
+def test_the_table_is_read() -> None:
+    """Guards the checks below against a misread table: the rows, and what a few of them say."""
+    assert {"`oci/`", "`store/`", "`graph/`", "`steps/`", "`emit/`", "`cli/`", "`cli/commands/`"} <= {
+        rule.layer for rule in RULES}
+    registry = _rule("`registry/`, `store/registry.py`")
+    assert registry.covers == ("ci_oras.registry", "ci_oras.store.registry")
+    assert {"httpx", "httpcore", "the standard library"} <= set(registry.external)
+    graph = _rule("`graph/`")
+    assert graph.internal["ci_oras.signing"] == INSIDE_FUNCTIONS and graph.internal["ci_oras.graph"] == ANYWHERE
+    assert _rule("`emit/`").internal["ci_oras.steps"] == ANNOTATIONS_ONLY
+    assert _rule_of("ci_oras.store.registry") is registry and _rule_of("ci_oras.store.memory") is _rule("`store/`")
+    assert _rule_of("ci_oras.steps.login") is _rule("`steps/login.py`")
+    assert _rule_of("ci_oras") is _rule_of("ci_oras.__main__") is _rule("`__init__.py`, `__main__.py`")
 
 
-def test_graph_speaks_only_to_store_protocols() -> None:
-    """Graph algorithms run on any store: no httpx, no concrete store, no registry client."""
-    concrete = ("httpx", "ci_oras.registry", "ci_oras.store.registry", "ci_oras.store.layout", "ci_oras.store.memory",
-                "ci_oras.runtime", "ci_oras.cli", "ci_oras.emit", "ci_oras.steps")
-    assert _violations(("ci_oras.graph",), lambda i: not _in(i.target, *concrete)) == []
+def test_every_module_belongs_to_a_row() -> None:
+    assert [module for module in MODULES if _rule_of(module) is None] == []
 
 
-def test_only_the_registry_layer_imports_httpx() -> None:
-    """``runtime`` names the transport a caller may hand in, for annotations only."""
-    assert [str(i) for i in IMPORTS if i.target in ("httpx", "httpcore")
-            and not _in(i.importer, "ci_oras.registry", "ci_oras.store.registry")
-            and not (i.importer == "ci_oras.runtime" and i.typing_only)] == []
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.layer.replace("`", ""))
+def test_each_layer_imports_only_what_its_row_allows(rule: Rule) -> None:
+    """The allow-list: every import of a module the row covers is one the row names (where it names it)."""
+    refused = [f"{imp} ({'for annotations' if imp.typing_only else 'at load' if imp.at_load else 'in a function'})"
+               for imp in IMPORTS if _rule_of(imp.importer) is rule and not rule.allows(imp)]
+    assert not refused, f"not allowed by the row of {rule.layer} (docs/architecture.md line {rule.line}):\n  " + \
+        "\n  ".join(refused)
 
 
-def test_steps_import_neither_the_command_line_nor_each_other() -> None:
-    """Steps return results; printing them is ``emit``'s and ``cli``'s. Shared step code lives in
-    ``steps.common``, so no step depends on another step's module."""
+def test_the_table_keeps_the_design_rules() -> None:
+    """What the table must never allow, whatever is added to it: only the registry layer speaks HTTP (runtime
+    names an httpx transport in annotations only), graph
+    speaks only to the store protocols, only the CLI imports the CLI (and typer), steps never import the
+    emitters or each other, commands never import another command, ``oci`` stays pure data and the stores
+    beside the registry's load no HTTP client."""
+    def runs(rule: Rule, name: str) -> bool:  # imported to run, at load or inside a function
+        return rule.allows(Import(rule.layer, name, 0, at_load=False))
 
-    def allowed(i: Import) -> bool:
-        if _in(i.target, "ci_oras.cli", "ci_oras.emit"):
-            return False
-        if _in(i.target, "ci_oras.steps"):
-            return i.target in ("ci_oras.steps", "ci_oras.steps.common") or i.importer == "ci_oras.steps.common"
-        return True
-
-    assert _violations(("ci_oras.steps",), allowed) == []
-
-
-def test_commands_import_only_the_app_their_step_and_lower_layers() -> None:
-    """A command module never imports another command (shared flags and helpers are in ``cli.app``)."""
-    assert [str(i) for i in IMPORTS if _in(i.importer, "ci_oras.cli.commands") and i.importer != "ci_oras.cli.commands"
-            and _in(i.target, "ci_oras.cli.commands")] == []
-
-
-@pytest.mark.parametrize("lower", ["ci_oras.oci", "ci_oras.graph", "ci_oras.store", "ci_oras.registry",
-                                   "ci_oras.steps", "ci_oras.emit"])
-def test_lower_layers_never_import_the_command_line(lower: str) -> None:
-    assert _violations((lower,), lambda i: not _in(i.target, "ci_oras.cli")) == []
+    http = [rule.layer for rule in RULES if runs(rule, "httpx") or runs(rule, "httpcore")]
+    assert http == ["`registry/`, `store/registry.py`"]
+    # Naming the type of a transport a caller hands in is not speaking HTTP.
+    assert [rule.layer for rule in RULES if rule.allows_name("httpx")] == ["`registry/`, `store/registry.py`",
+                                                                        "`runtime.py`"]
+    graph = _rule("`graph/`")
+    concrete = ["ci_oras.registry", "ci_oras.runtime", "ci_oras.store.layout", "ci_oras.store.registry",
+                "ci_oras.store.memory", "ci_oras.steps", "ci_oras.emit", "ci_oras.cli"]
+    assert [target for target in concrete if graph.allows_name(target)] == []
+    for rule in RULES:
+        if rule.layer not in ("`cli/`", "`cli/commands/`", "`__init__.py`, `__main__.py`"):
+            assert not rule.allows_name("ci_oras.cli"), rule.layer
+            assert not rule.allows_name("typer"), rule.layer
+    for step in ("`steps/`", "`steps/login.py`"):
+        assert not _rule(step).allows_name("ci_oras.emit") and not _rule(step).allows_name("ci_oras.steps.push")
+    assert not _rule("`cli/commands/`").allows_name("ci_oras.cli.commands.push")
+    oci = _rule("`oci/`")
+    assert set(oci.internal) == {"ci_oras.oci", "ci_oras.errors"} and set(oci.external) == {"the standard library"}
+    store = _rule("`store/`")
+    assert not store.allows_name("ci_oras.registry") and not store.allows_name("ci_oras.store.registry")
 
 
 def test_no_import_cycles() -> None:
