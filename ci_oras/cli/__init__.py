@@ -22,10 +22,6 @@ def main(argv: list[str] | None = None) -> None:
     and only a failed gate 1.
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    # httpx imports its own command-line client whenever click, rich and pygments import (typer brings the
-    # last two; click comes with many tools): 30-40 ms of a network command's start-up. This process never
-    # runs it; marked absent, httpx falls back to its stub. A process that imported httpx already keeps it.
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from ci_oras.errors import CiOrasError
 
     try:
