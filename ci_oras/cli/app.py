@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 import typer
 
 from ci_oras import __version__
+from ci_oras.cli.helppage import HelpCommand, HelpGroup
 from ci_oras.errors import CiOrasError, UsageError
 
 if TYPE_CHECKING:
@@ -39,9 +40,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help pages and usage errors, not typer's rich panels (docs/architecture.md, "Start-up")
+    rich_markup_mode=None,
+    cls=HelpGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-manifest_app = typer.Typer(help="Manifest commands.", no_args_is_help=True)
+manifest_app = typer.Typer(help="Manifest commands.", no_args_is_help=True, rich_markup_mode=None, cls=HelpGroup)
 app.add_typer(manifest_app, name="manifest")
 
 
@@ -215,7 +219,7 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
 
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-        group.command(name, help=help_text(func.__doc__))(wrapper)
+        group.command(name, help=help_text(func.__doc__), cls=HelpCommand)(wrapper)
         return wrapper
 
     return decorate

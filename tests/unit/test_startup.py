@@ -1,11 +1,14 @@
 """What a ``ci-oras`` process imports, read from ``python -X importtime`` in a real subprocess.
 
 Every CI step is a short process, so start-up is mostly imports (docs/architecture.md, "Start-up"). These
-tests pin what each kind of start may load, never how long it takes: a loaded machine cannot make them fail.
+tests pin what each kind of start may load, never how long it takes: a loaded machine cannot make them fail;
+and that no start gets there by changing the import system (no ``sys.modules`` entry set, marked absent or
+replaced, no import hook), which a program using ci_oras as a library would inherit.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,9 +20,11 @@ from harness.registry import RunningRegistry
 from ci_oras import __version__
 from ci_oras.cli import commands
 
-#: Imported for features the CLI leaves off: typer's markdown help and rich tracebacks, httpx's own CLI
-#: (its import is still attempted, so it is known by what it would load: click, rich, pygments).
-UNUSED = ("rich.markdown", "rich.traceback", "rich.pretty", "markdown_it", "pygments", "attr", "pydantic", "click")
+#: What no ci-oras start needs: typer's rich help panels (the pages are click's plain ones) and everything they
+#: or httpx's own command-line client (``httpx._main``) would bring. ``import httpx`` loads that client when
+#: click is installed (as here, beside the test tools), so a network command is held to "nothing of these
+#: beyond what ``import httpx`` itself loads".
+RENDERERS = ("typer.rich_utils", "rich", "markdown_it", "pygments", "attr", "pydantic", "click")
 #: What no help page or --version needs: the network, TLS and every layer below the command line.
 NETWORK = ("httpx", "httpcore", "ssl", "certifi", "ci_oras.steps", "ci_oras.graph", "ci_oras.store",
            "ci_oras.registry", "ci_oras.runtime")
@@ -52,8 +57,7 @@ def test_command_help_loads_its_own_command_only() -> None:
     modules, stdout, code = _run("discover", "--help")
     assert code == 0 and "--include-children" in stdout
     assert _command_modules(modules) == ["discover"]
-    assert "typer.rich_utils" in modules  # the page is rendered by typer, as before
-    assert _loaded(modules, UNUSED + NETWORK) == []
+    assert _loaded(modules, RENDERERS + NETWORK) == []
 
 
 def test_top_level_help_lists_every_command_without_unused_renderers() -> None:
@@ -61,21 +65,62 @@ def test_top_level_help_lists_every_command_without_unused_renderers() -> None:
     assert code == 0
     assert _command_modules(modules) == sorted(commands.MODULES)
     assert [name for name in commands.COMMANDS if f" {name} " not in stdout] == []
-    assert _loaded(modules, UNUSED + NETWORK) == []
+    assert _loaded(modules, RENDERERS + NETWORK) == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["discover", "--help"], ["manifest"], ["verify", "-h"]])
-def test_help_is_the_same_as_with_the_real_renderer_modules(args: list[str]) -> None:
-    """The stand-ins for rich's markdown and traceback modules change no byte of a help page."""
-    probe = ("import sys\n{prelude}from ci_oras.cli import main\n"
-             "try:\n    main(sys.argv[1:])\nexcept SystemExit as stop:\n    sys.exit(stop.code)\n")
-    pages = []
-    for prelude in ("", "import rich.markdown, rich.traceback\n"):
-        done = subprocess.run([sys.executable, "-c", probe.format(prelude=prelude), *args], capture_output=True,
-                              text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
-        pages.append((done.returncode, done.stdout, done.stderr))
-    assert pages[0] == pages[1]
-    assert pages[0][1].count("\n") > 5
+def test_a_usage_error_loads_no_renderer() -> None:
+    modules, _, code = _run("discover", "--no-such-flag")
+    assert code == 2
+    assert _loaded(modules, RENDERERS + NETWORK) == []
+
+
+#: Runs ``main(ARGS)`` as a library user would call it, and reports every moment ``sys.modules`` held what the
+#: import system did not put there: a ``None`` (an import made to fail) or a module under another name (a
+#: stand-in); and whether ``sys.meta_path``, ``sys.path_hooks`` or an already loaded module was replaced.
+_PROBE = """
+import json, sys, types
+ALIASES = {"__main__", "os.path", "importlib._bootstrap", "importlib._bootstrap_external", "typing.io", "typing.re"}
+seen = set()
+def scan():
+    for name, module in list(sys.modules.items()):
+        if name in ALIASES:
+            continue
+        if not isinstance(module, types.ModuleType) or getattr(module.__spec__, "name", None) != name:
+            seen.add(name)
+def hook(event, args):
+    if event == "import":
+        scan()
+hooks = (list(sys.meta_path), list(sys.path_hooks))
+import ci_oras.cli
+loaded = dict(sys.modules)
+sys.addaudithook(hook)
+code = 0
+try:
+    ci_oras.cli.main(sys.argv[1:])
+except SystemExit as stop:
+    code = stop.code or 0
+scan()
+print(json.dumps({"code": code, "odd": sorted(seen),
+                  "hooks": hooks == (list(sys.meta_path), list(sys.path_hooks)),
+                  "replaced": sorted(n for n, m in loaded.items() if sys.modules.get(n) is not m)}))
+"""
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["--version"], 0), (["--help"], 0), (["discover", "--help"], 0), (["manifest"], 2), (["verify", "-h"], 0),
+    (["discover", "--no-such-flag"], 2), (["discover", "REGISTRY/startup/none:v1", "-O", "json", "--emit", "none"], 3),
+])
+def test_main_leaves_the_import_system_as_it_found_it(args: list[str], code: int, request: pytest.FixtureRequest,
+                                                       tmp_path: Path) -> None:
+    """A program importing ci_oras as a library keeps its own ``sys.modules``: no entry is made ``None`` or
+    replaced by a stand-in, at any point of the run (checked at every import), whatever the command."""
+    if "REGISTRY/startup/none:v1" in args:  # the whole run of a network command, to a registry and back
+        registry: RunningRegistry = request.getfixturevalue("registry_plain")
+        args = [arg.replace("REGISTRY", registry.host) for arg in args]
+    done = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"code": code, "odd": [], "hooks": True, "replaced": []}
 
 
 def test_every_command_name_maps_to_the_module_that_registers_it() -> None:
@@ -107,4 +152,13 @@ def test_a_network_command_loads_neither_renderers_nor_other_commands(registry_p
     assert code == 3  # not found: the command ran to the registry and back
     assert {"httpx", "ci_oras.steps.discover", "ci_oras.registry.transport"} <= modules
     assert _command_modules(modules) == ["discover"]
-    assert _loaded(modules, UNUSED + ("typer.rich_utils", "rich", "ci_oras.emit.graph", "ci_oras.archive")) == []
+    assert _loaded(modules, ("ci_oras.emit.graph", "ci_oras.archive")) == []
+    assert _loaded(modules - _imported_by("httpx"), RENDERERS) == []
+
+
+def _imported_by(module: str) -> set[str]:
+    """The modules ``import MODULE`` loads in this environment, in a fresh interpreter."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()
+            if line.startswith("import time:") and "cumulative" not in line}

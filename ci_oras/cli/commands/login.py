@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ci_oras.cli.app import Options, OutputFormat, OutputOpt, app, command, report, runtime
+from ci_oras.cli.helppage import HelpCommand
 from ci_oras.errors import UsageError
 
 
@@ -28,7 +29,7 @@ def login(
     report(options, result, lambda: login_text(result))
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def logout(
     registry: Annotated[str, typer.Argument(metavar="HOST", help="Registry host to forget.")],
     output: OutputOpt = OutputFormat.text,
