@@ -4,8 +4,9 @@ Three things differ from click's own formatter, so that the pages read as senten
 columns, as click has it): a word is never broken at its hyphens (``--min-rate-window`` stays whole); a
 paragraph that is a list keeps one line per item (``app.help_text`` keeps a line break only after a line ending
 with ``:`` or ``;``), each item wrapped under its own hanging indent; and the list of commands shows each
-command's whole first paragraph. ``typer._click`` is click as typer (0.26 and later) carries it; its
-``HelpFormatter`` and the ``formatter_class`` of a context are click's documented way to change a layout.
+command's whole first paragraph. The base is the formatter a typer context makes (``Context.formatter_class``,
+click's documented way to change a layout), reached through typer's public ``Context``: from 0.26 typer carries
+its own click, whose module is not a public name.
 Why the pages are not typer's rich panels: docs/architecture.md, "Start-up".
 """
 
@@ -14,9 +15,9 @@ from __future__ import annotations
 import inspect
 import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
-from typer import _click
 from typer.core import TyperCommand, TyperGroup
 
 #: How far a list's items are indented under the line introducing them, and their wrapped lines under them.
@@ -30,7 +31,13 @@ def wrap(text: str, width: int, indent: str = "", hanging: str | None = None) ->
     return lines or [indent]
 
 
-class HelpFormatter(_click.HelpFormatter):
+if TYPE_CHECKING:  # the same class, named for the type checker
+    from typer._click.formatting import HelpFormatter as _ClickHelpFormatter
+else:
+    _ClickHelpFormatter = typer.Context.formatter_class
+
+
+class HelpFormatter(_ClickHelpFormatter):
     def write_text(self, text: str) -> None:
         """The paragraphs of ``text``, each wrapped; a list's items each on a line of their own."""
         indent = " " * self.current_indent
