@@ -20,12 +20,44 @@ EXIT_INTEGRITY = 6
 EXIT_INTERNAL = 70
 
 
+class RegistryAnswer:
+    """A registry's answer to a request that failed, as data: what was asked (the method, the URL without
+    credentials or query) and what came back (the status, and the ``{"errors": [...]}`` entries of its body as
+    (code, message) pairs). An error mapped from an answer carries it, so a caller decides on the status and
+    codes instead of reading them back out of a message. (A plain class: this module loads on every start,
+    ``--version`` included, and ``dataclasses`` would bring ``inspect`` with it.)"""
+
+    __slots__ = ("errors", "method", "status", "url")
+
+    def __init__(self, method: str, url: str, status: int, errors: tuple[tuple[str, str], ...] = ()) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.errors = errors
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(code for code, _ in self.errors if code)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RegistryAnswer) and (self.method, self.url, self.status, self.errors) == (
+            other.method, other.url, other.status, other.errors)
+
+    def __hash__(self) -> int:
+        return hash((self.method, self.url, self.status, self.errors))
+
+    def __repr__(self) -> str:
+        return f"RegistryAnswer({self.method} {self.url} -> {self.status} {list(self.codes)})"
+
+
 class CiOrasError(Exception):
     """Base of every error ci-oras reports; ``str()`` is the one-line message."""
 
     exit_code = EXIT_REGISTRY
     #: What failed, in a word, for the ``--output json`` error document (``ci-oras/error/v1``).
     kind = "registry"
+    #: The registry answer the error was mapped from, when one was.
+    answer: RegistryAnswer | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -414,9 +414,10 @@ class Authenticator:
         credential: Credential | None,
         refresh: str | None,
     ) -> httpx.Response:
+        """Ask the token service; the run's retry policy applies as to any request (``retry.py``)."""
         import httpx
 
-        from ci_oras.registry.transport import send_with_retries
+        from ci_oras.registry.transport import describe_transport, transport_hint
 
         if refresh:
             # OAuth2 refresh-token grant: what docker does with an identity token (ACR's 0000… user).
@@ -425,28 +426,23 @@ class Authenticator:
                 form["service"] = service
             if scopes:
                 form["scope"] = " ".join(scopes)
-            return send_with_retries(
-                self._client,
-                lambda: self._client.build_request("POST", realm, data=form),
-                self._options,
-                describe="token request",
-            )
-        params: list[tuple[str, str | int | float | bool | None]] = []
-        if service:
-            params.append(("service", service))
-        params.extend(("scope", scope) for scope in scopes)
-        headers: dict[str, str] = {}
-        if credential is not None and credential.username is not None and credential.password is not None:
-            params.append(("account", credential.username))
-            raw = f"{credential.username}:{credential.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
-        url = httpx.URL(realm).copy_merge_params(params)
-        return send_with_retries(
-            self._client,
-            lambda: self._client.build_request("GET", url, headers=headers),
-            self._options,
-            describe="token request",
-        )
+            request = self._client.build_request("POST", realm, data=form)
+        else:
+            params: list[tuple[str, str | int | float | bool | None]] = []
+            if service:
+                params.append(("service", service))
+            params.extend(("scope", scope) for scope in scopes)
+            headers: dict[str, str] = {}
+            if credential is not None and credential.username is not None and credential.password is not None:
+                params.append(("account", credential.username))
+                raw = f"{credential.username}:{credential.password}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+            request = self._client.build_request("GET", httpx.URL(realm).copy_merge_params(params), headers=headers)
+        try:
+            return self._client.send(request)
+        except httpx.TransportError as exc:
+            raise RegistryError(f"token request to {request.url.host}:{request.url.port or ''} failed: "
+                                f"{describe_transport(exc)}", hint=transport_hint(exc), retryable=True) from exc
 
     def _denied(self, host: str, status: int, *, from_realm: bool = False, insufficient: bool = False) -> AuthError:
         credential = self.credential(host)

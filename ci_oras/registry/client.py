@@ -1,7 +1,11 @@
-"""One registry host: authenticated requests, retries, redirects without credentials, errors mapped.
+"""One registry host: send a request through the run's layers, then map what failed.
 
-Everything that turns an HTTP answer into a ``CiOrasError`` lives here, so the store above deals only in
-successful responses and the user sees one line naming the problem and the fix.
+The layers are httpx's own parts, composed in ``transport.make_client``: the request's hops (credentials,
+challenges, redirects) in an ``httpx.Auth`` flow (``flow.py``), the retry policy and time limits in a
+transport (``retry.py``), the connections below it (``connections.py``). What is left here is "send, then map
+the error": everything that turns an HTTP answer into a ``CiOrasError`` lives here, so the store above deals
+only in successful responses, each error carries the answer it came from (``RegistryAnswer``), and the user
+sees one line naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -10,68 +14,75 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from ci_oras.errors import AuthError, CiOrasError, IntegrityError, NotFoundError, RegistryError, UsageError
+from ci_oras.errors import (
+    AuthError,
+    CiOrasError,
+    IntegrityError,
+    NotFoundError,
+    RegistryAnswer,
+    RegistryError,
+    UsageError,
+)
 from ci_oras.oci.shape import load_json
 
 if TYPE_CHECKING:
     import httpx
 
     from ci_oras.registry.auth import Authenticator
+    from ci_oras.registry.retry import RetryPolicy
     from ci_oras.registry.transport import TransportOptions
 
-_MAX_REDIRECTS = 5
+#: Error entries kept from one answer: the first names the problem; a hostile body may list thousands.
+_MAX_ERROR_ENTRIES = 8
 #: Pages one listing may follow: 10 million tags at the 1000 per page we ask for, far beyond any real repository.
 MAX_PAGES = 10_000
 _INTEGRITY_CODES = frozenset({"DIGEST_INVALID", "SIZE_INVALID", "BLOB_UPLOAD_INVALID"})
 _NOT_FOUND_CODES = frozenset({"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN"})
 
 
-def _read_error_body(response: httpx.Response) -> bytes:
-    """At most ``MAX_ERROR_BODY_BYTES`` of an error body: it only feeds a one-line message.
+def registry_answer(response: httpx.Response) -> RegistryAnswer:
+    """The answer as data: method, URL (no credentials, no query), status and the body's error entries.
 
-    A body already read (the transport reads unstreamed answers, capped) is reused; a streamed one is read
-    only that far, so a hostile error body of gigabytes is neither downloaded nor held in memory.
+    The body of an answer that is not a success was read, capped, within its attempt (``retry.py``), so this
+    reads nothing from the network.
     """
-    from ci_oras.registry.transport import MAX_ERROR_BODY_BYTES
+    url = response.request.url
+    shown = f"{url.scheme}://{url.host}{'' if url.port is None else f':{url.port}'}{url.path}"
+    return RegistryAnswer(response.request.method, shown, response.status_code, _error_entries(_content(response)))
+
+
+def _content(response: httpx.Response) -> bytes:
+    """The body already read; a streamed success (never an error: retry.py reads those) has none here."""
+    import httpx
 
     try:
-        if response.is_stream_consumed:
-            return response.content[:MAX_ERROR_BODY_BYTES]
-        parts: list[bytes] = []
-        total = 0
-        for chunk in response.iter_bytes():
-            parts.append(chunk)
-            total += len(chunk)
-            if total >= MAX_ERROR_BODY_BYTES:
-                break
-        return b"".join(parts)[:MAX_ERROR_BODY_BYTES]
-    except Exception:  # a body that cannot be read (any more): the status alone must do
+        return response.content
+    except httpx.ResponseNotRead:
         return b""
 
 
-def registry_error_detail(response: httpx.Response) -> tuple[str | None, str]:
-    """The first ``{"errors":[{code, message}]}`` entry of a registry error body, as (code, text)."""
-    return _error_detail(_read_error_body(response))
-
-
-def _error_detail(raw: bytes) -> tuple[str | None, str]:
-    """The body is only a better message: whatever its shape, the status code decides, so nothing here raises."""
+def _error_entries(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """The ``{"errors":[{code, message, detail}]}`` entries of an error body as (code, text). The body is only a
+    better message: whatever its shape, the status code decides, so nothing here raises."""
     try:
         body = load_json(raw, RegistryError)
     except RegistryError:
-        return None, ""
+        return ()
     errors = body.get("errors") if isinstance(body, dict) else None
-    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
-        return None, ""
-    first = errors[0]
-    code = first.get("code")
-    code = code if isinstance(code, str) and code else None
-    message = first.get("message")
-    message = message if isinstance(message, str) else ""
-    detail = first.get("detail")
-    if isinstance(detail, str) and detail and detail not in message:
-        message = f"{message} ({detail})" if message else detail
-    return code, message
+    if not isinstance(errors, list):
+        return ()
+    entries = []
+    for entry in errors[:_MAX_ERROR_ENTRIES]:
+        if not isinstance(entry, dict):
+            continue
+        code = entry.get("code")
+        message = entry.get("message")
+        message = message if isinstance(message, str) else ""
+        detail = entry.get("detail")
+        if isinstance(detail, str) and detail and detail not in message:
+            message = f"{message} ({detail})" if message else detail
+        entries.append((code if isinstance(code, str) else "", message))
+    return tuple(entries)
 
 
 class RegistryClient:
@@ -86,6 +97,7 @@ class RegistryClient:
         http: httpx.Client,
         auth: Authenticator,
         options: TransportOptions,
+        policy: RetryPolicy,
     ) -> None:
         self.host = host
         self.api_host = api_host
@@ -95,6 +107,8 @@ class RegistryClient:
         self.http = http
         self.auth = auth
         self.options = options
+        #: Whether and when an operation that starts over from its source may try again (``retry.py``).
+        self.policy = policy
         #: Whether each repository serves the referrers API, learned once per run (docs/architecture.md, "Referrers").
         self.referrers_api: dict[str, bool] = {}
         self._probe_locks: dict[str, threading.Lock] = {}
@@ -128,50 +142,35 @@ class RegistryClient:
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
         describe: str,
-        retry: bool = True,
         transfer: bool = False,
     ) -> httpx.Response:
-        """Send with auth; follow redirects (credentials only to our own host); raise mapped errors.
+        """Send; return the answer when its status is in ``ok``, else raise the mapped error.
 
-        ``content`` as bytes is sent again after an auth challenge; an iterator (a streamed upload) is spent by
-        then, so a 401 to it is a retryable RegistryError and the caller restarts the upload from its source.
-        Absolute URLs on another host get no credentials. Answers listed in ``ok`` are returned; anything
-        else raises. ``transfer`` marks a blob body: bounded by the minimum rate, not the request deadline
-        (see ``pacing.py``).
+        ``url`` is a path on this registry or an absolute URL it handed out (an upload ``Location``). ``content``
+        as bytes can be sent again (after a challenge, on a retry); an iterator (a streamed upload) is sent
+        once, and the operation restarts it from its source. ``stream`` leaves a success's body to the caller
+        (time limits checked as it is read); otherwise it is read whole, capped. ``transfer`` marks a blob body:
+        bounded by the minimum rate, not the request deadline (``pacing.py``).
         """
-        relative = not url.startswith(("http://", "https://"))
-        target = self.url(url) if relative else url
-        # A path is joined to our own base URL: same origin by construction, no URL to parse.
-        if not relative and not self.same_origin(target):
-            # An absolute URL the registry handed out (an upload Location on blob storage): followed, but
-            # credentials belong to the registry host alone, so it gets none and its 401 is not answered.
-            response = self._send(method, target, None, headers, params, content, stream, retry, describe,
-                                  transfer)
-            return self._follow_redirects(response, method, None, headers, stream, ok, describe, transfer)
-        attempt = first = self.auth.prepare(self.host, scopes)
-        passed = False
+        import httpx
+
+        from ci_oras.registry.flow import RequestFlow
+        from ci_oras.registry.retry import SENDING, Sending
+        from ci_oras.registry.transport import describe_transport, transport_hint
+
+        target = url if url.startswith(("http://", "https://")) else self.base_url + url
+        request = self.http.build_request(method, target, headers=headers, params=params, content=content,
+                                          extensions={SENDING: Sending(transfer=transfer, whole=not stream)})
+        flow = RequestFlow(self.auth, self.host, scopes, describe, self.same_origin)
         try:
-            for _ in range(3):
-                response = self._send(method, target, attempt.header, headers, params, content, stream, retry,
-                                      describe, transfer)
-                if response.status_code != 401:
-                    passed = attempt.probe
-                    break
-                challenge = response.headers.get("WWW-Authenticate")
-                response.close()
-                attempt = self.auth.refused(self.host, attempt, challenge, scopes)
-                if not (content is None or isinstance(content, bytes)):
-                    # A streamed body is spent: the new authorization is ready, and the caller restarts the
-                    # upload from its source (e.g. a token that expired during a long upload).
-                    raise RegistryError(f"{describe}: {self.host} refused the authorization mid-upload (401)",
-                                        hint="retry; the registry's token expired while the body was sent",
-                                        retryable=True)
-            else:
-                raise AuthError(f"authentication with {self.host} did not settle",
-                                hint="check your credentials")
-        finally:
-            self.auth.release(self.host, first, passed=passed)
-        return self._follow_redirects(response, method, attempt.header, headers, stream, ok, describe, transfer)
+            response = self.http.send(request, auth=flow, stream=stream)
+        except httpx.TransportError as exc:
+            where = exc.request.url if _has_request(exc) else request.url
+            raise RegistryError(f"{describe} to {where.host}:{where.port or ''} failed: {describe_transport(exc)}",
+                                hint=transport_hint(exc), retryable=True) from exc
+        if response.status_code in ok:
+            return response
+        raise self.error_for(response, describe)
 
     def same_origin(self, url: str | httpx.URL) -> bool:
         """Whether ``url`` is on this registry (scheme, host and port): the only place credentials may go."""
@@ -217,65 +216,18 @@ class RegistryClient:
         followed.add(str(url))
         return str(url)
 
-    def _follow_redirects(self, response: httpx.Response, method: str, authorization: str | None,
-                          headers: Mapping[str, str] | None, stream: bool, ok: tuple[int, ...],
-                          describe: str, transfer: bool = False) -> httpx.Response:
-        """Follow GET/HEAD redirects; only hops back on the registry itself carry the authorization."""
-        from ci_oras.registry.transport import send_with_retries
-
-        hops = 0
-        while response.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
-            hops += 1
-            location = response.headers.get("Location")
-            response.close()
-            if not location or hops > _MAX_REDIRECTS:
-                raise RegistryError(
-                    f"{describe}: too many or broken redirects from {self.host}",
-                    hint="the registry's redirects loop or lack a Location; tell its operator")
-            next_url = response.url.join(location)
-            redirect_auth = authorization if self.same_origin(next_url) else None
-            response = send_with_retries(
-                self.http,
-                lambda u=next_url, a=redirect_auth: self.http.build_request(  # type: ignore[misc]
-                    method, u, headers=_with_auth(headers, a)),
-                self.options,
-                stream=stream,
-                describe=describe,
-                transfer=transfer,
-            )
-        if response.status_code in ok:
-            return response
-        raise self.error_for(response, describe)
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        authorization: str | None,
-        headers: Mapping[str, str] | None,
-        params: Mapping[str, str] | None,
-        content: bytes | Iterator[bytes] | None,
-        stream: bool,
-        retry: bool,
-        describe: str,
-        transfer: bool = False,
-    ) -> httpx.Response:
-        from ci_oras.registry.transport import send_with_retries
-
-        def build() -> httpx.Request:
-            return self.http.build_request(
-                method, url, headers=_with_auth(headers, authorization), params=params, content=content
-            )
-
-        return send_with_retries(self.http, build, self.options, stream=stream, retry=retry, describe=describe,
-                                 transfer=transfer)
-
     def error_for(self, response: httpx.Response, describe: str) -> CiOrasError:
-        """Translate a failed answer into the error tree (exit codes: docs/architecture.md, "Errors")."""
-        status = response.status_code
-        body = _read_error_body(response)
-        code, message = _error_detail(body)
+        """Translate a failed answer into the error tree (exit codes: docs/architecture.md, "Errors"); the
+        error carries the answer (``RegistryAnswer``)."""
+        answer = registry_answer(response)
         response.close()
+        error = self._mapped(answer, describe, response)
+        error.answer = answer
+        return error
+
+    def _mapped(self, answer: RegistryAnswer, describe: str, response: httpx.Response) -> CiOrasError:
+        status = answer.status
+        code, message = answer.errors[0] if answer.errors else ("", "")
         said = f": {code} {message}".rstrip() if code or message else ""
         where = f"{describe} at {self.host} ({status}{said})"
         if status == 404 or code in _NOT_FOUND_CODES:
@@ -296,8 +248,8 @@ class RegistryClient:
         if status == 405:
             return RegistryError(f"operation not supported: {where}",
                                  hint="the registry does not allow this operation (deletes may be disabled)")
-        if status == 400 and code is None and self.base_url.startswith("http://") and (
-            response.request.method == "HEAD" or b"HTTP request to an HTTPS server" in body
+        if status == 400 and not code and self.base_url.startswith("http://") and (
+            answer.method == "HEAD" or b"HTTP request to an HTTPS server" in _content(response)
         ):
             return RegistryError(f"{self.host} answered 400 to plain HTTP; it probably speaks HTTPS",
                                  hint="pass --no-plain-http (and --ca-file if its CA is private)")
@@ -313,8 +265,10 @@ def _origin(url: httpx.URL) -> tuple[str, str, int]:
     return url.scheme, url.host.lower(), port
 
 
-def _with_auth(headers: Mapping[str, str] | None, authorization: str | None) -> dict[str, str]:
-    merged = dict(headers or {})
-    if authorization:
-        merged["Authorization"] = authorization
-    return merged
+def _has_request(exc: Exception) -> bool:
+    """Whether httpx attached the request to ``exc`` (it does for errors raised while sending)."""
+    try:
+        _ = exc.request  # type: ignore[attr-defined]
+    except RuntimeError:
+        return False
+    return True

@@ -145,31 +145,3 @@ def pace(request: httpx.Request, budget: Budget) -> None:
     if isinstance(request.stream, httpx.SyncByteStream) and not isinstance(request.stream, httpx.ByteStream):
         request.stream = PacedStream(request.stream, budget)
     request.extensions = {**request.extensions, "timeout": budget.timeout().as_dict()}
-
-
-def read_capped(response: httpx.Response, limit: int, *, truncate: bool) -> httpx.Response:
-    """Read a body that is used whole, at most ``limit`` bytes (after decoding, so a compressed body cannot
-    expand past it either). ``truncate`` keeps the first ``limit`` bytes (error bodies, shown in messages
-    only); otherwise a longer body is refused. Returns an equivalent, fully read response."""
-    from ci_oras.errors import RegistryError
-
-    parts: list[bytes] = []
-    total = 0
-    try:
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if total > limit:
-                if truncate:
-                    parts.append(chunk[: len(chunk) - (total - limit)])
-                    break
-                raise RegistryError(
-                    f"{response.request.method} {response.request.url.path} at {response.request.url.host} "
-                    f"answered a body larger than {limit} bytes; refusing to read it",
-                    hint="the registry is misbehaving or hostile; report it to its operator",
-                )
-            parts.append(chunk)
-    finally:
-        response.close()
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
-    return httpx.Response(response.status_code, headers=headers, content=b"".join(parts),
-                          request=response.request, extensions=response.extensions, history=response.history)

@@ -252,7 +252,7 @@ class RegistryReferrers:
                   validator: str | None = None) -> list[Descriptor] | Unchanged | None:
         """The API's answer, following ``Link`` pages; None when this registry has no referrers API; UNCHANGED
         when ``validator`` names a one-page answer the registry says still holds."""
-        from ci_oras.registry.client import registry_error_detail
+        from ci_oras.registry.client import registry_answer
 
         url: str | None = f"/v2/{self.repository}/referrers/{subject_digest}"
         # No server-side ``artifactType`` filter: registries compare it case-sensitively while artifact types
@@ -278,8 +278,7 @@ class RegistryReferrers:
                     return UNCHANGED
                 content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
                 if response.status_code == 404:
-                    code, _ = registry_error_detail(response)
-                    if code == "NAME_UNKNOWN":
+                    if "NAME_UNKNOWN" in registry_answer(response).codes:
                         return []  # the repository does not exist yet: nothing refers to anything
                     self._remember(False)
                     return None

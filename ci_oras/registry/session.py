@@ -32,6 +32,9 @@ class RegistrySession:
     ) -> None:
         self.options = options
         self._transport = transport
+        from ci_oras.registry.retry import RetryPolicy
+
+        self.policy = RetryPolicy.of(options)
         self._credential_for = credential_for
         self._unused_credentials = unused_credentials
         self._http: httpx.Client | None = None
@@ -52,7 +55,7 @@ class RegistrySession:
 
         with self._lock:
             if self._http is None:
-                self._http = make_client(self.options, self._transport)
+                self._http = make_client(self.options, self._transport, self.policy)
                 self._auth = Authenticator(self._http, self.options, self._credential_for,
                                            self._unused_credentials)
             client = self._clients.get(reference.registry)
@@ -65,6 +68,7 @@ class RegistrySession:
                     http=self._http,
                     auth=self._auth,
                     options=self.options,
+                    policy=self.policy,
                 )
                 self._clients[reference.registry] = client
             return client

@@ -1,35 +1,26 @@
-"""HTTP plumbing shared by every registry call: one client, timeouts, TLS settings and retries.
+"""The run's HTTP client and what the user chose about connections: timeouts, TLS, retries.
 
-Only this package and ``store/registry.py`` import httpx. Connection errors, 429 (honouring ``Retry-After``)
-and 5xx answers are retried with exponential backoff and full jitter, so a CI job survives a registry hiccup
-but still fails within a bounded time. Each attempt also has a deadline (small requests) and a minimum
-transfer rate (every body), see ``pacing.py``; an attempt that breaks them is retried like a dropped
-connection, so one request gives up after at most ``retries + 1`` attempts.
+Only this package and ``store/registry.py`` import httpx. ``make_client`` composes the layers every request
+goes through (``flow.py``, ``retry.py``, ``connections.py``); the words for a network failure are here too.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from ci_oras import __version__
-from ci_oras.errors import RegistryError, UsageError
+from ci_oras.errors import UsageError
 
 if TYPE_CHECKING:
     import ssl
 
     import httpx
 
+    from ci_oras.registry.retry import RetryPolicy
+
 USER_AGENT = f"ci-oras/{__version__}"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Bodies read whole (listings, tokens) are capped like manifests: a hostile registry cannot exhaust memory.
-MAX_BODY_BYTES = 4 * 1024 * 1024
-#: Error bodies only feed a one-line message: the rest is dropped unread.
-MAX_ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,20 +41,25 @@ class TransportOptions:
     max_backoff: float = 20.0
 
 
-def make_client(options: TransportOptions, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """One client per run, redirects handled by us (see client.py).
+def make_client(options: TransportOptions, transport: httpx.BaseTransport | None = None,
+                policy: RetryPolicy | None = None) -> httpx.Client:
+    """One client per run: the layers composed in one place.
 
-    ``transport`` replaces the network: tests and library users hand in ``httpx.MockTransport`` or an
-    in-process registry; by default requests go out through :class:`~ci_oras.registry.connections.Connections`.
+    Each request goes through its flow (``flow.py``: credentials, challenges, redirects; httpx's own redirect
+    handling is off), then the retry policy and time limits (``retry.py``), then ``transport``, which reaches
+    the registries: by default :class:`~ci_oras.registry.connections.Connections`; tests and library users hand
+    in ``httpx.MockTransport`` or an in-process registry instead.
     """
     import httpx
+
+    from ci_oras.registry.retry import RetryingTransport, RetryPolicy
 
     if transport is None:
         from ci_oras.registry.connections import Connections, ProxyRoutes
 
         transport = Connections(_tls_context(options), proxies=ProxyRoutes.from_environment())
     return httpx.Client(
-        transport=transport,
+        transport=RetryingTransport(transport, options, policy or RetryPolicy.of(options)),
         timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
@@ -88,84 +84,6 @@ def _tls_context(options: TransportOptions) -> Callable[[], ssl.SSLContext]:
         return lambda: context
     # httpx's default trust: SSL_CERT_FILE/SSL_CERT_DIR when set, else certifi's CA bundle.
     return lambda: httpx.create_ssl_context(verify=True, trust_env=True)
-
-
-def retry_delay(attempt: int, options: TransportOptions, retry_after: str | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based)."""
-    if retry_after:
-        seconds = _parse_retry_after(retry_after)
-        if seconds is not None:
-            return min(seconds, options.max_backoff * 3)
-    ceiling = min(options.max_backoff, options.backoff * (2 ** (attempt - 1)))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-def _parse_retry_after(value: str) -> float | None:
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def send_with_retries(
-    client: httpx.Client,
-    build: Callable[[], httpx.Request],
-    options: TransportOptions,
-    *,
-    stream: bool = False,
-    retry: bool = True,
-    describe: str = "request",
-    transfer: bool = False,
-) -> httpx.Response:
-    """Send the request ``build()`` makes, rebuilding it for each retry (bodies may be single-use).
-
-    ``transfer`` marks a blob body (either direction): it gets no deadline, only the minimum rate. A
-    response that is not streamed is read here, capped (``MAX_BODY_BYTES``, error bodies truncated to
-    ``MAX_ERROR_BODY_BYTES``) and within the attempt's limits; a streamed one checks them while it is read.
-    """
-    import httpx
-
-    from ci_oras.registry.pacing import Budget, PacedStream, pace, read_capped
-
-    attempts = options.retries + 1 if retry else 1
-    for attempt in range(1, attempts + 1):
-        request = build()
-        budget = Budget(options, transfer=transfer, download=request.method == "GET")
-        pace(request, budget)
-        try:
-            try:
-                response = client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                explained = budget.explain(exc)
-                if explained is exc:
-                    raise
-                raise explained from exc
-            assert isinstance(response.stream, httpx.SyncByteStream)  # a sync client's stream
-            response.stream = PacedStream(response.stream, budget)
-            if not stream:
-                error = response.status_code >= 400
-                response = read_capped(response, MAX_ERROR_BODY_BYTES if error else MAX_BODY_BYTES,
-                                       truncate=error)
-        except httpx.TransportError as exc:
-            if attempt >= attempts:
-                raise RegistryError(
-                    f"{describe} to {request.url.host}:{request.url.port or ''} failed: {describe_transport(exc)}",
-                    hint=transport_hint(exc),
-                    retryable=True,
-                ) from exc
-            time.sleep(retry_delay(attempt, options))
-            continue
-        if response.status_code in RETRY_STATUSES and attempt < attempts:
-            delay = retry_delay(attempt, options, response.headers.get("Retry-After"))
-            response.close()
-            time.sleep(delay)
-            continue
-        return response
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def transport_hint(exc: Exception) -> str:

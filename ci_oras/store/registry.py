@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,7 @@ from ci_oras.oci.referrers import UNCHANGED, Unchanged
 from ci_oras.oci.shape import Fields, load_json
 from ci_oras.registry.auth import repository_scope
 from ci_oras.registry.referrers import RegistryReferrers, ReferrersMode, SettleOptions
-from ci_oras.store.protocols import MAX_MANIFEST_BYTES, ByteStream
+from ci_oras.store.protocols import ByteStream
 from ci_oras.store.digest_check import verified
 
 if TYPE_CHECKING:
@@ -138,11 +137,12 @@ class RegistryRepository:
         """
         import httpx
 
-        from ci_oras.registry.transport import describe_transport, retry_delay, transport_hint
+        from ci_oras.registry.transport import describe_transport, transport_hint
 
+        policy = self.client.policy
         received = 0
         skip = 0
-        attempt = 0
+        failures = 0
         while True:
             try:
                 try:
@@ -158,12 +158,12 @@ class RegistryRepository:
                 finally:
                     response.close()
             except httpx.TransportError as exc:
-                attempt += 1
-                if attempt > self.client.options.retries:
+                failures += 1
+                if not policy.again(failures):
                     raise RegistryError(
                         f"download of {desc.digest} from {self.client.host} broke off after {received} bytes "
                         f"({describe_transport(exc)})", hint=transport_hint(exc), retryable=True) from exc
-            time.sleep(retry_delay(attempt, self.client.options))
+            policy.pause(failures)
             response = self.client.request(
                 "GET", path, scopes=self._pull, headers={**headers, "Range": f"bytes={received}-"}, stream=True,
                 ok=(200, 206), describe=f"resume {desc.digest}", transfer=not desc.is_manifest,
@@ -174,14 +174,14 @@ class RegistryRepository:
         """Upload a blob; a transient failure restarts the upload when ``chunks`` can be iterated again.
 
         A generator can be read once, so its upload cannot be retried; a re-iterable source (a list, or an
-        object whose ``__iter__`` reopens a file) gets the transport's retries with a fresh upload session.
+        object whose ``__iter__`` reopens a file) is tried again, with a fresh upload session, as the run's
+        retry policy allows.
         """
-        from ci_oras.registry.transport import retry_delay
-
         # An iterator is single-use; any other iterable is iterated afresh for a retry. (Never call iter() to
         # find out: for a source stream that starts a download.)
-        attempts = 1 if isinstance(chunks, Iterator) else self.client.options.retries + 1
-        for attempt in range(1, attempts + 1):
+        policy = self.client.policy
+        failures = 0
+        while True:
             with self._lock:
                 location = self._open_uploads.pop(desc.digest, None)
             try:
@@ -193,9 +193,10 @@ class RegistryRepository:
                     self._upload_monolithic(location, desc, chunks)
                 return
             except RegistryError as exc:
-                if not exc.retryable or attempt == attempts:
+                failures += 1
+                if not exc.retryable or isinstance(chunks, Iterator) or not policy.again(failures):
                     raise
-            time.sleep(retry_delay(attempt, self.client.options))
+            policy.pause(failures)
 
     def mount(self, desc: Descriptor, from_repository: str) -> bool:
         """Cross-repository mount; a refused mount's upload session is kept for the following push."""
@@ -228,7 +229,7 @@ class RegistryRepository:
         response = self.client.request(
             "PUT", _with_digest(location, desc.digest), scopes=self._push,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-            content=_exact_size(chunks, desc), ok=(201,), describe=f"upload {desc.digest}", retry=False,
+            content=_exact_size(chunks, desc), ok=(201,), describe=f"upload {desc.digest}",
             transfer=True,
         )
         response.close()
@@ -245,7 +246,7 @@ class RegistryRepository:
                     "Content-Length": str(size),
                     "Content-Range": f"{offset}-{offset + size - 1}",
                 },
-                content=pieces.next_piece(size), ok=(202,), describe=f"upload chunk of {desc.digest}", retry=False,
+                content=pieces.next_piece(size), ok=(202,), describe=f"upload chunk of {desc.digest}",
                 transfer=True,
             )
             response.close()
@@ -312,6 +313,8 @@ class RegistryRepository:
                          ) -> tuple[Manifest, str | None, float]:
         """The manifest answered, its ETag, and the seconds the answering attempt took (retries' waits left
         out: the referrers watch sizes its window from registry round trips, not from our own back-off)."""
+        from ci_oras.registry.retry import attempt_seconds
+
         header = response.headers.get("Docker-Content-Digest")
         expected = reference if is_digest(reference) else header if header and is_digest(header) else None
         wrong = mismatch(raw, expected) if expected else None
@@ -343,35 +346,20 @@ class RegistryRepository:
                 f"manifest (Content-Type {media_type or 'none'}): {exc.message}",
                 hint="check the registry address (a proxy or login page may be answering) and retry later",
             ) from exc
-        return manifest, response.headers.get("ETag"), response.elapsed.total_seconds()
+        return manifest, response.headers.get("ETag"), attempt_seconds(response)
 
     def _get_manifest_bytes(self, reference: str, if_none_match: str | None = None) -> tuple[httpx.Response, bytes]:
-        """GET a manifest whole; a body cut off mid-way is fetched again (nothing was used yet). With
-        ``if_none_match`` a 304 answer comes back with no bytes."""
-        import httpx
-
-        from ci_oras.registry.transport import describe_transport, retry_delay, transport_hint
-
+        """GET a manifest whole: read within its attempt, capped at ``protocols.MAX_MANIFEST_BYTES`` (a body cut off
+        mid-way is retried like a dropped connection, ``retry.py``). With ``if_none_match`` a 304 answer comes
+        back with no bytes."""
         headers = {"Accept": mediatypes.MANIFEST_ACCEPT}
         if if_none_match:
             headers["If-None-Match"] = if_none_match
-        attempt = 0
-        while True:
-            response = self.client.request(
-                "GET", self._path("manifests", reference), scopes=self._pull, headers=headers, stream=True,
-                ok=(200, 304) if if_none_match else (200,), describe=f"fetch manifest {self._shown(reference)}",
-            )
-            try:
-                return response, _read_limited(response, MAX_MANIFEST_BYTES, reference)
-            except httpx.TransportError as exc:
-                attempt += 1
-                if attempt > self.client.options.retries:
-                    raise RegistryError(
-                        f"reading manifest {self._shown(reference)} from {self.client.host} failed "
-                        f"({describe_transport(exc)})", hint=transport_hint(exc), retryable=True) from exc
-            finally:
-                response.close()
-            time.sleep(retry_delay(attempt, self.client.options))
+        response = self.client.request(
+            "GET", self._path("manifests", reference), scopes=self._pull, headers=headers,
+            ok=(200, 304) if if_none_match else (200,), describe=f"fetch manifest {self._shown(reference)}",
+        )
+        return response, response.content
 
     def push_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
         response = self.put_manifest(manifest, tag or manifest.digest)
@@ -391,43 +379,40 @@ class RegistryRepository:
 
     def put_manifest(self, manifest: Manifest, reference: str, headers: dict[str, str] | None = None,
                      ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
-        """PUT the exact bytes; a DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN answer is retried once the
-        referenced blobs are confirmed present with their sizes (distribution gives these answers
-        transiently under concurrent writers); a blob really missing or wrong is an integrity error."""
-        from ci_oras.registry.client import registry_error_detail
-        from ci_oras.registry.transport import retry_delay
-
-        attempts = self.client.options.retries + 1
-        for attempt in range(1, attempts + 1):
+        """PUT the exact bytes; a DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN answer is retried, as the run's retry
+        policy allows, once the referenced blobs are confirmed present with their sizes (distribution gives
+        these answers transiently under concurrent writers); a blob really missing or wrong is an integrity
+        error."""
+        policy = self.client.policy
+        failures = 0
+        while True:
             try:
                 response = self.client.request(
                     "PUT", self._path("manifests", reference), scopes=self._push,
                     headers={"Content-Type": manifest.media_type, **(headers or {})}, content=manifest.raw,
-                    ok=ok if 400 in ok else (*ok, 400), describe=f"push manifest {manifest.digest}",
+                    ok=ok, describe=f"push manifest {manifest.digest}",
                 )
-                if response.status_code == 400 and 400 not in ok:
-                    code, _ = registry_error_detail(response)
-                    if code not in _RECHECK_CODES:
-                        raise self.client.error_for(response, f"push manifest {manifest.digest}")
-                    self._check_referenced(manifest)  # a blob really missing or wrong: exit 6 now
-                    if attempt == attempts:
-                        raise self._still_refused(manifest, code, response)
-                    time.sleep(retry_delay(attempt, self.client.options))
-                    continue
-            except UsageError as exc:
-                if _FALLBACK_TAG_RE.match(reference):
-                    raise self._index_refused(manifest, reference, exc) from exc
-                raise
-            response.close()
-            returned = response.headers.get("Docker-Content-Digest")
-            if (response.status_code < 300 and returned and returned.startswith("sha256:")
-                    and returned != manifest.digest):
-                raise IntegrityError(
-                    f"registry {self.client.host} stored manifest as {returned}, expected {manifest.digest}",
-                    hint="the registry rewrote the manifest bytes",
-                )
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+                break
+            except CiOrasError as exc:
+                code = _first_code(exc)
+                if code not in _RECHECK_CODES:
+                    if isinstance(exc, UsageError) and _FALLBACK_TAG_RE.match(reference):
+                        raise self._index_refused(manifest, reference, exc) from exc
+                    raise
+                self._check_referenced(manifest)  # a blob really missing or wrong: exit 6 now
+                failures += 1
+                if not policy.again(failures):
+                    raise self._still_refused(exc, code) from exc
+                policy.pause(failures)
+        response.close()
+        returned = response.headers.get("Docker-Content-Digest")
+        if (response.status_code < 300 and returned and returned.startswith("sha256:")
+                and returned != manifest.digest):
+            raise IntegrityError(
+                f"registry {self.client.host} stored manifest as {returned}, expected {manifest.digest}",
+                hint="the registry rewrote the manifest bytes",
+            )
+        return response
 
     def _check_referenced(self, manifest: Manifest) -> None:
         """Raise IntegrityError unless every blob or child manifest ``manifest`` names is stored, at its size."""
@@ -452,15 +437,16 @@ class RegistryRepository:
                     f"{length}", hint="the manifest or the stored content is wrong; do not use it",
                 )
 
-    def _still_refused(self, manifest: Manifest, code: str | None, response: httpx.Response) -> CiOrasError:
+    def _still_refused(self, error: CiOrasError, code: str) -> CiOrasError:
         """Every retry refused although the referenced content checks out. DIGEST_INVALID then most likely
         means the manifest bytes are altered on the way (integrity); MANIFEST_BLOB_UNKNOWN, that the registry
         contradicts its own HEAD answers (a registry failure)."""
-        error = self.client.error_for(response, f"push manifest {manifest.digest}")
         if code == "DIGEST_INVALID":
             return error
-        return RegistryError(f"{error.message}, although every referenced blob is present",
-                             hint="the registry contradicts itself; retry later or report it to its operator")
+        refused = RegistryError(f"{error.message}, although every referenced blob is present",
+                                hint="the registry contradicts itself; retry later or report it to its operator")
+        refused.answer = error.answer
+        return refused
 
     def _index_refused(self, index: Manifest, reference: str, exc: UsageError) -> RegistryError:
         """The registry refused our own referrers index (too large, most often): its limit, not bad input."""
@@ -622,13 +608,9 @@ def _with_digest(location: str, digest: str) -> str:
     return f"{location}{'&' if '?' in location else '?'}digest={digest}"
 
 
-def _read_limited(response: httpx.Response, limit: int, reference: str) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise RegistryError(f"manifest {reference} is larger than {limit} bytes; refusing to read it")
-        parts.append(chunk)
-    return b"".join(parts)
-
+def _first_code(error: CiOrasError) -> str | None:
+    """The first error code of a 400 answer the error was mapped from (the one distribution decides by)."""
+    answer = error.answer
+    if answer is None or answer.status != 400 or not answer.errors:
+        return None
+    return answer.errors[0][0] or None

@@ -47,8 +47,9 @@ from ci_oras.oci.reference import parse_reference
 from ci_oras.oci.referrers import MalformedListing, complete_listing
 from ci_oras.registry import credentials
 from ci_oras.registry.auth import Authenticator, parse_token_answer
-from ci_oras.registry.client import RegistryClient, _error_detail
-from ci_oras.registry.transport import TransportOptions
+from ci_oras.registry.client import RegistryClient, _error_entries
+from ci_oras.registry.retry import RetryPolicy
+from ci_oras.registry.transport import TransportOptions, make_client
 from ci_oras.requirements import parse_requirement, parse_requirement_file
 from ci_oras.schemas import load_schema
 from ci_oras.signing.envelope import EnvelopeError, parse_envelope
@@ -273,9 +274,10 @@ class Answers:
     def repository(self) -> RegistryRepository:
         """A fresh store each time: the referrers API's presence is remembered per store."""
         options = TransportOptions()
-        http = httpx.Client(transport=httpx.MockTransport(self))
+        http = make_client(options, httpx.MockTransport(self))
         client = RegistryClient("reg.example", "reg.example", plain_http=True, http=http,
-                                auth=Authenticator(http, options, lambda _host: None, None), options=options)
+                                auth=Authenticator(http, options, lambda _host: None, None), options=options,
+                                policy=RetryPolicy.of(options))
         return RegistryRepository(parse_reference("reg.example/app:v1"), client)
 
 
@@ -437,9 +439,9 @@ ERROR_BODIES = st.fixed_dictionaries({"errors": st.lists(st.fixed_dictionaries(
 def test_registry_error_bodies(request: pytest.FixtureRequest) -> None:
     """Only a better message: whatever the shape, the status decides, so nothing may raise at all."""
     def check(raw: bytes) -> None:
-        code, message = _error_detail(raw)
-        assert code is None or isinstance(code, str)
-        assert isinstance(message, str)
+        entries = _error_entries(raw)
+        assert isinstance(entries, tuple) and len(entries) <= 8
+        assert all(isinstance(code, str) and isinstance(message, str) for code, message in entries)
 
     drive(request, broken(ERROR_BODIES), check)
 
