@@ -61,11 +61,14 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 )
 
 
-def _as_httpx_error(exc: Exception) -> Exception:
+_HTTPCORE_ERRORS = tuple(source for source, _ in _ERRORS)
+
+
+def _as_httpx_error(exc: Exception) -> httpx.TransportError:
     for source, target in _ERRORS:
         if isinstance(exc, source):
             return target(str(exc))
-    return exc
+    raise AssertionError(f"not an httpcore error: {exc!r}")  # pragma: no cover - callers catch only those
 
 
 class _WideStream(httpcore.NetworkStream):
@@ -206,7 +209,7 @@ class Connections(httpx.BaseTransport):
         )
         try:
             answer = pool.handle_request(sent)
-        except Exception as exc:
+        except _HTTPCORE_ERRORS as exc:
             raise _as_httpx_error(exc) from exc
         assert isinstance(answer.stream, Iterable)
         return httpx.Response(status_code=answer.status, headers=answer.headers,
@@ -270,11 +273,8 @@ class _Body(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._inner
-        except Exception as exc:
-            mapped = _as_httpx_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+        except _HTTPCORE_ERRORS as exc:
+            raise _as_httpx_error(exc) from exc
 
     def close(self) -> None:
         close = getattr(self._inner, "close", None)
