@@ -160,7 +160,16 @@ class RetryingTransport(httpx.BaseTransport):
 def read_capped(response: httpx.Response, limit: int, *, truncate: bool) -> httpx.Response:
     """Read a body that is used whole, at most ``limit`` bytes (after decoding, so a compressed body cannot
     expand past it either). ``truncate`` keeps the first ``limit`` bytes (error bodies, shown in messages
-    only); otherwise a longer body is refused. Returns an equivalent, fully read response."""
+    only); otherwise a longer body is refused. Returns a fully read response.
+
+    A body that states its length, not encoded, within the limit is read by httpx itself (h11 holds the
+    server to its ``Content-Length``): the common answer costs no copy and no second response.
+    """
+    length = response.headers.get("Content-Length")
+    if (length is not None and length.isdigit() and int(length) <= limit
+            and "Content-Encoding" not in response.headers):
+        response.read()
+        return response
     from ci_oras.errors import RegistryError
 
     parts: list[bytes] = []
