@@ -307,6 +307,9 @@ def main() -> None:
             push_image(client, a.url, "bench/attach", tag="v1")
             push_image(client, api.url, "bench/attach", tag="v1")
             seed_graph(client, a.url, "bench/discover", 50)  # 50 referrers with one each: 100 referrers
+            for width in (20, 100):  # the per-request CPU row: listed by the API, one listing per referrer
+                seed_wide(client, api.url, f"bench/api{width}", width, artifact_type="application/vnd.bench",
+                          fallback=False)
             seed_referrers(client, a.url, "bench/ref20", 20)
             seed_referrers(client, a.url, "bench/ref200", 200)
             seed_referrers(client, a.url, "bench/ref100", 100)
@@ -351,6 +354,20 @@ def main() -> None:
         run, count = repeat(discover, (pa,))
         rows.append(Row("discover 100 referrers", graph(run, count), base, f"{run.wall / baseline.wall:.1f}×",
                         "≤ 0.35 s", compared(discover, (pa,), show=graph)))
+
+        def discover_api(width: int) -> Callable[[int], list[str]]:
+            return lambda _n: CLI + ["discover", f"{api.host}/bench/api{width}:v1", "-O", "json"]
+
+        def per_request(tree: Tree | None) -> str:
+            """CPU of discover over 100 referrers less that over 20, per request more (80 listings)."""
+            small, _ = repeat(discover_api(20), tree=tree)
+            large, _ = repeat(discover_api(100), tree=tree)
+            return (f"{(large.cpu - small.cpu) / 80 * 1000:.2f} ms ({large.cpu * 1000:.0f} − "
+                    f"{small.cpu * 1000:.0f} ms CPU, ÷ 80); 100: {large.wall:.2f} s wall")
+
+        rows.append(Row("CPU per request after start-up (discover 100 vs 20 referrers, referrers-API registry)",
+                        per_request(None), "—", "—", "≤ 0.5 ms; 100: ≤ 0.20 s wall",
+                        per_request(previous) if previous is not None else "—"))
 
         for referrers, target in ((20, "≤ 0.45 s"), (200, "≤ 2.2 s, ≤ 1050 requests, ≤ 1.0 s CPU")):
             def promote(n: int, r: int = referrers) -> list[str]:
