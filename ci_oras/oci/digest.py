@@ -39,11 +39,13 @@ class Digest:
 
 
 def is_digest(text: str) -> bool:
-    try:
-        Digest.parse(text)
-    except UsageError:
+    """What ``Digest.parse`` accepts, without raising (it is asked of every tag on the request path)."""
+    match = _DIGEST_RE.match(text)
+    if not match:
         return False
-    return True
+    expected = _HEX_LENGTH.get(match.group("alg"))
+    hex_part = match.group("hex")
+    return expected is not None and len(hex_part) == expected and re.fullmatch(r"[0-9a-f]+", hex_part) is not None
 
 
 def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:

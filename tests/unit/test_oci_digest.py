@@ -3,6 +3,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ci_oras.errors import EXIT_INTEGRITY, IntegrityError, UsageError
 from ci_oras.oci.digest import Digest, Verifier, digest_bytes, is_digest, mismatch, verify_bytes
@@ -45,3 +47,22 @@ def test_mismatch_checks_in_the_expected_algorithm(algorithm: str) -> None:
     altered = data.replace(b"2", b"3")
     assert mismatch(altered, expected) == digest_bytes(altered, algorithm)
     assert mismatch(data, "md5:" + "0" * 32) == digest_bytes(data)  # not a digest we accept: never a match
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.one_of(
+    st.text(max_size=140),
+    st.builds(lambda alg, hex_part: f"{alg}:{hex_part}", st.sampled_from(["sha256", "sha512", "md5", "SHA256"]),
+              st.text(alphabet="0123456789abcdefABCDEF=_-", min_size=60, max_size=130)),
+    st.builds(lambda alg, size, hex_part: f"{alg}:{hex_part[:size]}", st.sampled_from(["sha256", "sha512"]),
+              st.sampled_from([63, 64, 65, 127, 128]), st.text(alphabet="0123456789abcdef", min_size=128,
+                                                                max_size=128)),
+))
+def test_is_digest_says_exactly_what_parse_accepts(text: str) -> None:
+    try:
+        Digest.parse(text)
+    except UsageError:
+        accepted = False
+    else:
+        accepted = True
+    assert is_digest(text) is accepted
