@@ -23,6 +23,7 @@ if str(_TESTS_DIR) not in sys.path:
 
 from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistry, start_registry
 from harness.cli import CliResult, clean_env, run_cli
+from harness.grouping import group_of, make_scheduler
 from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
 from harness.shapes import summary as shapes_summary
@@ -39,35 +40,28 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-#: Tests that run tools in or next to the checkout itself (gitlab-ci-local, act, the demo, npm's trees) or
-#: replay shared cassettes: under pytest-xdist (``--dist loadgroup``) they all run on one worker, one after
-#: another, as they did before the suite ran in parallel. Everything else keeps its state in tmp_path and its
-#: registries on ports of its own, so it can share the machine.
-_SERIAL_GROUP = "checkout"
-_SERIAL_PATHS = (_TESTS_DIR / "wrappers", _INTEGRATION_DIR / "test_demo.py",
-                 _INTEGRATION_DIR / "test_request_counts.py")
-#: Under tests/wrappers/ but touching nothing of the checkout (mermaid-cli renders into temporary directories):
-#: free to run beside the serial group, which is the longest chain of the suite.
-_NOT_SERIAL = (_TESTS_DIR / "wrappers" / "test_mermaid.py",)
-#: Modules whose module-scoped fixtures are costly (the auth matrix seeds several registries, the dependency
-#: floor installs a venv): kept on one worker, so that happens once rather than once per worker.
-_WHOLE_MODULES = (_INTEGRATION_DIR / "test_auth_matrix.py", _INTEGRATION_DIR / "test_dependency_floor.py")
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     shapes_summary(terminalreporter)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark everything under tests/integration/ so ``-m 'not integration'`` works; group the serial ones."""
+    """Mark everything under tests/integration/ so ``-m 'not integration'`` works; mark each test's group
+    (:func:`harness.grouping.group_of`)."""
     for item in items:
         path = Path(str(item.path)).resolve()
         if _INTEGRATION_DIR in path.parents:
             item.add_marker(pytest.mark.integration)
-        if path not in _NOT_SERIAL and any(path == serial or serial in path.parents for serial in _SERIAL_PATHS):
-            item.add_marker(pytest.mark.xdist_group(_SERIAL_GROUP))
-        elif path in _WHOLE_MODULES or path in _NOT_SERIAL:
-            item.add_marker(pytest.mark.xdist_group(path.stem))
+        group = group_of(path)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` by :mod:`harness.grouping`, which sees the groups pytest-xdist's marks may not."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return make_scheduler(config, log)
 
 
 def _start(workdir: Path, mode: str, **opts: Any) -> RunningRegistry:
