@@ -22,7 +22,7 @@ if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
 from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistry, start_registry
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env, compile_sources, run_cli
 from harness.grouping import group_of, make_scheduler
 from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
@@ -38,6 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs a real docker-registry process (tests/integration/)"
     )
+    if not hasattr(config, "workerinput"):  # once per session: the controller, before any xdist worker starts
+        compile_sources(_TESTS_DIR.parent)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
