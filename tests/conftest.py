@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not hasattr(config, "workerinput"):  # once per session: the controller, before any xdist worker starts
         compile_sources(_TESTS_DIR.parent)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """Collect with bytecode writing on: pytest keeps each test module, its asserts rewritten, in
+    ``__pycache__`` and reads it back even where writing is off (``PYTHONDONTWRITEBYTECODE``), which otherwise
+    costs every session about 5 s of CPU per xdist worker to rewrite the same modules again."""
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = saved
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
