@@ -25,8 +25,11 @@ _SERIAL_PATHS = (TESTS_DIR / "wrappers", INTEGRATION_DIR / "test_demo.py", INTEG
 #: free to run beside the serial group, which is the longest chain of the suite.
 _NOT_SERIAL = (TESTS_DIR / "wrappers" / "test_mermaid.py",)
 #: Modules whose module-scoped fixtures are costly (the auth matrix seeds several registries, the dependency
-#: floor installs a venv): kept on one worker, so that happens once rather than once per worker.
-_WHOLE_MODULES = (INTEGRATION_DIR / "test_auth_matrix.py", INTEGRATION_DIR / "test_dependency_floor.py")
+#: floor installs a venv, the others build their graphs with CLI runs or hundreds of pushes): kept on one
+#: worker, so that happens once rather than once per worker.
+_WHOLE_MODULES = tuple(INTEGRATION_DIR / name for name in (
+    "test_auth_matrix.py", "test_dependency_floor.py", "test_promote.py", "test_referrers_registry.py",
+    "test_verify.py", "test_discover_walk.py"))
 
 
 def group_of(path: Path) -> str | None:
