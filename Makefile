@@ -1,6 +1,7 @@
 # The two commands a fresh machine needs: `make demo` (the walkthrough on an OCI layout, no registry) and
-# `make test` (ruff, mypy and the whole test suite against real docker-registry processes, four pytest-xdist
-# workers: most tests wait on subprocesses and registries, so four keep two cores busy).
+# `make test` (ruff, mypy and the whole test suite against real docker-registry processes, three pytest-xdist
+# workers: most tests wait on subprocesses and registries, so three keep two cores busy; a fourth only adds
+# contention, about 70 s more CPU for the same work and a longer run).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -44,7 +45,7 @@ check-lock: install-test
 test: install-test test-tools
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -n 4 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
 
 # Every benchmark case (start-up, attach, discover, promote, parallel attaches, 1 GiB) against local
 # docker-registry processes, a few minutes (BENCH_ARGS="--image-mib 256" for less): writes

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,8 @@ if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
 from harness import RegistryBinaryNotFoundError, RegistryFactory, RunningRegistry, start_registry
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env, compile_sources, run_cli
+from harness.grouping import group_of, make_scheduler
 from harness.prerequisites import missing
 from harness.registry import INSTALL_HINT
 from harness.shapes import summary as shapes_summary
@@ -37,21 +38,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs a real docker-registry process (tests/integration/)"
     )
+    if not hasattr(config, "workerinput"):  # once per session: the controller, before any xdist worker starts
+        compile_sources(_TESTS_DIR.parent)
 
 
-#: Tests that run tools in or next to the checkout itself (gitlab-ci-local, act, the demo, npm's trees) or
-#: replay shared cassettes: under pytest-xdist (``--dist loadgroup``) they all run on one worker, one after
-#: another, as they did before the suite ran in parallel. Everything else keeps its state in tmp_path and its
-#: registries on ports of its own, so it can share the machine.
-_SERIAL_GROUP = "checkout"
-_SERIAL_PATHS = (_TESTS_DIR / "wrappers", _INTEGRATION_DIR / "test_demo.py",
-                 _INTEGRATION_DIR / "test_request_counts.py")
-#: Under tests/wrappers/ but touching nothing of the checkout (mermaid-cli renders into temporary directories):
-#: free to run beside the serial group, which is the longest chain of the suite.
-_NOT_SERIAL = (_TESTS_DIR / "wrappers" / "test_mermaid.py",)
-#: Modules whose module-scoped fixtures are costly (the auth matrix seeds several registries, the dependency
-#: floor installs a venv): kept on one worker, so that happens once rather than once per worker.
-_WHOLE_MODULES = (_INTEGRATION_DIR / "test_auth_matrix.py", _INTEGRATION_DIR / "test_dependency_floor.py")
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """Collect with bytecode writing on: pytest keeps each test module, its asserts rewritten, in
+    ``__pycache__`` and reads it back even where writing is off (``PYTHONDONTWRITEBYTECODE``), which otherwise
+    costs every session about 5 s of CPU per xdist worker to rewrite the same modules again."""
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = saved
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -59,15 +59,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark everything under tests/integration/ so ``-m 'not integration'`` works; group the serial ones."""
+    """Mark everything under tests/integration/ so ``-m 'not integration'`` works; mark each test's group
+    (:func:`harness.grouping.group_of`)."""
     for item in items:
         path = Path(str(item.path)).resolve()
         if _INTEGRATION_DIR in path.parents:
             item.add_marker(pytest.mark.integration)
-        if path not in _NOT_SERIAL and any(path == serial or serial in path.parents for serial in _SERIAL_PATHS):
-            item.add_marker(pytest.mark.xdist_group(_SERIAL_GROUP))
-        elif path in _WHOLE_MODULES or path in _NOT_SERIAL:
-            item.add_marker(pytest.mark.xdist_group(path.stem))
+        group = group_of(path)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` by :mod:`harness.grouping`, which sees the groups pytest-xdist's marks may not."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return make_scheduler(config, log)
 
 
 def _start(workdir: Path, mode: str, **opts: Any) -> RunningRegistry:

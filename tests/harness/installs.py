@@ -1,8 +1,9 @@
 """ci-oras installed the ways users get it, for the tests that must run what users run, not the development venv.
 
 The wheel is built once per test session, and each install way makes one venv per session: the first pytest-xdist
-worker to need one builds it under a file lock in the session's shared temporary directory, and the other worker
-finds it done. Installs run in an environment like a fresh CI job's: a private HOME, a PATH of the system's
+worker to need one builds it under a file lock in the session's shared temporary directory, and the other workers
+find it done. The .vsix is the one package.sh built from the very same inputs, in this session or a recent one
+(:func:`build_vsix`); the venvs are always new. Installs run in an environment like a fresh CI job's: a private HOME, a PATH of the system's
 directories (with ``python3``) and no development venv nor any ``ci-oras`` on it, and pip configured for the
 package index alone (this machine's pip configuration may add local wheel directories a runner never has).
 """
@@ -10,12 +11,14 @@ package index alone (this machine's pip configuration may add local wheel direct
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -214,13 +217,113 @@ def wheels_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ci-oras-tests" / "vsix-wheels"
 
 
+def vsix_cache() -> Path:
+    """Where the tests keep the .vsix package.sh built, by the digest of everything it was built from
+    (:func:`vsix_inputs`): about 23 s of CPU a build, mostly tfx deflating 81 MB, saved whenever a session
+    builds from the same inputs as a recent one."""
+    return wheels_cache().parent / "vsix"
+
+
+#: How many .vsix builds (81 MB each) the cache keeps: the most recently used.
+VSIX_CACHE_ENTRIES = 3
+_VSIX_SOURCES = ("azure-pipelines", "requirements")
+_NOT_VSIX_SOURCES = {"node_modules", "out", "__pycache__"}
+
+
+def vsix_inputs(wheel: Path) -> str:
+    """The digest of what package.sh builds a .vsix from: the ci-oras wheel's contents (file by file: its zip
+    timestamps differ from build to build), every file of azure-pipelines/ and requirements/ (tracked or not,
+    as stage.sh copies them), the npm tree installed there (npm's record of it), and the node and Python that
+    run the build."""
+    digest = hashlib.sha256()
+
+    def add(name: str, data: bytes) -> None:
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    with zipfile.ZipFile(wheel) as archive:
+        for info in sorted(archive.infolist(), key=lambda info: info.filename):
+            add(f"wheel/{info.filename}", archive.read(info))
+    for top in _VSIX_SOURCES:
+        for directory, subdirectories, files in os.walk(REPO_ROOT / top):  # top-down, in sorted order
+            subdirectories[:] = sorted(name for name in subdirectories if name not in _NOT_VSIX_SOURCES)
+            for name in sorted(files):
+                path = Path(directory) / name
+                add(str(path.relative_to(REPO_ROOT)), path.read_bytes())
+    npm_tree = REPO_ROOT / "azure-pipelines" / "node_modules" / ".package-lock.json"
+    add("npm-tree", npm_tree.read_bytes() if npm_tree.is_file() else b"")
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout
+    add("tools", f"node {node.strip()}; python {sys.version}; packaging {_version_of('packaging')}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _version_of(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def _copy_checked(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target``; the SHA-256 of what was copied."""
+    digest = hashlib.sha256()
+    with source.open("rb") as reader, target.open("wb") as writer:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+            writer.write(chunk)
+    return digest.hexdigest()
+
+
+def _cached_vsix(entry: Path, out: Path) -> Path | None:
+    """The .vsix of cache ``entry`` copied into ``out``, if the entry is whole and its file still has the digest
+    recorded when it was stored; a damaged entry is removed (and the .vsix built again)."""
+    try:
+        recorded = json.loads((entry / "vsix.json").read_text(encoding="utf-8"))
+        name = Path(str(recorded["name"])).name
+        out.mkdir(parents=True, exist_ok=True)
+        if _copy_checked(entry / name, out / name) == recorded["sha256"]:
+            os.utime(entry)  # recently used: pruned last
+            return out / name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(entry, ignore_errors=True)
+    return None
+
+
+def _store_vsix(vsix: Path, entry: Path) -> None:
+    """Keep ``vsix`` as cache ``entry`` (written aside and renamed whole; a concurrent session's equal build
+    may win), then drop all but the most recently used entries."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=entry.parent))
+    try:
+        sha256 = _copy_checked(vsix, partial / vsix.name)
+        (partial / "vsix.json").write_text(json.dumps({"name": vsix.name, "sha256": sha256}), encoding="utf-8")
+        os.rename(partial, entry)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    entries = sorted((path for path in entry.parent.iterdir() if not path.name.startswith(".")),
+                     key=lambda path: path.stat().st_mtime, reverse=True)
+    for stale in entries[VSIX_CACHE_ENTRIES:]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def build_vsix(wheel: Path, dest: Path) -> dict[str, Any]:
-    """azure-pipelines/package.sh with the session's wheel; the .vsix and its tasks unpacked beside it."""
+    """azure-pipelines/package.sh with the session's wheel, or the .vsix it built from the very same inputs
+    (:func:`vsix_inputs`) in a recent session; the .vsix and its tasks unpacked beside it."""
     out = dest / "out"
-    run(["bash", str(REPO_ROOT / "azure-pipelines" / "package.sh"), str(out)],
-        env={**os.environ, "HOME": str(dest), "PYTHON": sys.executable, "CI_ORAS_WHEEL": str(wheel),
-             "CI_ORAS_WHEELS_CACHE": str(wheels_cache())})
-    (vsix,) = out.glob("*.vsix")
+    entry = vsix_cache() / vsix_inputs(wheel)
+    vsix = _cached_vsix(entry, out) if entry.is_dir() else None
+    if vsix is None:
+        run(["bash", str(REPO_ROOT / "azure-pipelines" / "package.sh"), str(out)],
+            env={**os.environ, "HOME": str(dest), "PYTHON": sys.executable, "CI_ORAS_WHEEL": str(wheel),
+                 "CI_ORAS_WHEELS_CACHE": str(wheels_cache())})
+        (vsix,) = out.glob("*.vsix")
+        _store_vsix(vsix, entry)
     with zipfile.ZipFile(vsix) as archive:
         archive.extractall(dest / "unpacked")
     return {"vsix": str(vsix), "tasks": str(dest / "unpacked" / "tasks")}

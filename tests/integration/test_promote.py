@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +56,19 @@ def env(tmp_path: Path) -> dict[str, str]:
     return clean_env(tmp_path)
 
 
-@pytest.fixture
-def source_graph(registry_plain: RunningRegistry, unique_repo: str, tmp_path: Path,
-                 env: dict[str, str]) -> tuple[str, set[tuple[str, str]]]:
-    """An image with a signature, an SBOM and a signature of the SBOM (depth 2), on the tag schema."""
+@pytest.fixture(scope="module")
+def source_graph(registry_plain: RunningRegistry,
+                 tmp_path_factory: pytest.TempPathFactory) -> tuple[str, set[tuple[str, str]]]:
+    """An image with a signature, an SBOM and a signature of the SBOM (depth 2), on the tag schema: shared by
+    the module's tests, which only read it and promote it into repositories of their own."""
+    work = tmp_path_factory.mktemp("promote-source")
+    env, name = clean_env(work), f"test/{uuid.uuid4().hex[:8]}-source"
     with httpx.Client(timeout=30) as client:
-        push_image(client, registry_plain.url, unique_repo, tag="v1", layer=os.urandom(50_000))
-    repo = f"{registry_plain.host}/{unique_repo}"
-    _attach(repo, ":v1", "signature.json", "application/vnd.example.signature", env, tmp_path)
-    sbom = _attach(repo, ":v1", "sbom.json", "application/vnd.cyclonedx+json", env, tmp_path)
-    _attach(repo, f"@{sbom}", "sbom-signature.json", "application/vnd.example.signature", env, tmp_path)
+        push_image(client, registry_plain.url, name, tag="v1", layer=os.urandom(50_000))
+    repo = f"{registry_plain.host}/{name}"
+    _attach(repo, ":v1", "signature.json", "application/vnd.example.signature", env, work)
+    sbom = _attach(repo, ":v1", "sbom.json", "application/vnd.cyclonedx+json", env, work)
+    _attach(repo, f"@{sbom}", "sbom-signature.json", "application/vnd.example.signature", env, work)
     edges = _graph(run_cli("discover", f"{repo}:v1", "-O", "json", env=env))
     assert len(edges) == 3
     return repo, edges
@@ -75,7 +79,7 @@ def test_same_registry_promotion_mounts_and_rerun_writes_nothing(
         unique_repo: str) -> None:
     repo, edges = source_graph
     with RegistryProxy(registry_plain) as proxy:
-        src = f"{proxy.host}/{unique_repo}:v1"
+        src = f"{repo.replace(registry_plain.host, proxy.host)}:v1"
         dst = f"{proxy.host}/{unique_repo}-staging:v1"
         first = run_cli("promote", src, dst, "-O", "json", env=env)
         assert first.returncode == 0, first.stderr
@@ -152,9 +156,10 @@ def test_artifact_type_filters(registry_plain: RunningRegistry, source_graph: tu
 
 def test_dry_run_writes_nothing(registry_plain: RunningRegistry, source_graph: tuple[str, set[tuple[str, str]]],
                                 env: dict[str, str], unique_repo: str) -> None:
+    repo, _ = source_graph
     with RegistryProxy(registry_plain) as proxy:
-        result = run_cli("promote", f"{proxy.host}/{unique_repo}:v1", f"{proxy.host}/{unique_repo}-dry:v1",
-                         "--dry-run", "-O", "json", env=env)
+        result = run_cli("promote", f"{repo.replace(registry_plain.host, proxy.host)}:v1",
+                         f"{proxy.host}/{unique_repo}-dry:v1", "--dry-run", "-O", "json", env=env)
         assert result.returncode == 0, result.stderr
         assert [r for r in proxy.requests if r.method in WRITES] == []
     doc = result.json()

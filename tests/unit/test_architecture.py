@@ -15,6 +15,7 @@ Imports for type annotations only (under ``TYPE_CHECKING``) are left out of it.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import re
 import sys
@@ -197,6 +198,7 @@ def _read_table() -> list[Rule]:
 RULES = _read_table()
 
 
+@functools.cache  # a module's row never changes, and each row's check asks it of every import
 def _rule_of(module: str) -> Rule | None:
     candidates = [(rule.specificity(module), rule) for rule in RULES]
     best = max(candidates, key=lambda candidate: candidate[0])

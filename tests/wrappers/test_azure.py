@@ -118,10 +118,11 @@ def test_node_tests_with_mock_test_runner(node: str, staged: Path, tmp_path: Pat
 
 
 def test_vsix_builds_and_its_task_runs_from_the_package(node: str, installs: Installs, tmp_path: Path) -> None:
-    """package.sh (the session's build: :mod:`harness.installs`) bundles ci-oras's wheel, a lock with every wheel
-    it pins for the hosted agents' platforms, and task-lib into every task; sign and verify carry the whole lock,
-    the others leave out cryptography and what only it needs. The unpacked task installs ci-oras into a fresh
-    venv (one per lock) with no package index reachable, and runs."""
+    """package.sh (run on the session's wheel, or on the very same inputs by a recent session:
+    :func:`harness.installs.build_vsix`) bundles ci-oras's wheel, a lock with every wheel it pins for the hosted
+    agents' platforms, and task-lib into every task; sign and verify carry the whole lock, the others leave out
+    cryptography and what only it needs. The unpacked task installs ci-oras into a fresh venv (one per lock)
+    with no package index reachable, and runs."""
     vsix = Path(installs.vsix()["vsix"])
     assert vsix.name == f"ci-oras.ci-oras-{__version__}.vsix"
     with zipfile.ZipFile(vsix) as archive:
