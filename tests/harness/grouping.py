@@ -1,10 +1,11 @@
 """Which tests share a pytest-xdist worker (``--dist loadgroup``), decided from the test's file alone.
 
-pytest-xdist 3.8 learns a test's ``xdist_group`` by appending ``@group`` to the node id on the worker, a field
-pytest 9.2 no longer reads node ids from: under that pair the marks are ignored and every test is spread on
-its own (pytest-xdist issue 1386). The groups here depend only on the file, which the controller can read
-from a node id, so :class:`FileGroupScheduling` (made by the root conftest's ``pytest_xdist_make_scheduler``)
-groups by this module whatever the marks did. The marks stay, for ``-m`` and for reading a test report.
+pytest-xdist 3.8 tells its controller a test's ``xdist_group`` by appending ``@group`` to the node id on the
+worker, through a field pytest 9.2 no longer builds node ids from: under that pair the suffix never arrives,
+and every grouped test is spread on its own, silently (pytest-xdist issue 1386). The groups here depend only
+on the file, which the controller reads from the node id itself, so the scheduler :func:`make_scheduler` makes
+(the root conftest's ``pytest_xdist_make_scheduler``) groups whatever the marks did. The marks stay, for
+reading a test report.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ INTEGRATION_DIR = TESTS_DIR / "integration"
 #: another, as they did before the suite ran in parallel. Everything else keeps its state in tmp_path and its
 #: registries on ports of its own, so it can share the machine.
 SERIAL_GROUP = "checkout"
-_SERIAL_PATHS = (TESTS_DIR / "wrappers", INTEGRATION_DIR / "test_demo.py", INTEGRATION_DIR / "test_request_counts.py")
+_SERIAL_PATHS = (TESTS_DIR / "wrappers", INTEGRATION_DIR / "test_demo.py",
+                 INTEGRATION_DIR / "test_request_counts.py")
 #: Under tests/wrappers/ but touching nothing of the checkout (mermaid-cli renders into temporary directories):
 #: free to run beside the serial group, which is the longest chain of the suite.
 _NOT_SERIAL = (TESTS_DIR / "wrappers" / "test_mermaid.py",)
@@ -44,8 +46,8 @@ def group_of(path: Path) -> str | None:
 def make_scheduler(config: Any, log: Any) -> Any:
     """pytest-xdist's load-group scheduling, with each node id's group taken from its file (:func:`group_of`).
 
-    Like pytest-xdist's own, a group is one unit of work for one worker, and the units go out largest first
-    (``--loadscope-reorder``, the default), so the long serial group starts at once instead of last.
+    As with pytest-xdist's own, a group is one unit of work for one worker, and the units with the most tests
+    go out first (``--loadscope-reorder``, the default): the long serial group starts at once, not last.
     """
     from xdist.scheduler import LoadGroupScheduling
 

@@ -3,9 +3,10 @@
 The wheel is built once per test session, and each install way makes one venv per session: the first pytest-xdist
 worker to need one builds it under a file lock in the session's shared temporary directory, and the other workers
 find it done. The .vsix is the one package.sh built from the very same inputs, in this session or a recent one
-(:func:`build_vsix`); the venvs are always new. Installs run in an environment like a fresh CI job's: a private HOME, a PATH of the system's
-directories (with ``python3``) and no development venv nor any ``ci-oras`` on it, and pip configured for the
-package index alone (this machine's pip configuration may add local wheel directories a runner never has).
+(:func:`build_vsix`); the venvs are always new. Installs run in an environment like a fresh CI job's: a private
+HOME, a PATH of the system's directories (with ``python3``) and no development venv nor any ``ci-oras`` on it,
+and pip configured for the package index alone (this machine's pip configuration may add local wheel
+directories a runner never has).
 """
 
 from __future__ import annotations
@@ -252,8 +253,9 @@ def vsix_inputs(wheel: Path) -> str:
                 add(str(path.relative_to(REPO_ROOT)), path.read_bytes())
     npm_tree = REPO_ROOT / "azure-pipelines" / "node_modules" / ".package-lock.json"
     add("npm-tree", npm_tree.read_bytes() if npm_tree.is_file() else b"")
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout
-    add("tools", f"node {node.strip()}; python {sys.version}; packaging {_version_of('packaging')}".encode())
+    node = shutil.which("node")  # none: package.sh fails, and says so
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout if node else ""
+    add("tools", f"node {version.strip()}; python {sys.version}; packaging {_version_of('packaging')}".encode())
     return digest.hexdigest()[:32]
 
 
