@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make demo` (the walkthrough on an OCI layout, no registry) and
 # `make test` (ruff, mypy and the whole test suite against real docker-registry processes, three pytest-xdist
-# workers: most tests wait on subprocesses and registries, so three keep two cores busy; a fourth only adds
-# contention, about 70 s more CPU for the same work and a longer run).
+# workers: most tests wait on subprocesses and registries, so three keep two cores busy; a fourth finishes no
+# sooner and spends some 40 s more CPU on contention, which another job on the machine would feel).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
