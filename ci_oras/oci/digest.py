@@ -24,28 +24,30 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> Digest:
-        match = _DIGEST_RE.match(text)
-        if not match:
-            raise UsageError(f"invalid digest {text!r}", hint="expected sha256:<64 hex characters>")
-        algorithm, hex_part = match.group("alg"), match.group("hex")
-        expected = _HEX_LENGTH.get(algorithm)
-        if expected is None:
-            raise UsageError(f"unsupported digest algorithm in {text!r}", hint="use sha256 or sha512")
-        if len(hex_part) != expected or not re.fullmatch(r"[0-9a-f]+", hex_part):
-            raise UsageError(
-                f"invalid digest {text!r}", hint=f"{algorithm} needs {expected} lowercase hex characters"
-            )
-        return cls(algorithm, hex_part)
+        parts = _split(text)
+        if isinstance(parts, UsageError):
+            raise parts
+        return cls(*parts)
+
+
+def _split(text: str) -> tuple[str, str] | UsageError:
+    """(algorithm, hex) of a valid digest, else the error naming what is wrong, returned, not raised:
+    ``is_digest`` asks this of every tag on the request path, where raising and catching would cost."""
+    match = _DIGEST_RE.match(text)
+    if not match:
+        return UsageError(f"invalid digest {text!r}", hint="expected sha256:<64 hex characters>")
+    algorithm, hex_part = match.group("alg"), match.group("hex")
+    expected = _HEX_LENGTH.get(algorithm)
+    if expected is None:
+        return UsageError(f"unsupported digest algorithm in {text!r}", hint="use sha256 or sha512")
+    if len(hex_part) != expected or not re.fullmatch(r"[0-9a-f]+", hex_part):
+        return UsageError(f"invalid digest {text!r}", hint=f"{algorithm} needs {expected} lowercase hex characters")
+    return algorithm, hex_part
 
 
 def is_digest(text: str) -> bool:
-    """What ``Digest.parse`` accepts, without raising (it is asked of every tag on the request path)."""
-    match = _DIGEST_RE.match(text)
-    if not match:
-        return False
-    expected = _HEX_LENGTH.get(match.group("alg"))
-    hex_part = match.group("hex")
-    return expected is not None and len(hex_part) == expected and re.fullmatch(r"[0-9a-f]+", hex_part) is not None
+    """What ``Digest.parse`` accepts, without raising."""
+    return not isinstance(_split(text), UsageError)
 
 
 def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
