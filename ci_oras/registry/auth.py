@@ -41,7 +41,7 @@ from ci_oras.registry.credentials import ACR_TOKEN_USERNAME, Credential
 if TYPE_CHECKING:
     import httpx
 
-    from ci_oras.registry.transport import TransportOptions
+    from ci_oras.registry.transport import HttpClient, TransportOptions
 
 _PARAM_RE = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 #: Client id sent in OAuth2 token requests, as docker and oras send theirs.
@@ -183,7 +183,7 @@ class Authenticator:
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: HttpClient,
         options: TransportOptions,
         credential_for: Callable[[str], Credential | None],
         unused_credentials: Callable[[str], str | None] | None = None,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ci_oras.registry.auth import Authenticator
     from ci_oras.registry.retry import RetryPolicy
-    from ci_oras.registry.transport import TransportOptions
+    from ci_oras.registry.transport import HttpClient, TransportOptions
 
 #: Error entries kept from one answer: the first names the problem; a hostile body may list thousands.
 _MAX_ERROR_ENTRIES = 8
@@ -94,7 +94,7 @@ class RegistryClient:
         api_host: str,
         *,
         plain_http: bool,
-        http: httpx.Client,
+        http: HttpClient,
         auth: Authenticator,
         options: TransportOptions,
         policy: RetryPolicy,

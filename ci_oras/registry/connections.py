@@ -15,8 +15,8 @@ public extension points instead of patching either library:
   by the caller so that a bad file is a usage error before any request.
 
 Proxies come from the environment as httpx reads them by default (``HTTP_PROXY``, ``HTTPS_PROXY``,
-``ALL_PROXY``, ``NO_PROXY``, and the system settings on macOS and Windows), since a transport handed to
-``httpx.Client`` turns httpx's own reading of them off. Only HTTP(S) proxies are supported: a SOCKS proxy
+``ALL_PROXY``, ``NO_PROXY``, and the system settings on macOS and Windows): requests reach this transport
+without ``httpx.Client``, whose reading of them would otherwise apply. Only HTTP(S) proxies are supported: a SOCKS proxy
 needs a package ci-oras does not install, and says so.
 """
 

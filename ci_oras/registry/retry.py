@@ -196,6 +196,6 @@ def read_capped(response: httpx.Response, limit: int, *, truncate: bool) -> http
 
 def attempt_seconds(response: httpx.Response) -> float:
     """How long the attempt that answered took (the referrers watch sizes its window from registry round
-    trips, not from our own back-off)."""
+    trips, not from our own back-off); 0.0 for an answer that did not pass ``RetryingTransport``."""
     seconds = response.extensions.get(ATTEMPT_SECONDS)
-    return float(seconds) if isinstance(seconds, float) else response.elapsed.total_seconds()
+    return float(seconds) if isinstance(seconds, float) else 0.0

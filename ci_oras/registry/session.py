@@ -1,4 +1,4 @@
-"""The registry connections of one run: one httpx client, one authenticator, one ``RegistryClient`` per host.
+"""The registry connections of one run: one HTTP client, one authenticator, one ``RegistryClient`` per host.
 
 ``transport`` (default: the network) is the seam where tests and library users hand in their own.
 """
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ci_oras.oci.reference import RegistryReference
     from ci_oras.registry.auth import Authenticator
     from ci_oras.registry.client import RegistryClient
+    from ci_oras.registry.transport import HttpClient
 
 
 class RegistrySession:
@@ -37,7 +38,7 @@ class RegistrySession:
         self.policy = RetryPolicy.of(options)
         self._credential_for = credential_for
         self._unused_credentials = unused_credentials
-        self._http: httpx.Client | None = None
+        self._http: HttpClient | None = None
         self._auth: Authenticator | None = None
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()

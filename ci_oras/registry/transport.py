@@ -6,7 +6,7 @@ goes through (``flow.py``, ``retry.py``, ``connections.py``); the words for a ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,28 +42,105 @@ class TransportOptions:
 
 
 def make_client(options: TransportOptions, transport: httpx.BaseTransport | None = None,
-                policy: RetryPolicy | None = None) -> httpx.Client:
+                policy: RetryPolicy | None = None) -> HttpClient:
     """One client per run: the layers composed in one place.
 
-    Each request goes through its flow (``flow.py``: credentials, challenges, redirects; httpx's own redirect
-    handling is off), then the retry policy and time limits (``retry.py``), then ``transport``, which reaches
-    the registries: by default :class:`~ci_oras.registry.connections.Connections`; tests and library users hand
-    in ``httpx.MockTransport`` or an in-process registry instead.
+    Each request goes through its flow (``flow.py``: credentials, challenges, redirects), then the retry
+    policy and time limits (``retry.py``), then ``transport``, which reaches the registries: by default
+    :class:`~ci_oras.registry.connections.Connections`; tests and library users hand in
+    ``httpx.MockTransport`` or an in-process registry instead.
     """
-    import httpx
-
     from ci_oras.registry.retry import RetryingTransport, RetryPolicy
 
     if transport is None:
         from ci_oras.registry.connections import Connections, ProxyRoutes
 
         transport = Connections(_tls_context(options), proxies=ProxyRoutes.from_environment())
-    return httpx.Client(
-        transport=RetryingTransport(transport, options, policy or RetryPolicy.of(options)),
-        timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)),
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-    )
+    return HttpClient(RetryingTransport(transport, options, policy or RetryPolicy.of(options)), options)
+
+
+class HttpClient:
+    """httpx requests sent through the run's layers, driving each request's ``httpx.Auth`` flow.
+
+    It does what ``httpx.Client.send`` does for a registry (run the flow, hand each hop to the transport, read
+    a body that is not streamed) and nothing a registry does not use: no cookie jar (registries authenticate
+    with headers), no event hooks, no base URL, no redirect handling of its own (``flow.py`` follows
+    redirects), each of which every request would pay for. The method names are ``httpx.Client``'s.
+    """
+
+    def __init__(self, transport: httpx.BaseTransport, options: TransportOptions) -> None:
+        import httpx
+
+        self.transport = transport
+        self._headers = httpx.Headers({
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            "Connection": "keep-alive",
+            "User-Agent": USER_AGENT,
+        })
+        self._timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)).as_dict()
+        self._closed = False
+
+    def build_request(self, method: str, url: str | httpx.URL, *, headers: Mapping[str, str] | None = None,
+                      params: httpx.QueryParams | Mapping[str, str] | None = None,
+                      content: bytes | Iterator[bytes] | None = None, data: Mapping[str, str] | None = None,
+                      extensions: dict[str, object] | None = None) -> httpx.Request:
+        import httpx
+
+        merged = self._headers.copy()
+        if headers:
+            merged.update(headers)
+        return httpx.Request(method, url, headers=merged, params=params, content=content, data=data,
+                             extensions={"timeout": self._timeout, **(extensions or {})})
+
+    def send(self, request: httpx.Request, *, auth: httpx.Auth | None = None,
+             stream: bool = False) -> httpx.Response:
+        """Send ``request`` and every hop its ``auth`` flow asks for; the last answer is returned, read
+        unless ``stream``. The answers before it are closed (their bodies were read, capped, by
+        ``retry.py``)."""
+        if self._closed:
+            raise RuntimeError("the run's HTTP client is closed")
+        if auth is None:
+            return self._single(request, stream)
+        flow = auth.sync_auth_flow(request)
+        try:
+            hop = next(flow)
+            while True:
+                response = self._single(hop, stream)
+                try:
+                    hop = flow.send(response)
+                except StopIteration:
+                    return response
+                except BaseException:
+                    response.close()
+                    raise
+                response.close()
+        finally:
+            flow.close()
+
+    def _single(self, request: httpx.Request, stream: bool) -> httpx.Response:
+        response = self.transport.handle_request(request)
+        response.request = request
+        if not stream:
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
+        return response
+
+    def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        return self.send(self.build_request("GET", url, headers=headers))
+
+    def close(self) -> None:
+        self._closed = True
+        self.transport.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _tls_context(options: TransportOptions) -> Callable[[], ssl.SSLContext]:

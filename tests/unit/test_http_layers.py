@@ -173,3 +173,41 @@ def test_equal_jitter_stays_in_the_upper_half_of_each_step() -> None:
     assert policy.delay(1, "7") == 7.0 and policy.delay(1, "999") == 12.0, "Retry-After, capped at 3x the ceiling"
     assert policy.delay(1, "Wed, 21 Oct 2015 07:28:00 GMT") == 0.0, "a date in the past: at once"
     assert [policy.again(n) for n in range(1, 6)] == [True, True, True, True, False]
+
+
+def test_the_client_keeps_no_cookies_and_names_itself() -> None:
+    """A registry or a CDN in front of it may set a cookie; the run's client keeps none (registries
+    authenticate with headers), so nothing one answer set travels with a later request."""
+    waits: list[float] = []
+    script = Script(answer(200, headers={"Set-Cookie": "session=abc; Path=/"}, content=b"{}"),
+                    answer(200, content=b"{}"))
+    client = _client(script, waits)
+    client.request("GET", "/v2/", scopes=(), describe="ping")
+    client.request("GET", "/v2/app/tags/list", scopes=(), describe="list tags")
+    assert "Cookie" not in script.seen[1].headers
+    assert all(seen.headers["User-Agent"].startswith("ci-oras/") for seen in script.seen)
+
+
+def test_every_hop_before_the_last_is_closed_and_the_last_is_read() -> None:
+    """The flow's hops (a challenge, then the answer) go through one ``send``: the 401 is closed, the answer
+    handed back with its body read (nothing left on the connection)."""
+    waits: list[float] = []
+    closed: list[int] = []
+
+    class Tracked(httpx.ByteStream):
+        def __init__(self, body: bytes, status: int) -> None:
+            super().__init__(body)
+            self._status = status
+
+        def close(self) -> None:
+            closed.append(self._status)
+
+    def challenge(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'}, stream=Tracked(b"no", 401))
+
+    script = Script(challenge, lambda _request: httpx.Response(200, stream=Tracked(b'{"ok":1}', 200)))
+    response = _client(script, waits, credential=Credential("user", "secret", "test")).request(
+        "GET", "/v2/", scopes=(), describe="ping")
+    assert response.content == b'{"ok":1}'
+    assert 401 in closed
+    assert script.seen[1].headers["Authorization"] == BASIC
