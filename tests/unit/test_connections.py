@@ -50,7 +50,7 @@ class _Hello(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        body = b"x" * (2 * READ_BYTES)
+        body = b"small" if self.path == "/small" else b"x" * (2 * READ_BYTES)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -87,7 +87,7 @@ def test_tls_is_made_at_the_first_https_request_only(plain_server: str) -> None:
         assert len(made) == 1, "one context per run, however many HTTPS requests"
 
 
-def test_socket_reads_are_wide_whatever_httpcore_asks(plain_server: str) -> None:
+def test_socket_reads_go_wide_while_a_body_fills_them(plain_server: str) -> None:
     asked: list[int] = []
     got: list[int] = []
 
@@ -116,8 +116,15 @@ def test_socket_reads_are_wide_whatever_httpcore_asks(plain_server: str) -> None
             assert isinstance(wide, _WideStream)
             return _WideStream(Recorder(wide._inner))
 
+    narrow = 64 * 1024  # what httpcore asks for
     with httpcore.ConnectionPool(network_backend=Backend()) as pool:
+        for _ in range(3):
+            assert pool.request("GET", f"{plain_server}/small").content == b"small"
+        assert asked and set(asked) == {narrow}, "a small answer never maps a wide buffer"
+        small = len(asked)
         response = pool.request("GET", plain_server)
     assert len(response.content) == 2 * READ_BYTES
-    assert asked and set(asked) == {READ_BYTES}, "httpcore asks for 64 KiB; every socket read asks for more"
-    assert max(got) > 64 * 1024
+    assert asked[small] == narrow and READ_BYTES in asked[small:], "a body that fills a read is read wide"
+    assert max(got) > narrow
+    for before, ask in zip(got[small:], asked[small + 1:]):
+        assert ask == (READ_BYTES if before >= narrow else narrow)
