@@ -72,7 +72,8 @@ class Tasks:
         finally:
             with self._changed:
                 self._running -= 1
-                self._changed.notify_all()
+                if not self._running or self._error is not None:  # all the waiting thread waits for
+                    self._changed.notify_all()
 
     def wait(self) -> None:
         try:
