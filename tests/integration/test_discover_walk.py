@@ -87,7 +87,11 @@ class Wide:
 
 @pytest.fixture(scope="module")
 def wide(registry_plain: RunningRegistry) -> Iterator[Wide]:
-    """An image with WIDTH referrers, each with WIDTH referrers of its own (tag schema, seeded by raw HTTP)."""
+    """An image with WIDTH referrers, each with WIDTH referrers of its own (tag schema, seeded by raw HTTP).
+
+    Each second-level referrer's ``sha256-<hex>`` tag names an empty index, so every node has a listing to
+    read: the walk reads the tag list once it has 32 nodes to list and skips only nodes without such a tag
+    (``graph/walk.py``), and these tests are about the pool across all 111 listings, not about that."""
     repo = "test/discover-walk-wide"
     url = registry_plain.url
     with httpx.Client(timeout=30) as client:
@@ -106,6 +110,8 @@ def wide(registry_plain: RunningRegistry) -> Iterator[Wide]:
                                                    for n in range(WIDTH)], first))
         for parent, below in zip(first, second):
             push_fallback_index(client, url, repo, parent["digest"], below)
+            for leaf in below:
+                push_fallback_index(client, url, repo, leaf["digest"], [])
         push_fallback_index(client, url, repo, root.manifest_digest, first)
     yield Wide(repo, root.manifest_digest, [d["digest"] for d in first],
                {parent["digest"]: [d["digest"] for d in below] for parent, below in zip(first, second)})
@@ -128,6 +134,7 @@ def test_the_pool_stays_full_across_levels(registry_plain: RunningRegistry, wide
         listed = Counter(_listed(r) for r in listings)
         assert set(listed) == {wide.root, *wide.first, *(d for below in wide.second.values() for d in below)}
         assert set(listed.values()) == {1}, "a node was listed more than once"
+        assert len(proxy.requests_matching(method="GET", path=r"/tags/list$")) == 1
 
         held = next(r for r in listings if _listed(r) == slow)
         _, held_answered = proxy.span(held)
