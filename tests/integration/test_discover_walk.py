@@ -30,9 +30,6 @@ from ci_oras.graph.discover import DiscoverOptions, Node, discover
 from ci_oras.graph.listing import Fetched, Reason, Rejected, check_entries
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.oci.reference import parse_reference
-from ci_oras.registry.transport import TransportOptions
-from ci_oras.runtime import LoginFlags, Runtime
 from ci_oras.store.protocols import Target
 
 CONCURRENCY = 8
@@ -252,21 +249,6 @@ def dag(registry_plain: RunningRegistry) -> Iterator[Dag]:
             push_fallback_index(client, url, repo, subject["digest"], listed)
     root = Descriptor(media_type=mediatypes.OCI_MANIFEST, digest=image.manifest_digest, size=len(image.manifest))
     yield Dag(repo, root, a["digest"])
-
-
-@pytest.fixture
-def open_target(tmp_path: Path) -> Iterator[Callable[[str], Target]]:
-    runtimes: list[Runtime] = []
-
-    def opened(reference: str) -> Target:
-        runtimes.append(Runtime(TransportOptions(), LoginFlags(), clean_env(tmp_path)))
-        return runtimes[-1].open(parse_reference(reference))
-
-    try:
-        yield opened
-    finally:
-        for runtime in runtimes:
-            runtime.close()
 
 
 @pytest.mark.parametrize("depth", [None, 1, 2, 3, 4])

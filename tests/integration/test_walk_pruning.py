@@ -32,9 +32,6 @@ from harness.registry import RunningRegistry
 from ci_oras.graph.discover import DiscoverOptions, Node, discover
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.oci.reference import parse_reference
-from ci_oras.registry.transport import TransportOptions
-from ci_oras.runtime import LoginFlags, Runtime
 from ci_oras.store.protocols import Target
 
 WIDTH = 100
@@ -105,21 +102,6 @@ def _fallback_reads(proxy: RegistryProxy, repo: str = "") -> Counter[str]:
     """Subject digest → how many times its fallback tag was read."""
     return Counter("sha256:" + r.path.rsplit("sha256-", 1)[1]
                    for r in proxy.requests_matching(method="GET", path=f"/v2/{repo}.*/manifests/sha256-"))
-
-
-@pytest.fixture
-def open_target(tmp_path: Path) -> Iterator[Callable[..., Target]]:
-    runtimes: list[Runtime] = []
-
-    def opened(reference: str, retries: int = 4) -> Target:
-        runtimes.append(Runtime(TransportOptions(retries=retries), LoginFlags(), clean_env(tmp_path)))
-        return runtimes[-1].open(parse_reference(reference))
-
-    try:
-        yield opened
-    finally:
-        for runtime in runtimes:
-            runtime.close()
 
 
 def _shape(node: Node) -> tuple[dict[str, Any], list[tuple[str, list[dict[str, Any]]]]]:
