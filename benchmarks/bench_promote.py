@@ -9,8 +9,9 @@ same blobs in the same run (one pipe per blob, four at a time, like ``--concurre
 Protocol minimum for promoting a subject with N referrers (one blob each) to a new repository on a
 registry without the referrers API, written down so the request counts can be checked against it:
 
-  source: GET root, referrers probe, GET fallback index, N × GET referrer manifest, N × GET their fallback
-          index (to know they have no referrers)                                     = 2N + 3
+  source: GET root, referrers probe, GET fallback index, N × GET referrer manifest, and to know they have
+          no referrers N × GET their fallback index (N + 1 < 32 nodes to list)       = 2N + 3
+          or, from 32 nodes on, one tag list instead (graph/walk.py)                 = N + 4
   destination: per distinct blob HEAD + (mount POST | POST + PUT); per manifest HEAD + PUT (N + 1);
           the fallback index GET + PUT + read-back (+2 watch reads); tag HEAD + PUT    ≈ 3B + 2(N+1) + 7
 """

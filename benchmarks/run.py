@@ -23,7 +23,8 @@ registry (``tests/harness/fake_registry.py``), in this process.
 The wide-graph rows walk a subject with 1,000 referrers behind the 20 ms proxy, and one with
 ``--referrers-scale`` referrers on loopback (on docker-registry, and for ``verify`` also on the fake registry
 with the referrers API, a thousand entries a page): ``discover`` (the requests it makes are the protocol
-minimum, one listing per node plus resolving the subject and the API probe) and ``verify`` gates that one
+minimum: resolving the subject, the API probe, the subject's listing and, since no referrer has a
+``sha256-<hex>`` tag, one tag list instead of a listing per referrer) and ``verify`` gates that one
 referrer, or one signed signature, satisfies. They are seeded by raw HTTP, sixteen PUTs at a time.
 
 The previous ci-oras column runs the same rows with the package as it was at ``--baseline-ref`` (its

@@ -172,6 +172,29 @@ def client() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
+def open_target(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """``open_target(reference, retries=None)`` opens a registry ``Target`` through ci-oras's runtime, with a
+    private HOME in ``tmp_path`` (``retries``: the transport's, instead of the default); closed after the
+    test."""
+    from ci_oras.oci.reference import parse_reference
+    from ci_oras.registry.transport import TransportOptions
+    from ci_oras.runtime import LoginFlags, Runtime
+
+    runtimes: list[Runtime] = []
+
+    def opened(reference: str, retries: int | None = None) -> Any:
+        options = TransportOptions() if retries is None else TransportOptions(retries=retries)
+        runtimes.append(Runtime(options, LoginFlags(), clean_env(tmp_path)))
+        return runtimes[-1].open(parse_reference(reference))
+
+    try:
+        yield opened
+    finally:
+        for runtime in runtimes:
+            runtime.close()
+
+
+@pytest.fixture
 def fake_registry() -> Iterator[Any]:
     """``fake_registry(**switches)`` starts an in-process spec-faithful OCI registry (with the referrers API),
     stopped after the test. Switches: see :class:`harness.fake_registry.FakeRegistry`."""

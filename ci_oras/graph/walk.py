@@ -17,6 +17,19 @@ reaches it in fewer than ``depth`` referrer steps. A node first reached by a lon
 one takes its referrers along to their shorter depth; so a node is listed exactly when a walk level by level
 would list it, however the answers interleave.
 
+Fewer listings on the tag schema. There a node's listing is the index its ``sha256-<hex>`` tag names, and a
+leaf has none: its listing is a GET answered 404. One tag list shows which tags exist, so once a walk has
+``PRUNE_AFTER`` nodes to list (start nodes, and the new nodes the listings so far named, within the depth
+limit) it asks the store once for the subjects that have a listing at all (``ListedSubjects``), and from then
+on a node not among them gets the empty listing without a request; the nodes reached while the answer is
+awaited wait for it (parked, not a task waiting), and a store that cannot tell (the referrers API, a layout,
+a tag list that could not be read) leaves every node listed as before. Below ``PRUNE_AFTER`` nodes nothing
+changes: the tag list grows with the whole repository, the graph may be three nodes. The answer is held by
+this walk only, a snapshot like every listing it read: a listing written after it was read is not seen in
+this walk, as one written after its node was listed is not, and the next walk (``verify --wait``'s next
+check included) reads everything again. It only ever says that a listing is absent: what a listing that
+exists names is judged as ever.
+
 A listing is held once, as the store returned it (filtered when ``select`` leaves entries out; with ``check``
 a verdict per entry beside it); per node the walk keeps its depth, its listing and what it accepted of it.
 With ``check``, the first malformed entry met ends the walk: which one, when several are, depends on timing.
@@ -25,17 +38,24 @@ With ``check``, the first malformed entry met ends the walk: which one, when sev
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from ci_oras.graph.listing import Fetched, Reason, Rejected, fetch_listed, judge, self_reference
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
-from ci_oras.store.protocols import ReadOnlyTarget
+from ci_oras.store.protocols import ListedSubjects, ReadOnlyTarget
 
 #: A listed entry once looked at: the accepted descriptor (the manifest's own with ``check``), or why not.
 Verdict = Descriptor | Rejected
+
+#: Nodes to list in one walk from which the store is asked which subjects have a listing at all (module
+#: docstring). On docker-registry one tag list of a repository with 10,000 tags took as long as nine GETs of
+#: an absent tag (11.5 ms against 1.2 ms, loopback) and one round trip farther away; 32 leaves take four
+#: rounds of the default pool of eight. The store may spend at most as many requests (tag-list pages) as there
+#: are nodes to list then.
+PRUNE_AFTER = 32
 
 
 class Tasks:
@@ -148,9 +168,19 @@ class ReferrersWalk:
         self.fetched: dict[str, Fetched] = {}
         #: listed digests being fetched → the entries waiting for that answer (subject, position, entry)
         self._waiting: dict[str, list[tuple[str, int, Descriptor]]] = {}
+        #: The store that can tell which subjects have a listing, until it is asked (module docstring).
+        self._lister: ListedSubjects | None = target if isinstance(target, ListedSubjects) else None
+        #: Nodes to list counted so far, while the store has not been asked.
+        self._planned = 0
+        #: Nodes whose listing waits for the store's answer; None when no answer is awaited.
+        self._parked: list[Descriptor] | None = None
+        #: The store's answer: the subjects that have a listing; None (not asked, or it could not tell): all.
+        self._with_listing: Container[str] | None = None
 
     def add(self, node: Descriptor, depth: int = 0, manifest: Manifest | None = None) -> None:
         """A start node (``depth`` 0), with its manifest when the caller fetched it."""
+        if self._lists_at(depth):
+            self._plan(1)
         self._reach([(node, depth, manifest, None)])
 
     def listing(self, digest: str) -> Sequence[Verdict]:
@@ -181,7 +211,7 @@ class ReferrersWalk:
                 self._depth[node.digest] = depth
                 if manifest is not None:
                     self.fetched.setdefault(node.digest, manifest)
-                start = node.digest not in self._started and (self.depth is None or depth < self.depth)
+                start = node.digest not in self._started and self._lists_at(depth)
                 if start:
                     self._started.add(node.digest)
                 listing = self._listings.get(node.digest)
@@ -199,6 +229,8 @@ class ReferrersWalk:
                             fetch.append(child)
             if known is None and self.on_known is not None:
                 self.on_known(node, manifest, subject)
+            if fetch and self._lists_at(depth):
+                self._plan(len(fetch))
             for child in fetch:
                 self.submit(self._fetch_child, child)
             if start:
@@ -210,10 +242,45 @@ class ReferrersWalk:
             depth = self._pending_children.get(child.digest, self._depth.get(child.digest, 0))
         self._reach([(manifest.descriptor, depth, manifest, None)])
 
+    def _lists_at(self, depth: int) -> bool:
+        """Whether a node this many referrer steps from a start node is listed."""
+        return self.depth is None or depth < self.depth
+
+    def _plan(self, nodes: int) -> None:
+        """``nodes`` more nodes to list: once they make ``PRUNE_AFTER``, the store is asked which subjects have
+        a listing (once per walk), and the listings that start meanwhile are parked until it answers."""
+        with self._lock:
+            if self._lister is None or self._parked is not None:
+                return
+            self._planned += nodes
+            if self._planned < PRUNE_AFTER:
+                return
+            lister, self._lister, self._parked = self._lister, None, []
+            budget = self._planned
+        self.submit(self._ask_listed, lister, budget)
+
+    def _ask_listed(self, lister: ListedSubjects, budget: int) -> None:
+        with_listing = lister.listed_subjects(budget)
+        with self._lock:
+            self._with_listing = with_listing
+            parked, self._parked = self._parked or [], None
+        for node in parked:
+            self.submit(self._list, node)
+
     def _list(self, node: Descriptor) -> None:
-        listed = self.target.referrers(node)
+        with self._lock:
+            if self._parked is not None:
+                self._parked.append(node)
+                return
+            absent = self._with_listing is not None and node.digest not in self._with_listing
+        listed = [] if absent else self.target.referrers(node)
         subject = node.digest
         entries = listed if self.select is None else [desc for desc in listed if self.select(subject, desc)]
+        with self._lock:  # the entries not known yet are nodes to list, unless the depth limit stops there
+            counting = self._lister is not None and self._lists_at(self._depth[subject] + 1)
+            new = len({desc.digest for desc in entries} - self._depth.keys()) if counting else 0
+        if new:
+            self._plan(new)
         if not self.check:
             listing = _Listing(entries, None, entries)
             with self._lock:

@@ -185,6 +185,12 @@ class RegistryReferrers:
     def _remember(self, supported: bool) -> None:
         self.client.referrers_api[self.repository] = supported
 
+    @property
+    def tag_schema(self) -> bool:
+        """Whether listings are known to be read from the ``sha256-<hex>`` tags (forced, or the probe found no
+        API); False while the probe has not answered."""
+        return not self._use_api()
+
     def _use_api(self) -> bool:
         if self.mode is ReferrersMode.tag:
             return False

@@ -10,7 +10,7 @@ run time, each with a generic fallback.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Generator, Iterable
+from collections.abc import Collection, Container, Generator, Iterable
 from typing import Protocol, runtime_checkable
 
 from ci_oras.oci.descriptor import Descriptor
@@ -101,6 +101,20 @@ class RevalidatingLister(Protocol):
     def referrers_if_changed(self, subject: Descriptor, validator: str) -> list[Descriptor] | Unchanged:
         """The referrers of ``subject`` as ``referrers`` lists them, or UNCHANGED when the listing
         ``validator`` names still holds."""
+
+
+@runtime_checkable
+class ListedSubjects(Protocol):
+    """A store that keeps each subject's referrers listing under a name it can enumerate (the tag schema's
+    ``sha256-<hex>`` tags, all shown by one tag list): asked once by a walk with many nodes still to list, so
+    a node without a listing is not asked for one (``graph/walk.py``). A store that lists referrers itself (a
+    registry with the referrers API, a layout, memory) has nothing to skip."""
+
+    def listed_subjects(self, max_requests: int) -> Container[str] | None:
+        """The digests of the subjects that have a referrers listing now, read in at most ``max_requests``
+        requests; None when the store cannot tell that way (it serves the referrers API, or the names could
+        not be read whole within the budget): then every node is listed. A snapshot, never updated: a listing
+        made after it was read is not in it."""
 
 
 @runtime_checkable

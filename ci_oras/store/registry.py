@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Container, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ci_oras.errors import CiOrasError, IntegrityError, MalformedError, NotFoundError, RegistryError, UsageError
@@ -19,7 +19,7 @@ from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.digest import digest_bytes, is_digest, mismatch
 from ci_oras.oci.manifest import Manifest, parse_manifest
 from ci_oras.oci.reference import RegistryReference
-from ci_oras.oci.referrers import UNCHANGED, Unchanged
+from ci_oras.oci.referrers import UNCHANGED, Unchanged, fallback_tag
 from ci_oras.oci.shape import Fields, load_json
 from ci_oras.registry.auth import repository_scope
 from ci_oras.registry.referrers import RegistryReferrers, ReferrersMode, SettleOptions
@@ -494,11 +494,20 @@ class RegistryRepository:
         self.push_manifest(manifest, tag)
 
     def tags(self) -> list[str]:
+        found = self._read_tags()
+        assert found is not None  # no page limit of our own: next_page's ends the listing with an error
+        return sorted(set(found))
+
+    def _read_tags(self, max_pages: int | None = None) -> list[str] | None:
+        """Every tag, following ``Link`` pages (registries that ignore ``n`` answer all in one); None when
+        there are more than ``max_pages`` pages (none of them past the limit is requested)."""
         found: list[str] = []
         url: str | None = self._path("tags", "list")
         params: dict[str, str] | None = {"n": "1000"}
         followed: set[str] = set()
         while url:
+            if max_pages is not None and len(followed) >= max_pages:
+                return None
             response = self.client.request("GET", url, scopes=self._pull, params=params, describe="list tags")
             try:
                 body = Fields.of(load_json(response.read(), self._invalid_tag_list), self._invalid_tag_list)
@@ -507,7 +516,21 @@ class RegistryRepository:
             found.extend(body.strings("tags"))
             url = self.client.next_page(response, "list tags", followed)
             params = None
-        return sorted(set(found))
+        return found
+
+    def listed_subjects(self, max_requests: int) -> Container[str] | None:
+        """On the tag schema, the subjects whose ``sha256-<hex>`` tag the tag list shows (``ListedSubjects``);
+        None with the referrers API, or when the tag list cannot be read whole in ``max_requests`` pages (an
+        error, a malformed answer): the caller then reads each subject's tag as before. GitLab resolves an
+        absent ``sha256-<hex>`` tag to the subject itself, which a read ignores: absent from the list is the
+        same empty listing."""
+        if not self.referrers_backend.tag_schema:
+            return None
+        try:
+            found = self._read_tags(max_requests)
+        except CiOrasError:
+            return None
+        return None if found is None else _FallbackTags(tag for tag in found if _FALLBACK_TAG_RE.match(tag))
 
     def delete(self, desc: Descriptor) -> None:
         if not desc.is_manifest:
@@ -554,6 +577,23 @@ class RegistryRepository:
         )
         response.close()
         return response.status_code != 404
+
+
+class _FallbackTags:
+    """The subjects with a ``sha256-<hex>`` tag, from one read of the tag list (``listed_subjects``)."""
+
+    __slots__ = ("_tags",)
+
+    def __init__(self, tags: Iterable[str]) -> None:
+        self._tags = frozenset(tags)
+
+    def __contains__(self, digest: object) -> bool:
+        if not isinstance(digest, str):
+            return False
+        try:
+            return fallback_tag(digest) in self._tags
+        except UsageError:
+            return True  # no tag can name it: read as before, which reports it
 
 
 def _exact_size(chunks: Iterable[bytes], desc: Descriptor) -> Iterator[bytes]:

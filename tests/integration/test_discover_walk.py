@@ -30,9 +30,6 @@ from ci_oras.graph.discover import DiscoverOptions, Node, discover
 from ci_oras.graph.listing import Fetched, Reason, Rejected, check_entries
 from ci_oras.oci import mediatypes
 from ci_oras.oci.descriptor import Descriptor
-from ci_oras.oci.reference import parse_reference
-from ci_oras.registry.transport import TransportOptions
-from ci_oras.runtime import LoginFlags, Runtime
 from ci_oras.store.protocols import Target
 
 CONCURRENCY = 8
@@ -87,7 +84,11 @@ class Wide:
 
 @pytest.fixture(scope="module")
 def wide(registry_plain: RunningRegistry) -> Iterator[Wide]:
-    """An image with WIDTH referrers, each with WIDTH referrers of its own (tag schema, seeded by raw HTTP)."""
+    """An image with WIDTH referrers, each with WIDTH referrers of its own (tag schema, seeded by raw HTTP).
+
+    Each second-level referrer's ``sha256-<hex>`` tag names an empty index, so every node has a listing to
+    read: the walk reads the tag list once it has 32 nodes to list and skips only nodes without such a tag
+    (``graph/walk.py``), and these tests are about the pool across all 111 listings, not about that."""
     repo = "test/discover-walk-wide"
     url = registry_plain.url
     with httpx.Client(timeout=30) as client:
@@ -106,6 +107,8 @@ def wide(registry_plain: RunningRegistry) -> Iterator[Wide]:
                                                    for n in range(WIDTH)], first))
         for parent, below in zip(first, second):
             push_fallback_index(client, url, repo, parent["digest"], below)
+            for leaf in below:
+                push_fallback_index(client, url, repo, leaf["digest"], [])
         push_fallback_index(client, url, repo, root.manifest_digest, first)
     yield Wide(repo, root.manifest_digest, [d["digest"] for d in first],
                {parent["digest"]: [d["digest"] for d in below] for parent, below in zip(first, second)})
@@ -128,6 +131,7 @@ def test_the_pool_stays_full_across_levels(registry_plain: RunningRegistry, wide
         listed = Counter(_listed(r) for r in listings)
         assert set(listed) == {wide.root, *wide.first, *(d for below in wide.second.values() for d in below)}
         assert set(listed.values()) == {1}, "a node was listed more than once"
+        assert len(proxy.requests_matching(method="GET", path=r"/tags/list$")) == 1
 
         held = next(r for r in listings if _listed(r) == slow)
         _, held_answered = proxy.span(held)
@@ -245,21 +249,6 @@ def dag(registry_plain: RunningRegistry) -> Iterator[Dag]:
             push_fallback_index(client, url, repo, subject["digest"], listed)
     root = Descriptor(media_type=mediatypes.OCI_MANIFEST, digest=image.manifest_digest, size=len(image.manifest))
     yield Dag(repo, root, a["digest"])
-
-
-@pytest.fixture
-def open_target(tmp_path: Path) -> Iterator[Callable[[str], Target]]:
-    runtimes: list[Runtime] = []
-
-    def opened(reference: str) -> Target:
-        runtimes.append(Runtime(TransportOptions(), LoginFlags(), clean_env(tmp_path)))
-        return runtimes[-1].open(parse_reference(reference))
-
-    try:
-        yield opened
-    finally:
-        for runtime in runtimes:
-            runtime.close()
 
 
 @pytest.mark.parametrize("depth", [None, 1, 2, 3, 4])

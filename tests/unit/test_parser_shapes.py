@@ -44,10 +44,11 @@ from ci_oras.oci import gojson, mediatypes
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import parse_manifest
 from ci_oras.oci.reference import parse_reference
-from ci_oras.oci.referrers import MalformedListing, complete_listing
+from ci_oras.oci.referrers import MalformedListing, complete_listing, fallback_tag
 from ci_oras.registry import credentials
 from ci_oras.registry.auth import Authenticator, parse_token_answer
 from ci_oras.registry.client import RegistryClient, _error_entries
+from ci_oras.registry.referrers import ReferrersMode
 from ci_oras.registry.retry import RetryPolicy
 from ci_oras.registry.transport import TransportOptions, make_client
 from ci_oras.requirements import parse_requirement, parse_requirement_file
@@ -275,14 +276,14 @@ class Answers:
                                                 "Content-Length": str(len(self.body))}, stream=_Streamed(self.body))
         return httpx.Response(404, headers={"Content-Type": "text/plain"}, content=b"404 page not found")
 
-    def repository(self) -> RegistryRepository:
+    def repository(self, mode: ReferrersMode = ReferrersMode.auto) -> RegistryRepository:
         """A fresh store each time: the referrers API's presence is remembered per store."""
         options = TransportOptions()
         http = make_client(options, httpx.MockTransport(self))
         client = RegistryClient("reg.example", "reg.example", plain_http=True, http=http,
                                 auth=Authenticator(http, options, lambda _host: None, None), options=options,
                                 policy=RetryPolicy.of(options))
-        return RegistryRepository(parse_reference("reg.example/app:v1"), client)
+        return RegistryRepository(parse_reference("reg.example/app:v1"), client, referrers_mode=mode)
 
 
 SUBJECT_DESCRIPTOR = Descriptor(mediatypes.OCI_MANIFEST, SUBJECT, 3)
@@ -335,6 +336,31 @@ def test_registry_tag_lists(request: pytest.FixtureRequest) -> None:
 
     drive(request, broken(st.fixed_dictionaries({"name": st.just("app"), "tags": st.lists(st.text(max_size=5))})),
           check)
+
+
+def test_registry_tag_lists_read_to_skip_listings(request: pytest.FixtureRequest) -> None:
+    """The tag list a wide walk reads on the tag schema (``listed_subjects``): nothing escapes, whatever its
+    shape. What ``tags`` refuses means "cannot tell" (every node listed, as before); what it reads tells
+    exactly which subjects have a ``sha256-<hex>`` tag."""
+    answers = Answers()
+    answers.path = "/v2/app/tags/list"
+    answers.content_type = "application/json"
+    other = "sha256:" + hashlib.sha256(b"other").hexdigest()
+
+    def check(raw: bytes) -> None:
+        answers.body = raw
+        try:
+            tags: list[str] | None = answers.repository().tags()
+        except CiOrasError:
+            tags = None
+        subjects = answers.repository(ReferrersMode.tag).listed_subjects(10)
+        assert (subjects is None) == (tags is None)
+        if subjects is not None and tags is not None:
+            for digest in (SUBJECT, other):
+                assert (digest in subjects) == (fallback_tag(digest) in tags)
+
+    names = st.lists(st.one_of(st.text(max_size=5), st.just(fallback_tag(SUBJECT)), st.just(fallback_tag(other))))
+    drive(request, broken(st.fixed_dictionaries({"name": st.just("app"), "tags": names})), check)
 
 
 # -- an OCI layout on disk --------------------------------------------------------------------------------------
