@@ -47,6 +47,9 @@ app = typer.Typer(
 )
 manifest_app = typer.Typer(help="Manifest commands.", no_args_is_help=True, rich_markup_mode=None, cls=HelpGroup)
 app.add_typer(manifest_app, name="manifest")
+release_app = typer.Typer(help="Release: plan, copy shards, commit tags.", no_args_is_help=True,
+                          rich_markup_mode=None, cls=HelpGroup)
+app.add_typer(release_app, name="release")
 
 
 class OutputFormat(str, Enum):
@@ -191,6 +194,8 @@ def command(group: typer.Typer, name: str | None = None) -> Callable[[Callable[.
         step = name or func.__name__.replace("_", "-")
         if group is manifest_app:
             step = f"manifest {step}"
+        elif group is release_app:
+            step = f"release {step}"
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:

@@ -84,13 +84,30 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
     "pull": (_DIGEST, _REFERENCE),
     "manifest": (_DIGEST, _REFERENCE, _ARTIFACT_TYPE),
     "tags": (Output("tags", "The tags, as a compact JSON list", _field("tags")),),
+    "release-plan": (
+        Output("ok", "true when every image's gate holds, else false", _field("ok")),
+        Output("matrix", "The shards to run as a matrix: {\"shard\": [1, 2, ...]}, compact JSON", _field("matrix")),
+        Output("shards", "How many shards received images", lambda document: len(document["shards"])),
+        Output("failed", "The images whose gate failed, as a compact JSON list", _field("failed")),
+    ),
+    "release-copy": (
+        Output("bytes", "Bytes copied by this shard", _field("bytes")),
+        Output("images", "The images of this shard, as a compact JSON list of ids",
+               lambda document: [image["id"] for image in document["images"]]),
+    ),
+    "release-commit": (
+        Output("ok", "true when every graph was complete and the tags moved", _field("ok")),
+        Output("incomplete", "The images whose graph was incomplete, as a compact JSON list", _field("incomplete")),
+        Output("tags-written", "How many tags moved", _field("tagsWritten")),
+    ),
     "login": (Output("registry", "The registry host", _field("registry")),),
     "logout": (Output("registry", "The registry host", _field("registry")),),
 }
 
 #: Steps whose results also go to the job summary; helpers (manifest, tags, login) only set outputs.
 SUMMARY_STEPS = frozenset({"push", "pull", "attach", "attach-sbom", "attach-signature", "sign", "discover",
-                           "verify", "promote", "delete"})
+                           "verify", "promote", "delete", "release-plan", "release-copy",
+                           "release-commit"})
 
 
 def camel_case(name: str) -> str:

@@ -11,7 +11,11 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ci_oras.oci.descriptor import Descriptor
+    from ci_oras.release.plan import Plan
+    from ci_oras.steps.release import ReleaseCommit, ShardCopy
     from ci_oras.steps.common import AttachResult
     from ci_oras.steps.delete import DeleteResult
     from ci_oras.steps.login import LoginResult, LogoutResult
@@ -62,6 +66,46 @@ def promote_text(result: PromoteResult) -> str:
         f"mounted {s.blobs_mounted}; already there: {s.manifests_skipped} manifests, {s.blobs_skipped} blobs; "
         f"referrers {s.referrers}",
     ] + ([f"Tagged: {', '.join(result.tags_written)}"] if result.tags_written and not result.dry_run else []))
+
+
+def release_plan_text(plan: Plan, written: Path) -> str:
+    """One line per image (its digest, shard and what is left to copy), then the totals and where the plan is."""
+    lines = [f"Release {plan.release}: {len(plan.images)} images over {len(plan.shards)} of {plan.shards_asked} "
+             f"shards; plan written to {written}"]
+    for image in plan.images:
+        gate = "gate ok" if image.gate.ok else f"gate FAILED: missing {', '.join(image.gate.missing)}"
+        if not image.gate.required:
+            gate = "no requirements"
+        estimate = image.estimate
+        lines.append(f"  {image.id}: {image.source}@{image.digest} -> {image.destination}:"
+                     f"{','.join(image.tags) or '(no tag)'}  shard {image.shard}, {len(image.graph.manifests)} "
+                     f"manifests, {estimate.bytes / 1e6:.1f} MB to copy; {gate}")
+    return "\n".join(lines)
+
+
+def release_copy_text(result: ShardCopy) -> str:
+    lines = [f"Release {result.release}, shard {result.shard}: {len(result.images)} images copied by digest, "
+             f"no tag moved"]
+    for copied in result.images:
+        s = copied.stats
+        lines.append(f"  {copied.image.id}: {copied.image.destination}@{copied.image.digest}  copied "
+                     f"{s.manifests_copied} manifests, {s.blobs_copied} blobs ({s.bytes_copied / 1e6:.1f} MB); "
+                     f"already there: {s.manifests_skipped} manifests, {s.blobs_skipped} blobs")
+    return "\n".join(lines)
+
+
+def release_commit_text(result: ReleaseCommit) -> str:
+    if not result.ok:
+        lines = [f"Release {result.release}: {len(result.incomplete)} of {len(result.images)} graphs incomplete; "
+                 "no tag moved"]
+        lines += [f"  {image.image.id}: {image.image.destination}@{image.image.digest} lacks "
+                  f"{', '.join(image.missing[:3])}{' …' if len(image.missing) > 3 else ''}"
+                  for image in result.incomplete]
+        return "\n".join(lines)
+    lines = [f"Release {result.release}: {len(result.images)} graphs complete; tags moved"]
+    lines += [f"  {image.image.destination}:{','.join(image.tags_written)} -> {image.image.digest}"
+              for image in result.images if image.tags_written]
+    return "\n".join(lines)
 
 
 def delete_warnings(result: DeleteResult, repository: str) -> list[str]:

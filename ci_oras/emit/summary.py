@@ -46,6 +46,8 @@ def error_summary(step: str, message: str) -> str:
 
 
 def _heading(step: str, document: Mapping[str, Any]) -> str:
+    if step.startswith("release-"):
+        return f"### ci-oras release {step.removeprefix('release-')} {_code(str(document.get('release', '')))}"
     if step == "promote":
         return f"### ci-oras promote {_code(str(document.get('source', '')))} → " \
                f"{_code(str(document.get('destination', '')))}"

@@ -21,7 +21,7 @@ LAYOUT_PREFIX = "oci:"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _HOST_RE = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
     r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$"
@@ -114,7 +114,7 @@ Reference = RegistryReference | LayoutReference
 def _parse_tags(text: str, whole: str) -> tuple[str, ...]:
     tags = tuple(text.split(","))
     for tag in tags:
-        if not _TAG_RE.match(tag):
+        if not TAG_RE.match(tag):
             raise UsageError(
                 f"invalid tag {tag!r} in reference {whole!r}",
                 hint="a tag is 1-128 characters of letters, digits, '_', '.', '-', not starting with '.' or '-'",

@@ -7,7 +7,10 @@ from importlib import resources
 from typing import Any
 
 STEPS = ("push", "pull", "manifest", "tags", "delete", "login", "logout", "attach", "attach-sbom",
-         "attach-signature", "sign", "discover", "verify", "promote")
+         "attach-signature", "sign", "discover", "verify", "promote", "release-plan", "release-copy",
+         "release-commit")
+#: Schemas of files the user writes (not step documents).
+INPUTS = ("release-file",)
 
 
 def load_schema(step: str) -> dict[str, Any]:

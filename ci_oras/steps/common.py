@@ -11,6 +11,7 @@ from ci_oras.errors import UsageError
 from ci_oras.oci.descriptor import ANNOTATION_CREATED, EMPTY_DESCRIPTOR, EMPTY_JSON, Descriptor
 from ci_oras.oci.manifest import build_image_manifest
 from ci_oras.oci.platform import platform_child
+from ci_oras.oci.reference import Reference, RegistryReference
 from ci_oras.store.protocols import GraphStorage, ReadOnlyTarget, Storage
 
 #: 9999-12-31T23:59:59Z: RFC 3339 (and so ``org.opencontainers.image.created``) has four-digit years.
@@ -165,3 +166,12 @@ def attach_layers(target: GraphStorage, repository: str, subject: Descriptor, la
         blobs_uploaded=uploaded,
         format=detected_format,
     )
+
+
+def mount_source(source: Reference, destination: Reference) -> str | None:
+    """The repository to mount blobs from: SRC's, when both are repositories on one registry (a mount is one
+    request instead of a download and an upload); None otherwise."""
+    if (isinstance(source, RegistryReference) and isinstance(destination, RegistryReference)
+            and source.registry == destination.registry and source.repository != destination.repository):
+        return source.repository
+    return None

@@ -15,7 +15,7 @@ from ci_oras.errors import UsageError
 from ci_oras.graph.copy import CopyOptions, CopyStats, copy_graph
 from ci_oras.graph.listing import Rejected
 from ci_oras.oci.manifest import Manifest
-from ci_oras.oci.reference import Reference, RegistryReference, parse_reference
+from ci_oras.oci.reference import Reference, parse_reference
 from ci_oras.store.protocols import GraphStorage, ReadOnlyTarget, Resolver, Tagger
 
 
@@ -83,15 +83,6 @@ def destination_reference(source: Reference, text: str) -> Reference:
     if str(destination) == str(source):
         raise UsageError(f"source and destination are the same: {text}", hint="name another repository or tag")
     return destination
-
-
-def mount_source(source: Reference, destination: Reference) -> str | None:
-    """The repository to mount blobs from: SRC's, when both are repositories on one registry (a mount is one
-    request instead of a download and an upload); None otherwise."""
-    if (isinstance(source, RegistryReference) and isinstance(destination, RegistryReference)
-            and source.registry == destination.registry and source.repository != destination.repository):
-        return source.repository
-    return None
 
 
 def promote(source: Endpoint[ReadOnlyTarget], destination: Endpoint[Destination], options: CopyOptions, *,

@@ -268,6 +268,14 @@ def verify(open_target: Callable[[], ReadOnlyTarget], reference: str, shown: str
                         tuple(judged.values()))
 
 
+def gate_missing(target: ReadOnlyTarget, digest: str, shown: str,
+                 requirements: tuple[Requirement, ...]) -> tuple[str, ...]:
+    """The specs of ``requirements`` that ``digest`` misses on ``target``, checked once (no waiting), every
+    candidate fetched and confirmed as ``verify`` does; for gates inside other steps (``release plan``)."""
+    result = verify(lambda: target, digest, shown, VerifyOptions(requirements=requirements))
+    return tuple(result.missing)
+
+
 def trust_scope(reference: Reference) -> str:
     """The repository scope a trust policy statement is selected by: notation's ``registry/repository``;
     for an OCI layout, ``local/`` and the layout directory's name."""

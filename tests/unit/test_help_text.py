@@ -28,7 +28,10 @@ def test_hard_wrapped_lines_join_and_lists_keep_their_breaks() -> None:
     assert help_text(doc) == "First line.\n\nA sentence wrapped at the source's width.\n\nAliases:\na = one;\nb = two."
 
 
-@pytest.mark.parametrize("name", sorted(set(COMMANDS) - {"manifest"}) + ["manifest fetch"])
+GROUPED = ["manifest fetch", "release plan", "release copy", "release commit"]
+
+
+@pytest.mark.parametrize("name", sorted(set(COMMANDS) - {"manifest", "release"}) + GROUPED)
 def test_every_command_help_breaks_lines_only_after_a_list_marker(name: str) -> None:
     app = load(name.split()[0])
     infos = app.registered_commands + [c for g in app.registered_groups for c in g.typer_instance.registered_commands
@@ -84,7 +87,7 @@ def _pages(width: int) -> dict[str, str]:
 def test_every_page_is_laid_out_alike_and_breaks_no_word_at_a_hyphen(width: int) -> None:
     """An option name split at a line end (``--min-`` / ``rate-window``) would be copied wrong."""
     pages = _pages(width)
-    assert set(pages) == {"", *COMMANDS, "manifest fetch"}
+    assert set(pages) == {"", *COMMANDS, *GROUPED}
     for name, page in pages.items():
         assert page.startswith(f"Usage: ci-oras {name}".rstrip()), name
         # only a word longer than its column (a path, an option name) may stick out: it is never cut

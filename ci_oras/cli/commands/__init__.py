@@ -16,12 +16,13 @@ if TYPE_CHECKING:
 
 #: The modules in the order ``--help`` lists their commands. A new command module goes here and its command
 #: names in ``COMMANDS`` (tests/unit/test_startup.py checks both against what the modules register).
-MODULES = ("push", "attach", "sign", "discover", "pull", "manifest", "tags", "delete", "login", "promote", "verify")
+MODULES = ("push", "attach", "sign", "discover", "pull", "manifest", "tags", "delete", "login", "promote", "verify",
+           "release")
 #: Each command name (as typed after ``ci-oras``) and the module that registers it.
 COMMANDS = {
     "push": "push", "attach": "attach", "attach-sbom": "attach", "attach-signature": "attach", "sign": "sign",
     "discover": "discover", "pull": "pull", "manifest": "manifest", "tags": "tags", "delete": "delete",
-    "login": "login", "logout": "login", "promote": "promote", "verify": "verify",
+    "login": "login", "logout": "login", "promote": "promote", "verify": "verify", "release": "release",
 }
 _POSITION = {module: index for index, module in enumerate(MODULES)}
 #: In-process runs in parallel threads (the test harness) load modules and reorder the list together.

@@ -49,7 +49,8 @@ def promote(
     from ci_oras.emit.render import promote_text
     from ci_oras.emit.text import warn
     from ci_oras.graph.copy import CopyOptions
-    from ci_oras.steps.promote import Endpoint, destination_reference, mount_source, promote as promote_step
+    from ci_oras.steps.common import mount_source
+    from ci_oras.steps.promote import Endpoint, destination_reference, promote as promote_step
 
     src, _ = require_reference(source)
     dst = destination_reference(src, destination)

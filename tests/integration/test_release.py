@@ -1,0 +1,215 @@
+"""release plan, copy and commit against two real registries with different accounts.
+
+The source is the session's htpasswd registry, the destination a second htpasswd registry with another
+account; both credentials come from the docker config, as in a pipeline that logged in to both.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+from harness.cli import CliResult, clean_env, run_cli
+from harness.oci import push_image
+from harness.registry import RegistryFactory, RunningRegistry
+
+from ci_oras.schemas import load_schema
+
+SBOM = "application/vnd.cyclonedx+json"
+SIGNATURE = "application/vnd.cncf.notary.signature"
+
+
+def _login_config(home: Path, *registries: RunningRegistry) -> None:
+    auths = {}
+    for registry in registries:
+        assert registry.username and registry.password
+        token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+        auths[registry.host] = {"auth": token}
+    (home / ".docker").mkdir(parents=True, exist_ok=True)
+    (home / ".docker" / "config.json").write_text(json.dumps({"auths": auths}))
+
+
+def _attach(reference: str, name: str, artifact_type: str, env: dict[str, str], cwd: Path) -> str:
+    (cwd / name).write_text(f"{name} for {reference} {uuid.uuid4().hex}\n")
+    result = run_cli("attach", reference, name, "--artifact-type", artifact_type, "-O", "json", env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return str(result.json()["digest"])
+
+
+def _push(registry: RunningRegistry, repo: str, tag: str, size: int) -> str:
+    auth = (registry.username or "", registry.password or "")
+    with httpx.Client(timeout=30, auth=auth) as client:
+        return push_image(client, registry.url, repo, tag=tag, layer=uuid.uuid4().bytes * (size // 16)).manifest_digest
+
+
+@pytest.fixture
+def release(registry_htpasswd: RunningRegistry, registry_factory: RegistryFactory,
+            tmp_path: Path) -> tuple[dict[str, str], RunningRegistry, RunningRegistry, str, dict[str, str]]:
+    """shop/api (SBOM, signature, and a signature of the SBOM), shop/web (SBOM only), shop/tools at three tags;
+    a destination registry with an account of its own."""
+    source = registry_htpasswd
+    destination = registry_factory("htpasswd", username="prod-robot", password="another-secret")
+    env = clean_env(tmp_path)
+    _login_config(tmp_path, source, destination)
+    base = f"test/{uuid.uuid4().hex[:8]}"
+    digests = {"api": _push(source, f"{base}/api", "v1.4.0", 40_000),
+               "web": _push(source, f"{base}/web", "v1.4.0", 10_000)}
+    for tag in ("v1.4.0", "v1.4.1", "v1.5.0"):
+        digests[f"tools:{tag}"] = _push(source, f"{base}/tools", tag, 1_000)
+    api = f"{source.host}/{base}/api"
+    sbom = _attach(f"{api}:v1.4.0", "sbom.json", SBOM, env, tmp_path)
+    _attach(f"{api}:v1.4.0", "signature.json", SIGNATURE, env, tmp_path)
+    _attach(f"{api}@{sbom}", "sbom-signature.json", SIGNATURE, env, tmp_path)
+    _attach(f"{source.host}/{base}/web:v1.4.0", "sbom.json", SBOM, env, tmp_path)
+    return env, source, destination, base, digests
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _plan(env: dict[str, str], cwd: Path, *args: str) -> tuple[CliResult, dict[str, object]]:
+    result = run_cli("release", "plan", *args, "-O", "json", env=env, cwd=cwd)
+    plan = json.loads((cwd / "plan.json").read_text()) if (cwd / "plan.json").exists() else {}
+    return result, plan
+
+
+def test_a_plan_pins_gates_sizes_and_shards_every_image(release: tuple[dict[str, str], RunningRegistry,
+                                                         RunningRegistry, str, dict[str, str]],
+                                                         tmp_path: Path) -> None:
+    env, source, destination, base, digests = release
+    file = _write(tmp_path / "release.yaml", f"""
+release: 1.10
+images:
+  - source: {source.host}/{base}/api:v1.4.0
+    destination: {destination.host}/prod/{base}/api
+    tags: [v1.4.0, stable]
+    require: [sbom, signature, 'sbom>signature']
+  - source: {source.host}/{base}/web:v1.4.0
+    destination: {destination.host}/prod/{base}/web
+    require: sbom
+  - source-repository: {source.host}/{base}/tools
+    tag-pattern: 'v1\\.4\\.\\d+'
+    destination: {destination.host}/prod/{base}/tools
+""")
+    result, plan = _plan(env, tmp_path, str(file), "--shards", "3", "-o", "plan.json")
+    assert result.returncode == 0, result.stderr
+    assert result.json() == plan, "the document printed is the plan written"
+    jsonschema.validate(plan, load_schema("release-plan"))
+    assert plan["release"] == "1.10", "a version stays text"
+    images = {image["id"]: image for image in plan["images"]}  # type: ignore[union-attr]
+    assert set(images) == {"images[1]", "images[2]", "images[3]:v1.4.0", "images[3]:v1.4.1"}
+    api = images["images[1]"]
+    assert api["digest"] == digests["api"] and api["sourceTag"] == "v1.4.0"
+    assert api["tags"] == ["v1.4.0", "stable"]
+    assert api["gate"] == {"ok": True, "required": ["sbom", "signature", "sbom>signature"], "missing": []}
+    assert len(api["graph"]["manifests"]) == 4, "the image, its SBOM and signature, the SBOM's signature"
+    assert len(api["graph"]["referrers"][api["digest"]]) == 2
+    assert api["estimate"]["bytes"] > 40_000 and api["estimate"]["manifests"] == 4
+    assert images["images[3]:v1.4.1"]["digest"] == digests["tools:v1.4.1"]
+    assert images["images[3]:v1.4.1"]["tags"] == ["v1.4.1"]
+    shards = plan["shards"]
+    assert [shard["shard"] for shard in shards] == plan["matrix"]["shard"]  # type: ignore[index]
+    assert sum(shard["images"] for shard in shards) == 4 and len(shards) == 3  # type: ignore[union-attr]
+    assert images["images[1]"]["shard"] not in {images["images[3]:v1.4.0"]["shard"],
+                                                 images["images[3]:v1.4.1"]["shard"]}, "the largest alone"
+    assert not _exists(destination, f"prod/{base}/api", "v1.4.0"), "planning writes nothing"
+
+
+def test_a_failed_gate_writes_the_plan_and_exits_1(release: tuple[dict[str, str], RunningRegistry,
+                                                   RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
+    env, source, destination, base, _digests = release
+    file = _write(tmp_path / "release.yaml", f"""
+release: v1.4.0
+require: [sbom, signature]
+images:
+  - {{source: {source.host}/{base}/api:v1.4.0, destination: {destination.host}/prod/{base}/api}}
+  - {{source: {source.host}/{base}/web:v1.4.0, destination: {destination.host}/prod/{base}/web}}
+""")
+    result, plan = _plan(env, tmp_path, str(file), "-o", "plan.json")
+    assert result.returncode == 1, result.stderr
+    assert plan["ok"] is False and plan["failed"] == ["images[2]"]
+    assert "images[2]" in result.stderr and "signature" in result.stderr
+    assert destination.password not in result.stderr + result.stdout
+
+
+def test_bad_release_files_are_usage_errors_naming_the_field(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    file = _write(tmp_path / "release.yaml", "release: v1\nimages:\n  - source: a.example/x:1\n    colour: red\n")
+    result, plan = _plan(env, tmp_path, str(file), "-o", "plan.json")
+    assert result.returncode == 2 and plan == {}
+    assert result.json()["error"]["message"].startswith(f"{file}: images[1].colour: unknown field")
+
+
+def _exists(registry: RunningRegistry, repo: str, tag: str) -> bool:
+    auth = (registry.username or "", registry.password or "")
+    answer = httpx.head(f"{registry.url}/v2/{repo}/manifests/{tag}", auth=auth,
+                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    return answer.status_code == 200
+
+
+def test_copy_every_shard_then_commit_moves_the_tags_last(release: tuple[dict[str, str], RunningRegistry,
+                                                          RunningRegistry, str, dict[str, str]],
+                                                          tmp_path: Path) -> None:
+    env, source, destination, base, digests = release
+    file = _write(tmp_path / "release.yaml", f"""
+release: v1.4.0
+require: sbom
+images:
+  - source: {source.host}/{base}/api:v1.4.0
+    destination: {destination.host}/prod/{base}/api
+    tags: [v1.4.0, stable]
+  - source: {source.host}/{base}/web:v1.4.0
+    destination: {destination.host}/prod/{base}/web
+""")
+    result, plan = _plan(env, tmp_path, str(file), "--shards", "2", "-o", "plan.json")
+    assert result.returncode == 0, result.stderr
+    early = run_cli("release", "commit", "plan.json", "-O", "json", env=env, cwd=tmp_path)
+    assert early.returncode == 1, early.stderr
+    jsonschema.validate(early.json(), load_schema("release-commit"))
+    assert early.json()["incomplete"] == ["images[1]", "images[2]"] and early.json()["tagsWritten"] == 0
+    assert not _exists(destination, f"prod/{base}/api", "stable"), "an incomplete release moves no tag"
+
+    for shard in plan["matrix"]["shard"]:  # type: ignore[index]
+        copied = run_cli("release", "copy", "plan.json", "--shard", str(shard), "-O", "json", env=env, cwd=tmp_path)
+        assert copied.returncode == 0, copied.stderr
+        jsonschema.validate(copied.json(), load_schema("release-copy"))
+    assert not _exists(destination, f"prod/{base}/api", "stable"), "copies move no tag"
+    again = run_cli("release", "copy", "plan.json", "--shard", "1", "-O", "json", env=env, cwd=tmp_path)
+    assert all(image["copied"] == {"manifests": 0, "blobs": 0} for image in again.json()["images"]), "a re-run copies nothing"
+
+    committed = run_cli("release", "commit", "plan.json", "-O", "json", env=env, cwd=tmp_path)
+    assert committed.returncode == 0, committed.stderr
+    jsonschema.validate(committed.json(), load_schema("release-commit"))
+    assert committed.json()["tagsWritten"] == 3
+    for tag in ("v1.4.0", "stable"):
+        assert _digest_of(destination, f"prod/{base}/api", tag) == digests["api"]
+    shown = run_cli("discover", f"{destination.host}/prod/{base}/api:stable", "-O", "json", env=env)
+    assert shown.returncode == 0 and shown.json()["count"] == 3, "the SBOM, the signature and the SBOM's signature"
+
+
+def test_a_plan_that_failed_its_gate_is_never_copied(release: tuple[dict[str, str], RunningRegistry,
+                                                     RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
+    env, source, destination, base, _digests = release
+    file = _write(tmp_path / "release.yaml", f"""
+release: v1.4.0
+require: attestation
+images: [{{source: {source.host}/{base}/web:v1.4.0, destination: {destination.host}/prod/{base}/web}}]
+""")
+    assert _plan(env, tmp_path, str(file), "-o", "plan.json")[0].returncode == 1
+    copied = run_cli("release", "copy", "plan.json", "--shard", "1", env=env, cwd=tmp_path)
+    assert copied.returncode == 1 and "failed its gate" in copied.stderr
+    assert not _exists(destination, f"prod/{base}/web", "v1.4.0")
+
+
+def _digest_of(registry: RunningRegistry, repo: str, tag: str) -> str | None:
+    auth = (registry.username or "", registry.password or "")
+    answer = httpx.head(f"{registry.url}/v2/{repo}/manifests/{tag}", auth=auth,
+                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
