@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.oci import push_image
-from harness.registry import RegistryFactory, RunningRegistry
+from harness.registry import RunningRegistry, start_registry
 
 from ci_oras.schemas import load_schema
 
@@ -47,15 +48,25 @@ def _push(registry: RunningRegistry, repo: str, tag: str, size: int) -> str:
         return push_image(client, registry.url, repo, tag=tag, layer=uuid.uuid4().bytes * (size // 16)).manifest_digest
 
 
-@pytest.fixture
-def release(registry_htpasswd: RunningRegistry, registry_factory: RegistryFactory,
-            tmp_path: Path) -> tuple[dict[str, str], RunningRegistry, RunningRegistry, str, dict[str, str]]:
-    """shop/api (SBOM, signature, and a signature of the SBOM), shop/web (SBOM only), shop/tools at three tags;
-    a destination registry with an account of its own."""
+@pytest.fixture(scope="module")
+def destination(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A second registry with an account of its own, for the module."""
+    registry = start_registry(tmp_path_factory.mktemp("release-destination"), "htpasswd", username="prod-robot",
+                              password="another-secret")
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def sources(registry_htpasswd: RunningRegistry, destination: RunningRegistry,
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, str]]:
+    """shop/api (SBOM, signature, and a signature of the SBOM), shop/web (SBOM only), shop/tools at three tags,
+    seeded once for the module: the tests only read them, each promoting into repositories of its own."""
     source = registry_htpasswd
-    destination = registry_factory("htpasswd", username="prod-robot", password="another-secret")
-    env = clean_env(tmp_path)
-    _login_config(tmp_path, source, destination)
+    home = tmp_path_factory.mktemp("release-home")
+    env = clean_env(home)
+    _login_config(home, source, destination)
+    tmp_path = home
     base = f"test/{uuid.uuid4().hex[:8]}"
     digests = {"api": _push(source, f"{base}/api", "v1.4.0", 40_000),
                "web": _push(source, f"{base}/web", "v1.4.0", 10_000)}
@@ -66,7 +77,15 @@ def release(registry_htpasswd: RunningRegistry, registry_factory: RegistryFactor
     _attach(f"{api}:v1.4.0", "signature.json", SIGNATURE, env, tmp_path)
     _attach(f"{api}@{sbom}", "sbom-signature.json", SIGNATURE, env, tmp_path)
     _attach(f"{source.host}/{base}/web:v1.4.0", "sbom.json", SBOM, env, tmp_path)
-    return env, source, destination, base, digests
+    return home, base, digests
+
+
+@pytest.fixture
+def release(registry_htpasswd: RunningRegistry, destination: RunningRegistry, sources: tuple[Path, str, dict[str, str]]
+            ) -> tuple[dict[str, str], RunningRegistry, RunningRegistry, str, dict[str, str]]:
+    """The seeded sources; ``base`` names them, and each test's destination repositories are prod/<its own id>."""
+    home, base, digests = sources
+    return clean_env(home), registry_htpasswd, destination, base, digests
 
 
 def _write(path: Path, text: str) -> Path:
@@ -84,19 +103,20 @@ def test_a_plan_pins_gates_sizes_and_shards_every_image(release: tuple[dict[str,
                                                          RunningRegistry, str, dict[str, str]],
                                                          tmp_path: Path) -> None:
     env, source, destination, base, digests = release
+    prod = f"prod/{uuid.uuid4().hex[:8]}"
     file = _write(tmp_path / "release.yaml", f"""
 release: 1.10
 images:
   - source: {source.host}/{base}/api:v1.4.0
-    destination: {destination.host}/prod/{base}/api
+    destination: {destination.host}/{prod}/api
     tags: [v1.4.0, stable]
     require: [sbom, signature, 'sbom>signature']
   - source: {source.host}/{base}/web:v1.4.0
-    destination: {destination.host}/prod/{base}/web
+    destination: {destination.host}/{prod}/web
     require: sbom
   - source-repository: {source.host}/{base}/tools
     tag-pattern: 'v1\\.4\\.\\d+'
-    destination: {destination.host}/prod/{base}/tools
+    destination: {destination.host}/{prod}/tools
 """)
     result, plan = _plan(env, tmp_path, str(file), "--shards", "3", "-o", "plan.json")
     assert result.returncode == 0, result.stderr
@@ -119,18 +139,19 @@ images:
     assert sum(shard["images"] for shard in shards) == 4 and len(shards) == 3  # type: ignore[union-attr]
     assert images["images[1]"]["shard"] not in {images["images[3]:v1.4.0"]["shard"],
                                                  images["images[3]:v1.4.1"]["shard"]}, "the largest alone"
-    assert not _exists(destination, f"prod/{base}/api", "v1.4.0"), "planning writes nothing"
+    assert not _exists(destination, f"{prod}/api", "v1.4.0"), "planning writes nothing"
 
 
 def test_a_failed_gate_writes_the_plan_and_exits_1(release: tuple[dict[str, str], RunningRegistry,
                                                    RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
     env, source, destination, base, _digests = release
+    prod = f"prod/{uuid.uuid4().hex[:8]}"
     file = _write(tmp_path / "release.yaml", f"""
 release: v1.4.0
 require: [sbom, signature]
 images:
-  - {{source: {source.host}/{base}/api:v1.4.0, destination: {destination.host}/prod/{base}/api}}
-  - {{source: {source.host}/{base}/web:v1.4.0, destination: {destination.host}/prod/{base}/web}}
+  - {{source: {source.host}/{base}/api:v1.4.0, destination: {destination.host}/{prod}/api}}
+  - {{source: {source.host}/{base}/web:v1.4.0, destination: {destination.host}/{prod}/web}}
 """)
     result, plan = _plan(env, tmp_path, str(file), "-o", "plan.json")
     assert result.returncode == 1, result.stderr
@@ -158,15 +179,16 @@ def test_copy_every_shard_then_commit_moves_the_tags_last(release: tuple[dict[st
                                                           RunningRegistry, str, dict[str, str]],
                                                           tmp_path: Path) -> None:
     env, source, destination, base, digests = release
+    prod = f"prod/{uuid.uuid4().hex[:8]}"
     file = _write(tmp_path / "release.yaml", f"""
 release: v1.4.0
 require: sbom
 images:
   - source: {source.host}/{base}/api:v1.4.0
-    destination: {destination.host}/prod/{base}/api
+    destination: {destination.host}/{prod}/api
     tags: [v1.4.0, stable]
   - source: {source.host}/{base}/web:v1.4.0
-    destination: {destination.host}/prod/{base}/web
+    destination: {destination.host}/{prod}/web
 """)
     result, plan = _plan(env, tmp_path, str(file), "--shards", "2", "-o", "plan.json")
     assert result.returncode == 0, result.stderr
@@ -174,13 +196,13 @@ images:
     assert early.returncode == 1, early.stderr
     jsonschema.validate(early.json(), load_schema("release-commit"))
     assert early.json()["incomplete"] == ["images[1]", "images[2]"] and early.json()["tagsWritten"] == 0
-    assert not _exists(destination, f"prod/{base}/api", "stable"), "an incomplete release moves no tag"
+    assert not _exists(destination, f"{prod}/api", "stable"), "an incomplete release moves no tag"
 
     for shard in plan["matrix"]["shard"]:  # type: ignore[index]
         copied = run_cli("release", "copy", "plan.json", "--shard", str(shard), "-O", "json", env=env, cwd=tmp_path)
         assert copied.returncode == 0, copied.stderr
         jsonschema.validate(copied.json(), load_schema("release-copy"))
-    assert not _exists(destination, f"prod/{base}/api", "stable"), "copies move no tag"
+    assert not _exists(destination, f"{prod}/api", "stable"), "copies move no tag"
     again = run_cli("release", "copy", "plan.json", "--shard", "1", "-O", "json", env=env, cwd=tmp_path)
     assert all(image["copied"] == {"manifests": 0, "blobs": 0} for image in again.json()["images"]), "a re-run copies nothing"
 
@@ -189,23 +211,24 @@ images:
     jsonschema.validate(committed.json(), load_schema("release-commit"))
     assert committed.json()["tagsWritten"] == 3
     for tag in ("v1.4.0", "stable"):
-        assert _digest_of(destination, f"prod/{base}/api", tag) == digests["api"]
-    shown = run_cli("discover", f"{destination.host}/prod/{base}/api:stable", "-O", "json", env=env)
+        assert _digest_of(destination, f"{prod}/api", tag) == digests["api"]
+    shown = run_cli("discover", f"{destination.host}/{prod}/api:stable", "-O", "json", env=env)
     assert shown.returncode == 0 and shown.json()["count"] == 3, "the SBOM, the signature and the SBOM's signature"
 
 
 def test_a_plan_that_failed_its_gate_is_never_copied(release: tuple[dict[str, str], RunningRegistry,
                                                      RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
     env, source, destination, base, _digests = release
+    prod = f"prod/{uuid.uuid4().hex[:8]}"
     file = _write(tmp_path / "release.yaml", f"""
 release: v1.4.0
 require: attestation
-images: [{{source: {source.host}/{base}/web:v1.4.0, destination: {destination.host}/prod/{base}/web}}]
+images: [{{source: {source.host}/{base}/web:v1.4.0, destination: {destination.host}/{prod}/web}}]
 """)
     assert _plan(env, tmp_path, str(file), "-o", "plan.json")[0].returncode == 1
     copied = run_cli("release", "copy", "plan.json", "--shard", "1", env=env, cwd=tmp_path)
     assert copied.returncode == 1 and "failed its gate" in copied.stderr
-    assert not _exists(destination, f"prod/{base}/web", "v1.4.0")
+    assert not _exists(destination, f"{prod}/web", "v1.4.0")
 
 
 def _digest_of(registry: RunningRegistry, repo: str, tag: str) -> str | None:
