@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from ci_oras.graph.copy import CopyOptions, CopyStats, copy_graph
+from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.reference import Reference
 from ci_oras.release.plan import Estimate, GateResult, Pinned, Plan, PlannedGraph, PlannedImage, balance, expand
 from ci_oras.release.spec import ReleaseFile
 from ci_oras.requirements import Requirement
-from ci_oras.store.protocols import GraphStorage, ReadOnlyTarget, Tagger, TagLister
+from ci_oras.store.protocols import ByteStream, GraphStorage, ReadOnlyTarget, Tagger, TagLister
 from ci_oras.steps.common import mount_source
 
 _T = TypeVar("_T")
@@ -76,12 +77,14 @@ def _plan_image(image: Pinned, opened: _Opened, gate: Gate) -> PlannedImage:
     if entry.filters.platform is not None:
         child = resolve_subject(source, reference, shown, entry.filters.platform, purpose="release")
         root = source.fetch_manifest(child.digest)
-    missing = gate(source, root.digest, shown, entry.requirements) if entry.requirements else ()
     copy = CopyOptions(artifact_types=entry.filters.artifact_types,
                        exclude_artifact_types=entry.filters.exclude_artifact_types,
                        concurrency=_WALK_CONCURRENCY, dry_run=True)
     graph, stats, _there = copy_graph(source, opened.destination(entry.destination), root, copy,
                                       mount_source(image.source, entry.destination))
+    # The gate counts only what the copy will take along: a referrer the filters leave out cannot satisfy it.
+    within = _WithinGraph(source, frozenset(graph.manifests))
+    missing = gate(within, root.digest, shown, entry.requirements) if entry.requirements else ()
     return PlannedImage(
         id=image.id,
         source=image.source.repository_name,
@@ -97,6 +100,26 @@ def _plan_image(image: Pinned, opened: _Opened, gate: Gate) -> PlannedImage:
                                                     for subject, listed in graph.referrers.items()}),
         estimate=Estimate(bytes=stats.bytes_copied, blobs=stats.blobs_copied, manifests=stats.manifests_copied),
     )
+
+
+class _WithinGraph:
+    """The source as the copy leaves it at the destination: listings hold only the planned manifests."""
+
+    def __init__(self, source: ReadOnlyTarget, planned: frozenset[str]) -> None:
+        self._source = source
+        self._planned = planned
+
+    def fetch(self, desc: Descriptor) -> ByteStream:
+        return self._source.fetch(desc)
+
+    def fetch_manifest(self, reference: str) -> Manifest:
+        return self._source.fetch_manifest(reference)
+
+    def resolve(self, reference: str) -> Descriptor:
+        return self._source.resolve(reference)
+
+    def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
+        return [desc for desc in self._source.referrers(subject, artifact_type) if desc.digest in self._planned]
 
 
 class _Opened:

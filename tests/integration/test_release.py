@@ -236,3 +236,22 @@ def _digest_of(registry: RunningRegistry, repo: str, tag: str) -> str | None:
     answer = httpx.head(f"{registry.url}/v2/{repo}/manifests/{tag}", auth=auth,
                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
     return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
+
+
+def test_a_referrer_the_copy_leaves_out_cannot_satisfy_the_gate(release: tuple[dict[str, str], RunningRegistry,
+                                                                RunningRegistry, str, dict[str, str]],
+                                                                tmp_path: Path) -> None:
+    """The gate is checked on the graph as it will arrive: with signatures excluded from the copy, 'signature'
+    is missing even though the source has one."""
+    env, source, destination, base, _digests = release
+    prod = f"prod/{uuid.uuid4().hex[:8]}"
+    file = _write(tmp_path / "release.yaml", f"""
+release: v1.4.0
+require: [sbom, signature]
+defaults: {{exclude-artifact-types: [{SIGNATURE}]}}
+images: [{{source: {source.host}/{base}/api:v1.4.0, destination: {destination.host}/{prod}/api}}]
+""")
+    result, plan = _plan(env, tmp_path, str(file), "-o", "plan.json")
+    assert result.returncode == 1, result.stderr
+    assert plan["images"][0]["gate"]["missing"] == ["signature"]  # type: ignore[index]
+    assert len(plan["images"][0]["graph"]["manifests"]) == 2, "the image and its SBOM"  # type: ignore[index]
