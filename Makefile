@@ -58,6 +58,7 @@ bench: install-test test-tools
 # round of 20).
 stress-referrers: install-test test-tools
 	CI_ORAS_KILL_POINTS=all $(BIN)/python -m pytest -q tests/integration/test_promote.py -k killed
+	CI_ORAS_RELEASE_KILLS=20 $(BIN)/python -m pytest -q tests/integration/test_release.py -k killed
 	CI_ORAS_CONCURRENCY_ATTACHERS=20 CI_ORAS_CONCURRENCY_REPETITIONS=10 \
 	  $(BIN)/python -m pytest -q tests/integration/test_referrers_concurrency.py -k parallel
 	CI_ORAS_CONCURRENCY_ATTACHERS=50 CI_ORAS_CONCURRENCY_REPETITIONS=10 \

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,16 +186,7 @@ def test_copy_every_shard_then_commit_moves_the_tags_last(release: tuple[dict[st
                                                           tmp_path: Path) -> None:
     env, source, destination, base, digests = release
     prod = f"prod/{uuid.uuid4().hex[:8]}"
-    file = _write(tmp_path / "release.yaml", f"""
-release: v1.4.0
-require: sbom
-images:
-  - source: {source.host}/{base}/api:v1.4.0
-    destination: {destination.host}/{prod}/api
-    tags: [v1.4.0, stable]
-  - source: {source.host}/{base}/web:v1.4.0
-    destination: {destination.host}/{prod}/web
-""")
+    file = _release_file(tmp_path / "release.yaml", source, destination, base, prod)
     result, plan = _plan(env, tmp_path, str(file), "--shards", "2", "-o", "plan.json")
     assert result.returncode == 0, result.stderr
     early = run_cli("release", "commit", "plan.json", "-O", "json", env=env, cwd=tmp_path)
@@ -255,3 +252,68 @@ images: [{{source: {source.host}/{base}/api:v1.4.0, destination: {destination.ho
     assert result.returncode == 1, result.stderr
     assert plan["images"][0]["gate"]["missing"] == ["signature"]  # type: ignore[index]
     assert len(plan["images"][0]["graph"]["manifests"]) == 2, "the image and its SBOM"  # type: ignore[index]
+
+
+def _release_file(path: Path, source: RunningRegistry, destination: RunningRegistry, base: str, prod: str) -> Path:
+    return _write(path, f"""
+release: v1.4.0
+require: sbom
+images:
+  - source: {source.host}/{base}/api:v1.4.0
+    destination: {destination.host}/{prod}/api
+    tags: [v1.4.0, stable]
+  - source: {source.host}/{base}/web:v1.4.0
+    destination: {destination.host}/{prod}/web
+""")
+
+
+def _timed(args: list[str], env: dict[str, str], cwd: Path, kill_after: float | None = None) -> int | None:
+    """Run ``ci-oras ARGS``; with ``kill_after``, SIGKILL it then (None when it was killed before it ended)."""
+    process = subprocess.Popen([sys.executable, "-m", "ci_oras", *args], env=env, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kill_after is None:
+        return process.wait(timeout=120)
+    try:
+        return process.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        return None
+
+
+def test_a_killed_copy_or_commit_never_leaves_a_tag_on_an_incomplete_graph(
+        release: tuple[dict[str, str], RunningRegistry, RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
+    """SIGKILL at seeded random points of the copy (odd trials) or the commit (even ones): whatever was left,
+    every destination tag that exists names a complete graph, and running copy and commit again finishes the
+    release. make test runs 2 trials, make stress 20 (CI_ORAS_RELEASE_KILLS)."""
+    env, source, destination, base, digests = release
+    trials = int(os.environ.get("CI_ORAS_RELEASE_KILLS", "2"))
+    chance = random.Random(20)
+    edges: dict[str, int] = {"api": 3, "web": 1}
+    durations: dict[str, float] = {}
+    for trial in range(trials + 1):
+        work = tmp_path / f"trial{trial}"
+        work.mkdir()
+        prod = f"prod/{uuid.uuid4().hex[:8]}"
+        _release_file(work / "release.yaml", source, destination, base, prod)
+        assert _timed(["release", "plan", "release.yaml", "-o", "plan.json"], env, work) == 0
+        copy, commit = ["release", "copy", "plan.json", "--shard", "1"], ["release", "commit", "plan.json"]
+        if trial == 0:  # the reference run, whose durations the kill points are drawn from
+            for name, args in (("copy", copy), ("commit", commit)):
+                started = time.monotonic()
+                assert _timed(args, env, work) == 0
+                durations[name] = time.monotonic() - started
+            continue
+        killed = "copy" if trial % 2 else "commit"
+        if killed == "commit":
+            assert _timed(copy, env, work) == 0
+        _timed(copy if killed == "copy" else commit, env, work, kill_after=chance.uniform(0.05, 1.0) * durations[killed])
+        if killed == "copy":
+            _timed(commit, env, work)  # exit 1 if the copy was cut short: it must then move no tag
+        for image in ("api", "web"):
+            for tag in ("v1.4.0", "stable") if image == "api" else ("v1.4.0",):
+                if _digest_of(destination, f"{prod}/{image}", tag) is not None:
+                    shown = run_cli("discover", f"{destination.host}/{prod}/{image}:{tag}", "-O", "json", env=env)
+                    assert shown.returncode == 0 and shown.json()["count"] == edges[image], (trial, killed, image)
+        assert _timed(copy, env, work) == 0 and _timed(commit, env, work) == 0
+        assert _digest_of(destination, f"{prod}/api", "stable") == digests["api"]
