@@ -171,8 +171,9 @@ class ShardCopy:
 
 
 def copy_shard(plan: Plan, shard: int, openers: Openers, references: Callable[[str], Reference],
-               concurrency: int) -> ShardCopy:
-    """Copy every graph of ``shard`` by digest, moving no tag. What the destination already has is skipped,
+               concurrency: int, images_at_once: int = 4) -> ShardCopy:
+    """Copy every graph of ``shard`` by digest, moving no tag, ``images_at_once`` images side by side (each
+    with ``concurrency`` requests in flight at its destination). What the destination already has is skipped,
     so a re-run after a kill copies only what is missing."""
     from ci_oras.errors import UsageError, VerificationFailed
 
@@ -182,18 +183,23 @@ def copy_shard(plan: Plan, shard: int, openers: Openers, references: Callable[[s
     if shard not in plan.shards:
         raise UsageError(f"--shard {shard} is not in the plan (its shards: {', '.join(map(str, plan.shards))})",
                          hint="run one copy job per shard of the plan's matrix")
-    copied = []
-    for image in (image for image in plan.images if image.shard == shard):
+    opened = _Opened(openers)
+
+    def copy_one(image: PlannedImage) -> CopiedImage:
         source_reference = references(image.source)
         destination_reference = references(image.destination)
-        source = openers.source(source_reference)
+        source = opened.source(source_reference)
         root = source.fetch_manifest(image.digest)
         options = CopyOptions(artifact_types=image.filters.artifact_types,
                               exclude_artifact_types=image.filters.exclude_artifact_types, concurrency=concurrency)
-        _graph, stats, _there = copy_graph(source, openers.destination(destination_reference), root, options,
+        _graph, stats, _there = copy_graph(source, opened.destination(destination_reference), root, options,
                                            mount_source(source_reference, destination_reference))
-        copied.append(CopiedImage(image, stats))
-    return ShardCopy(plan.release, shard, tuple(copied))
+        return CopiedImage(image, stats)
+
+    mine = [image for image in plan.images if image.shard == shard]
+    with ThreadPoolExecutor(max_workers=max(1, images_at_once), thread_name_prefix="ci-oras-release") as pool:
+        copied = tuple(pool.map(copy_one, mine))
+    return ShardCopy(plan.release, shard, copied)
 
 
 @dataclass(frozen=True)

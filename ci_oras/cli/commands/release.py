@@ -87,8 +87,9 @@ def _json_bytes(document: object) -> bytes:
 def release_copy(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan release plan wrote.")],
     shard: Annotated[int, typer.Option("--shard", min=1, max=256, help="Which shard of the plan's matrix to copy.")],
+    images: Annotated[int, typer.Option("--images", min=1, max=64, help="Images copied side by side.")] = 4,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64,
-                                             help="Copy requests in flight at the destination.")] = 4,
+                                             help="Copy requests in flight per image at its destination.")] = 4,
     referrers: ReferrersOpt = "auto",
     *,
     options: Options,
@@ -106,7 +107,7 @@ def release_copy(
     plan = read_plan(plan_file)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
-        result = copy_shard(plan, shard, _openers(run, mode, write=True), parse, concurrency)
+        result = copy_shard(plan, shard, _openers(run, mode, write=True), parse, concurrency, images)
     if options.output is OutputFormat.json:
         write_json(options, result)
     else:
