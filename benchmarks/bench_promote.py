@@ -42,12 +42,13 @@ from harness.registry import start_registry  # noqa: E402
 EMPTY = "application/vnd.oci.empty.v1+json"
 
 
-def seed_referrers(client: httpx.Client, url: str, repo: str, count: int) -> None:
+def seed_referrers(client: httpx.Client, url: str, repo: str, count: int, layer_bytes: int = 100_000) -> None:
     config = push_blob(client, url, repo, b"{}")
-    layer = push_blob(client, url, repo, os.urandom(100_000))
+    layer = push_blob(client, url, repo, os.urandom(layer_bytes))
     image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                         "config": {"mediaType": EMPTY, "digest": config, "size": 2},
-                        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": 100_000}]}).encode()
+                        "layers": [{"mediaType": "application/octet-stream", "digest": layer,
+                                    "size": layer_bytes}]}).encode()
     subject = push_manifest(client, url, repo, "v1", image)
     entries = []
     for number in range(count):

@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_promote import curl_copy, seed_image, seed_referrers  # noqa: E402
 from bench_referrers import NOTARY, seed_graph, seed_wide  # noqa: E402
+import bench_release  # noqa: E402
 from harness.fake_registry import FakeRegistry  # noqa: E402
 from harness.oci import push_image  # noqa: E402
 from harness.proxy import RegistryProxy  # noqa: E402
@@ -184,6 +185,28 @@ class Row:
     ratio: str
     target: str
     previous: str = "—"
+
+
+def release_rows(work: Path, env: dict[str, str], source: RunningRegistry, far: RegistryProxy) -> list[Row]:
+    """issue 20's rows: a release of 50 images 20 ms away, one job against a loop of promote, four shards
+    against one job, and the commit's requests (``bench_release.py``)."""
+    started = time.perf_counter()
+    bench_release.seed(source)
+    print(f"seeded the release ({bench_release.IMAGES} images) in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
+    figures = bench_release.measure(work, CLI, env, source, far)
+    what = f"{bench_release.IMAGES} images (4 MiB layer, 5 referrers each) 20 ms away"
+    return [
+        Row(f"release of {what}: plan, copy, commit in one job", f"{figures['one-job']:.1f} s",
+            f"{figures['loop']:.1f} s (a loop of ci-oras promote)", f"{figures['one-job'] / figures['loop']:.2f}×",
+            "≤ 0.25× the loop"),
+        Row(f"release of {what}: 4 shards copied by 4 concurrent processes", f"{figures['four-shards']:.1f} s",
+            f"{figures['one-job']:.1f} s (one job)", f"{figures['four-shards'] / figures['one-job']:.2f}×",
+            "≤ 0.4× one job"),
+        Row(f"release commit of {bench_release.IMAGES} images: requests per image besides the tag PUTs",
+            f"{figures['commit-requests-1']:.1f} (one shard), {figures['commit-requests-4']:.1f} (four)", "—", "—",
+            "≤ 2"),
+    ]
 
 
 def wide_rows(scale: int, repeat: Callable[..., tuple[Run, int]], base: str, baseline: Run,
@@ -452,6 +475,7 @@ def main() -> None:
                         f"{total / run.wall / 1e6:.0f} MB/s, {run.rss_mib:.0f} MiB RSS, {run.cpu:.2f} s CPU",
                         f"{total / curl / 1e6:.0f} MB/s (curl GET \\| curl PUT)", f"{curl / run.wall:.2f}× curl",
                         "≥ 1.0× curl, ≤ 50 MiB RSS, ≤ 1.3 s CPU"))
+        rows.extend(release_rows(work, current.env, a, slow))
     finally:
         for proxy in (pa, pb, slow, papi):
             proxy.stop()
