@@ -185,6 +185,10 @@ class RegistryReferrers:
     def _remember(self, supported: bool) -> None:
         self.client.referrers_api[self.repository] = supported
 
+    def assume(self, supported: bool) -> None:
+        """Take ``supported`` without probing, unless this repository's answer is already known."""
+        self.client.referrers_api.setdefault(self.repository, supported)
+
     @property
     def tag_schema(self) -> bool:
         """Whether listings are known to be read from the ``sha256-<hex>`` tags (forced, or the probe found no

@@ -9,7 +9,7 @@ Images are planned ``concurrency`` at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -17,11 +17,11 @@ from typing import Any, Protocol, TypeVar
 from ci_oras.graph.copy import CopyOptions, CopyStats, copy_graph
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
-from ci_oras.oci.reference import Reference
+from ci_oras.oci.reference import Reference, RegistryReference
 from ci_oras.release.plan import Estimate, GateResult, Pinned, Plan, PlannedGraph, PlannedImage, balance, expand
 from ci_oras.release.spec import ReleaseFile
 from ci_oras.requirements import Requirement
-from ci_oras.store.protocols import ByteStream, GraphStorage, ReadOnlyTarget, Tagger, TagLister
+from ci_oras.store.protocols import ByteStream, GraphStorage, ReadOnlyTarget, ReferrersApiVerdict, Tagger, TagLister
 from ci_oras.steps.common import mount_source
 
 _T = TypeVar("_T")
@@ -253,15 +253,41 @@ def commit_release(plan: Plan, openers: Openers, references: Callable[[str], Ref
         raise VerificationFailed(f"the plan of release {plan.release} failed its gate ({', '.join(plan.failed)})",
                                  hint="attach what is missing and plan again; release commit moves no tag of it")
     destinations = {image.destination: openers.destination(references(image.destination)) for image in plan.images}
+    checked: dict[str, tuple[Manifest | None, tuple[str, ...]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="ci-oras-commit") as pool:
-        checked = list(pool.map(lambda image: _check(image, destinations[image.destination]), plan.images))
-        if any(missing for _root, missing in checked):
-            return ReleaseCommit(plan.release, tuple(CommittedImage(image, missing)
-                                                     for image, (_root, missing) in zip(plan.images, checked)))
-        moves = [(image, root, tag) for image, (root, _missing) in zip(plan.images, checked) for tag in image.tags]
+        for group in _by_registry(plan.images, references):
+            # The first repository of a registry learns whether it serves the referrers API; the others take
+            # its answer instead of probing each (one request per image fewer). A wrong answer would only
+            # show a listing as missing: the commit then refuses, it never tags an incomplete graph.
+            first = next((image for image in group if image.graph.referrers), group[0])  # one that lists
+            rest = [image for image in group if image is not first]
+            checked[first.id] = _check(first, destinations[first.destination])
+            learned = destinations[first.destination]
+            verdict = learned.referrers_api() if isinstance(learned, ReferrersApiVerdict) else None
+            for image in rest:
+                target = destinations[image.destination]
+                if verdict is not None and isinstance(target, ReferrersApiVerdict):
+                    target.assume_referrers_api(verdict)
+            for image, result in zip(rest, pool.map(lambda image: _check(image, destinations[image.destination]),
+                                                    rest)):
+                checked[image.id] = result
+        if any(missing for _root, missing in checked.values()):
+            return ReleaseCommit(plan.release, tuple(CommittedImage(image, checked[image.id][1])
+                                                     for image in plan.images))
+        moves = [(image, checked[image.id][0], tag) for image in plan.images for tag in image.tags]
         list(pool.map(lambda move: destinations[move[0].destination].tag(move[1], move[2]) if move[1] else None,
                       moves))
     return ReleaseCommit(plan.release, tuple(CommittedImage(image, (), image.tags) for image in plan.images))
+
+
+def _by_registry(images: Sequence[PlannedImage], references: Callable[[str], Reference]) -> list[list[PlannedImage]]:
+    """The images grouped by the registry (or layout) their destination is on, in plan order."""
+    groups: dict[str, list[PlannedImage]] = {}
+    for image in images:
+        reference = references(image.destination)
+        key = reference.registry if isinstance(reference, RegistryReference) else reference.repository_name
+        groups.setdefault(key, []).append(image)
+    return list(groups.values())
 
 
 def _check(image: PlannedImage, destination: DestinationTarget) -> tuple[Manifest | None, tuple[str, ...]]:

@@ -104,6 +104,18 @@ class RevalidatingLister(Protocol):
 
 
 @runtime_checkable
+class ReferrersApiVerdict(Protocol):
+    """A store that learns, once per repository, whether its registry serves the referrers API (a probe)."""
+
+    def referrers_api(self) -> bool | None:
+        """What was learned; None before the first listing."""
+
+    def assume_referrers_api(self, supported: bool) -> None:
+        """Take ``supported`` as this repository's answer without probing (a caller that learned it from another
+        repository of the same registry, where a wrong answer can only make it refuse, never accept)."""
+
+
+@runtime_checkable
 class ListedSubjects(Protocol):
     """A store that keeps each subject's referrers listing under a name it can enumerate (the tag schema's
     ``sha256-<hex>`` tags, all shown by one tag list): asked once by a walk with many nodes still to list, so

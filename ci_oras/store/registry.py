@@ -462,6 +462,12 @@ class RegistryRepository:
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
         return self.referrers_backend.list_referrers(subject.digest, artifact_type)
 
+    def referrers_api(self) -> bool | None:
+        return self.referrers_backend.api_supported
+
+    def assume_referrers_api(self, supported: bool) -> None:
+        self.referrers_backend.assume(supported)
+
     def listing_validator(self, subject: Descriptor) -> str | None:
         return self.referrers_backend.validators.get(subject.digest)
 
