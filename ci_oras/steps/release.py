@@ -1,9 +1,11 @@
-"""``release plan``: the release file resolved into a plan (``ci_oras.release.plan``) against the registries.
+"""``release plan``, ``copy`` and ``commit``: a release file resolved into a plan (``ci_oras.release.plan``)
+against the registries, each shard of it copied, and the tags moved once every graph is complete.
 
-Each image is planned on its own: its source read by digest from here on, its requirements checked with
-``verify``'s search (the same rules: nothing counts that was not fetched and confirmed), and its graph walked
-with ``promote``'s copy in dry-run mode against the destination, which says what a copy would still move.
-Images are planned ``concurrency`` at a time.
+Planning takes each image on its own: its source read by digest from here on, its graph walked with
+``promote``'s copy in dry-run mode against the destination (what a copy would still move), and its
+requirements checked with ``verify``'s search on that graph (the same rules: nothing counts that was not
+fetched and confirmed), ``concurrency`` images at a time. A copy moves its shard's graphs by digest and no
+tag; the commit checks every planned graph at its destination before it moves any tag (``commit_release``).
 """
 
 from __future__ import annotations
