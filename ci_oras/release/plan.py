@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ci_oras.errors import UsageError
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.reference import Reference
-from ci_oras.release.spec import CopyFilters, ImageEntry, PatternEntry, ReleaseFile
+from ci_oras.release.spec import CopyFilters, ImageEntry, PatternEntry, ReleaseFile, refuse_conflicts
 
 if TYPE_CHECKING:
     from ci_oras.oci.shape import Fields
@@ -201,19 +201,8 @@ def expand(release: ReleaseFile, list_tags: Callable[[Reference], list[str]]) ->
     if len(images) > MAX_IMAGES:
         raise UsageError(f"the release expands to more than {MAX_IMAGES} images",
                          hint="split the release, or narrow the tag patterns")
-    _refuse_conflicts(images)
+    refuse_conflicts((image.id, image.entry.destination.repository_name, image.tags) for image in images)
     return images
-
-
-def _refuse_conflicts(images: Sequence[Pinned]) -> None:
-    written: dict[tuple[str, str], str] = {}
-    for image in images:
-        for tag in image.tags:
-            key = (image.entry.destination.repository_name, tag)
-            if key in written:
-                raise UsageError(f"{written[key]} and {image.id} both tag {key[0]}:{tag}",
-                                 hint="each destination tag belongs to one image")
-            written[key] = image.id
 
 
 #: A plan file larger than this is refused before it is decoded (10,000 images with their graphs fit well).

@@ -33,7 +33,7 @@ from ci_oras.oci.reference import Reference, parse_reference
 from ci_oras.requirements import Requirement, merge, parse_requirements
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
 #: A release file larger than this is refused before it is parsed.
 MAX_FILE_BYTES = 1024 * 1024
@@ -119,7 +119,8 @@ def parse_release(text: str, name: str) -> ReleaseFile:
         raise UsageError(f"{name}: {len(images)} entries under 'images' is more than {MAX_ENTRIES}",
                          hint="split the release, or list images with tag-pattern entries")
     entries = tuple(_entry(item, requirements, default_filters) for item in images)
-    _refuse_conflicts(entries, name)
+    refuse_conflicts(((entry.where, entry.destination.repository_name, entry.tags) for entry in entries
+                      if isinstance(entry, ImageEntry)), name)
     return ReleaseFile(release.strip(), entries)
 
 
@@ -291,19 +292,18 @@ def _repository(reference: Reference) -> Reference:
     return reference.with_tags(())
 
 
-def _refuse_conflicts(entries: Sequence[ImageEntry | PatternEntry], name: str) -> None:
-    """Two entries may not write the same tag of the same repository: which image it ends on would depend
-    on the order the copies finish."""
+def refuse_conflicts(writes: Iterable[tuple[str, str, tuple[str, ...]]], name: str | None = None) -> None:
+    """Two images may not write the same tag of the same repository: which image it ends on would depend on
+    the order the copies finish. ``writes``: (where the image comes from, destination repository, its tags);
+    ``name``: the release file, when the images are its entries."""
     written: dict[tuple[str, str], str] = {}
-    for entry in entries:
-        if not isinstance(entry, ImageEntry):
-            continue
-        for tag in entry.tags:
-            key = (entry.destination.repository_name, tag)
+    for where, repository, tags in writes:
+        for tag in tags:
+            key = (repository, tag)
             if key in written:
-                raise UsageError(f"{name}: {written[key]} and {entry.where} both tag {key[0]}:{tag}",
+                raise UsageError(f"{name + ': ' if name else ''}{written[key]} and {where} both tag {repository}:{tag}",
                                  hint="each destination tag belongs to one image")
-            written[key] = entry.where
+            written[key] = where
 
 
 def _kind(value: object) -> str:
