@@ -92,6 +92,16 @@ def test_the_release_steps_run_as_installed(way: str, installs: Installs, regist
     kinds = {referrer["artifactType"]: referrer["digest"] for referrer in found["referrers"]}
     assert kinds.get(CYCLONEDX) == sbom["digest"] and kinds.get(NOTARY) == signed["digest"], found
 
+    # A release of what was promoted: the release file's YAML reader and the plan come from the installed wheels.
+    target = f"{registry_plain.host}/install/{way}-{uuid.uuid4().hex[:8]}-prod"
+    (home / "release.yaml").write_text(f"release: 1.10\nrequire: [sbom, signature]\nimages:\n"
+                                       f"  - {{source: '{destination}', destination: '{target}', tags: [v1, stable]}}\n")
+    planned = _ok(_ci_oras(steps, home, "release", "plan", "release.yaml", "-o", "plan.json", "--output", "json"))
+    assert planned["release"] == "1.10" and planned["ok"] is True, planned
+    _ok(_ci_oras(steps, home, "release", "copy", "plan.json", "--shard", "1", "--output", "json"))
+    committed = _ok(_ci_oras(steps, home, "release", "commit", "plan.json", "--output", "json"))
+    assert committed["tagsWritten"] == 2, committed
+
 
 def test_every_module_imports_in_a_venv_holding_only_the_locks_packages(installs: Installs,
                                                                         tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from harness.registry import RunningRegistry, start_registry
 from ci_oras.schemas import load_schema
 
 SBOM = "application/vnd.cyclonedx+json"
+#: (env, source registry, destination registry, the sources' base path, their digests, this test's prod/<id>)
+Release = tuple[dict[str, str], RunningRegistry, RunningRegistry, str, dict[str, str], str]
 SIGNATURE = "application/vnd.cncf.notary.signature"
 
 
@@ -88,10 +90,10 @@ def sources(registry_htpasswd: RunningRegistry, destination: RunningRegistry,
 
 @pytest.fixture
 def release(registry_htpasswd: RunningRegistry, destination: RunningRegistry, sources: tuple[Path, str, dict[str, str]]
-            ) -> tuple[dict[str, str], RunningRegistry, RunningRegistry, str, dict[str, str]]:
-    """The seeded sources; ``base`` names them, and each test's destination repositories are prod/<its own id>."""
+            ) -> Release:
+    """The seeded sources (``base`` names them), and a fresh prod/<id> for this test's destination repositories."""
     home, base, digests = sources
-    return clean_env(home), registry_htpasswd, destination, base, digests
+    return clean_env(home), registry_htpasswd, destination, base, digests, f"prod/{uuid.uuid4().hex[:8]}"
 
 
 def _write(path: Path, text: str) -> Path:
@@ -105,11 +107,8 @@ def _plan(env: dict[str, str], cwd: Path, *args: str) -> tuple[CliResult, dict[s
     return result, plan
 
 
-def test_a_plan_pins_gates_sizes_and_shards_every_image(release: tuple[dict[str, str], RunningRegistry,
-                                                         RunningRegistry, str, dict[str, str]],
-                                                         tmp_path: Path) -> None:
-    env, source, destination, base, digests = release
-    prod = f"prod/{uuid.uuid4().hex[:8]}"
+def test_a_plan_pins_gates_sizes_and_shards_every_image(release: Release, tmp_path: Path) -> None:
+    env, source, destination, base, digests, prod = release
     file = _write(tmp_path / "release.yaml", f"""
 release: 1.10
 images:
@@ -148,10 +147,8 @@ images:
     assert not _exists(destination, f"{prod}/api", "v1.4.0"), "planning writes nothing"
 
 
-def test_a_failed_gate_writes_the_plan_and_exits_1(release: tuple[dict[str, str], RunningRegistry,
-                                                   RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
-    env, source, destination, base, _digests = release
-    prod = f"prod/{uuid.uuid4().hex[:8]}"
+def test_a_failed_gate_writes_the_plan_and_exits_1(release: Release, tmp_path: Path) -> None:
+    env, source, destination, base, _digests, prod = release
     file = _write(tmp_path / "release.yaml", f"""
 release: v1.4.0
 require: [sbom, signature]
@@ -181,11 +178,8 @@ def _exists(registry: RunningRegistry, repo: str, tag: str) -> bool:
     return answer.status_code == 200
 
 
-def test_copy_every_shard_then_commit_moves_the_tags_last(release: tuple[dict[str, str], RunningRegistry,
-                                                          RunningRegistry, str, dict[str, str]],
-                                                          tmp_path: Path) -> None:
-    env, source, destination, base, digests = release
-    prod = f"prod/{uuid.uuid4().hex[:8]}"
+def test_copy_every_shard_then_commit_moves_the_tags_last(release: Release, tmp_path: Path) -> None:
+    env, source, destination, base, digests, prod = release
     file = _release_file(tmp_path / "release.yaml", source, destination, base, prod)
     result, plan = _plan(env, tmp_path, str(file), "--shards", "2", "-o", "plan.json")
     assert result.returncode == 0, result.stderr
@@ -213,10 +207,8 @@ def test_copy_every_shard_then_commit_moves_the_tags_last(release: tuple[dict[st
     assert shown.returncode == 0 and shown.json()["count"] == 3, "the SBOM, the signature and the SBOM's signature"
 
 
-def test_a_plan_that_failed_its_gate_is_never_copied(release: tuple[dict[str, str], RunningRegistry,
-                                                     RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
-    env, source, destination, base, _digests = release
-    prod = f"prod/{uuid.uuid4().hex[:8]}"
+def test_a_plan_that_failed_its_gate_is_never_copied(release: Release, tmp_path: Path) -> None:
+    env, source, destination, base, _digests, prod = release
     file = _write(tmp_path / "release.yaml", f"""
 release: v1.4.0
 require: attestation
@@ -235,13 +227,10 @@ def _digest_of(registry: RunningRegistry, repo: str, tag: str) -> str | None:
     return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
 
 
-def test_a_referrer_the_copy_leaves_out_cannot_satisfy_the_gate(release: tuple[dict[str, str], RunningRegistry,
-                                                                RunningRegistry, str, dict[str, str]],
-                                                                tmp_path: Path) -> None:
+def test_a_referrer_the_copy_leaves_out_cannot_satisfy_the_gate(release: Release, tmp_path: Path) -> None:
     """The gate is checked on the graph as it will arrive: with signatures excluded from the copy, 'signature'
     is missing even though the source has one."""
-    env, source, destination, base, _digests = release
-    prod = f"prod/{uuid.uuid4().hex[:8]}"
+    env, source, destination, base, _digests, prod = release
     file = _write(tmp_path / "release.yaml", f"""
 release: v1.4.0
 require: [sbom, signature]
@@ -282,11 +271,11 @@ def _timed(args: list[str], env: dict[str, str], cwd: Path, kill_after: float | 
 
 
 def test_a_killed_copy_or_commit_never_leaves_a_tag_on_an_incomplete_graph(
-        release: tuple[dict[str, str], RunningRegistry, RunningRegistry, str, dict[str, str]], tmp_path: Path) -> None:
+        release: Release, tmp_path: Path) -> None:
     """SIGKILL at seeded random points of the copy (odd trials) or the commit (even ones): whatever was left,
     every destination tag that exists names a complete graph, and running copy and commit again finishes the
     release. make test runs 2 trials, make stress 20 (CI_ORAS_RELEASE_KILLS)."""
-    env, source, destination, base, digests = release
+    env, source, destination, base, digests, _prod = release
     trials = int(os.environ.get("CI_ORAS_RELEASE_KILLS", "2"))
     chance = random.Random(20)
     edges: dict[str, int] = {"api": 3, "web": 1}
@@ -317,3 +306,21 @@ def test_a_killed_copy_or_commit_never_leaves_a_tag_on_an_incomplete_graph(
                     assert shown.returncode == 0 and shown.json()["count"] == edges[image], (trial, killed, image)
         assert _timed(copy, env, work) == 0 and _timed(commit, env, work) == 0
         assert _digest_of(destination, f"{prod}/api", "stable") == digests["api"]
+
+
+def test_a_release_into_a_token_registry(release: Release, registry_token: RunningRegistry,
+                                         tmp_path: Path) -> None:
+    """Bearer tokens at the destination (the source keeps Basic): plan, copy and commit at their default
+    concurrency, credentials from the docker config."""
+    env, source, destination, base, digests, prod = release
+    _login_config(Path(env["HOME"]), source, destination, registry_token)
+    file = _release_file(tmp_path / "release.yaml", source, registry_token, base, prod)
+    assert _plan(env, tmp_path, str(file), "--shards", "2", "-o", "plan.json")[0].returncode == 0
+    for shard in (1, 2):
+        copied = run_cli("release", "copy", "plan.json", "--shard", str(shard), env=env, cwd=tmp_path)
+        assert copied.returncode == 0, copied.stderr
+    committed = run_cli("release", "commit", "plan.json", "-O", "json", env=env, cwd=tmp_path)
+    assert committed.returncode == 0 and committed.json()["tagsWritten"] == 3, committed.stderr
+    shown = run_cli("discover", f"{registry_token.host}/{prod}/api:stable", "-O", "json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.json()["digest"] == digests["api"] and shown.json()["count"] == 3
