@@ -107,10 +107,16 @@ class Step:
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]  # ``result`` last
     soft_failure: SoftFailure | None = None
+    #: The command words when they are not just ``name``: ``("release", "plan")`` for ``release-plan``.
+    subcommand: tuple[str, ...] = ()
+    #: Where the username/password inputs go, in the wrappers' words (None: the first argument's registry).
+    login_target: str | None = None
+    #: More files the GitLab job keeps as artifacts (``$[[ inputs.x ]]`` allowed): the plan, the shard file.
+    gitlab_artifacts: tuple[str, ...] = ()
 
     @property
     def command(self) -> tuple[str, ...]:
-        return (self.name,)
+        return self.subcommand or (self.name,)
 
     @property
     def camel_name(self) -> str:
@@ -155,7 +161,8 @@ INSECURE = Input(
 CA_FILE = Input("ca-file", "PEM file of CA certificates to trust.", Maps.OPTION, flag="--ca-file")
 USERNAME = Input(
     "username",
-    "Registry username, sent only to the registry this step names (promote: the destination). Other registries "
+    "Registry username, sent only to the registry this step names (promote: the destination; release steps: "
+    "the destinations' one registry). Other registries "
     "use the docker config (docker login), or CI_ORAS_USERNAME/CI_ORAS_PASSWORD for the host in CI_ORAS_REGISTRY.",
     Maps.OPTION, flag="--username",
 )
@@ -373,9 +380,75 @@ DELETE = Step(
     outputs=_outputs("delete"),
 )
 
+RELEASE_LOGIN = "the registry of the release's destinations (one registry; sources use the docker config or CI_ORAS_*)"
+PLAN_FILE = Input("plan", "Path of the plan release-plan wrote (its artifact in this job).",
+                  Maps.ARGUMENT, InputType.PATH, argument="PLAN", required=True)
+
+RELEASE_PLAN = Step(
+    "release-plan",
+    "Plan a release",
+    "Pin every image of a release file to its digest, gate each with its requirements, size its graph and "
+    "write the plan, with the shards to copy as a matrix; fails (and copies nothing) when a gate fails.",
+    inputs=(
+        Input("release-file", "Path of the release file (YAML): images, destinations, tags, requirements.",
+              Maps.ARGUMENT, InputType.PATH, argument="FILE", required=True),
+        Input("out", "Where to write the plan; later jobs read it (keep it as an artifact).",
+              Maps.OPTION, InputType.PATH, flag="--out", default="release-plan.json"),
+        Input("shards", "Copy jobs to split the release over (1-256, default 1; only shards with work run).",
+              Maps.OPTION, InputType.INTEGER, flag="--shards"),
+        Input("concurrency", "Images planned at once (1-64, default 4).",
+              Maps.OPTION, InputType.INTEGER, flag="--concurrency"),
+        Input("copy-job",
+              "GitLab: the name of the release-copy job that ci-oras-release-copy.yml (the child pipeline's "
+              "shard file) extends (default ci-oras-release-copy).",
+              Maps.OPTION, flag="--copy-job"),
+    ) + COMMON,
+    outputs=_outputs("release-plan"),
+    subcommand=("release", "plan"),
+    login_target=RELEASE_LOGIN,
+    gitlab_artifacts=("$[[ inputs.out ]]", "ci-oras-release-copy.yml"),
+)
+
+RELEASE_COPY = Step(
+    "release-copy",
+    "Copy a release shard",
+    "Copy the graphs of one shard of a release plan by digest, moving no tag; a re-run copies only what is "
+    "missing.",
+    inputs=(
+        PLAN_FILE,
+        Input("shard",
+              "Which shard of the plan's matrix to copy (1-256); empty: $CI_ORAS_RELEASE_SHARD, which the GitLab "
+              "shard file sets.",
+              Maps.OPTION, InputType.INTEGER, flag="--shard"),
+        Input("images", "Images copied side by side (1-64, default 4).",
+              Maps.OPTION, InputType.INTEGER, flag="--images"),
+        Input("concurrency", "Copy requests in flight per image (1-64, default 4).",
+              Maps.OPTION, InputType.INTEGER, flag="--concurrency"),
+    ) + COMMON,
+    outputs=_outputs("release-copy"),
+    subcommand=("release", "copy"),
+    login_target=RELEASE_LOGIN,
+)
+
+RELEASE_COMMIT = Step(
+    "release-commit",
+    "Commit a release",
+    "Check that every graph of a release plan is complete at its destination, then move the tags, tags "
+    "last; moves no tag (and fails) when any graph is incomplete.",
+    inputs=(
+        PLAN_FILE,
+        Input("concurrency", "Checks and tag writes in flight (1-64, default 8).",
+              Maps.OPTION, InputType.INTEGER, flag="--concurrency"),
+    ) + COMMON,
+    outputs=_outputs("release-commit"),
+    subcommand=("release", "commit"),
+    login_target=RELEASE_LOGIN,
+)
+
 #: Every wrapped step, in the order wrappers and docs list them.
 STEPS: tuple[Step, ...] = (
     PUSH, ATTACH, ATTACH_SBOM, ATTACH_SIGNATURE, SIGN, DISCOVER, VERIFY, PROMOTE, DELETE,
+    RELEASE_PLAN, RELEASE_COPY, RELEASE_COMMIT,
 )
 
 

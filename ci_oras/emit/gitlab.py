@@ -70,6 +70,17 @@ class GitLabEmitter(Emitter):
     def write_summary(self, markdown: str) -> None:
         append_text(self.dotenv.parent / SUMMARY_FILE, markdown, "job summary")
 
+    def write_file(self, name: str, text: str) -> Path:
+        """A file for the job's ``artifacts:paths`` (a generated child pipeline), beside the dotenv file,
+        replaced whole."""
+        path = self.dotenv.parent / name
+        try:
+            _replace(path, text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
+                             hint="check --emit-file / CI_ORAS_DOTENV and the directory's permissions") from exc
+        return path
+
 
 def dotenv_value(value: str) -> str:
     """One line, literal for GitLab: line breaks become spaces, ``$`` becomes ``$$``."""

@@ -87,6 +87,9 @@ OUTPUTS: dict[str, tuple[Output, ...]] = {
     "release-plan": (
         Output("ok", "true when every image's gate holds, else false", _field("ok")),
         Output("matrix", "The shards to run as a matrix: {\"shard\": [1, 2, ...]}, compact JSON", _field("matrix")),
+        Output("azure-matrix", "The same shards as an Azure Pipelines matrix: {\"shard_1\": {\"shard\": \"1\"}, "
+               "...}, compact JSON", lambda document: {f"shard_{shard}": {"shard": str(shard)}
+                                                       for shard in document["matrix"]["shard"]}),
         Output("shards", "How many shards received images", lambda document: len(document["shards"])),
         Output("failed", "The images whose gate failed, as a compact JSON list", _field("failed")),
     ),

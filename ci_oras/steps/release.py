@@ -11,7 +11,7 @@ tag; the commit checks every planned graph at its destination before it moves an
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -304,3 +304,16 @@ def _check(image: PlannedImage, destination: DestinationTarget) -> tuple[Manifes
         found = {desc.digest for desc in destination.referrers(image.graph.manifest(subject))}
         missing.extend(digest for digest in listed if digest not in found)
     return root, tuple(missing)
+
+
+def refuse_login_across_registries(destinations: Iterable[Reference]) -> None:
+    """Login flags (--username/--password) reach one registry host. A release writing to two registries would
+    hand one account's password to the other, so it is refused before anything is sent."""
+    from ci_oras.errors import UsageError
+
+    hosts = sorted({reference.registry for reference in destinations if isinstance(reference, RegistryReference)})
+    if len(hosts) > 1:
+        raise UsageError(f"--username/--password would reach {len(hosts)} registries ({', '.join(hosts)}); "
+                         "login flags are sent to one registry only",
+                         hint="give each registry its own credential (ci-oras login HOST, or CI_ORAS_REGISTRY "
+                              "with CI_ORAS_USERNAME/CI_ORAS_PASSWORD) and drop the flags")

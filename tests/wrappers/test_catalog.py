@@ -33,12 +33,21 @@ CONTRACT: dict[str, tuple[list[str], list[str]]] = {
     "promote": (["source", "destination", "artifact-type", "exclude-artifact-type", "concurrency"],
                 ["digest", "reference", "copied", "mounted", "skipped"]),
     "delete": (["reference", "graph"], ["deleted"]),
+    # the release issue: plan -> matrix of copy jobs -> commit
+    "release-plan": (["release-file", "out", "shards", "concurrency", "copy-job"],
+                     ["ok", "matrix", "azure-matrix", "shards", "failed"]),
+    "release-copy": (["plan", "shard", "images", "concurrency"], ["bytes", "images"]),
+    "release-commit": (["plan", "concurrency"], ["ok", "incomplete", "tags-written"]),
 }
 
 
 def _command(step: str) -> Any:
-    """The click command typer builds (typer vendors click, so its classes are duck-typed here)."""
-    return typer.main.get_command(app).commands[step]  # type: ignore[attr-defined]
+    """The click command typer builds (typer vendors click, so its classes are duck-typed here); a step of a
+    command group (``release-plan``) is found by its words (``release plan``)."""
+    command = typer.main.get_command(app)
+    for word in catalog.step(step).command:
+        command = command.commands[word]  # type: ignore[attr-defined]
+    return command
 
 
 def _option(command: Any, flag: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,6 +10,9 @@ import typer
 
 from ci_oras.cli.app import Options, OutputFormat, ReferrersOpt, command, emit_result, parse, referrers_mode
 from ci_oras.cli.app import release_app, runtime, write_json
+
+#: The child pipeline's shard file that ``release plan --emit gitlab`` writes beside the dotenv file.
+SHARD_FILE = "ci-oras-release-copy.yml"
 
 if TYPE_CHECKING:
     from ci_oras.registry.referrers import ReferrersMode
@@ -26,6 +30,10 @@ def release_plan(
                       ] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64,
                                              help="Images planned at once.")] = 4,
+    copy_job: Annotated[str, typer.Option(
+        "--copy-job", metavar="NAME",
+        help="--emit gitlab: the release-copy job that ci-oras-release-copy.yml (the child pipeline's shard "
+             "file) extends.")] = "ci-oras-release-copy",
     referrers: ReferrersOpt = "auto",
     *,
     options: Options,
@@ -37,6 +45,10 @@ def release_plan(
     run of promote against the destination. The plan balances the images over at most --shards copy jobs by
     bytes and requests; its "matrix" lists the shards to run.
 
+    With --emit gitlab it also writes ci-oras-release-copy.yml beside the dotenv file: include it after the
+    release-copy template in the child pipeline's trigger:include, and it runs that job once per shard (a
+    parallel:matrix setting CI_ORAS_RELEASE_SHARD) with this job's artifacts.
+
     The plan is written even when a gate fails, so the reason can be read; then the command exits 1 and
     release copy refuses the plan.
     """
@@ -44,16 +56,27 @@ def release_plan(
     from ci_oras.emit.text import say
     from ci_oras.errors import VerificationFailed
     from ci_oras.files import write_atomically
+    from ci_oras.release.matrix import check_gitlab_shards, gitlab_shard_file
     from ci_oras.release.spec import read_release_file
-    from ci_oras.steps.release import PlanOptions, plan_release
+    from ci_oras.steps.release import PlanOptions, plan_release, refuse_login_across_registries
     from ci_oras.steps.verify import gate_missing
 
+    gitlab = options.emitter is not None and options.emitter.platform == "gitlab"
+    if gitlab:
+        check_gitlab_shards(shards)
     release = read_release_file(file)
+    if _has_login_flags(options):
+        refuse_login_across_registries(entry.destination for entry in release.entries)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
         plan = plan_release(release, _openers(run, mode, write=False), gate_missing,
                             PlanOptions(shards=shards, concurrency=concurrency))
     write_atomically(out, _json_bytes(plan.document()))
+    if gitlab and plan.ok:
+        from ci_oras.emit.gitlab import GitLabEmitter
+
+        assert isinstance(options.emitter, GitLabEmitter)
+        options.emitter.write_file(SHARD_FILE, gitlab_shard_file(plan.release, plan.shards, copy_job, os.environ))
     if options.output is OutputFormat.json:
         write_json(options, plan)
     else:
@@ -66,6 +89,12 @@ def release_plan(
                 f"{image.id} ({image.source}@{image.digest[:19]}) missing {', '.join(image.gate.missing)}"
                 for image in failed[:5]) + (" …" if len(failed) > 5 else ""),
             hint="attach what is missing to those images (or fix the release file), then plan again")
+
+
+def _has_login_flags(options: Options) -> bool:
+    """--username/--password go to one registry host: ``refuse_login_across_registries`` checks that a
+    release's destinations are on one."""
+    return options.username is not None or options.password is not None
 
 
 def _openers(run: Runtime, mode: ReferrersMode, *, write: bool) -> Openers:
@@ -86,7 +115,8 @@ def _json_bytes(document: object) -> bytes:
 @command(release_app, "copy")
 def release_copy(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan release plan wrote.")],
-    shard: Annotated[int, typer.Option("--shard", min=1, max=256, help="Which shard of the plan's matrix to copy.")],
+    shard: Annotated[int, typer.Option("--shard", min=1, max=256, envvar="CI_ORAS_RELEASE_SHARD",
+                                       help="Which shard of the plan's matrix to copy.")],
     images: Annotated[int, typer.Option("--images", min=1, max=64, help="Images copied side by side.")] = 4,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64,
                                              help="Copy requests in flight per image at its destination.")] = 4,
@@ -102,9 +132,11 @@ def release_copy(
     from ci_oras.emit.render import release_copy_text
     from ci_oras.emit.text import say
     from ci_oras.release.plan import read_plan
-    from ci_oras.steps.release import copy_shard
+    from ci_oras.steps.release import copy_shard, refuse_login_across_registries
 
     plan = read_plan(plan_file)
+    if _has_login_flags(options):
+        refuse_login_across_registries(parse(image.destination) for image in plan.images)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
         result = copy_shard(plan, shard, _openers(run, mode, write=True), parse, concurrency, images)
@@ -133,9 +165,11 @@ def release_commit(
     from ci_oras.emit.text import say
     from ci_oras.errors import VerificationFailed
     from ci_oras.release.plan import read_plan
-    from ci_oras.steps.release import commit_release
+    from ci_oras.steps.release import commit_release, refuse_login_across_registries
 
     plan = read_plan(plan_file)
+    if _has_login_flags(options):
+        refuse_login_across_registries(parse(image.destination) for image in plan.images)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
         result = commit_release(plan, _openers(run, mode, write=True), parse, concurrency)
