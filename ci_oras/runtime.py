@@ -62,9 +62,10 @@ class Runtime:
         return self._session
 
     def open(self, reference: Reference, *, create: bool = False, use_login_flags: bool = True,
-             referrers: ReferrersMode = ReferrersMode.auto) -> Target:
+             referrers: ReferrersMode = ReferrersMode.auto, watch_listings: bool = True) -> Target:
         """A target for ``reference``; ``create`` means "about to write": a layout is created if absent and a
-        registry repository asks for push access up front."""
+        registry repository asks for push access up front. ``watch_listings=False``: tag-schema referrers
+        listings are read back once, not watched (``SettleOptions.watch``), for a caller that checks them later."""
         if isinstance(reference, LayoutReference):
             from ci_oras.store.layout import OCILayout
 
@@ -72,10 +73,11 @@ class Runtime:
         assert isinstance(reference, RegistryReference)
         if use_login_flags and (self.login.username is not None or self.login.password is not None):
             self._flag_hosts.add(reference.registry)
+        from ci_oras.registry.referrers import SettleOptions
         from ci_oras.store.registry import RegistryRepository
 
         return RegistryRepository(reference, self.session.client_for(reference), writable=create,
-                                  referrers_mode=referrers)
+                                  referrers_mode=referrers, settle=None if watch_listings else SettleOptions(watch=False))
 
     def close(self) -> None:
         if self._session is not None:

@@ -131,6 +131,10 @@ class SettleOptions:
     factor: float = 5.0
     limit: float = 60.0
     max_writes: int = 30
+    #: False: read the index back once right after the write, and stop when it lists our entries. For a
+    #: caller that checks every listing again before it relies on it (``release copy``, whose ``release
+    #: commit`` reads each planned subject's listing before any tag moves): the window is then that check's.
+    watch: bool = True
 
 
 @dataclass
@@ -468,6 +472,8 @@ class RegistryReferrers:
             if _lists_all(current, known):
                 if not writes:
                     return  # already listed (a re-run): we changed nothing, so there is nothing to watch
+                if not self.settle.watch:
+                    return  # listed after our write; unwatched, so the replaced indexes stay (garbage, unlisted)
                 window = self.settle.factor * cycle
                 if current.digest == anchor and sent >= anchored_at + window:
                     self.windows.append(window)
@@ -509,7 +515,8 @@ class RegistryReferrers:
             if current.digest and current.digest != subject_digest and current.manifests and not ours <= listed \
                     and listing_shaped(current.manifests):
                 replaced.append(current.digest)
-            self._sleep_until(self._next_read(anchored_at, cycle, contended, probe=writes == 1))
+            if self.settle.watch:
+                self._sleep_until(self._next_read(anchored_at, cycle, contended, probe=writes == 1))
             current, sent, received = self._timed_read(subject_digest)
         self._delete_replaced([digest for digest in replaced if digest != current.digest])
 

@@ -163,6 +163,32 @@ def test_one_read_a_measured_window_after_the_write_confirms_it(latency: float) 
     assert repo.log[3][0] - put_answered == pytest.approx(FACTOR * cycle + latency / 2)
 
 
+def test_unwatched_the_write_is_read_back_once_at_once_and_a_lost_entry_written_again() -> None:
+    """``SettleOptions(watch=False)`` (release copy, whose commit reads every listing again): no window, no
+    sleep; the read right after the write still catches a write that did not take, and merges again."""
+    clock = Clock()
+    repo = Repository(clock, 0.01)
+    ours = referrer("ours")
+    repo.store(ours, ours.digest)
+    referrers = RegistryReferrers(SimpleNamespace(host="registry.test", referrers_api={}), "app", repo, (),
+                                  mode=ReferrersMode.tag, sleep=clock.sleep, clock=clock,
+                                  settle=SettleOptions(watch=False))
+    referrers.ensure_all_listed(SUBJECT.digest, [ours], confirmed_by_registry=False)
+    assert repo.calls() == ["GET", "PUT", "GET"] and repo.index() == [ours.digest]
+    assert clock.sleeps == [] and referrers.windows == []
+
+    # a stale write by another writer lands between our write and our read-back: our entry is merged back in
+    clock, other = Clock(), referrer("other")
+    repo = Repository(clock, 0.01)
+    repo.store(ours, ours.digest)
+    repo.on_put = lambda _reference: repo.store(build_index([other.descriptor]), TAG) if len(repo.log) == 2 else None
+    referrers = RegistryReferrers(SimpleNamespace(host="registry.test", referrers_api={}), "app", repo, (),
+                                  mode=ReferrersMode.tag, sleep=clock.sleep, clock=clock,
+                                  settle=SettleOptions(watch=False))
+    referrers.ensure_all_listed(SUBJECT.digest, [ours], confirmed_by_registry=False)
+    assert sorted(repo.index()) == sorted([ours.digest, other.digest])
+
+
 def test_the_window_stretches_with_the_latency_and_nothing_else() -> None:
     windows = []
     for latency in (0.0, 0.01, 0.1):

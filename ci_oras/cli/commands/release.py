@@ -97,13 +97,16 @@ def _has_login_flags(options: Options) -> bool:
     return options.username is not None or options.password is not None
 
 
-def _openers(run: Runtime, mode: ReferrersMode, *, write: bool) -> Openers:
+def _openers(run: Runtime, mode: ReferrersMode, *, write: bool, watch_listings: bool = True) -> Openers:
     """Sources are read with the docker config and CI_ORAS_* credentials; login flags go to destinations only,
-    as with promote. ``write``: the destinations are about to be written (push access asked up front)."""
+    as with promote. ``write``: the destinations are about to be written (push access asked up front).
+    ``watch_listings=False`` (release copy): release commit reads every planned listing before any tag moves,
+    so a tag-schema listing the copy wrote is read back once instead of watched for other writers."""
     from ci_oras.steps.release import Openers
 
     return Openers(source=lambda reference: run.open(reference, use_login_flags=False, referrers=mode),
-                   destination=lambda reference: run.open(reference, create=write, referrers=mode))
+                   destination=lambda reference: run.open(reference, create=write, referrers=mode,
+                                                          watch_listings=watch_listings))
 
 
 def _json_bytes(document: object) -> bytes:
@@ -139,7 +142,8 @@ def release_copy(
         refuse_login_across_registries(parse(image.destination) for image in plan.images)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
-        result = copy_shard(plan, shard, _openers(run, mode, write=True), parse, concurrency, images)
+        result = copy_shard(plan, shard, _openers(run, mode, write=True, watch_listings=False), parse, concurrency,
+                            images)
     if options.output is OutputFormat.json:
         write_json(options, result)
     else:
