@@ -171,6 +171,21 @@ def test_bad_release_files_are_usage_errors_naming_the_field(tmp_path: Path) -> 
     assert result.json()["error"]["message"].startswith(f"{file}: images[1].colour: unknown field")
 
 
+def test_login_flags_are_refused_when_destinations_span_registries(tmp_path: Path) -> None:
+    """--username/--password reach one registry: with destinations on two, nothing is sent anywhere (the
+    hosts do not even resolve) and the error names both registries and the way out."""
+    env = clean_env(tmp_path)
+    file = _write(tmp_path / "release.yaml", "release: v1\nimages:\n"
+                  "  - {source: staging.invalid/a:1, destination: prod-one.invalid/a}\n"
+                  "  - {source: staging.invalid/b:1, destination: prod-two.invalid/b}\n")
+    result = run_cli("release", "plan", str(file), "-o", "plan.json", "-O", "json", "-u", "robot",
+                     "--password-stdin", env=env, cwd=tmp_path, stdin="s3cret-value\n")
+    assert result.returncode == 2 and not (tmp_path / "plan.json").exists()
+    error = result.json()["error"]
+    assert "prod-one.invalid, prod-two.invalid" in error["message"] and "CI_ORAS_REGISTRY" in error["hint"]
+    assert "s3cret-value" not in result.stdout + result.stderr
+
+
 def _exists(registry: RunningRegistry, repo: str, tag: str) -> bool:
     auth = (registry.username or "", registry.password or "")
     answer = httpx.head(f"{registry.url}/v2/{repo}/manifests/{tag}", auth=auth,
