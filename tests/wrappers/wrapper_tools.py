@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,6 +208,19 @@ def make_act_runner(tmp_path: Path) -> ActRunner:
         return ActRun(completed.returncode, events, completed.stdout + completed.stderr, out)
 
     return run
+
+
+#: A ``uses:`` line of a workflow: the action reference and the rest of the line (its comment).
+_USES = re.compile(r"^\s*(?:- )?uses: (\S+)(.*)$", re.M)
+
+
+def third_party_actions(workflow: str, own: str = "your-org/ci-oras/") -> set[str]:
+    """The third-party actions a workflow's text uses (not ``own``), each asserted pinned as a user's copy must
+    fetch it: by full commit SHA, with a ``# vX.Y.Z`` comment saying which release that is."""
+    third_party = [(ref, rest) for ref, rest in _USES.findall(workflow) if not ref.startswith(own)]
+    for ref, rest in third_party:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref) and re.match(r"\s+# v\d+\.\d+\.\d+", rest), ref
+    return {ref.partition("@")[0] for ref, _ in third_party}
 
 
 @dataclass(frozen=True)
