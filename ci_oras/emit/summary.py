@@ -27,6 +27,8 @@ def result_summary(document: Mapping[str, Any], outputs: Mapping[str, str], resu
         lines += ["_Dry run: nothing was changed._", ""]
     if step == "verify":
         lines += _verify_lines(document)
+    if step in _RELEASE_LINES:
+        lines += _RELEASE_LINES[step](document)
     rows = [(name, value) for name, value in outputs.items() if name not in _NOT_IN_TABLE]
     if rows:
         lines += ["| output | value |", "| --- | --- |"]
@@ -73,6 +75,57 @@ def _verify_lines(document: Mapping[str, Any]) -> list[str]:
     if "signatures" in document:
         lines += _signature_lines(document)
     return lines
+
+
+def _image_cell(image: Mapping[str, Any]) -> str:
+    return f"{_code(str(image.get('id', '')))} {_code(_cut(str(image.get('destination', ''))))}"
+
+
+def _release_plan_lines(document: Mapping[str, Any]) -> list[str]:
+    """Each image with its gate: the one to fix is named with what it misses, not only by its entry number."""
+    images = document.get("images", [])
+    failed = [image for image in images if not image.get("gate", {}).get("ok")]
+    lines = [f"**Gate failed** for {len(failed)} of {len(images)} images: nothing will be copied." if failed else
+             f"**Planned**: {len(images)} images over {len(document.get('shards', []))} shards.", ""]
+    lines += ["| image | source | shard | to copy | gate |", "| --- | --- | --- | --- | --- |"]
+    for image in images:
+        gate = image.get("gate", {})
+        verdict = "✅" if gate.get("ok") else "❌ missing " + ", ".join(_code(str(s)) for s in gate.get("missing", []))
+        source = f"{image.get('source', '')}@{str(image.get('digest', ''))[:19]}"
+        estimate = image.get("estimate", {})
+        lines.append(f"| {_image_cell(image)} | {_code(_cut(source))} | {image.get('shard', '')} "
+                     f"| {estimate.get('manifests', 0)} manifests, {estimate.get('bytes', 0)} bytes | {verdict} |")
+    return [*lines, ""]
+
+
+def _release_copy_lines(document: Mapping[str, Any]) -> list[str]:
+    lines = [f"Shard {document.get('shard', '')}: {len(document.get('images', []))} images copied by digest, "
+             "no tag moved.", "", "| image | copied | mounted | already there | bytes |",
+             "| --- | --- | --- | --- | --- |"]
+    for image in document.get("images", []):
+        copied, skipped = image.get("copied", {}), image.get("skipped", {})
+        lines.append(f"| {_image_cell(image)} | {copied.get('manifests', 0)} manifests, {copied.get('blobs', 0)} "
+                     f"blobs | {image.get('mounted', 0)} | {skipped.get('manifests', 0)} manifests, "
+                     f"{skipped.get('blobs', 0)} blobs | {image.get('bytes', 0)} |")
+    return [*lines, ""]
+
+
+def _release_commit_lines(document: Mapping[str, Any]) -> list[str]:
+    images = document.get("images", [])
+    incomplete = [image for image in images if not image.get("complete")]
+    lines = [f"**Incomplete**: {len(incomplete)} of {len(images)} graphs; no tag moved." if incomplete else
+             f"**Committed**: {len(images)} graphs complete, {document.get('tagsWritten', 0)} tags moved.", "",
+             "| image | tags | graph |", "| --- | --- | --- |"]
+    for image in images:
+        missing = image.get("missing", [])
+        verdict = "✅ complete" if not missing else f"❌ {len(missing)} manifests missing"
+        tags = ", ".join(_code(str(tag)) for tag in image.get("tags", []))
+        lines.append(f"| {_image_cell(image)} | {tags} | {verdict} |")
+    return [*lines, ""]
+
+
+_RELEASE_LINES = {"release-plan": _release_plan_lines, "release-copy": _release_copy_lines,
+                  "release-commit": _release_commit_lines}
 
 
 def _signature_lines(document: Mapping[str, Any]) -> list[str]:

@@ -380,3 +380,31 @@ def test_short_secrets_are_masked_but_not_redacted(tmp_path: Path) -> None:
     emitter.write_outputs({"digest": "sha256:abc"})
     assert stream.getvalue() == "::add-mask::abc\n"
     assert (tmp_path / "out").read_text() == "digest=sha256:abc\n"
+
+
+def test_release_summaries_name_each_image_and_what_stops_it() -> None:
+    """A failed gate is read in the summary by image: its destination, source and what it misses, not only
+    ``images[2]``; the commit says which graph is incomplete; the copy lists what each image moved."""
+    image = {"id": "images[2]", "source": "staging.example/shop/web", "digest": "sha256:" + "ab" * 32,
+             "destination": "prod.example/shop/web", "tags": ["v1", "stable"], "shard": 1,
+             "gate": {"ok": False, "required": ["sbom", "signature"], "missing": ["signature"]},
+             "estimate": {"bytes": 300, "blobs": 4, "manifests": 3, "requests": 18}}
+    plan = {"schema": "ci-oras/release-plan/v1", "release": "v1", "ok": False, "failed": ["images[2]"],
+            "shards": [], "matrix": {"shard": []}, "images": [image]}
+    markdown = summary.result_summary(plan, outputs_for(plan))
+    assert "**Gate failed** for 1 of 1 images" in markdown
+    assert "| `images[2]` `prod.example/shop/web` | `staging.example/shop/web@sha256:abababababab` | 1 " \
+           "| 3 manifests, 300 bytes | ❌ missing `signature` |" in markdown
+
+    commit = {"schema": "ci-oras/release-commit/v1", "release": "v1", "ok": False, "incomplete": ["images[2]"],
+              "tagsWritten": 0, "images": [{"id": "images[2]", "digest": image["digest"],
+                                            "destination": "prod.example/shop/web", "complete": False,
+                                            "missing": ["sha256:" + "cd" * 32], "tags": ["v1"], "tagsWritten": []}]}
+    markdown = summary.result_summary(commit, outputs_for(commit))
+    assert "**Incomplete**: 1 of 1 graphs; no tag moved." in markdown and "❌ 1 manifests missing" in markdown
+
+    copy = {"schema": "ci-oras/release-copy/v1", "release": "v1", "shard": 2, "bytes": 10, "images": [
+        {"id": "images[1]", "digest": image["digest"], "destination": "prod.example/shop/api",
+         "copied": {"manifests": 3, "blobs": 4}, "mounted": 0, "skipped": {"manifests": 1, "blobs": 2}, "bytes": 10}]}
+    markdown = summary.result_summary(copy, outputs_for(copy))
+    assert "| `images[1]` `prod.example/shop/api` | 3 manifests, 4 blobs | 0 | 1 manifests, 2 blobs | 10 |" in markdown
