@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
+from gitlab_runner import gitlab_ci_local, local_templates
 from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
 from samples.make_samples import cyclonedx_json
@@ -115,45 +115,13 @@ def gitlab_test_variant(example: dict[str, Any], *, prod: str) -> dict[str, Any]
     registry (a placeholder a user replaces too), and the ``build`` job's docker/syft script replaced by
     :data:`GITLAB_FIXTURE_BUILD`. Everything else runs as written."""
     variant = copy.deepcopy(example)
-    for item in variant["include"]:
-        assert item.keys() == {"project", "ref", "file", "inputs"}, item
-        item["local"] = item.pop("file")
-        del item["project"], item["ref"]
-        assert item["inputs"]["package"].startswith("ci-oras=="), item  # pinned in the example
-        item["inputs"]["package"] = ""
+    variant["include"] = local_templates(variant["include"])
     variant["variables"]["PROD"] = prod
     build = variant["build"]
     assert "docker build" in "\n".join(build["script"])
     variant["build"] = {key: build[key] for key in ("stage", "rules", "artifacts")}
     variant["build"]["script"] = GITLAB_FIXTURE_BUILD
     return variant
-
-
-def _gitlab_ci_local(tmp_path: Path, pipeline: dict[str, Any], variables: dict[str, str],
-                     files: dict[str, bytes]) -> subprocess.CompletedProcess[str]:
-    """Runs ``pipeline`` with gitlab-ci-local in a fresh git repository holding this checkout's ``gitlab/``
-    templates and ``files`` (it only sees tracked files); ``variables`` come in with ``--variable``."""
-    binary = require_tool("gitlab-ci-local")
-    require_tool("rsync")
-    git = require_tool("git")
-    work = tmp_path / "repo"
-    work.mkdir()
-    shutil.copytree(REPO_ROOT / "gitlab", work / "gitlab")
-    (work / ".gitlab-ci.yml").write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
-    for name, content in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_bytes(content)
-    env = {k: v for k, v in clean_env(tmp_path / "home").items() if not k.startswith(("GITLAB_", "CI_"))}
-    env["HOME"] = os.environ.get("HOME", str(tmp_path / "home"))  # gitlab-ci-local keeps its state there
-    env["PATH"] = installed_path(tmp_path / "bin")
-    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
-                    ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "pipeline"]):
-        subprocess.run([git, *command], cwd=work, env=env, check=True, capture_output=True, timeout=60)
-    command = [binary, "--file", ".gitlab-ci.yml", "--force-shell-executor", "--shell-isolation",
-               "--no-artifacts-to-source", "--no-color"]
-    for key, value in variables.items():
-        command += ["--variable", f"{key}={value}"]
-    return subprocess.run(command, cwd=work, env=env, check=False, capture_output=True, text=True, timeout=600)
 
 
 def _run_gitlab_example(tmp_path: Path, dev: Guarded, prod: Guarded, signer: pki.Pki, trusted_root: bytes,
@@ -170,7 +138,7 @@ def _run_gitlab_example(tmp_path: Path, dev: Guarded, prod: Guarded, signer: pki
         (gate,) = [item for item in pipeline["include"] if item["inputs"].get("job-name") == "gate"]
         del gate["inputs"]["wait"]
     secrets = _signing_files(tmp_path / "secrets", signer)
-    run = _gitlab_ci_local(tmp_path, pipeline, {
+    run = gitlab_ci_local(tmp_path, pipeline, {
         "CI_COMMIT_TAG": TAG, "CI_REGISTRY": dev.host, "CI_REGISTRY_IMAGE": f"{dev.host}/{project}",
         "CI_REGISTRY_USER": dev.username, "CI_REGISTRY_PASSWORD": dev.password,
         "PROD_REGISTRY_USER": prod.username, "PROD_REGISTRY_PASSWORD": prod.password,
