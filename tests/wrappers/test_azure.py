@@ -400,10 +400,10 @@ def test_pipeline_using_the_tasks_passes_an_extended_schema(tmp_path: Path) -> N
     tool = require_tool("check-jsonschema")
     schema = _schema_with_our_tasks(tmp_path)
     pipeline = REPO_ROOT / "tests/wrappers/azure/pipeline.yml"
-    example = REPO_ROOT / "examples/azure/azure-pipelines.yml"
+    examples = [REPO_ROOT / "examples/azure" / name for name in ("azure-pipelines.yml", "release-images.yml")]
     run = subprocess.run(
         [tool, "--schemafile", str(schema), "--data-transform", "azure-pipelines", "--regex-variant", "python",
-         str(pipeline), str(example)],
+         str(pipeline), *map(str, examples)],
         capture_output=True, text=True, check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -20,12 +20,12 @@ import re
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from azure_runner import AZURE, AZURE_MACRO, AzureStep, assert_masked, run_azure_steps
 from cryptography.hazmat.primitives import serialization
 from gitlab_runner import gitlab_ci_local, local_templates
 from harness import notary_pki as pki
@@ -191,10 +191,7 @@ def test_gitlab_example_gate_refuses_a_signature_from_another_root(guarded_pair:
 
 
 # --- Azure Pipelines: the tasks in order ------------------------------------------------------------------------
-
-AZURE = REPO_ROOT / "azure-pipelines"
-AZURE_OUTPUT = re.compile(r"^##vso\[task\.setvariable variable=([^;\]]+);isOutput=true\](.*)$", re.M)
-AZURE_MACRO = re.compile(r"\$\(([\w.]+)\)")
+# (by azure_runner.run_azure_steps, the small agent the Azure release example's test shares)
 
 #: Replaces the example's docker steps (login, build and push, digest and syft SBOM): pushes a small artifact as
 #: the image and hands over ``build.digest`` and ``sbom.cdx.json`` exactly as those steps do. The credential
@@ -219,7 +216,7 @@ AZURE_FIXTURE_BUILD = {
 def azure_test_variant(example: dict[str, Any]) -> dict[str, Any]:
     """The Azure example as the test runs it: its leading docker steps (``Docker@2`` tasks and the script that
     runs docker) replaced by :data:`AZURE_FIXTURE_BUILD`, which keeps the step name ``build``. Everything else
-    runs as written; ``DownloadSecureFile@1`` is played by the runner (:func:`_run_azure_steps`)."""
+    runs as written; ``DownloadSecureFile@1`` is played by the runner (:func:`run_azure_steps`)."""
     variant = copy.deepcopy(example)
     steps = variant["steps"]
     docker = [i for i, step in enumerate(steps)
@@ -227,77 +224,6 @@ def azure_test_variant(example: dict[str, Any]) -> dict[str, Any]:
     assert docker == list(range(len(docker))) and steps[docker[-1]].get("name") == "build", docker
     variant["steps"] = [AZURE_FIXTURE_BUILD, *steps[len(docker):]]
     return variant
-
-
-@dataclass(frozen=True)
-class AzureStep:
-    label: str
-    ok: bool
-    log: str
-
-
-def _run_azure_steps(pipeline: dict[str, Any], *, node: str, tasks: Path, work: Path, variables: dict[str, str],
-                     connections: dict[str, Guarded], secure_files: dict[str, Path]) -> tuple[list[AzureStep],
-                                                                                                dict[str, str]]:
-    """Runs ``pipeline``'s steps in order in ``work`` as the agent would: ``$(...)`` macros expanded from the
-    pipeline's variables, ``variables`` (predefined and secret ones) and earlier steps' output variables
-    (``$(step.name)``); ``CiOras*`` tasks by their staged ``index.js`` (``INPUT_*``, the service connection as
-    ``ENDPOINT_AUTH_PARAMETER_*`` for the task naming it, debug logging on); ``bash`` steps with bash;
-    ``DownloadSecureFile@1`` sets ``$(name.secureFilePath)`` to the file in ``secure_files``. Stops at the
-    first failed step, as a pipeline does. Returns the steps run and the variables at the end."""
-    values = {**{k: str(v) for k, v in pipeline["variables"].items()}, **variables}
-    agent_temp = work.parent / "agent-temp"
-    agent_temp.mkdir(exist_ok=True)
-    base = {k: v for k, v in clean_env(work.parent / "home").items()
-            if not k.startswith(("INPUT_", "ENDPOINT_", "TF_BUILD", "SYSTEM_"))}
-    base.update({"AGENT_TEMPDIRECTORY": str(agent_temp), "SYSTEM_DEBUG": "true",
-                 "NODE_PATH": str(AZURE / "node_modules"),
-                 "PATH": installed_path(work.parent / "bin")})
-
-    def expand(text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            assert match.group(1) in values, f"no variable {match.group(1)} at this step"
-            return values[match.group(1)]
-        return AZURE_MACRO.sub(one, text)
-
-    ran: list[AzureStep] = []
-    for step in pipeline["steps"]:
-        label = step.get("name") or step.get("displayName") or step["task"]
-        env = dict(base)
-        if "bash" in step:
-            env.update({k: expand(v) for k, v in step.get("env", {}).items()})
-            command = ["bash", "-c", expand(step["bash"])]
-        else:
-            task, _, version = step["task"].partition("@")
-            if task == "DownloadSecureFile":
-                values[f"{step['name']}.secureFilePath"] = str(secure_files[step["inputs"]["secureFile"]])
-                ran.append(AzureStep(label, True, ""))
-                continue
-            assert task.startswith("CiOras"), task
-            for name, value in step["inputs"].items():
-                env["INPUT_" + name.upper()] = expand(str(value))
-            connection = step["inputs"].get("dockerRegistryServiceConnection")
-            if connection:
-                registry = connections[connection]
-                prefix = f"ENDPOINT_AUTH_PARAMETER_{connection.upper()}"
-                env.update({f"{prefix}_USERNAME": registry.username, f"{prefix}_PASSWORD": registry.password,
-                            f"{prefix}_REGISTRY": f"http://{registry.host}/"})
-            command = [node, str(tasks / f"{task}V{version}" / "index.js")]
-        completed = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False,
-                                   timeout=180)
-        log = completed.stdout + completed.stderr
-        if "bash" in step:
-            ok = completed.returncode == 0
-        else:
-            results = re.findall(r"##vso\[task\.complete result=(\w+);", log)
-            ok = bool(results) and results[-1] == "Succeeded"
-        if step.get("name"):
-            for name, value in AZURE_OUTPUT.findall(log):
-                values[f"{step['name']}.{name}"] = value
-        ran.append(AzureStep(label, ok, log))
-        if not ok:
-            break
-    return ran, values
 
 
 @pytest.fixture(scope="module")
@@ -311,12 +237,6 @@ def azure_tasks(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     dest = tmp_path_factory.mktemp("azure-stage")
     subprocess.run(["bash", str(AZURE / "stage.sh"), str(dest)], check=True, capture_output=True, timeout=60)
     return node, dest / "tasks"
-
-
-def _assert_azure_masked(secret: str, steps: list[AzureStep]) -> None:
-    """``secret`` shows only in the ``##vso[task.setsecret]`` commands that make the agent mask it."""
-    lines = [line for step in steps for line in step.log.splitlines() if secret in line]
-    assert lines and all(line == f"##vso[task.setsecret]{secret}" for line in lines), lines
 
 
 def _run_azure_example(tmp_path: Path, azure_tasks: tuple[str, Path], dev: Guarded, prod: Guarded,
@@ -339,7 +259,7 @@ def _run_azure_example(tmp_path: Path, azure_tasks: tuple[str, Path], dev: Guard
     work = tmp_path / "s"
     (work / "ci").mkdir(parents=True)
     (work / "ci" / "notary-root.pem").write_bytes(trusted_root)
-    steps, values = _run_azure_steps(pipeline, node=node, tasks=tasks, work=work, variables={
+    steps, values = run_azure_steps(pipeline, node=node, tasks=tasks, work=work, variables={
         "Build.SourceBranchName": TAG,
         "PROD_REGISTRY_USER": prod.username, "PROD_REGISTRY_PASSWORD": prod.password,
         "FIXTURE_REGISTRY": dev.host, "FIXTURE_USERNAME": dev.username, "FIXTURE_PASSWORD": dev.password,
@@ -372,8 +292,8 @@ def test_azure_example_runs_end_to_end(azure_tasks: tuple[str, Path], guarded_pa
         assert sorted(VERIFIED.findall(step.log)) == sorted(expected), step.log
     assert_only_own_credentials(dev, prod)
     task_steps = [step for step in steps if step.label != "build"]  # the fixture's own push is the test's
-    _assert_azure_masked(dev.password, task_steps)
-    _assert_azure_masked(prod.password, task_steps)
+    assert_masked(dev.password, task_steps)
+    assert_masked(prod.password, task_steps)
     _assert_no_secret(everything, signer)
 
 
