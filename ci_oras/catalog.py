@@ -354,8 +354,9 @@ PROMOTE = Step(
         Input("source", "What to copy: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST or oci:PATH:TAG.",
               Maps.ARGUMENT, argument="SRC", required=True),
         Input("destination",
-              "Where: REGISTRY/REPO[:TAG[,TAG...]] or oci:PATH[:TAG] (default: the source's tag).",
-              Maps.ARGUMENT, argument="DST", required=True),
+              "Where: REGISTRY/REPO[:TAG[,TAG...]] or oci:PATH[:TAG] (default: the source's tag); one per line "
+              "for several, each source blob then read once and no destination tagged before all are complete.",
+              Maps.ARGUMENTS, InputType.LINES, argument="DST", required=True),
         Input("artifact-type",
               "Copy only direct referrers of these artifact types (and what refers to them), one per line.",
               Maps.OPTION_PER_LINE, InputType.LINES, flag="--artifact-type"),

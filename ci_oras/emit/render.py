@@ -8,7 +8,7 @@ outputs (``emit.outputs``).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ci_oras.steps.common import AttachResult
     from ci_oras.steps.delete import DeleteResult
     from ci_oras.steps.login import LoginResult, LogoutResult
-    from ci_oras.steps.promote import PromoteResult
+    from ci_oras.steps.promote import FanOutResult, PromoteResult
     from ci_oras.steps.pull import PullResult
     from ci_oras.steps.push import PushResult
     from ci_oras.steps.sign import SignResult
@@ -56,7 +56,16 @@ def logout_text(result: LogoutResult) -> str:
     return f"{'Removed' if result.removed else 'No'} credentials for {result.registry}"
 
 
-def promote_text(result: PromoteResult) -> str:
+def promote_text(result: PromoteResult | FanOutResult) -> str:
+    """One promote's lines; for several destinations, each one's lines and what was read from the source."""
+    if not hasattr(result, "stats"):  # a FanOutResult (the step types are imported for annotations only)
+        return "\n".join([*(_one_promote_text(one) for one in result.results),
+                          f"Read from the source: {result.blobs_read} blobs ({result.bytes_read / 1e6:.1f} MB), "
+                          f"each once, for {len(result.results)} destinations"])
+    return _one_promote_text(cast("PromoteResult", result))
+
+
+def _one_promote_text(result: PromoteResult) -> str:
     s = result.stats
     verb = "Would copy" if result.dry_run else "Copied"
     return "\n".join([

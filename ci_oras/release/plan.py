@@ -153,19 +153,31 @@ class Plan:
         }
 
 
+def source_key(image: PlannedImage) -> tuple[str, str]:
+    """What one read of the source serves: its repository and the pinned digest."""
+    return image.source, image.digest
+
+
 def balance(images: Sequence[PlannedImage], shards: int) -> tuple[tuple[PlannedImage, ...], tuple[int, ...]]:
-    """Assign shards 1..``shards``, costliest image first onto the least loaded shard (ties: lowest number);
-    returns the images in plan order and the shards that got any."""
+    """Assign shards 1..``shards``, costliest image first onto the least loaded shard (ties: lowest number),
+    images of one source together (``source_key``); returns the images in plan order and the shards that got
+    any."""
     if not 1 <= shards <= MAX_SHARDS:
         raise UsageError(f"--shards {shards} is out of range", hint=f"give 1 to {MAX_SHARDS}")
     loads = [(0, shard) for shard in range(1, shards + 1)]
     heapq.heapify(loads)
+    # Images of one source (repository and digest) going to several destinations stay together: their copy
+    # reads each source blob once (``release copy``), which it can only do within one job.
+    groups: dict[tuple[str, str], list[int]] = {}
+    for number, image in enumerate(images):
+        groups.setdefault(source_key(image), []).append(number)
+    costs = {key: sum(images[n].estimate.cost for n in members) for key, members in groups.items()}
     assigned: dict[int, int] = {}
-    order = sorted(range(len(images)), key=lambda n: (-images[n].estimate.cost, n))
-    for number in order:
+    for key in sorted(groups, key=lambda key: (-costs[key], groups[key][0])):
         load, shard = heapq.heappop(loads)
-        assigned[number] = shard
-        heapq.heappush(loads, (load + images[number].estimate.cost, shard))
+        for number in groups[key]:
+            assigned[number] = shard
+        heapq.heappush(loads, (load + costs[key], shard))
     from dataclasses import replace
 
     placed = tuple(replace(image, shard=assigned[number]) for number, image in enumerate(images))

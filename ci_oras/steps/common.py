@@ -175,3 +175,14 @@ def mount_source(source: Reference, destination: Reference) -> str | None:
             and source.registry == destination.registry and source.repository != destination.repository):
         return source.repository
     return None
+
+
+def refuse_login_across_registries(destinations: Iterable[Reference]) -> None:
+    """Login flags (--username/--password) reach one registry host. A release or a promote writing to two
+    registries would hand one account's password to the other, so it is refused before anything is sent."""
+    hosts = sorted({reference.registry for reference in destinations if isinstance(reference, RegistryReference)})
+    if len(hosts) > 1:
+        raise UsageError(f"--username/--password would reach {len(hosts)} registries ({', '.join(hosts)}); "
+                         "login flags are sent to one registry only",
+                         hint="give each registry its own credential (ci-oras login HOST, or CI_ORAS_REGISTRY "
+                              "with CI_ORAS_USERNAME/CI_ORAS_PASSWORD) and drop the flags")

@@ -2,12 +2,15 @@
 
 Only referrers whose manifests confirm their listing are copied (``ci_oras.graph.copy``); the rest are
 reported as rejected, with the reason, in the result document.
+
+To several destinations at once (``promote_fan_out``) the copies run side by side over one
+``SharedSource``, which reads each source blob once; no destination is tagged until every copy is complete.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -89,17 +92,8 @@ def promote(source: Endpoint[ReadOnlyTarget], destination: Endpoint[Destination]
             platform: str | None = None,
             on_plan: Callable[[int, int], Callable[[str, int], None] | None] | None = None) -> PromoteResult:
     """``on_plan(blob count, bytes)`` may return a progress callback once the size of the copy is known."""
-    from ci_oras.steps.common import resolve_subject
-
-    if source.reference is None:
-        raise UsageError(f"{source.repository} names no tag or digest", hint="promote REPO:TAG or REPO@DIGEST")
-    root: Manifest = source.target.fetch_manifest(source.reference)
-    if platform is not None:
-        child = resolve_subject(source.target, source.reference, f"{source.repository}:{source.reference}", platform)
-        root = source.target.fetch_manifest(child.digest)
-    if destination.digest and destination.digest != root.digest:
-        raise UsageError(f"destination digest {destination.digest} is not the source's {root.digest}",
-                         hint="name the destination by tag (or leave the digest out)")
+    root = _root(source, platform)
+    _check_digest(destination, root)
     tags = destination.tags
     relay = _ProgressRelay()
     if on_plan is not None:
@@ -112,11 +106,92 @@ def promote(source: Endpoint[ReadOnlyTarget], destination: Endpoint[Destination]
     graph, stats, root_was_there = copy_graph(source.target, destination.target, root, options,
                                               destination.mount_from, planned)
     written = _point_tags(destination.target, root, tags, options.dry_run, root_was_there)
+    return _result(source, destination, root, stats, written, options.dry_run, graph.rejected)
+
+
+def _root(source: Endpoint[ReadOnlyTarget], platform: str | None) -> Manifest:
+    """The manifest SRC names (its ``platform`` child of an index, when asked)."""
+    from ci_oras.steps.common import resolve_subject
+
+    if source.reference is None:
+        raise UsageError(f"{source.repository} names no tag or digest", hint="promote REPO:TAG or REPO@DIGEST")
+    root: Manifest = source.target.fetch_manifest(source.reference)
+    if platform is not None:
+        child = resolve_subject(source.target, source.reference, f"{source.repository}:{source.reference}", platform)
+        root = source.target.fetch_manifest(child.digest)
+    return root
+
+
+def _check_digest(destination: Endpoint[Destination], root: Manifest) -> None:
+    if destination.digest and destination.digest != root.digest:
+        raise UsageError(f"destination digest {destination.digest} is not the source's {root.digest}",
+                         hint="name the destination by tag (or leave the digest out)")
+
+
+@dataclass(frozen=True)
+class FanOutResult:
+    """One source promoted to several destinations: each destination's result, and what was read from the
+    source (each blob once, unless a stream broke off and was read again)."""
+
+    results: tuple[PromoteResult, ...]
+    blobs_read: int
+    bytes_read: int
+
+    def document(self) -> dict[str, Any]:
+        """``promote``'s document: the first destination names ``destination``/``reference``/``tags``, the
+        counts are totals over every destination, and ``destinations`` holds each one's own."""
+        first = self.results[0].document()
+        per_destination = [result.document() for result in self.results]
+        for key in ("mounted", "bytes", "referrers"):
+            first[key] = sum(document[key] for document in per_destination)
+        for key in ("copied", "skipped"):
+            first[key] = {part: sum(document[key][part] for document in per_destination)
+                          for part in ("manifests", "blobs")}
+        first["destinations"] = [
+            {key: document[key] for key in ("destination", "tags", "tagsWritten", "copied", "mounted", "skipped",
+                                            "bytes")} for document in per_destination]
+        first["sourceBlobsRead"] = self.blobs_read
+        first["sourceBytesRead"] = self.bytes_read
+        return first
+
+
+def promote_fan_out(source: Endpoint[ReadOnlyTarget], destinations: Sequence[Endpoint[Destination]],
+                    options: CopyOptions, *, platform: str | None = None) -> FanOutResult:
+    """Promote ``source`` to every destination, reading each source blob once (``graph/fanout.py``).
+
+    The copies run side by side; the tags come after all of them, destination by destination, so when any
+    copy fails no destination is tagged (each keeps whatever blobs and manifests arrived: a re-run skips them).
+    """
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from ci_oras.graph.fanout import SharedSource
+
+    root = _root(source, platform)
+    for destination in destinations:
+        _check_digest(destination, root)
+    with tempfile.TemporaryDirectory(prefix="ci-oras-fanout-") as spool:
+        shared = SharedSource(source.target, Path(spool))
+        with ThreadPoolExecutor(max_workers=len(destinations), thread_name_prefix="ci-oras-fanout") as pool:
+            copies = [pool.submit(copy_graph, shared, destination.target, root, options, destination.mount_from)
+                      for destination in destinations]
+            done = [copy.result() for copy in copies]  # the first failure, once every copy has ended
+    results = []
+    for destination, (graph, stats, root_was_there) in zip(destinations, done):
+        written = _point_tags(destination.target, root, destination.tags, options.dry_run, root_was_there)
+        results.append(_result(source, destination, root, stats, written, options.dry_run, graph.rejected))
+    return FanOutResult(tuple(results), shared.blobs_read, shared.bytes_read)
+
+
+def _result(source: Endpoint[ReadOnlyTarget], destination: Endpoint[Destination], root: Manifest, stats: CopyStats,
+            written: tuple[str, ...], dry_run: bool, rejected: Sequence[Rejected]) -> PromoteResult:
+    tags = destination.tags
     shown = f"{destination.repository}:{tags[0]}" if tags else f"{destination.repository}@{root.digest}"
     return PromoteResult(
         source=f"{source.repository}@{root.digest}", destination=shown, digest=root.digest,
-        media_type=root.media_type, tags=tags, tags_written=written, stats=stats, dry_run=options.dry_run,
-        rejected=tuple(graph.rejected),
+        media_type=root.media_type, tags=tags, tags_written=written, stats=stats, dry_run=dry_run,
+        rejected=tuple(rejected),
     )
 
 

@@ -10,17 +10,22 @@ tag; the commit checks every planned graph at its destination before it moves an
 
 from __future__ import annotations
 
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ci_oras.graph.copy import CopyOptions, CopyStats, copy_graph
+from ci_oras.graph.fanout import SharedSource
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.reference import Reference, RegistryReference
 from ci_oras.release.plan import Estimate, GateResult, Pinned, Plan, PlannedGraph, PlannedImage, balance, expand
+from ci_oras.release.plan import source_key
 from ci_oras.release.spec import ReleaseFile
 from ci_oras.requirements import Requirement
 from ci_oras.store.protocols import ByteStream, GraphStorage, ReadOnlyTarget, ReferrersApiVerdict, Tagger, TagLister
@@ -186,21 +191,38 @@ def copy_shard(plan: Plan, shard: int, openers: Openers, references: Callable[[s
         raise UsageError(f"--shard {shard} is not in the plan (its shards: {', '.join(map(str, plan.shards))})",
                          hint="run one copy job per shard of the plan's matrix")
     opened = _Opened(openers)
-
-    def copy_one(image: PlannedImage) -> CopiedImage:
-        source_reference = references(image.source)
-        destination_reference = references(image.destination)
-        source = opened.source(source_reference)
-        root = source.fetch_manifest(image.digest)
-        options = CopyOptions(artifact_types=image.filters.artifact_types,
-                              exclude_artifact_types=image.filters.exclude_artifact_types, concurrency=concurrency)
-        _graph, stats, _there = copy_graph(source, opened.destination(destination_reference), root, options,
-                                           mount_source(source_reference, destination_reference))
-        return CopiedImage(image, stats)
-
     mine = [image for image in plan.images if image.shard == shard]
-    with ThreadPoolExecutor(max_workers=max(1, images_at_once), thread_name_prefix="ci-oras-release") as pool:
-        copied = tuple(pool.map(copy_one, mine))
+    fanned = {key for key, count in Counter(source_key(image) for image in mine).items() if count > 1}
+    shared: dict[tuple[str, str], ReadOnlyTarget] = {}
+    lock = threading.Lock()
+
+    with tempfile.TemporaryDirectory(prefix="ci-oras-release-") as spool:
+        def source_of(image: PlannedImage, reference: Reference) -> ReadOnlyTarget:
+            """One source target per image, or one ``SharedSource`` for the images of one source going to
+            several destinations (``plan.balance`` puts them in one shard): each blob is then read once."""
+            key = source_key(image)
+            if key not in fanned:
+                return opened.source(reference)
+            with lock:
+                if key not in shared:
+                    directory = Path(spool) / str(len(shared))
+                    directory.mkdir()
+                    shared[key] = SharedSource(opened.source(reference), directory)
+                return shared[key]
+
+        def copy_one(image: PlannedImage) -> CopiedImage:
+            source_reference = references(image.source)
+            destination_reference = references(image.destination)
+            source = source_of(image, source_reference)
+            root = source.fetch_manifest(image.digest)
+            options = CopyOptions(artifact_types=image.filters.artifact_types,
+                                  exclude_artifact_types=image.filters.exclude_artifact_types, concurrency=concurrency)
+            _graph, stats, _there = copy_graph(source, opened.destination(destination_reference), root, options,
+                                               mount_source(source_reference, destination_reference))
+            return CopiedImage(image, stats)
+
+        with ThreadPoolExecutor(max_workers=max(1, images_at_once), thread_name_prefix="ci-oras-release") as pool:
+            copied = tuple(pool.map(copy_one, mine))
     return ShardCopy(plan.release, shard, copied)
 
 
@@ -305,15 +327,3 @@ def _check(image: PlannedImage, destination: DestinationTarget) -> tuple[Manifes
         missing.extend(digest for digest in listed if digest not in found)
     return root, tuple(missing)
 
-
-def refuse_login_across_registries(destinations: Iterable[Reference]) -> None:
-    """Login flags (--username/--password) reach one registry host. A release writing to two registries would
-    hand one account's password to the other, so it is refused before anything is sent."""
-    from ci_oras.errors import UsageError
-
-    hosts = sorted({reference.registry for reference in destinations if isinstance(reference, RegistryReference)})
-    if len(hosts) > 1:
-        raise UsageError(f"--username/--password would reach {len(hosts)} registries ({', '.join(hosts)}); "
-                         "login flags are sent to one registry only",
-                         hint="give each registry its own credential (ci-oras login HOST, or CI_ORAS_REGISTRY "
-                              "with CI_ORAS_USERNAME/CI_ORAS_PASSWORD) and drop the flags")

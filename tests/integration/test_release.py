@@ -23,6 +23,7 @@ import jsonschema
 import pytest
 from harness.cli import CliResult, clean_env, run_cli
 from harness.oci import push_image
+from harness.proxy import RegistryProxy
 from harness.registry import RunningRegistry, start_registry
 
 from ci_oras.schemas import load_schema
@@ -184,6 +185,39 @@ def test_login_flags_are_refused_when_destinations_span_registries(tmp_path: Pat
     error = result.json()["error"]
     assert "prod-one.invalid, prod-two.invalid" in error["message"] and "CI_ORAS_REGISTRY" in error["hint"]
     assert "s3cret-value" not in result.stdout + result.stderr
+
+
+def test_one_source_to_two_destinations_is_read_once(release: Release, tmp_path: Path) -> None:
+    """A mirror in the release file (the same image to production and to a second repository): both land in
+    one shard, and its copy reads each source blob once."""
+    env, source, destination, base, _digests, prod = release
+    with RegistryProxy(source) as proxy:
+        home = tmp_path / "home"
+        _login_config(home, source, destination)
+        config = json.loads((home / ".docker" / "config.json").read_text())
+        config["auths"][proxy.host] = config["auths"][source.host]  # the same account, by the proxy's name
+        (home / ".docker" / "config.json").write_text(json.dumps(config))
+        env = clean_env(home)
+        file = _write(tmp_path / "release.yaml", f"""
+release: mirror
+images:
+  - {{source: {proxy.host}/{base}/api:v1.4.0, destination: {destination.host}/{prod}/api}}
+  - {{source: {proxy.host}/{base}/api:v1.4.0, destination: {destination.host}/{prod}/dr/api}}
+  - {{source: {proxy.host}/{base}/web:v1.4.0, destination: {destination.host}/{prod}/web}}
+""")
+        result, plan = _plan(env, tmp_path, str(file), "--shards", "3", "-o", "plan.json")
+        assert result.returncode == 0, result.stderr
+        shards = {image["id"]: image["shard"] for image in plan["images"]}  # type: ignore[union-attr]
+        assert shards["images[1]"] == shards["images[2]"] != shards["images[3]"], shards
+        proxy.clear()
+        copied = run_cli("release", "copy", "plan.json", "--shard", str(shards["images[1]"]), "-O", "json", env=env,
+                         cwd=tmp_path)
+        assert copied.returncode == 0, copied.stderr
+        reads = [r.path for r in proxy.requests_matching(method="GET", path=r"/blobs/")]
+    assert reads and len(reads) == len(set(reads)), reads
+    assert [image["copied"]["blobs"] for image in copied.json()["images"]] == [len(reads)] * 2
+    committed = run_cli("release", "commit", "plan.json", "-O", "json", env=env, cwd=tmp_path)
+    assert committed.returncode == 1 and committed.json()["incomplete"] == ["images[3]"]  # its shard not copied yet
 
 
 def _exists(registry: RunningRegistry, repo: str, tag: str) -> bool:

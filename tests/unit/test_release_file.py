@@ -144,9 +144,11 @@ def test_any_text_is_read_or_refused_as_a_usage_error(text: str) -> None:
         pass
 
 
-def _image(number: int, size: int, requests_worth: int = 0) -> PlannedImage:
+def _image(number: int, size: int, requests_worth: int = 0, source: str | None = None) -> PlannedImage:
+    """Image ``number``, of its own source unless ``source`` names a shared one (same repository and digest)."""
     return PlannedImage(
-        id=f"images[{number}]", source="s.example/x", source_tag="v1", digest="sha256:" + "0" * 64,
+        id=f"images[{number}]", source=source or f"s.example/x{number}", source_tag="v1",
+        digest="sha256:" + "0" * 64,
         media_type="application/vnd.oci.image.manifest.v1+json", destination="d.example/x", tags=("v1",),
         filters=CopyFilters(), gate=GateResult((), ()),
         graph=PlannedGraph((Descriptor("application/vnd.oci.image.manifest.v1+json", "sha256:" + "0" * 64, 2),), {}),
@@ -163,6 +165,14 @@ def test_shards_are_balanced_costliest_first_and_only_used_shards_run() -> None:
     assert balance([_image(1, 10), _image(2, 10)], 2) == balance([_image(1, 10), _image(2, 10)], 2), "deterministic"
     with pytest.raises(UsageError):
         balance([_image(1, 10)], 0)
+
+
+def test_images_of_one_source_share_a_shard_so_it_is_read_once() -> None:
+    """A mirror: the same source to three destinations stays on one shard, weighing as their sum."""
+    mirror = [_image(n, 100 * REQUEST_COST_BYTES, source="s.example/app") for n in (1, 2, 3)]
+    placed, used = balance([*mirror, _image(4, 250 * REQUEST_COST_BYTES), _image(5, 40 * REQUEST_COST_BYTES)], 3)
+    assert len({image.shard for image in placed[:3]}) == 1 and used == (1, 2, 3)
+    assert placed[0].shard == 1, "300 together is the costliest group: placed first"
 
 
 def test_requests_weigh_like_bytes_when_balancing() -> None:

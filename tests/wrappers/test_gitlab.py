@@ -70,7 +70,7 @@ def test_template_inputs_match_the_catalog(template: Path) -> None:
     assert name == "$[[ inputs.job-name ]]"
     assert body["artifacts"]["reports"]["dotenv"] == "ci-oras.env"
     script = "\n".join(body["script"])
-    assert f"set -- {step.name} --emit gitlab" in script
+    assert f"set -- {' '.join(step.command)} --emit gitlab" in script
     # free text reaches the script only through variables: every $[[ ]] in it is a validated word
     for match in re.finditer(r"\$\[\[ inputs\.([a-z-]+) \]\]", script):
         item = step.input(match.group(1))

@@ -21,8 +21,8 @@ const STEP = {
     {
       "name": "destination",
       "azure": "destination",
-      "maps": "argument",
-      "type": "string",
+      "maps": "arguments",
+      "type": "lines",
       "flag": null,
       "required": true,
       "default": null,

@@ -1,4 +1,4 @@
-"""``ci-oras promote SRC DST``: copy an image or artifact with its referrers graph, the tag written last."""
+"""``ci-oras promote SRC DST [DST...]``: copy an image or artifact with its referrers graph, the tags written last."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 @command(app)
 def promote(
     source: Annotated[str, typer.Argument(metavar="SRC", help="What to copy: REF:TAG, REF@DIGEST or oci:PATH:TAG.")],
-    destination: Annotated[str, typer.Argument(metavar="DST", help="Where: REPO[:TAG[,TAG...]] or oci:PATH[:TAG].")],
+    destination: Annotated[list[str], typer.Argument(
+        metavar="DST...", help="Where: REPO[:TAG[,TAG...]] or oci:PATH[:TAG]; several: each source blob is read once.")],
     artifact_type: Annotated[Optional[list[str]], typer.Option(
         "--artifact-type", help="Copy only direct referrers of this type (and what refers to them); repeatable.")] = None,
     exclude_artifact_type: Annotated[Optional[list[str]], typer.Option(
@@ -40,6 +41,10 @@ def promote(
     flags (--username/--password-stdin) are sent to DST's registry only; SRC uses the docker config, or
     CI_ORAS_USERNAME/CI_ORAS_PASSWORD when CI_ORAS_REGISTRY names its registry.
 
+    With several DSTs the copies run side by side and each source blob is read once (spooled to a temporary
+    directory for the others); no DST is tagged until every copy is complete. Login flags then need every
+    DST on one registry.
+
     A listed referrer is copied only when its manifest confirms the listing (it names the manifest it was
     listed under as its subject, with the listed digest and type); others are skipped and reported.
     """
@@ -50,10 +55,16 @@ def promote(
     from ci_oras.emit.text import warn
     from ci_oras.graph.copy import CopyOptions
     from ci_oras.steps.common import mount_source
-    from ci_oras.steps.promote import Endpoint, destination_reference, promote as promote_step
+    from ci_oras.steps.promote import Endpoint, FanOutResult, PromoteResult, destination_reference, promote_fan_out
+    from ci_oras.steps.promote import promote as promote_step
 
     src, _ = require_reference(source)
-    dst = destination_reference(src, destination)
+    targets = [destination_reference(src, text) for text in destination]
+    _refuse_repeated(destination, [str(dst) for dst in targets])
+    if len(targets) > 1 and (options.username is not None or options.password is not None):
+        from ci_oras.steps.common import refuse_login_across_registries
+
+        refuse_login_across_registries(targets)
     mode = referrers_mode(referrers)
     progress: list[CopyProgress] = []
 
@@ -68,14 +79,27 @@ def promote(
                                dry_run=dry_run)
     with runtime(options) as run:
         source_target = run.open(src, use_login_flags=False, referrers=mode)
-        destination_target = run.open(dst, create=not dry_run, referrers=mode)
-        result = promote_step(
-            Endpoint(source_target, src.repository_name, src.reference),
-            Endpoint(destination_target, dst.repository_name, dst.reference, dst.tags, dst.digest,
-                     mount_from=mount_source(src, dst)),
-            copy_options, platform=platform, on_plan=on_plan)
+        endpoints = [Endpoint(run.open(dst, create=not dry_run, referrers=mode), dst.repository_name, dst.reference,
+                              dst.tags, dst.digest, mount_from=mount_source(src, dst)) for dst in targets]
+        source_endpoint = Endpoint(source_target, src.repository_name, src.reference)
+        if len(endpoints) == 1:
+            result: PromoteResult | FanOutResult = promote_step(source_endpoint, endpoints[0], copy_options,
+                                                                platform=platform, on_plan=on_plan)
+        else:
+            result = promote_fan_out(source_endpoint, endpoints, copy_options, platform=platform)
     if progress:
         progress[0].finish()
-    for rejected in result.rejected:
-        warn(f"not copied: {rejected}", emitter=options.emitter)
+    for one in (result.results if isinstance(result, FanOutResult) else (result,)):
+        where = f" to {one.destination}" if isinstance(result, FanOutResult) else ""
+        for rejected in one.rejected:
+            warn(f"not copied{where}: {rejected}", emitter=options.emitter)
     report(options, result, lambda: promote_text(result))
+
+
+def _refuse_repeated(given: list[str], destinations: list[str]) -> None:
+    """The same DST twice would be two copies racing into one repository."""
+    from ci_oras.errors import UsageError
+
+    for index, name in enumerate(destinations):
+        if name in destinations[:index]:
+            raise UsageError(f"destination {given[index]} is given twice", hint="name each destination once")

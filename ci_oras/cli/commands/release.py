@@ -58,7 +58,8 @@ def release_plan(
     from ci_oras.files import write_atomically
     from ci_oras.release.matrix import check_gitlab_shards, gitlab_shard_file
     from ci_oras.release.spec import read_release_file
-    from ci_oras.steps.release import PlanOptions, plan_release, refuse_login_across_registries
+    from ci_oras.steps.common import refuse_login_across_registries
+    from ci_oras.steps.release import PlanOptions, plan_release
     from ci_oras.steps.verify import gate_missing
 
     gitlab = options.emitter is not None and options.emitter.platform == "gitlab"
@@ -135,7 +136,8 @@ def release_copy(
     from ci_oras.emit.render import release_copy_text
     from ci_oras.emit.text import say
     from ci_oras.release.plan import read_plan
-    from ci_oras.steps.release import copy_shard, refuse_login_across_registries
+    from ci_oras.steps.common import refuse_login_across_registries
+    from ci_oras.steps.release import copy_shard
 
     plan = read_plan(plan_file)
     if _has_login_flags(options):
@@ -169,7 +171,8 @@ def release_commit(
     from ci_oras.emit.text import say
     from ci_oras.errors import VerificationFailed
     from ci_oras.release.plan import read_plan
-    from ci_oras.steps.release import commit_release, refuse_login_across_registries
+    from ci_oras.steps.common import refuse_login_across_registries
+    from ci_oras.steps.release import commit_release
 
     plan = read_plan(plan_file)
     if _has_login_flags(options):
