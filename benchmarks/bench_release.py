@@ -42,9 +42,17 @@ def _release_file(path: Path, source: RunningRegistry, destination: str, prefix:
     return path
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def measure(work: Path, cli: list[str], env: dict[str, str], source: RunningRegistry,
             far: RegistryProxy) -> dict[str, float]:
-    """Wall seconds of each case, and the commit's requests per image besides its tag PUTs."""
+    """Wall seconds of each case, the commit's requests per image besides its tag PUTs, and how busy the
+    machine's cores were while the copies ran (every process: the copies, both registries, the proxy)."""
     figures: dict[str, float] = {}
 
     def run(*argv: str) -> None:
@@ -62,6 +70,7 @@ def measure(work: Path, cli: list[str], env: dict[str, str], source: RunningRegi
         _release_file(work / f"{prefix}.yaml", source, far.host, prefix)
         started = time.perf_counter()
         run("release", "plan", f"{prefix}.yaml", "--shards", str(shards), "-o", plan.name)
+        busy_before, total_before = _cpu_times()
         processes = [subprocess.Popen([*cli, "release", "copy", plan.name, "--shard", str(shard)], cwd=work, env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                      for shard in range(1, shards + 1)]
@@ -69,6 +78,8 @@ def measure(work: Path, cli: list[str], env: dict[str, str], source: RunningRegi
             _out, err = process.communicate()
             if process.returncode:
                 raise SystemExit(f"release copy failed:\n{err}")
+        busy_after, total_after = _cpu_times()
+        figures[f"copy-busy-{shards}"] = (busy_after - busy_before) / max(1, total_after - total_before)
         far.clear()
         run("release", "commit", plan.name)
         commit_requests = [r for r in far.requests

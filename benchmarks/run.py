@@ -200,11 +200,13 @@ def release_rows(work: Path, env: dict[str, str], source: RunningRegistry, far: 
         Row(f"release of {what}: plan, copy, commit in one job", f"{figures['one-job']:.1f} s",
             f"{figures['loop']:.1f} s (a loop of ci-oras promote)", f"{figures['one-job'] / figures['loop']:.2f}×",
             "≤ 0.25× the loop"),
-        Row(f"release of {what}: 4 shards copied by 4 concurrent processes", f"{figures['four-shards']:.1f} s",
+        Row(f"release of {what}: 4 shards copied by 4 concurrent processes",
+            f"{figures['four-shards']:.1f} s (cores {figures['copy-busy-4']:.0%} busy during the copies, "
+            f"{figures['copy-busy-1']:.0%} with one)",
             f"{figures['one-job']:.1f} s (one job)", f"{figures['four-shards'] / figures['one-job']:.2f}×",
             "≤ 0.4× one job"),
         Row(f"release commit of {bench_release.IMAGES} images: requests per image besides the tag PUTs",
-            f"{figures['commit-requests-1']:.1f} (one shard), {figures['commit-requests-4']:.1f} (four)", "—", "—",
+            f"{figures['commit-requests-1']:.2f} (one shard), {figures['commit-requests-4']:.2f} (four)", "—", "—",
             "≤ 2"),
     ]
 
