@@ -53,8 +53,9 @@ else
 fi
 cp "$root/requirements/runtime.lock" "$stage/deps.lock"
 mv "$stage/deps-unsigned/runtime.lock" "$stage/deps-unsigned.lock"
-# the steps that import cryptography (ci_oras/signing/): sign, and verify with --signed-by/--trust-policy
-SIGNING_TASKS=(CiOrasSignV0 CiOrasVerifyV0)
+# the steps that can import cryptography (ci_oras/signing/): sign, verify with --signed-by/--trust-policy, and
+# release plan, whose gates are verify's search
+SIGNING_TASKS=(CiOrasSignV0 CiOrasVerifyV0 CiOrasReleasePlanV0)
 modules=()
 while IFS= read -r dir; do
   [ "$dir" = "$here" ] || modules+=("${dir#"$here/"}")

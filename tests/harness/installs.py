@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: A port nothing listens on: an index there refuses every connection.
 CLOSED_INDEX = "http://127.0.0.1:9/simple/"
 #: The Azure tasks whose step imports cryptography (azure-pipelines/package.sh: SIGNING_TASKS).
-SIGNING_TASKS = ("CiOrasSignV0", "CiOrasVerifyV0")
+SIGNING_TASKS = ("CiOrasSignV0", "CiOrasVerifyV0", "CiOrasReleasePlanV0")
 _SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _PIP_SETTINGS = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_NO_INDEX", "PIP_INDEX_URL")
 
