@@ -12,6 +12,7 @@ ci-oras's connection pools: what is counted is the requests the steps send, the 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,17 @@ ATTACH = [("HEAD", "manifest"),
           ("GET", "manifest"), ("PUT", "manifest"), ("GET", "manifest"), ("GET", "manifest")]
 
 
+class _Distant(httpx.HTTPTransport):
+    """Every request 20 ms away, as a registry off this machine. Replayed answers come back in microseconds,
+    so the watch's windows (multiples of the cycles it measures) would be shorter than a loaded machine's
+    scheduling delays: a look meant for two cycles after the write could land past the window and the look
+    and the confirming read merge into one, a request fewer than recorded. 20 ms makes the window 200 ms."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        time.sleep(0.02)
+        return super().handle_request(request)
+
+
 @pytest.mark.vcr
 def test_attach_request_sequence_on_tag_schema(vcr: Any, request: pytest.FixtureRequest, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +142,7 @@ def test_attach_request_sequence_on_tag_schema(vcr: Any, request: pytest.Fixture
     (tmp_path / "signature.json").write_text('{"signature": "example"}\n')
     monkeypatch.chdir(tmp_path)
     reference = parse_registry_reference(f"{_host(request)}/cassette/attach:v1")
-    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)}, transport=RECORDED())
+    run = Runtime(TransportOptions(retries=0), LoginFlags(), {"HOME": str(tmp_path)}, transport=_Distant())
     try:
         target = RegistryRepository(reference, run.session.client_for(reference), writable=True,
                                     referrers_mode=ReferrersMode.auto)
