@@ -32,7 +32,6 @@ from harness import notary_pki as pki
 from harness.cli import clean_env, run_cli
 from samples.make_samples import cyclonedx_json
 from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, failed_summary,
-                           installed_path,
                            missing, require_tool)
 
 EXAMPLES = REPO_ROOT / "examples"
