@@ -9,6 +9,7 @@ differs: that is their handler class.
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -78,6 +79,10 @@ class HarnessHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    #: socketserver's default listen backlog is 5, far below the connections a client opens at once (a release
+    #: copy of 16 images side by side opens dozens): past it Linux drops handshakes, and the client waits out
+    #: TCP's retransmission back-off, a delay no registry (which listens with the system's maximum) would add.
+    request_queue_size = socket.SOMAXCONN
     owner: Any
 
     def handle_error(self, request: Any, client_address: Any) -> None:
