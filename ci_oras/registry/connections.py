@@ -41,8 +41,14 @@ if TYPE_CHECKING:
 
 #: Bytes asked of the socket per read (see the module docstring for the measurements behind it).
 READ_BYTES = 384 * 1024
-MAX_CONNECTIONS = 32
-MAX_KEEPALIVE = 16
+#: No cap on open connections: the steps' worker pools already bound the requests in flight (``--concurrency``
+#: and the walk's), and a cap shared by every host starved copies. An upload holds its connection to DST while
+#: its body is read from SRC through another connection of the same pool; with 32 at most, 32 uploads at once
+#: (a promote at --concurrency 64, a release copy of 16 images) held them all and every source read waited for
+#: one until a timeout broke the copy up: 25 s stalls, retried uploads, once a 120 s hang.
+MAX_CONNECTIONS: int | None = None
+#: Idle connections kept for reuse; more are closed when their request ends.
+MAX_KEEPALIVE = 32
 
 #: httpcore's errors as the httpx errors the layers above catch, most specific first.
 _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
