@@ -421,7 +421,7 @@ RELEASE_COPY = Step(
               "Which shard of the plan's matrix to copy (1-256); empty: $CI_ORAS_RELEASE_SHARD, which the GitLab "
               "shard file sets.",
               Maps.OPTION, InputType.INTEGER, flag="--shard"),
-        Input("images", "Images copied side by side (1-64, default 4).",
+        Input("images", "Images copied side by side (1-64, default 8).",
               Maps.OPTION, InputType.INTEGER, flag="--images"),
         Input("concurrency", "Copy requests in flight per image (1-64, default 4).",
               Maps.OPTION, InputType.INTEGER, flag="--concurrency"),

@@ -178,7 +178,7 @@ class ShardCopy:
 
 
 def copy_shard(plan: Plan, shard: int, openers: Openers, references: Callable[[str], Reference],
-               concurrency: int, images_at_once: int = 4) -> ShardCopy:
+               concurrency: int, images_at_once: int = 8) -> ShardCopy:
     """Copy every graph of ``shard`` by digest, moving no tag, ``images_at_once`` images side by side (each
     with ``concurrency`` requests in flight at its destination). What the destination already has is skipped,
     so a re-run after a kill copies only what is missing."""

@@ -121,7 +121,7 @@ def release_copy(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan release plan wrote.")],
     shard: Annotated[int, typer.Option("--shard", min=1, max=256, envvar="CI_ORAS_RELEASE_SHARD",
                                        help="Which shard of the plan's matrix to copy.")],
-    images: Annotated[int, typer.Option("--images", min=1, max=64, help="Images copied side by side.")] = 4,
+    images: Annotated[int, typer.Option("--images", min=1, max=64, help="Images copied side by side.")] = 8,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64,
                                              help="Copy requests in flight per image at its destination.")] = 4,
     referrers: ReferrersOpt = "auto",
