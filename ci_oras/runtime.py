@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ci_oras.oci.reference import LayoutReference, Reference, RegistryReference
@@ -62,11 +63,18 @@ class Runtime:
         return self._session
 
     def open(self, reference: Reference, *, create: bool = False, use_login_flags: bool = True,
-             referrers: ReferrersMode = ReferrersMode.auto, watch_listings: bool = True) -> Target:
+             referrers: ReferrersMode = ReferrersMode.auto, watch_listings: bool = True,
+             absent_layout_is_empty: bool = False) -> Target:
         """A target for ``reference``; ``create`` means "about to write": a layout is created if absent and a
-        registry repository asks for push access up front. ``watch_listings=False``: tag-schema referrers
+        registry repository asks for push access up front. ``absent_layout_is_empty``: a layout that does not
+        exist is opened as an empty store (a dry run into it shows everything as to copy, and creates nothing).
+        ``watch_listings=False``: tag-schema referrers
         listings are read back once, not watched (``SettleOptions.watch``), for a caller that checks them later."""
         if isinstance(reference, LayoutReference):
+            if absent_layout_is_empty and not create and not Path(reference.path).exists():
+                from ci_oras.store.memory import MemoryStore
+
+                return MemoryStore(reference.path)  # a dry run's destination not there yet: it holds nothing
             from ci_oras.store.layout import OCILayout
 
             return OCILayout(reference.path, create=create)

@@ -125,3 +125,17 @@ def test_one_destination_keeps_the_single_promote_document(registry_plain: Runni
     assert result.returncode == 0, result.stderr
     assert not {"destinations", "sourceBlobsRead", "sourceBytesRead"} & set(result.json())
     assert result.json()["copied"]["manifests"] == 4
+
+
+def test_a_dry_run_into_layouts_not_there_yet_shows_everything_and_creates_nothing(
+        registry_plain: RunningRegistry, tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    repo = _seed(registry_plain, env, tmp_path)
+    for destinations in ([f"oci:{tmp_path / 'one'}:v1"], [f"oci:{tmp_path / 'two'}:v1", f"oci:{tmp_path / 'three'}"]):
+        result = run_cli("promote", f"{repo}:v1", *destinations, "--dry-run", "-O", "json", env=env)
+        assert result.returncode == 0, result.stderr
+        document = result.json()
+        assert document["dryRun"] and document["copied"] == {"manifests": 4 * len(destinations),
+                                                            "blobs": 5 * len(destinations)}
+        assert document["tagsWritten"] == ["v1"]  # what the run would write
+    assert not any((tmp_path / name).exists() for name in ("one", "two", "three")), "a dry run creates nothing"

@@ -79,8 +79,9 @@ def promote(
                                dry_run=dry_run)
     with runtime(options) as run:
         source_target = run.open(src, use_login_flags=False, referrers=mode)
-        endpoints = [Endpoint(run.open(dst, create=not dry_run, referrers=mode), dst.repository_name, dst.reference,
-                              dst.tags, dst.digest, mount_from=mount_source(src, dst)) for dst in targets]
+        endpoints = [Endpoint(run.open(dst, create=not dry_run, referrers=mode, absent_layout_is_empty=dry_run),
+                              dst.repository_name, dst.reference, dst.tags, dst.digest,
+                              mount_from=mount_source(src, dst)) for dst in targets]
         source_endpoint = Endpoint(source_target, src.repository_name, src.reference)
         if len(endpoints) == 1:
             result: PromoteResult | FanOutResult = promote_step(source_endpoint, endpoints[0], copy_options,
