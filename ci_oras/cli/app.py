@@ -135,6 +135,11 @@ class Options:
         if self.emitter is not None:
             self.emitter.protect(self.password, os.environ.get("CI_ORAS_PASSWORD"))
 
+    @property
+    def has_login_flags(self) -> bool:
+        """--username or a password was given: they go to one registry host only."""
+        return self.username is not None or self.password is not None
+
 
 def _open_emitter(emit: EmitTarget, step: str, emit_file: str | None) -> Emitter | None:
     """Nothing is imported for ``--emit none``, nor for ``auto`` outside CI beyond the small channel module."""

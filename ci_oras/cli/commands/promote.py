@@ -61,7 +61,7 @@ def promote(
     src, _ = require_reference(source)
     targets = [destination_reference(src, text) for text in destination]
     _refuse_repeated(destination, [str(dst) for dst in targets])
-    if len(targets) > 1 and (options.username is not None or options.password is not None):
+    if len(targets) > 1 and options.has_login_flags:
         from ci_oras.steps.common import refuse_login_across_registries
 
         refuse_login_across_registries(targets)

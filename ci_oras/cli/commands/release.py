@@ -66,7 +66,7 @@ def release_plan(
     if gitlab:
         check_gitlab_shards(shards)
     release = read_release_file(file)
-    if _has_login_flags(options):
+    if options.has_login_flags:
         refuse_login_across_registries(entry.destination for entry in release.entries)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
@@ -90,12 +90,6 @@ def release_plan(
                 f"{image.id} ({image.source}@{image.digest[:19]}) missing {', '.join(image.gate.missing)}"
                 for image in failed[:5]) + (" …" if len(failed) > 5 else ""),
             hint="attach what is missing to those images (or fix the release file), then plan again")
-
-
-def _has_login_flags(options: Options) -> bool:
-    """--username/--password go to one registry host: ``refuse_login_across_registries`` checks that a
-    release's destinations are on one."""
-    return options.username is not None or options.password is not None
 
 
 def _openers(run: Runtime, mode: ReferrersMode, *, write: bool, watch_listings: bool = True) -> Openers:
@@ -140,7 +134,7 @@ def release_copy(
     from ci_oras.steps.release import copy_shard
 
     plan = read_plan(plan_file)
-    if _has_login_flags(options):
+    if options.has_login_flags:
         refuse_login_across_registries(parse(image.destination) for image in plan.images)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
@@ -175,7 +169,7 @@ def release_commit(
     from ci_oras.steps.release import commit_release
 
     plan = read_plan(plan_file)
-    if _has_login_flags(options):
+    if options.has_login_flags:
         refuse_login_across_registries(parse(image.destination) for image in plan.images)
     mode = referrers_mode(referrers)
     with runtime(options) as run:
