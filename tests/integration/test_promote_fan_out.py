@@ -37,7 +37,8 @@ def _edges(env: dict[str, str], reference: str) -> set[tuple[str, str, str]]:
 def _seed(registry: RunningRegistry, env: dict[str, str], work: Path) -> str:
     """An image (a 300 KB layer) with a signature and an SBOM, the SBOM signed too; returns REPO."""
     name = f"test/{uuid.uuid4().hex[:8]}-fan"
-    with httpx.Client(timeout=30) as client:
+    auth = (registry.username, registry.password) if registry.username and registry.password else None
+    with httpx.Client(timeout=30, auth=auth) as client:
         push_image(client, registry.url, name, tag="v1", layer=os.urandom(300_000))
     repo = f"{registry.host}/{name}"
 
@@ -139,3 +140,29 @@ def test_a_dry_run_into_layouts_not_there_yet_shows_everything_and_creates_nothi
                                                             "blobs": 5 * len(destinations)}
         assert document["tagsWritten"] == ["v1"]  # what the run would write
     assert not any((tmp_path / name).exists() for name in ("one", "two", "three")), "a dry run creates nothing"
+
+
+def test_fan_out_from_basic_into_basic_and_token_registries(
+        registry_htpasswd: RunningRegistry, registry_token: RunningRegistry, registry_factory: RegistryFactory,
+        tmp_path: Path) -> None:
+    """The source and one destination take Basic (different accounts), the other destination Bearer tokens;
+    credentials from the docker config, default concurrency: every destination gets the graph and its tag."""
+    import base64
+    import json
+
+    other = registry_factory("htpasswd", username="mirror-robot", password="mirror-only-secret")
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    auths = {r.host: {"auth": base64.b64encode(f"{r.username}:{r.password}".encode()).decode()}
+             for r in (registry_htpasswd, registry_token, other)}
+    (home / ".docker" / "config.json").write_text(json.dumps({"auths": auths}))
+    env = clean_env(home)
+    repo = _seed(registry_htpasswd, env, tmp_path)
+    edges = _edges(env, f"{repo}:v1")
+    name = f"fan/{uuid.uuid4().hex[:8]}"
+    result = run_cli("promote", f"{repo}:v1", f"{other.host}/{name}:v1", f"{registry_token.host}/{name}:v1",
+                     "-O", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.json()["sourceBlobsRead"] == 5 and result.json()["tagsWritten"] == ["v1"]
+    for registry in (other, registry_token):
+        assert _edges(env, f"{registry.host}/{name}:v1") == edges, registry.host
