@@ -1,11 +1,11 @@
 """The release file: which images move together, where to, under which tags, gated by what.
 
-A release is YAML (``ci_oras/schemas/release-file.json`` is its schema), read with every scalar as text
-(YAML 1.2's *base* loader): ``release: 1.10`` is the string ``"1.10"`` and ``tags: [no]`` the tag ``no``, never
-a float or a boolean, so a version number means what it says. The file comes from a repository a pipeline
+A release is YAML (``ci_oras/schemas/release-file.json`` is its schema), read by ``yaml_subset`` with every
+scalar as text: ``release: 1.10`` is the string ``"1.10"`` and ``tags: [no]`` the tag ``no``, never a float or
+a boolean, so a version number means what it says. The file comes from a repository a pipeline
 checked out, so it is checked like any data from outside before anything is opened: size, shape, each field's
-type, every reference and requirement; anchors and aliases are refused (they serve no release and let a small
-file expand). Each problem is one ``UsageError`` (exit 2) naming the file, the field (``images[3].tags``) and
+type, every reference and requirement; anchors, aliases and tags are refused (they serve no release, and
+aliases let a small file expand). Each problem is one ``UsageError`` (exit 2) naming the file, the field (``images[3].tags``) and
 the fix.
 
 Two kinds of entries:
@@ -125,24 +125,12 @@ def parse_release(text: str, name: str) -> ReleaseFile:
 
 
 def _load_yaml(text: str, name: str) -> object:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.events import AliasEvent
+    from ci_oras.release.yaml_subset import YamlSubsetError, load
 
-    yaml = YAML(typ="base", pure=True)
     try:
-        if any(isinstance(event, AliasEvent) for event in yaml.parse(text)):
-            raise UsageError(f"{name}: YAML aliases (*name) are not accepted in a release file",
-                             hint="write each value out where it is used")
-        return yaml.load(text)
-    except YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise UsageError(f"{name}: not valid YAML: {problem}{at}",
-                         hint="check the indentation and quoting around that line") from None
-    except RecursionError:
-        raise UsageError(f"{name}: nested too deeply", hint="a release file is a few levels deep") from None
+        return load(text)
+    except YamlSubsetError as exc:
+        raise UsageError(f"{name}: not accepted YAML: {exc}", hint=exc.hint) from None
 
 
 class _Fields:
