@@ -36,10 +36,12 @@ Aliases (the one table, :data:`ALIASES`; ``ci-oras verify --help`` shows it too)
                 ``application/vnd.dev.sigstore.bundle.v0.3+json`` and
                 ``application/vnd.dev.sigstore.bundle+json;version=0.1|0.2|0.3``; cosign
                 ``application/vnd.dev.cosign.artifact.sig.v1+json`` — a Sigstore bundle only when it
-                carries **no** ``dev.sigstore.bundle.predicateType`` annotation
+                carries **no** ``dev.sigstore.bundle.predicateType`` annotation (a message signature), or
+                cosign v3's signing predicate ``https://sigstore.dev/cosign/sign/v1``
 ``attestation`` in-toto ``application/vnd.in-toto+json``, DSSE ``application/vnd.dsse.envelope.v1+json``,
                 cosign ``application/vnd.dev.cosign.attestation.v1+json``, and a Sigstore bundle (any of
-                the types above) that **has** a ``dev.sigstore.bundle.predicateType`` annotation
+                the types above) whose ``dev.sigstore.bundle.predicateType`` is neither an SBOM's nor
+                cosign's signing predicate
 ``vuln-report`` SARIF ``application/sarif+json``; Trivy ``application/vnd.aquasec.trivy.report.v1+json``,
                 ``application/vnd.aquasecurity.trivy.report.sarif.v1`` and its bare spelling
                 ``vnd.aquasecurity.trivy.report.sarif.v1`` (both in Ratify's and Azure's examples);
@@ -47,15 +49,17 @@ Aliases (the one table, :data:`ALIASES`; ``ci-oras verify --help`` shows it too)
                 ``application/vnd.openvex+json``
 ==============  ===================================================================================
 
-Why a Sigstore bundle is a signature *or* an attestation, never both: cosign stores ``cosign sign`` (a message
-signature over the image digest) and ``cosign attest`` (a DSSE envelope around an in-toto statement) under the
-same bundle artifact type, and writes ``dev.sigstore.bundle.predicateType`` only for the second (as
-``attach-signature`` does). A gate asking for ``signature`` means "the image is signed"; an SBOM attestation
-must not pass it, and ``signature*2`` must not count one signature and one provenance statement. A bundle
-without annotations (another tool wrote it) counts as a signature. A media type written out matches on the
-artifact type alone, whatever the annotations. An SBOM attestation is both an ``sbom`` and an ``attestation``:
-the two aliases answer different questions (is an SBOM attached; is an attestation attached), and a team that
-attests its SBOM (rather than attaching the file) expects ``--require sbom`` to pass.
+A Sigstore bundle is one kind, as its producer meant it: cosign stores ``cosign sign``, ``cosign attest`` and
+GitHub's ``actions/attest-*`` all under the same bundle artifact type. A message signature (no predicate type,
+as ``attach-signature`` and cosign before v3 write it) and cosign v3's ``cosign sign`` (a DSSE statement whose
+predicate type is ``https://sigstore.dev/cosign/sign/v1``) say "the image is signed": ``signature``. An SPDX or
+CycloneDX predicate is the SBOM itself, attested: ``sbom`` (a team that attests its SBOM rather than
+attaching the file expects ``--require sbom`` to pass). Every other predicate (provenance, vulnerability scans,
+test results) is an ``attestation``, and ``attestation:URI`` names any predicate exactly. So ``signature*2``
+never counts one signature and one provenance statement. The predicate type is read from the manifest's
+annotation; with a Sigstore identity policy, the verified statement's own predicate type decides instead (an
+annotation is a claim). A media type written out matches on the artifact type alone, whatever the
+annotations.
 """
 
 from __future__ import annotations
@@ -94,6 +98,8 @@ GRYPE_REPORT = "application/vnd.anchore.grype.report.v1+json"
 OPENVEX = "application/vnd.openvex+json"
 #: Predicate types of SBOM attestations; ``/vX.Y`` suffixes (``https://spdx.dev/Document/v2.3``) match too.
 SBOM_PREDICATES = ("https://spdx.dev/Document", "https://cyclonedx.org/bom")
+#: cosign v3's ``cosign sign`` statement (``https://sigstore.dev/cosign/sign/v1``): a signature, not an attestation.
+COSIGN_SIGN_PREDICATES = ("https://sigstore.dev/cosign/sign",)
 ATTESTATION_PREFIX = "attestation:"
 
 
@@ -101,9 +107,10 @@ ATTESTATION_PREFIX = "attestation:"
 class Alias:
     """A name for a family of artifact types.
 
-    ``types`` match on their own; ``predicate_types`` match only when the referrer carries a
+    ``types`` match on their own; ``with_predicate`` match only when the referrer carries a
     ``dev.sigstore.bundle.predicateType`` annotation, ``unless_predicate`` only when it does not;
-    ``predicate_families``, when set, narrows ``with_predicate`` to those predicate types (bare or versioned).
+    ``predicate_families``, when set, narrows ``with_predicate`` to those predicate types, and
+    ``excluded_predicates`` leaves those out (families: bare or versioned).
     """
 
     name: str
@@ -112,6 +119,7 @@ class Alias:
     unless_predicate: tuple[str, ...] = ()
     with_predicate: tuple[str, ...] = ()
     predicate_families: tuple[str, ...] = ()
+    excluded_predicates: tuple[str, ...] = ()
 
     @property
     def all_types(self) -> tuple[str, ...]:
@@ -126,9 +134,11 @@ ALIASES: Mapping[str, Alias] = {
               types=(CYCLONEDX_JSON, CYCLONEDX_XML, SPDX_JSON, SPDX_TAG_VALUE),
               with_predicate=SIGSTORE_BUNDLES, predicate_families=SBOM_PREDICATES),
         Alias("signature", "Notary Project, cosign or Sigstore-bundle signature",
-              types=(NOTARY_SIGNATURE, COSIGN_SIGNATURE), unless_predicate=SIGSTORE_BUNDLES),
-        Alias("attestation", "in-toto / DSSE attestation, or a Sigstore bundle with a predicateType",
-              types=(IN_TOTO, DSSE_ENVELOPE, COSIGN_ATTESTATION), with_predicate=SIGSTORE_BUNDLES),
+              types=(NOTARY_SIGNATURE, COSIGN_SIGNATURE), unless_predicate=SIGSTORE_BUNDLES,
+              with_predicate=SIGSTORE_BUNDLES, predicate_families=COSIGN_SIGN_PREDICATES),
+        Alias("attestation", "in-toto / DSSE attestation, or a Sigstore bundle with another predicateType",
+              types=(IN_TOTO, DSSE_ENVELOPE, COSIGN_ATTESTATION), with_predicate=SIGSTORE_BUNDLES,
+              excluded_predicates=SBOM_PREDICATES + COSIGN_SIGN_PREDICATES),
         Alias("vuln-report", "SARIF, Trivy, Grype or OpenVEX vulnerability report",
               types=(SARIF, TRIVY_REPORT, TRIVY_SARIF, TRIVY_SARIF_BARE, GRYPE_REPORT, OPENVEX)),
     )
@@ -150,6 +160,8 @@ class Matcher:
     #: (``versioned``) also followed by ``/`` and a version.
     predicates: frozenset[str] = frozenset()
     versioned: bool = False
+    #: Predicate types (the same way) that never match.
+    excluded: frozenset[str] = frozenset()
 
     @property
     def candidate_types(self) -> frozenset[str]:
@@ -168,18 +180,16 @@ class Matcher:
         if kind in self.types:
             return True
         predicate = annotations.get(ANNOTATION_PREDICATE_TYPE) or ""
-        has_predicate = bool(predicate)
-        if kind in self.with_predicate:
-            return has_predicate and (not self.predicates or self._predicate_matches(predicate))
-        if kind in self.unless_predicate:
-            return not has_predicate
-        return False
+        if not predicate:
+            return kind in self.unless_predicate
+        return (kind in self.with_predicate and (not self.predicates or self._in(predicate, self.predicates))
+                and not self._in(predicate, self.excluded))
 
-    def _predicate_matches(self, predicate: str) -> bool:
-        if predicate in self.predicates:
+    def _in(self, predicate: str, family: frozenset[str]) -> bool:
+        if predicate in family:
             return True
         base, slash, version = predicate.rpartition("/")
-        return self.versioned and bool(slash) and base in self.predicates and _VERSION.fullmatch(version) is not None
+        return self.versioned and bool(slash) and base in family and _VERSION.fullmatch(version) is not None
 
 
 @dataclass(frozen=True)
@@ -235,7 +245,8 @@ def _matcher(element: str, spec: str) -> Matcher:
     if alias is not None:
         return Matcher(alias.name, frozenset(alias.types), frozenset(alias.unless_predicate),
                        frozenset(alias.with_predicate), frozenset(alias.predicate_families),
-                       versioned=bool(alias.predicate_families))
+                       versioned=bool(alias.predicate_families or alias.excluded_predicates),
+                       excluded=frozenset(alias.excluded_predicates))
     if "/" not in element:
         close = difflib.get_close_matches(element.lower(), list(ALIASES), n=1)
         suggestion = f"did you mean {close[0]!r}? " if close else ""

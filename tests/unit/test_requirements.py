@@ -269,8 +269,26 @@ def test_a_longer_maximum_admits_a_signature_lifetime_and_names_itself() -> None
 def test_sigstore_bundle_of_an_sbom_predicate_is_an_sbom(bundle: str, predicate: str) -> None:
     annotations = {ANNOTATION_PREDICATE_TYPE: predicate}
     assert _matches("sbom", bundle, annotations)
-    assert _matches("attestation", bundle, annotations)
+    assert not _matches("attestation", bundle, annotations), "an attested SBOM is an sbom, as its producer meant"
     assert not _matches("signature", bundle, annotations)
+    assert _matches(f"attestation:{predicate}", bundle, annotations), "named exactly, any predicate matches"
+
+
+@pytest.mark.parametrize("predicate", ["https://sigstore.dev/cosign/sign/v1", "https://sigstore.dev/cosign/sign"])
+@pytest.mark.parametrize("bundle", SIGSTORE_BUNDLES)
+def test_cosign_v3_sign_statement_is_a_signature_not_an_attestation(bundle: str, predicate: str) -> None:
+    annotations = {ANNOTATION_PREDICATE_TYPE: predicate}
+    assert _matches("signature", bundle, annotations)
+    assert not _matches("attestation", bundle, annotations)
+    assert not _matches("sbom", bundle, annotations)
+
+
+@pytest.mark.parametrize("predicate", ["https://slsa.dev/provenance/v1", "https://in-toto.io/attestation/vulns/v0.1",
+                                       "https://sigstore.dev/cosign/signature", "https://sigstore.dev/cosign/sign/x"])
+def test_every_other_predicate_is_an_attestation(predicate: str) -> None:
+    annotations = {ANNOTATION_PREDICATE_TYPE: predicate}
+    assert _matches("attestation", SIGSTORE_BUNDLE, annotations)
+    assert not _matches("signature", SIGSTORE_BUNDLE, annotations)
 
 
 @pytest.mark.parametrize("predicate", [
