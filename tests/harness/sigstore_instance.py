@@ -16,6 +16,7 @@ sigstore-python itself.
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -165,10 +166,10 @@ def _b64(data: bytes) -> str:
 
 
 def _canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON for the documents this module signs or logs: their keys are ASCII and their
-    values strings, integers, lists and objects, for which sorted keys, no whitespace and UTF-8 are exactly
-    RFC 8785 (no floats to format, no non-BMP keys to order by UTF-16). Rekor stores canonical bodies and its
-    signed entry timestamp covers a canonical document."""
+    """RFC 8785 canonical JSON for the log's documents (entry bodies, the signed entry timestamp's payload,
+    the envelope hash): their keys are ASCII and their values strings, integers, lists and objects, for which
+    sorted keys, no whitespace and UTF-8 are exactly RFC 8785 (no floats to format, no non-BMP keys to order
+    by UTF-16). Rekor stores canonical bodies and its signed entry timestamp covers a canonical document."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -471,7 +472,7 @@ class SigstoreInstance:
         entry; ``log_entry=False``: no transparency log entry at all.
         """
         key, certificate, integrated_time = self._certify(signer, expired)
-        payload = _canonical_json(statement)
+        payload = _statement_bytes(statement)
         signature = _sign(key, _pae(INTOTO_PAYLOAD_TYPE, payload))
         envelope = {"payload": _b64(payload), "payloadType": INTOTO_PAYLOAD_TYPE,
                     "signatures": [{"sig": _b64(signature)}]}
@@ -488,7 +489,7 @@ class SigstoreInstance:
             },
         }
         if tamper_payload:
-            envelope["payload"] = _b64(_canonical_json(_tampered(statement)))
+            envelope["payload"] = _b64(_statement_bytes(_tampered(statement)))
         entries = [self._log.record("dsse", body, integrated_time)] if log_entry else []
         return self._bundle(certificate, entries, {"dsseEnvelope": envelope})
 
@@ -534,6 +535,13 @@ class SigstoreInstance:
         return json.dumps(document, indent=2).encode()
 
 
+def _statement_bytes(statement: dict[str, Any]) -> bytes:
+    """The payload as a signer serializes it: compact, keys in the caller's order. A DSSE payload is opaque
+    bytes to the verifier, so it need not be canonical (and a predicate may hold what RFC 8785 formats
+    differently from ``json``, such as floats)."""
+    return json.dumps(statement, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _pem_b64(certificate: x509.Certificate) -> str:
     """Base64 of the PEM certificate: how Rekor's entries name the verifier (sigstore compares this text)."""
     return _b64(certificate.public_bytes(serialization.Encoding.PEM))
@@ -541,7 +549,7 @@ def _pem_b64(certificate: x509.Certificate) -> str:
 
 def _tampered(statement: dict[str, Any]) -> dict[str, Any]:
     """``statement`` about another artifact: every subject's sha256 replaced by the hash of itself."""
-    changed = json.loads(json.dumps(statement))
+    changed = copy.deepcopy(statement)
     for subject in changed.get("subject", []):
         digests = subject.get("digest", {})
         for algorithm, value in digests.items():
