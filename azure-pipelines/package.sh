@@ -6,10 +6,10 @@
 # (azure-pipelines-task-lib and its dependencies), so the committed tree stays free of build products.
 #
 # The wheels are those of the machines Azure's hosted agents run (Linux x86_64, Windows amd64, macOS x86_64 and
-# arm64) for every supported Python version. cryptography's are most of their size (about 25 MB for the four)
-# and every task carries its own copy, so only the tasks whose step imports it (SIGNING_TASKS) get
-# requirements/runtime.lock whole; the others get the lock without cryptography and what only it needs
-# (requirements/lock.py --omit, from the same download). CI_ORAS_WHEELS_CACHE=DIR keeps that download in DIR
+# arm64) for every supported Python version. cryptography's and sigstore's (with pydantic-core and
+# rfc3161-client) are most of their size and every task carries its own copy, so only the tasks whose step imports
+# them (SIGNING_TASKS) get requirements/runtime.lock whole; the others get the lock without cryptography, sigstore
+# and what only they need (requirements/lock.py --omit, from the same download). CI_ORAS_WHEELS_CACHE=DIR keeps that download in DIR
 # for the next build of the same lock.
 set -euo pipefail
 here="$(cd -- "$(dirname -- "$0")" && pwd)"
@@ -31,9 +31,10 @@ else
 fi
 # the hash-pinned runtime dependencies, so that a task installs ci-oras with no package index reachable
 platforms=(--platform linux-x86_64 --platform windows-amd64 --platform macos-x86_64 --platform macos-arm64)
-fetch() {  # fetch DIR: the hash-checked wheels into DIR/deps, and those without cryptography into DIR/deps-unsigned
+fetch() {  # fetch DIR: the hash-checked wheels into DIR/deps, and those without cryptography and sigstore into
+  # DIR/deps-unsigned
   "$python" "$root/requirements/lock.py" --wheels "$1/deps" "${platforms[@]}" \
-    --omit cryptography --omit-into "$1/deps-unsigned"
+    --omit cryptography --omit sigstore --omit-into "$1/deps-unsigned"
 }
 if [ -n "${CI_ORAS_WHEELS_CACHE:-}" ]; then
   # Repeated builds (the tests build the extension every run) reuse one download per lock and platform list:
@@ -53,8 +54,8 @@ else
 fi
 cp "$root/requirements/runtime.lock" "$stage/deps.lock"
 mv "$stage/deps-unsigned/runtime.lock" "$stage/deps-unsigned.lock"
-# the steps that can import cryptography (ci_oras/signing/): sign, verify with --signed-by/--trust-policy, and
-# release plan, whose gates are verify's search
+# the steps that can import cryptography or sigstore (ci_oras/signing/): sign, verify with
+# --signed-by/--trust-policy or a Sigstore identity, and release plan, whose gates are verify's search
 SIGNING_TASKS=(CiOrasSignV0 CiOrasVerifyV0 CiOrasReleasePlanV0)
 modules=()
 while IFS= read -r dir; do

@@ -321,7 +321,8 @@ VERIFY = Step(
               "Required referrers, one SPEC per line: an artifact type, an alias (sbom, signature, "
               "attestation, vuln-report) or attestation:PREDICATE-TYPE (a Sigstore bundle with exactly that "
               "predicate type), optionally chained (sbom>signature) and counted (signature*2). With trust-policy "
-              "or signed-by, signature counts only Notary Project signatures that verify, at any level of a chain.",
+              "or signed-by, signature counts only Notary Project signatures that verify, at any level of a chain; "
+              "with a Sigstore identity (certificate-identity, github-repo), only Sigstore bundles that verify.",
               Maps.OPTION_PER_LINE, InputType.LINES, flag="--require", required=True),
         Input("wait", "Keep checking this long for referrers to show up: 30s, 2m, 1m30s or seconds "
                       "(empty: check once).",
@@ -338,6 +339,32 @@ VERIFY = Step(
               "Path of one trusted root certificate (PEM): signature requirements count only signatures chaining "
               "to it (any identity, strict); the short form of trust-policy.",
               Maps.OPTION, InputType.PATH, flag="--signed-by"),
+        Input("certificate-identity",
+              "Sigstore: count only bundles (cosign v3, GitHub's attest actions) that verify and whose "
+              "certificate names exactly this identity, e.g. a workflow URL "
+              "https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main (with "
+              "certificate-oidc-issuer).",
+              Maps.OPTION, flag="--certificate-identity"),
+        Input("certificate-identity-regexp", "Sigstore: ... or an identity this regular expression finds.",
+              Maps.OPTION, flag="--certificate-identity-regexp"),
+        Input("certificate-oidc-issuer",
+              "Sigstore: the OIDC issuer that vouched for the identity, exactly: "
+              "https://token.actions.githubusercontent.com (GitHub Actions), https://gitlab.com (GitLab.com).",
+              Maps.OPTION, flag="--certificate-oidc-issuer"),
+        Input("certificate-oidc-issuer-regexp", "Sigstore: ... or an issuer this regular expression finds.",
+              Maps.OPTION, flag="--certificate-oidc-issuer-regexp"),
+        Input("github-repo",
+              "Sigstore: count only bundles signed in a GitHub Actions run of this OWNER/REPO (like "
+              "'gh attestation verify --repo').",
+              Maps.OPTION, flag="--github-repo"),
+        Input("signer-workflow",
+              "Sigstore: ... by this workflow, OWNER/REPO/PATH[@REF] "
+              "(acme/shop/.github/workflows/release.yml@refs/heads/main).",
+              Maps.OPTION, flag="--signer-workflow"),
+        Input("trusted-root",
+              "Sigstore: path of the trusted_root.json to verify against; empty: the public-good instance's, "
+              "shipped with ci-oras ('gh attestation trusted-root' writes GitHub's own).",
+              Maps.OPTION, InputType.PATH, flag="--trusted-root"),
         Input("fail-on-missing", "Fail the job when a requirement is missing; false: only set ok=false.",
               Maps.WRAPPER, InputType.BOOLEAN, default="true"),
     ) + COMMON,

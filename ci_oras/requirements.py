@@ -219,6 +219,13 @@ _PREDICATE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s,>*]+")
 _EXAMPLES = "e.g. sbom, signature*2, sbom>signature or application/vnd.cyclonedx+json"
 
 
+_SIGSTORE_BUNDLE_TYPES = frozenset(normalize_media_type(kind) for kind in SIGSTORE_BUNDLES)
+
+
+def is_sigstore_bundle(artifact_type: str | None) -> bool:
+    return bool(artifact_type) and normalize_media_type(artifact_type or "") in _SIGSTORE_BUNDLE_TYPES
+
+
 def alias_names() -> str:
     return ", ".join(ALIASES)
 

@@ -211,3 +211,14 @@ def fake_registry() -> Iterator[Any]:
     finally:
         for registry in reversed(started):
             registry.stop()
+
+
+@pytest.fixture(scope="session")
+def sigstore_instances(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """A local Sigstore instance (``harness.sigstore_instance``) whose trusted root the tests trust, and a
+    second, untrusted one: well-formed bundles under keys the first root does not name. Minted once per worker,
+    as a real deployment serves many bundles."""
+    from harness.sigstore_instance import mint_instance
+
+    root = tmp_path_factory.mktemp("sigstore")
+    return mint_instance(root / "local"), mint_instance(root / "other", "other")

@@ -193,10 +193,17 @@ def verify_text(result: VerifyResult) -> str:
         lines.append(f"Signatures (trust policy scope {result.trust_scope}): {len(result.signatures) or 'none found'}")
         for judged in result.signatures:
             outcome = judged.outcome
-            verdict = (f"{outcome.result}" + (f" by {outcome.signer}" if outcome.signer else "")) \
+            verdict = (f"{outcome.result}" + (f" by {outcome.signer}" if outcome.signer else "")
+                       + (f" ({outcome.issuer})" if outcome.issuer else "")) \
                 if outcome.counts else f"refused, {outcome.failed_check}: {outcome.reason}"
-            lines.append(f"    {ok_mark if outcome.counts else fail_mark} {outcome.digest} "
+            kind = f" {outcome.predicate_type}" if outcome.predicate_type else ""
+            lines.append(f"    {ok_mark if outcome.counts else fail_mark} {outcome.digest}{kind} "
                          f"(of {judged.subject}): {verdict}")
+    if result.unverified_bundles:
+        count = len(result.unverified_bundles)
+        lines.append(f"{count} Sigstore bundle{'s' if count > 1 else ''} counted without checking who signed "
+                     f"{'them' if count > 1 else 'it'}: give --certificate-identity and --certificate-oidc-issuer, "
+                     "or --github-repo OWNER/REPO, to verify")
     total = len(result.results)
     if result.ok:
         lines.append("The requirement holds" if total == 1 else f"All {total} requirements hold")

@@ -39,7 +39,7 @@ from ci_oras.graph.signatures import SignatureCheck, examine_signature
 from ci_oras.oci.descriptor import Descriptor
 from ci_oras.oci.manifest import Manifest
 from ci_oras.oci.referrers import MalformedListing, Unchanged
-from ci_oras.requirements import Matcher
+from ci_oras.requirements import Matcher, is_sigstore_bundle
 from ci_oras.store.protocols import ReadOnlyTarget, RevalidatingLister
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ class ChainMatch:
         self._rejected: dict[tuple[str, str, str, str], Rejected] = {}
         #: Signatures judged (or met judged) in this check, with the node they sign.
         self._judged: dict[tuple[str, str], SignatureOutcome] = {}
+        #: Sigstore bundles that counted by their type alone (no policy here judges them), in the order met.
+        self._unverified: dict[str, None] = {}
         self.listings = 0
         #: Listings the store said were unchanged since an earlier check (read without their body).
         self.unchanged = 0
@@ -175,13 +177,23 @@ class ChainMatch:
         if isinstance(verdict, Rejected):
             self._reject(verdict)
             return []
-        if not _matches(chain[0], verdict):
-            return []
         check = self.signatures
-        if check is not None and check.handles(verdict.artifact_type):
+        judged = check is not None and check.handles(verdict.artifact_type)
+        # A Sigstore bundle's kind is in its signed statement: with a policy to verify it, the statement
+        # decides (whatever the annotations claim, either way); otherwise the manifest's annotations do.
+        kind_from_content = judged and is_sigstore_bundle(verdict.artifact_type)
+        if not kind_from_content and not _matches(chain[0], verdict):
+            return []
+        if judged:
+            assert check is not None
             outcome = self._judge(node, verdict, check)
             if outcome is None or not outcome.counts:
                 return []
+            if outcome.claims is not None and not chain[0].matches(verdict.artifact_type, outcome.claims):
+                return []
+        elif is_sigstore_bundle(verdict.artifact_type):
+            with self._lock:
+                self._unverified.setdefault(verdict.digest, None)
         if len(chain) == 1:
             return [(verdict.digest,)]
         below = self.search(verdict, chain[1:], 1)
@@ -307,6 +319,11 @@ class ChainMatch:
         """Entries met in this check that failed their checks (malformed listing entries first), each once."""
         with self._lock:
             return sorted(self._rejected.values(), key=lambda entry: entry.reason.value != "malformed")
+
+    def unverified_bundles(self) -> list[str]:
+        """Digests of the Sigstore bundles that counted in this check without being verified."""
+        with self._lock:
+            return list(self._unverified)
 
     def signature_outcomes(self) -> list[tuple[str, SignatureOutcome]]:
         """Every signature this check counted on or refused, with the node it signs, in the order judged."""

@@ -113,6 +113,13 @@ class SignatureOutcome:
     signing_time: dt.datetime | None = None
     expiry: dt.datetime | None = None
     checks: tuple[CheckResult, ...] = ()
+    #: Sigstore bundles: the certificate's OIDC issuer, the statement's predicate type, the log entry's index.
+    issuer: str | None = None
+    predicate_type: str | None = None
+    log_index: int | None = None
+    #: What the verified content says it is (``dev.sigstore.bundle.predicateType``, or nothing for a message
+    #: signature), which a requirement matches instead of the manifest's annotations; None: the annotations.
+    claims: Mapping[str, str] | None = None
 
     @property
     def counts(self) -> bool:
@@ -124,7 +131,9 @@ class SignatureOutcome:
         out: dict[str, Any] = {"digest": self.digest, "artifactType": self.artifact_type, "result": self.result}
         for key, value in (("failedCheck", self.failed_check), ("reason", self.reason), ("policy", self.policy),
                            ("level", self.level), ("format", self.format), ("signer", self.signer),
-                           ("signingTime", _iso(self.signing_time)), ("expiry", _iso(self.expiry))):
+                           ("signingTime", _iso(self.signing_time)), ("expiry", _iso(self.expiry)),
+                           ("issuer", self.issuer), ("predicateType", self.predicate_type),
+                           ("logIndex", self.log_index)):
             if value is not None:
                 out[key] = value
         out["checks"] = [check.document() for check in self.checks]

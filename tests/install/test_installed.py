@@ -137,17 +137,19 @@ def test_every_module_imports_in_a_venv_holding_only_the_locks_packages(installs
 
 def test_the_vsix_tasks_without_cryptography_are_exactly_those_whose_step_never_imports_it(
         installs: Installs) -> None:
-    """Only sign and verify carry cryptography's wheels, and the other tasks' locks leave out only what
-    cryptography alone needs."""
+    """Only the signing tasks carry cryptography's and sigstore's wheels, and the other tasks' locks leave out
+    only what cryptography and sigstore alone need."""
     tasks = Path(installs.vsix()["tasks"])
     for task in sorted(tasks.iterdir()):
         wheels = {wheel.name.split("-")[0].lower() for wheel in (task / "wheels").glob("*.whl")}
         lock = (task / "runtime.lock").read_text()
+        signing_only = {"cryptography", "cffi", "pycparser", "sigstore", "pydantic_core", "rfc3161_client", "tuf"}
         if task.name in SIGNING_TASKS:
-            assert {"cryptography", "cffi", "pycparser"} <= wheels and "cryptography==" in lock, task.name
+            assert signing_only <= wheels and "cryptography==" in lock and "sigstore==" in lock, task.name
         else:
-            assert not wheels & {"cryptography", "cffi", "pycparser"}, (task.name, wheels)
-            assert "cryptography==" not in lock and "httpx==" in lock and "typer==" in lock, task.name
+            assert not wheels & signing_only, (task.name, wheels)
+            assert "cryptography==" not in lock and "sigstore==" not in lock, task.name
+            assert "httpx==" in lock and "typer==" in lock and "rich==" in lock, task.name
 
 
 def _module_file(name: str) -> Path | None:
@@ -197,8 +199,9 @@ def _one_command(module: str, function: str) -> ast.Module:
 
 
 def test_only_the_vsix_tasks_carrying_cryptography_can_import_it(lock: ModuleType) -> None:
-    """package.sh gives cryptography's wheels to SIGNING_TASKS only: every other task's command, with the CLI
-    around it, reaches no import of cryptography (lazy ones included), and those tasks' commands do."""
+    """package.sh gives cryptography's and sigstore's wheels to SIGNING_TASKS only: every other task's command,
+    with the CLI around it, reaches no import of either (lazy ones included), and those tasks' commands reach
+    cryptography."""
     script = (REPO_ROOT / "azure-pipelines" / "package.sh").read_text(encoding="utf-8")
     listed = re.search(r"^SIGNING_TASKS=\(([^)]*)\)", script, re.MULTILINE)
     assert listed and tuple(listed.group(1).split()) == SIGNING_TASKS
@@ -208,3 +211,4 @@ def test_only_the_vsix_tasks_carrying_cryptography_can_import_it(lock: ModuleTyp
         reached = _third_party_reached(["ci_oras.cli", "ci_oras.cli.commands", module], lock, trees)
         task = f"{generate.azure_task_name(step)}V0"
         assert ("cryptography" in reached) == (task in SIGNING_TASKS), (step.name, sorted(reached))
+        assert "sigstore" not in reached or task in SIGNING_TASKS, (step.name, sorted(reached))

@@ -64,7 +64,7 @@ def run(python: Path, *args: str, cwd: Path,
 
 
 def test_the_lower_bounds_are_the_versions_this_code_needs() -> None:
-    assert sorted(lowest_admitted()) == ["cryptography==42", "httpcore==1.0.9", "httpx==0.27",
+    assert sorted(lowest_admitted()) == ["cryptography==47", "httpcore==1.0.9", "httpx==0.27", "sigstore==4.5.1",
                                         "typer==0.26"]
 
 
@@ -74,7 +74,7 @@ def test_commands_work_on_the_lowest_admitted_dependencies(floor_python: Path, r
              "print(httpx.__version__, httpcore.__version__, typer.__version__, cryptography.__version__)")
     versions = subprocess.run([str(floor_python), "-c", probe], capture_output=True, text=True,
                               check=True).stdout.split()
-    assert versions == ["0.27.0", "1.0.9", "0.26.0", "42.0.0"]
+    assert versions == ["0.27.0", "1.0.9", "0.26.0", "47.0.0"]
 
     shown = run(floor_python, "attach", "--help", cwd=tmp_path)
     assert shown.returncode == 0 and "Usage:" in shown.stdout, shown.stderr

@@ -15,8 +15,8 @@ What sigstore-python 4.5.1 raises for each negative case (the harness's users ca
   any verification. ``InvalidBundle`` derives from ``sigstore.errors.Error``, not from ``VerificationError``:
   a caller catching only ``VerificationError`` would let it through.
 
-sigstore is not a dependency of the project (ci-oras verifies bundles with its own code on ``cryptography``);
-where it is not installed these tests are skipped.
+sigstore-python is a runtime dependency of ci-oras (``ci_oras/signing/bundles.py`` verifies bundles with it);
+the harness itself uses only ``cryptography``, so what it mints is independent of the verifier it feeds.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("sigstore", reason="sigstore-python judges the harness's bundles")
 
 from cryptography import x509
 from harness.sigstore_instance import (
@@ -66,15 +64,14 @@ EXTENSION_POLICIES: list[type[Any]] = sorted(
 
 
 @pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> SigstoreInstance:
-    """Minted once: every test reads bundles from the same instance, as a real deployment serves many."""
-    return mint_instance(tmp_path_factory.mktemp("sigstore") / "local")
+def instance(sigstore_instances: tuple[SigstoreInstance, SigstoreInstance]) -> SigstoreInstance:
+    return sigstore_instances[0]
 
 
 @pytest.fixture(scope="module")
-def other(tmp_path_factory: pytest.TempPathFactory) -> SigstoreInstance:
+def other(sigstore_instances: tuple[SigstoreInstance, SigstoreInstance]) -> SigstoreInstance:
     """A second, untrusted deployment: well-formed bundles under keys the first root does not name."""
-    return mint_instance(tmp_path_factory.mktemp("sigstore") / "other", "other")
+    return sigstore_instances[1]
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +292,7 @@ def test_log_entries_are_proven_inside_a_growing_tree(instance: SigstoreInstance
 
 def test_log_bodies_are_rfc8785_canonical(instance: SigstoreInstance, statement: dict[str, Any]) -> None:
     """The harness writes canonical JSON without the rfc8785 package; held here to that package's output."""
-    rfc8785 = pytest.importorskip("rfc8785")
+    import rfc8785  # installed with sigstore
     for raw in (instance.dsse_bundle(statement), instance.message_bundle(MESSAGE)):
         body = base64.b64decode(json.loads(raw)["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"])
         assert rfc8785.dumps(json.loads(body)) == body

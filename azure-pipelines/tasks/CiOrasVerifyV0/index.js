@@ -69,6 +69,76 @@ const STEP = {
       "options": []
     },
     {
+      "name": "certificate-identity",
+      "azure": "certificateIdentity",
+      "maps": "option",
+      "type": "string",
+      "flag": "--certificate-identity",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "certificate-identity-regexp",
+      "azure": "certificateIdentityRegexp",
+      "maps": "option",
+      "type": "string",
+      "flag": "--certificate-identity-regexp",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "certificate-oidc-issuer",
+      "azure": "certificateOidcIssuer",
+      "maps": "option",
+      "type": "string",
+      "flag": "--certificate-oidc-issuer",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "certificate-oidc-issuer-regexp",
+      "azure": "certificateOidcIssuerRegexp",
+      "maps": "option",
+      "type": "string",
+      "flag": "--certificate-oidc-issuer-regexp",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "github-repo",
+      "azure": "githubRepo",
+      "maps": "option",
+      "type": "string",
+      "flag": "--github-repo",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "signer-workflow",
+      "azure": "signerWorkflow",
+      "maps": "option",
+      "type": "string",
+      "flag": "--signer-workflow",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
+      "name": "trusted-root",
+      "azure": "trustedRoot",
+      "maps": "option",
+      "type": "path",
+      "flag": "--trusted-root",
+      "required": false,
+      "default": null,
+      "options": []
+    },
+    {
       "name": "fail-on-missing",
       "azure": "failOnMissing",
       "maps": "wrapper",

@@ -40,6 +40,27 @@ def verify(
     signed_by: Annotated[Path | None, typer.Option(
         "--signed-by", metavar="CERT.pem", help="Count only signatures chaining to this root (any identity, "
         "strict); the short form of --trust-policy.")] = None,
+    certificate_identity: Annotated[str | None, typer.Option(
+        "--certificate-identity", metavar="IDENTITY", help="Sigstore: count only bundles whose certificate names "
+        "exactly this identity (a workflow URL, an email), as cosign's flag does.")] = None,
+    certificate_identity_regexp: Annotated[str | None, typer.Option(
+        "--certificate-identity-regexp", metavar="REGEX", help="Sigstore: ... or an identity this regular "
+        "expression finds.")] = None,
+    certificate_oidc_issuer: Annotated[str | None, typer.Option(
+        "--certificate-oidc-issuer", metavar="URL", help="Sigstore: the OIDC issuer that vouched for the identity, "
+        "exactly (e.g. https://gitlab.com).")] = None,
+    certificate_oidc_issuer_regexp: Annotated[str | None, typer.Option(
+        "--certificate-oidc-issuer-regexp", metavar="REGEX", help="Sigstore: ... or an issuer this regular "
+        "expression finds.")] = None,
+    github_repo: Annotated[str | None, typer.Option(
+        "--github-repo", metavar="OWNER/REPO", help="Sigstore: count only bundles signed in a GitHub Actions run "
+        "of this repository (like 'gh attestation verify --repo').")] = None,
+    signer_workflow: Annotated[str | None, typer.Option(
+        "--signer-workflow", metavar="OWNER/REPO/PATH[@REF]", help="Sigstore: ... by this workflow file (at this "
+        "ref).")] = None,
+    trusted_root: Annotated[Path | None, typer.Option(
+        "--trusted-root", metavar="FILE", help="Sigstore: the trusted_root.json to verify against (default: the "
+        "public-good instance's, shipped with ci-oras; 'gh attestation trusted-root' for GitHub's own).")] = None,
     referrers: ReferrersOpt = "auto",
     *,
     options: Options,
@@ -48,8 +69,9 @@ def verify(
 
     SPEC: an artifact type (application/vnd.cyclonedx+json) or an alias:
     sbom = CycloneDX or SPDX, or a Sigstore bundle with an SPDX/CycloneDX predicateType (attest-sbom);
-    signature = Notary, cosign, or a Sigstore bundle without a predicateType;
-    attestation = in-toto, DSSE, cosign attestation, or a Sigstore bundle with a predicateType;
+    signature = Notary, cosign, or a Sigstore bundle without a predicateType or with cosign v3's
+    https://sigstore.dev/cosign/sign/v1;
+    attestation = in-toto, DSSE, cosign attestation, or a Sigstore bundle with another predicateType;
     vuln-report = SARIF, Trivy, Grype or OpenVEX;
     attestation:URI = a Sigstore bundle with exactly that predicateType (case-sensitive).
 
@@ -69,12 +91,19 @@ def verify(
     at any level of a chain (sbom>signature: a signed SBOM whose signature verifies); each signature examined
     is listed with its outcome. The policy is chosen by REGISTRY/REPO, or local/<directory name> for oci:.
 
+    Sigstore bundles (cosign v3, GitHub's attest actions) are verified offline when an identity is given:
+    --certificate-identity(-regexp) with --certificate-oidc-issuer(-regexp), or --github-repo OWNER/REPO
+    (and --signer-workflow). A bundle then counts only when its certificate chains to the trusted root at the
+    logged signing time, its log entry and signature verify, the identity matches, and its statement (or
+    signed digest) names the manifest it refers to; its kind comes from the verified statement. Without an
+    identity, bundles count by type as listed in unverifiedBundles.
+
     --output json prints the result document on stdout whether the gate passes or not."""
     from ci_oras.emit.render import verify_hint, verify_missing, verify_text, wait_text
     from ci_oras.emit.text import say, warn
     from ci_oras.errors import VerificationFailed
     from ci_oras.requirements import merge, parse_duration, parse_requirement_file, parse_requirements
-    from ci_oras.steps.verify import VerifyOptions, signature_check, trust_scope
+    from ci_oras.steps.verify import SigstoreFlags, VerifyOptions, signature_check, trust_scope
     from ci_oras.steps.verify import verify as verify_step
 
     from_flags = parse_requirements(require or [])
@@ -82,7 +111,9 @@ def verify(
     requirements = merge(from_flags, from_file)
     ref, name = require_reference(reference)
     root_pem = (_read_root(signed_by), f"--signed-by {signed_by}") if signed_by is not None else None
-    signatures = signature_check(trust_scope(ref), trust_policy, trust_store, root_pem)
+    sigstore = SigstoreFlags(certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+                             certificate_oidc_issuer_regexp, github_repo, signer_workflow, trusted_root)
+    signatures = signature_check(trust_scope(ref), trust_policy, trust_store, root_pem, sigstore)
     verify_options = VerifyOptions(tuple(requirements), platform=platform, all_platforms=all_platforms,
                                    wait=parse_duration(wait, "--wait"), interval=parse_duration(interval, "--interval"),
                                    trust_listing=trust_listing, signatures=signatures)
