@@ -293,16 +293,16 @@ class _Judgement:
 
     def _verify(self, bundle: object, dsse: bool) -> None:
         from sigstore.errors import Error as SigstoreError
-        from sigstore.verify.policy import UnsafeNoOp
 
-        # The identity is judged by IdentityPolicy afterwards, so its failure is reported as one; everything
-        # sigstore-python checks besides the identity runs here.
+        # Everything sigstore-python checks besides the identity runs here; the identity is judged by
+        # IdentityPolicy afterwards, so that its failure is reported as one.
         verifier = self.policy.verifier()
         try:
             if dsse:
-                payload_type, payload = verifier.verify_dsse(bundle, UnsafeNoOp())  # type: ignore[attr-defined]
+                payload_type, payload = verifier.verify_dsse(bundle, _JudgedAfterwards())  # type: ignore[attr-defined]
             else:
-                verifier.verify_artifact(self._subject_hash(), bundle, UnsafeNoOp())  # type: ignore[attr-defined]
+                verifier.verify_artifact(self._subject_hash(), bundle,  # type: ignore[attr-defined]
+                                         _JudgedAfterwards())
                 return
         except (SigstoreError, ValueError) as exc:
             raise _Failed(_check_of(str(exc), default=SIGNATURE), _first(exc)) from None
@@ -344,6 +344,15 @@ class _Judgement:
         index = entries[0].raw("logIndex") if entries else None
         if isinstance(index, str) and index.isascii() and index.isdigit():
             self.log_index = int(index)  # protobuf JSON writes int64 as a string
+
+
+class _JudgedAfterwards:
+    """sigstore-python's ``VerificationPolicy`` extension point, given a policy that accepts every certificate:
+    :class:`IdentityPolicy` judges the identity once sigstore-python has verified the rest (its own no-op policy
+    would log a warning into the user's output on every bundle)."""
+
+    def verify(self, cert: x509.Certificate) -> None:
+        return None
 
 
 def _check_of(message: str, *, default: str) -> str:

@@ -3,8 +3,9 @@
 ci-oras is installed four ways, each once per session into a clean venv (:mod:`harness.installs`): ``pip install``
 of the wheel (dependencies from the package index), ``actions/install.sh`` on a runner-like machine, the install
 lines of the GitLab templates, and a .vsix task's bundled wheels offline. Each install then runs a release's
-supply-chain steps from a PATH holding no other ci-oras: push, attach-sbom, sign, verify ``--signed-by``, promote
-into a real docker-registry and discover there. A dependency missing from an install (as cryptography was from
+supply-chain steps from a PATH holding no other ci-oras: push, attach-sbom, sign, verify ``--signed-by``, verify
+of a Sigstore bundle (sigstore-python and pydantic from the install), promote into a real docker-registry and
+discover there. A dependency missing from an install (as cryptography was from
 every one of them) fails here, whatever the development venv holds.
 """
 
@@ -25,6 +26,7 @@ import pytest
 from harness.installs import REPO_ROOT, SIGNING_TASKS, Installed, Installs, user_env
 from harness.notary_pki import make_pki
 from harness.registry import RunningRegistry
+from harness.sigstore_instance import SigstoreInstance
 from samples.make_samples import cyclonedx_json
 
 from ci_oras import catalog
@@ -32,6 +34,8 @@ from ci_oras.cli.commands import COMMANDS
 from ci_oras.wrappers import generate
 
 NOTARY = "application/vnd.cncf.notary.signature"
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+PROVENANCE = "https://slsa.dev/provenance/v1"
 CYCLONEDX = "application/vnd.cyclonedx+json"
 
 #: Install way -> (the install running the non-signing steps, the install running sign and verify).
@@ -58,6 +62,7 @@ def _ok(done: subprocess.CompletedProcess[str], code: int = 0) -> dict[str, Any]
 
 @pytest.mark.parametrize("way", sorted(WAYS))
 def test_the_release_steps_run_as_installed(way: str, installs: Installs, registry_plain: RunningRegistry,
+                                            sigstore_instances: tuple[SigstoreInstance, SigstoreInstance],
                                             tmp_path: Path) -> None:
     steps, signing = WAYS[way](installs)
     home = tmp_path
@@ -69,7 +74,8 @@ def test_the_release_steps_run_as_installed(way: str, installs: Installs, regist
     (home / "root.pem").write_bytes(pki.root_pem)
     layout = f"oci:{home / 'layout'}:v1"
 
-    for installed, modules in ((steps, "httpx, typer"), (signing, "cryptography, cffi, httpx, typer")):
+    for installed, modules in ((steps, "httpx, typer"),
+                               (signing, "cryptography, cffi, httpx, typer, sigstore, pydantic_core")):
         # the packages are the venv's own, not a system copy (the GitLab template's venv sees the system's)
         probe = f"import {modules}; print(*(m.__file__ for m in ({modules},)))"
         where = subprocess.run([str(installed.python), "-I", "-c", probe], capture_output=True, text=True,
@@ -84,6 +90,15 @@ def test_the_release_steps_run_as_installed(way: str, installs: Installs, regist
     verified = _ok(_ci_oras(signing, home, "verify", layout, "-r", "sbom", "-r", "signature", "--signed-by",
                             "root.pem", "--output", "json"))
     assert verified["ok"] is True, verified
+    # a keyless provenance attestation, verified offline by the installed sigstore-python
+    local = sigstore_instances[0]
+    (home / "provenance.sigstore.json").write_bytes(
+        local.dsse_bundle(local.statement(pushed["digest"], PROVENANCE)))
+    _ok(_ci_oras(signing, home, "attach", layout, f"provenance.sigstore.json:{SIGSTORE_BUNDLE}", "--artifact-type",
+                 SIGSTORE_BUNDLE, "-a", f"dev.sigstore.bundle.predicateType={PROVENANCE}", "--output", "json"))
+    attested = _ok(_ci_oras(signing, home, "verify", layout, "-r", f"attestation:{PROVENANCE}", "--github-repo",
+                            "acme/shop", "--trusted-root", str(local.trusted_root), "--output", "json"))
+    assert attested["ok"] is True and attested["signatures"][0]["result"] == "verified", attested
 
     destination = f"{registry_plain.host}/install/{way}-{uuid.uuid4().hex[:8]}:v1"
     _ok(_ci_oras(steps, home, "promote", layout, destination, "--output", "json"))

@@ -43,11 +43,12 @@ def other(sigstore_instances: tuple[SigstoreInstance, SigstoreInstance]) -> Sigs
     return sigstore_instances[1]
 
 
-def policy(instance: SigstoreInstance, **flags: str) -> SigstorePolicy:
+def policy(instance: SigstoreInstance | None, **flags: str) -> SigstorePolicy:
+    """The policy the flags describe, on ``instance``'s trusted root (None: the shipped public-good one)."""
     identity = IdentityPolicy.from_flags(**{key: flags.get(key) for key in (
         "identity", "identity_regexp", "issuer", "issuer_regexp", "github_repo", "signer_workflow")})
     assert identity is not None
-    return SigstorePolicy(identity, instance.trusted_root)
+    return SigstorePolicy(identity, instance.trusted_root if instance is not None else None)
 
 
 GITHUB = {"identity": WORKFLOW, "issuer": GITHUB_ACTIONS_ISSUER}
@@ -212,3 +213,28 @@ def test_a_trusted_root_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None
             load_trusted_root(path)
     with pytest.raises(UsageError, match="cannot read trusted root"):
         load_trusted_root(tmp_path / "missing.json")
+
+
+PUBLIC_GOOD = Path(__file__).parent.parent / "samples" / "sigstore" / "public-good-message-signature.sigstore.json"
+#: The file that bundle signs (its SHA-256, as the bundle's message digest names it), by a GitHub login.
+PUBLIC_GOOD_SUBJECT = Descriptor("text/plain", "sha256:a7ddbbe3faad1e9646f07d92311ba950d10c2c4441e58ea9935da8dd701794da",
+                                 5)
+PUBLIC_GOOD_SIGNER = {"identity": "aryadeeptade@gmail.com", "issuer": "https://github.com/login/oauth"}
+
+
+def test_a_public_good_bundle_verifies_offline_against_the_shipped_root(capfd: pytest.CaptureFixture[str]) -> None:
+    """A bundle from the public-good instance (one of sigstore-python's published test vectors: a message
+    signature over a file, logged in Rekor, with an RFC 3161 timestamp) verifies through the same path as an
+    image's, against the trusted root the installed sigstore-python ships, without a network request and
+    without a word on stderr."""
+    content = PUBLIC_GOOD.read_bytes()
+    judge_with = policy(None, **PUBLIC_GOOD_SIGNER)
+    outcome = judge(judge_with, content, PUBLIC_GOOD_SUBJECT)
+    assert (outcome.result, outcome.signer, outcome.issuer) == ("verified", *PUBLIC_GOOD_SIGNER.values()), outcome
+    assert outcome.log_index == 2574120827
+    assert judge(judge_with, content, SUBJECT).failed_check == "subject", "another file's digest"
+    stranger = policy(None, identity="someone@example.com", issuer=PUBLIC_GOOD_SIGNER["issuer"])
+    refused = judge(stranger, content, PUBLIC_GOOD_SUBJECT)
+    assert refused.failed_check == "identity" and "aryadeeptade@gmail.com" in (refused.reason or "")
+    assert capfd.readouterr().err == ""
+
