@@ -63,6 +63,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_promote import curl_copy, seed_image, seed_referrers  # noqa: E402
 from bench_referrers import NOTARY, seed_graph, seed_wide  # noqa: E402
 import bench_release  # noqa: E402
+import bench_sigstore  # noqa: E402
 from harness.fake_registry import FakeRegistry  # noqa: E402
 from harness.oci import push_image  # noqa: E402
 from harness.proxy import RegistryProxy  # noqa: E402
@@ -403,6 +404,30 @@ def main() -> None:
         rows.append(Row("CPU per request after start-up (discover 100 vs 20 referrers, referrers-API registry)",
                         per_request(None), "—", "—", "≤ 0.5 ms; 100: ≤ 0.20 s wall",
                         per_request(previous) if previous is not None else "—"))
+
+        # Sigstore: the same gate on 1 and on 20 keyless signature bundles, with an identity (each bundle
+        # verified by sigstore-python) and without (counted by type): what loading the verifier costs once, and
+        # what each bundle costs after it.
+        sigstore = bench_sigstore.local_instance(work)
+        with httpx.Client(timeout=120) as client:
+            for count in (1, 20):
+                bench_sigstore.seed_bundles(client, api.url, f"bench/sigstore{count}", count, sigstore)
+
+        def gate(count: int, identity: bool) -> Callable[[int], list[str]]:
+            flags = ["--certificate-identity", bench_sigstore.IDENTITY, "--certificate-oidc-issuer",
+                     bench_sigstore.ISSUER, "--trusted-root", str(sigstore.trusted_root)] if identity else []
+            return lambda _n: CLI + ["verify", f"{api.host}/bench/sigstore{count}:v1", "-r",
+                                     f"signature*{count}", "-O", "json", *flags]
+
+        counted, _ = repeat(gate(20, False))
+        one, _ = repeat(gate(1, True))
+        twenty, _ = repeat(gate(20, True))
+        rows.append(Row("verify 20 Sigstore bundles with an identity (sigstore-python), referrers-API registry",
+                        f"{twenty.wall:.2f} s, {twenty.cpu:.2f} s CPU; per bundle "
+                        f"{(twenty.cpu - one.cpu) / 19 * 1000:.1f} ms CPU; loading the verifier "
+                        f"{(one.cpu - counted.cpu) * 1000:.0f} ms CPU once",
+                        f"{counted.wall:.2f} s, {counted.cpu:.2f} s CPU counted by type", "—",
+                        "(measured)", "—"))
 
         for referrers, target in ((20, "≤ 0.45 s"), (200, "≤ 2.2 s, ≤ 1050 requests, ≤ 1.0 s CPU")):
             def promote(n: int, r: int = referrers) -> list[str]:

@@ -18,8 +18,8 @@ also reads every ``ci_oras`` module's imports and fails when one names a module 
 (an import the lock does not cover crashes an installed ci-oras, whatever the development venv holds).
 
 ``--wheels DIR`` downloads the pinned wheels of the chosen platforms, hash-checked, for an offline install
-(azure-pipelines/package.sh); ``--omit NAME`` leaves out a dependency and whatever only it needs, and writes
-the lock of what is left beside the wheels. Writing and checking need Python 3.11 or later (tomllib):
+(azure-pipelines/package.sh); ``--variant OTHER=NAME,...`` also writes into OTHER the wheels without those
+dependencies and whatever only they need, with the lock of what is left beside them. Writing and checking need Python 3.11 or later (tomllib):
 ``make lock`` / ``make check-lock``.
 """
 
@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,13 +143,35 @@ def _metadata(wheel: Path) -> email.message.Message:
         return email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
 
 
-def _dependencies(wheel: Path, environment: dict[str, str]) -> list[Requirement]:
+def _dependencies(wheel: Path, environment: dict[str, str], extras: Iterable[str] = ()) -> list[Requirement]:
+    """What ``wheel`` requires here, with what its ``extras`` add (a requirer asking for ``pydantic[email]``
+    needs email-validator too)."""
     found = []
+    asked = ("", *sorted(extras))
     for text in _metadata(wheel).get_all("Requires-Dist") or []:
         requirement = Requirement(text)
-        if requirement.marker is None or requirement.marker.evaluate({**environment, "extra": ""}):
+        if requirement.marker is None or any(requirement.marker.evaluate({**environment, "extra": extra})
+                                             for extra in asked):
             found.append(requirement)
     return found
+
+
+def _extras_asked(wheels: dict[str, Path], roots: Iterable[Requirement],
+                  environment: dict[str, str]) -> dict[str, set[str]]:
+    """Name -> the extras anything among ``roots`` and ``wheels`` asks of it (extras of extras included)."""
+    asked: dict[str, set[str]] = {}
+    for root in roots:
+        asked.setdefault(canonicalize_name(root.name), set()).update(root.extras)
+    while True:
+        grown = False
+        for name, wheel in wheels.items():
+            for dependency in _dependencies(wheel, environment, asked.get(name, ())):
+                known = asked.setdefault(canonicalize_name(dependency.name), set())
+                if not set(dependency.extras) <= known:
+                    known.update(dependency.extras)
+                    grown = True
+        if not grown:
+            return asked
 
 
 def _name(wheel: Path) -> str:
@@ -162,9 +184,24 @@ def _resolve_for(combination: Combination, scratch: Path) -> dict[str, Path]:
     fetches every package still pending with one pip run."""
     environment = combination[1].environment(combination[0])
     wanted: dict[str, dict[str, SpecifierSet]] = {}  # name -> requirer -> range
+    extras: dict[str, dict[str, frozenset[str]]] = {}  # name -> requirer -> the extras it asks for
     for requirement in runtime_requirements():
-        wanted.setdefault(canonicalize_name(requirement.name), {})["pyproject.toml"] = requirement.specifier
+        name = canonicalize_name(requirement.name)
+        wanted.setdefault(name, {})["pyproject.toml"] = requirement.specifier
+        extras.setdefault(name, {})["pyproject.toml"] = frozenset(requirement.extras)
     chosen: dict[str, Path] = {}
+
+    def ask_dependencies_of(name: str) -> None:
+        """Record what the chosen wheel of ``name`` (with the extras asked of it) requires."""
+        asked = frozenset().union(*extras.get(name, {}).values())
+        for dependency in _dependencies(chosen[name], environment, asked):
+            needed = canonicalize_name(dependency.name)
+            wanted.setdefault(needed, {})[name] = dependency.specifier
+            before = frozenset().union(*extras.get(needed, {}).values())
+            extras.setdefault(needed, {})[name] = frozenset(dependency.extras)
+            if needed in chosen and not frozenset(dependency.extras) <= before:
+                ask_dependencies_of(needed)  # an extra asked of a package already picked adds its requirements
+
     for round_number in range(100):
         pending = [name for name in sorted(wanted) if name not in chosen or not _fits(chosen[name], wanted[name])]
         if not pending:
@@ -180,19 +217,21 @@ def _resolve_for(combination: Combination, scratch: Path) -> dict[str, Path]:
             name = canonicalize_name(_name(wheel))
             chosen[name] = wheel
             _forget_ranges_of(wanted, name)  # what an earlier pick of it asked for
-            for dependency in _dependencies(wheel, environment):
-                wanted.setdefault(canonicalize_name(dependency.name), {})[name] = dependency.specifier
+            _forget_ranges_of(extras, name)
+            ask_dependencies_of(name)
         unneeded = [n for n in wanted if not wanted[n]]
         while unneeded:  # no longer asked for by anyone (an earlier pick's dependency), nor what it asked for
             name = unneeded.pop()
             wanted.pop(name, None)
             chosen.pop(name, None)
             _forget_ranges_of(wanted, name)
+            _forget_ranges_of(extras, name)
             unneeded = [n for n in wanted if not wanted[n]]
     raise SystemExit(f"Python {combination[0]} on {combination[1].name}: the resolution does not settle")
 
 
-def _forget_ranges_of(wanted: dict[str, dict[str, SpecifierSet]], requirer: str) -> None:
+def _forget_ranges_of(wanted: dict[str, dict[str, SpecifierSet]] | dict[str, dict[str, frozenset[str]]],
+                      requirer: str) -> None:
     for ranges in wanted.values():
         ranges.pop(requirer, None)
 
@@ -435,9 +474,12 @@ def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package:
             versions = {canonicalize_name(r.name): next(iter(r.specifier)).version for r, _ in applying}
             asked = [(r, "pyproject.toml") for r in runtime_requirements()]
             environment = target.environment(python)
-            for wheel in wheels.values():
+            by_name: dict[str, Path] = {canonicalize_name(_name(wheel)): wheel for wheel in wheels.values()}
+            extras = _extras_asked(by_name, runtime_requirements(), environment)
+            for name, wheel in by_name.items():
                 provided.update(top_level_modules(wheel))
-                asked += [(dependency, _name(wheel)) for dependency in _dependencies(wheel, environment)]
+                asked += [(dependency, _name(wheel))
+                          for dependency in _dependencies(wheel, environment, extras.get(name, ()))]
             for requirement, owner in asked:
                 version = versions.get(canonicalize_name(requirement.name))
                 if version is None:
@@ -506,23 +548,22 @@ def uncovered_imports(package: Path, provided: set[str], lock_name: str = LOCK.n
 
 
 def fetch_wheels(dest: Path, lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS,
-                 omit: Sequence[str] = (), omit_into: Path | None = None) -> list[Path]:
+                 variants: Mapping[Path, Sequence[str]] | None = None) -> list[Path]:
     """Every wheel ``lock`` pins for ``platforms`` (each supported Python version), checked against its hashes,
     into ``dest``: what an offline install with ``--no-index --find-links dest -r lock`` needs on them.
 
-    ``omit`` leaves out those dependencies and whatever nothing else needs, and writes the lock of what is left
-    (only its pins and their hashes) as ``runtime.lock`` beside those wheels, for an install that never imports
-    them: into ``dest``, or into ``omit_into`` while ``dest`` gets everything (one download serves both).
+    ``variants`` (directory -> dependency names): each directory gets the wheels without those dependencies and
+    whatever nothing else needs, and the lock of what is left (only its pins and their hashes) as
+    ``runtime.lock``, for an install that never imports them; one download serves them all.
     """
     locked = entries(lock.read_text(encoding="utf-8"))
-    omitted = {canonicalize_name(name) for name in omit}
     with tempfile.TemporaryDirectory() as scratch:
         everything, refused = _fetch_everywhere(locked, combinations(platforms), Path(scratch))
         for (python, target), complaint in refused.items():
             raise SystemExit(f"fetching the pins for Python {python} on {target.name} failed:\n{complaint}")
-        targets = [(dest, omitted if omit_into is None else set())]
-        if omit_into is not None:
-            targets.append((omit_into, omitted))
+        targets: list[tuple[Path, set[str]]] = [(dest, set())]
+        targets += [(directory, {canonicalize_name(name) for name in names})
+                    for directory, names in (variants or {}).items()]
         for directory, left_out in targets:
             directory.mkdir(parents=True, exist_ok=True)
             keep: set[str] = set()
@@ -535,7 +576,7 @@ def fetch_wheels(dest: Path, lock: Path = LOCK, platforms: Sequence[Platform] = 
             if left_out:
                 kept = [block for block in _lock_blocks(lock.read_text(encoding="utf-8"))
                         if block.startswith("#") or canonicalize_name(Requirement(block.split(" \\")[0]).name) in keep]
-                note = f"# Without {', '.join(sorted(left_out))} and what nothing else needs (lock.py --omit).\n"
+                note = f"# Without {', '.join(sorted(left_out))} and what nothing else needs (lock.py --variant).\n"
                 (directory / "runtime.lock").write_text(kept[0] + note + "".join(kept[1:]), encoding="utf-8")
     return sorted(dest.glob("*.whl"))
 
@@ -545,6 +586,7 @@ def _reached(roots: list[Requirement], wheels: dict[str, Path], environment: dic
     """The names needed from ``roots`` through the wheels' dependencies, never entering ``omitted``."""
     reached: set[str] = set()
     pending = [canonicalize_name(r.name) for r in roots if r.marker is None or r.marker.evaluate(environment)]
+    extras = _extras_asked(wheels, roots, environment)
     while pending:
         name = pending.pop()
         if name in reached or name in omitted:
@@ -552,7 +594,7 @@ def _reached(roots: list[Requirement], wheels: dict[str, Path], environment: dic
         reached.add(name)
         if name not in wheels:
             raise SystemExit(f"the lock lacks {name}: run `make check-lock`")
-        pending += [canonicalize_name(d.name) for d in _dependencies(wheels[name], environment)]
+        pending += [canonicalize_name(d.name) for d in _dependencies(wheels[name], environment, extras.get(name, ()))]
     return reached
 
 
@@ -574,15 +616,19 @@ def main() -> int:
                         help="download the pinned wheels (every supported Python version), hash-checked, into DIR")
     parser.add_argument("--platform", action="append", default=[], choices=[p.name for p in PLATFORMS],
                         help="with --wheels: only this platform's wheels (repeatable; default: every platform)")
-    parser.add_argument("--omit", action="append", default=[], metavar="NAME",
-                        help="with --wheels: leave out this dependency and what only it needs, and write the "
-                             "lock of the rest as DIR/runtime.lock (repeatable)")
-    parser.add_argument("--omit-into", type=Path, metavar="OTHER",
-                        help="with --omit: DIR gets every wheel, OTHER the wheels and runtime.lock without those")
+    parser.add_argument("--variant", action="append", default=[], metavar="OTHER=NAME[,NAME...]",
+                        help="with --wheels: OTHER also gets the wheels without these dependencies and what only "
+                             "they need, and the lock of the rest as OTHER/runtime.lock (repeatable)")
     args = parser.parse_args()
     if args.wheels:
         chosen = [platform(name) for name in args.platform] or list(PLATFORMS)
-        fetch_wheels(args.wheels, platforms=chosen, omit=args.omit, omit_into=args.omit_into)
+        variants: dict[Path, list[str]] = {}
+        for text in args.variant:
+            directory, equals, names = text.partition("=")
+            if not equals or not directory or not names:
+                parser.error(f"--variant {text!r}: write OTHER=NAME[,NAME...]")
+            variants[Path(directory)] = names.split(",")
+        fetch_wheels(args.wheels, platforms=chosen, variants=variants)
         return 0
     if args.check:
         problems = check()

@@ -32,6 +32,9 @@ from ci_oras.requirements import ANNOTATION_PREDICATE_TYPE, is_sigstore_bundle
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier
 
     from ci_oras.signing.policy import Signature, SignatureOutcome
 
@@ -153,7 +156,7 @@ class SigstorePolicy:
     identity: IdentityPolicy
     #: A ``trusted_root.json``; None: the public-good instance's, as sigstore-python ships it.
     trusted_root: Path | None = None
-    _verifier: object = field(default=None, init=False, repr=False)
+    _verifier: Verifier | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def handles(self, artifact_type: str) -> bool:
@@ -166,20 +169,16 @@ class SigstorePolicy:
     def evaluate(self, signature: Signature, subject: Descriptor, scope: str) -> SignatureOutcome:
         return _Judgement(self, signature, subject).run()
 
-    def verifier(self) -> object:
-        """sigstore-python's ``Verifier`` for the trusted root, made once (loading the root parses certificates)."""
+    def verifier(self) -> Verifier:
+        """sigstore-python's ``Verifier`` for the trusted root, made once (loading the root parses certificates);
+        a trusted root that cannot be read is a usage error (exit 2)."""
         with self._lock:
             if self._verifier is None:
                 self._verifier = _make_verifier(self.trusted_root)
             return self._verifier
 
 
-def load_trusted_root(path: Path) -> None:
-    """Read ``--trusted-root`` now, so a wrong file is a usage error (exit 2) before anything is fetched."""
-    _make_verifier(path)
-
-
-def _make_verifier(path: Path | None) -> object:
+def _make_verifier(path: Path | None) -> Verifier:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
@@ -224,6 +223,7 @@ class _Judgement:
     predicate_type: str | None = None
     log_index: int | None = None
     kind: str | None = None
+    github_repository: str | None = None
 
     def run(self) -> SignatureOutcome:
         from ci_oras.signing.policy import FAILED, PASSED, CheckResult, SignatureOutcome
@@ -258,11 +258,9 @@ class _Judgement:
         bundle = self._load(content)
         self._read_certificate(bundle)
         self._verify(bundle, dsse)
-        mismatch = self.policy.identity.mismatch(self.identities, self.issuer, self._github_repository)
+        mismatch = self.policy.identity.mismatch(self.identities, self.issuer, self.github_repository)
         if mismatch is not None:
             raise _Failed(IDENTITY, mismatch)
-
-    _github_repository: str | None = None
 
     def _document(self, content: bytes) -> Fields:
         try:
@@ -273,7 +271,7 @@ class _Judgement:
             raise _Failed(BUNDLE, f"not a Sigstore bundle: {exc.message}") from None
         return document
 
-    def _load(self, content: bytes) -> object:
+    def _load(self, content: bytes) -> Bundle:
         from sigstore.errors import Error as SigstoreError
         from sigstore.models import Bundle, InvalidBundle
 
@@ -284,14 +282,13 @@ class _Judgement:
         except (SigstoreError, ValueError, TypeError) as exc:
             raise _Failed(BUNDLE, f"not a valid Sigstore bundle: {_first(exc)}") from None
 
-    def _read_certificate(self, bundle: object) -> None:
-
-        certificate: x509.Certificate = bundle.signing_certificate  # type: ignore[attr-defined]
+    def _read_certificate(self, bundle: Bundle) -> None:
+        certificate = bundle.signing_certificate
         self.identities = _identities(certificate)
         self.issuer = _issuer(certificate)
-        self._github_repository = _github_repository(certificate)
+        self.github_repository = _github_repository(certificate)
 
-    def _verify(self, bundle: object, dsse: bool) -> None:
+    def _verify(self, bundle: Bundle, dsse: bool) -> None:
         from sigstore.errors import Error as SigstoreError
 
         # Everything sigstore-python checks besides the identity runs here; the identity is judged by
@@ -299,16 +296,15 @@ class _Judgement:
         verifier = self.policy.verifier()
         try:
             if dsse:
-                payload_type, payload = verifier.verify_dsse(bundle, _JudgedAfterwards())  # type: ignore[attr-defined]
+                payload_type, payload = verifier.verify_dsse(bundle, _JudgedAfterwards())
             else:
-                verifier.verify_artifact(self._subject_hash(), bundle,  # type: ignore[attr-defined]
-                                         _JudgedAfterwards())
+                verifier.verify_artifact(self._subject_hash(), bundle, _JudgedAfterwards())
                 return
         except (SigstoreError, ValueError) as exc:
             raise _Failed(_check_of(str(exc), default=SIGNATURE), _first(exc)) from None
         self._check_statement(payload_type, payload)
 
-    def _subject_hash(self) -> object:
+    def _subject_hash(self) -> Hashed:
         from sigstore.hashes import Hashed
 
         algorithm, _, hex_digest = self.subject.digest.partition(":")

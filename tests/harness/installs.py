@@ -34,6 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CLOSED_INDEX = "http://127.0.0.1:9/simple/"
 #: The Azure tasks whose step imports cryptography (azure-pipelines/package.sh: SIGNING_TASKS).
 SIGNING_TASKS = ("CiOrasSignV0", "CiOrasVerifyV0", "CiOrasReleasePlanV0")
+#: The Azure task whose step imports sigstore (package.sh: SIGSTORE_TASKS): only it carries sigstore's wheels.
+SIGSTORE_TASKS = ("CiOrasVerifyV0",)
 _SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _PIP_SETTINGS = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_NO_INDEX", "PIP_INDEX_URL")
 

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from harness.installs import REPO_ROOT, SIGNING_TASKS, Installed, Installs, user_env
+from harness.installs import REPO_ROOT, SIGNING_TASKS, SIGSTORE_TASKS, Installed, Installs, user_env
 from harness.notary_pki import make_pki
 from harness.registry import RunningRegistry
 from harness.sigstore_instance import SigstoreInstance
@@ -44,7 +44,7 @@ WAYS: dict[str, Callable[[Installs], tuple[Installed, Installed]]] = {
     "github-action": lambda installs: (installs.by_action(),) * 2,
     "gitlab-template": lambda installs: (installs.by_gitlab(),) * 2,
     # each Azure task carries its own wheels: only sign and verify carry cryptography's
-    "azure-vsix": lambda installs: (installs.from_vsix("CiOrasPushV0"), installs.from_vsix(SIGNING_TASKS[0])),
+    "azure-vsix": lambda installs: (installs.from_vsix("CiOrasPushV0"), installs.from_vsix(SIGSTORE_TASKS[0])),
 }
 
 
@@ -158,13 +158,17 @@ def test_the_vsix_tasks_without_cryptography_are_exactly_those_whose_step_never_
     for task in sorted(tasks.iterdir()):
         wheels = {wheel.name.split("-")[0].lower() for wheel in (task / "wheels").glob("*.whl")}
         lock = (task / "runtime.lock").read_text()
-        signing_only = {"cryptography", "cffi", "pycparser", "sigstore", "pydantic_core", "rfc3161_client", "tuf"}
-        if task.name in SIGNING_TASKS:
-            assert signing_only <= wheels and "cryptography==" in lock and "sigstore==" in lock, task.name
+        signing_only = {"cryptography", "cffi", "pycparser"}
+        sigstore_only = {"sigstore", "pydantic_core", "rfc3161_client", "tuf", "email_validator"}
+        if task.name in SIGSTORE_TASKS:
+            assert signing_only | sigstore_only <= wheels and "sigstore==" in lock, task.name
         else:
-            assert not wheels & signing_only, (task.name, wheels)
-            assert "cryptography==" not in lock and "sigstore==" not in lock, task.name
-            assert "httpx==" in lock and "typer==" in lock and "rich==" in lock, task.name
+            assert not wheels & sigstore_only and "sigstore==" not in lock, (task.name, wheels)
+        if task.name in SIGNING_TASKS:
+            assert signing_only <= wheels and "cryptography==" in lock, task.name
+        else:
+            assert not wheels & signing_only and "cryptography==" not in lock, (task.name, wheels)
+        assert "httpx==" in lock and "typer==" in lock and "rich==" in lock, task.name
 
 
 def _module_file(name: str) -> Path | None:
@@ -220,10 +224,12 @@ def test_only_the_vsix_tasks_carrying_cryptography_can_import_it(lock: ModuleTyp
     script = (REPO_ROOT / "azure-pipelines" / "package.sh").read_text(encoding="utf-8")
     listed = re.search(r"^SIGNING_TASKS=\(([^)]*)\)", script, re.MULTILINE)
     assert listed and tuple(listed.group(1).split()) == SIGNING_TASKS
+    listed = re.search(r"^SIGSTORE_TASKS=\(([^)]*)\)", script, re.MULTILINE)
+    assert listed and tuple(listed.group(1).split()) == SIGSTORE_TASKS
     for step in catalog.STEPS:
         module = f"ci_oras.cli.commands.{COMMANDS[step.command[0]]}"
         trees = {module: _one_command(module, "_".join(step.command))} if len(step.command) > 1 else {}
         reached = _third_party_reached(["ci_oras.cli", "ci_oras.cli.commands", module], lock, trees)
         task = f"{generate.azure_task_name(step)}V0"
         assert ("cryptography" in reached) == (task in SIGNING_TASKS), (step.name, sorted(reached))
-        assert "sigstore" not in reached or task in SIGNING_TASKS, (step.name, sorted(reached))
+        assert ("sigstore" in reached) == (task in SIGSTORE_TASKS), (step.name, sorted(reached))

@@ -11,11 +11,13 @@ not ours to bound: cryptography names the range it needs, and pip takes the newe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -117,3 +119,24 @@ def test_signing_works_on_the_lowest_admitted_cryptography(floor_python: Path, t
     refused = run(floor_python, "verify", f"{layout}:v1", "-r", "signature", "--signed-by", "stranger.pem",
                   cwd=tmp_path)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_sigstore_verification_works_on_the_lowest_admitted_dependencies(
+        floor_python: Path, sigstore_instances: tuple[Any, Any], tmp_path: Path) -> None:
+    """A keyless bundle verified, and a stranger's refused, by the oldest sigstore and cryptography admitted."""
+    local = sigstore_instances[0]
+    (tmp_path / "hello.txt").write_text("hello\n")
+    layout = f"oci:{tmp_path / 'layout'}"
+    pushed = run(floor_python, "push", f"{layout}:v1", "hello.txt", "-O", "json", cwd=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    digest = json.loads(pushed.stdout)["digest"]
+    bundle = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    (tmp_path / "sign.json").write_bytes(local.dsse_bundle(local.statement(digest, "https://sigstore.dev/cosign/sign/v1")))
+    attached = run(floor_python, "attach", f"{layout}:v1", f"sign.json:{bundle}", "--artifact-type", bundle,
+                   cwd=tmp_path)
+    assert attached.returncode == 0, attached.stderr
+    gate = ["verify", f"{layout}:v1", "-r", "signature", "--trusted-root", str(local.trusted_root)]
+    verified = run(floor_python, *gate, "--github-repo", "acme/shop", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    refused = run(floor_python, *gate, "--github-repo", "acme/other", "-O", "json", cwd=tmp_path)
+    assert refused.returncode == 1 and json.loads(refused.stdout)["signatures"][0]["failedCheck"] == "identity"

@@ -204,15 +204,16 @@ def test_no_flag_is_no_policy() -> None:
 
 
 def test_a_trusted_root_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
-    from ci_oras.signing.bundles import load_trusted_root
-
+    identity = IdentityPolicy.from_flags(identity=None, identity_regexp=None, issuer=None, issuer_regexp=None,
+                                         github_repo="acme/shop", signer_workflow=None)
+    assert identity is not None
     for content in (b"{}", b"not json", json.dumps({"mediaType": "x"}).encode()):
         path = tmp_path / "trusted_root.json"
         path.write_bytes(content)
         with pytest.raises(UsageError, match="is not a Sigstore trusted root"):
-            load_trusted_root(path)
+            SigstorePolicy(identity, path).verifier()
     with pytest.raises(UsageError, match="cannot read trusted root"):
-        load_trusted_root(tmp_path / "missing.json")
+        SigstorePolicy(identity, tmp_path / "missing.json").verifier()
 
 
 PUBLIC_GOOD = Path(__file__).parent.parent / "samples" / "sigstore" / "public-good-message-signature.sigstore.json"

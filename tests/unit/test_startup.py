@@ -28,6 +28,8 @@ RENDERERS = ("typer.rich_utils", "rich", "markdown_it", "pygments", "attr", "pyd
 #: What no help page or --version needs: the network, TLS and every layer below the command line.
 NETWORK = ("httpx", "httpcore", "ssl", "certifi", "ci_oras.steps", "ci_oras.graph", "ci_oras.store",
            "ci_oras.registry", "ci_oras.runtime")
+#: What only judging a signature or a Sigstore bundle needs (signing and sigstore-python, with pydantic and tuf).
+SIGNING = ("ci_oras.signing", "cryptography", "sigstore", "sigstore_models", "pydantic", "tuf", "rfc3161_client")
 
 
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[set[str], str, int]:
@@ -50,14 +52,14 @@ def _command_modules(modules: set[str]) -> list[str]:
 def test_version_is_answered_before_the_parser_is_built() -> None:
     modules, stdout, code = _run("--version")
     assert (code, stdout) == (0, f"ci-oras {__version__}\n")
-    assert _loaded(modules, ("typer", "rich", "ci_oras.cli.app", "ci_oras.cli.commands") + NETWORK) == []
+    assert _loaded(modules, ("typer", "rich", "ci_oras.cli.app", "ci_oras.cli.commands") + NETWORK + SIGNING) == []
 
 
 def test_command_help_loads_its_own_command_only() -> None:
     modules, stdout, code = _run("discover", "--help")
     assert code == 0 and "--include-children" in stdout
     assert _command_modules(modules) == ["discover"]
-    assert _loaded(modules, RENDERERS + NETWORK) == []
+    assert _loaded(modules, RENDERERS + NETWORK + SIGNING) == []
 
 
 def test_top_level_help_lists_every_command_without_unused_renderers() -> None:
@@ -65,13 +67,13 @@ def test_top_level_help_lists_every_command_without_unused_renderers() -> None:
     assert code == 0
     assert _command_modules(modules) == sorted(commands.MODULES)
     assert [name for name in commands.COMMANDS if f" {name} " not in stdout] == []
-    assert _loaded(modules, RENDERERS + NETWORK) == []
+    assert _loaded(modules, RENDERERS + NETWORK + SIGNING) == []
 
 
 def test_a_usage_error_loads_no_renderer() -> None:
     modules, _, code = _run("discover", "--no-such-flag")
     assert code == 2
-    assert _loaded(modules, RENDERERS + NETWORK) == []
+    assert _loaded(modules, RENDERERS + NETWORK + SIGNING) == []
 
 
 #: Runs ``main(ARGS)`` as a library user would call it, and reports every moment ``sys.modules`` held what the
@@ -162,3 +164,16 @@ def _imported_by(module: str) -> set[str]:
                           capture_output=True, text=True, timeout=60, check=True)
     return {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()
             if line.startswith("import time:") and "cumulative" not in line}
+
+
+def test_a_network_command_that_judges_no_bundle_loads_no_signing(tmp_path: Path) -> None:
+    """A gate without a trust policy or a Sigstore identity, and discover, never load the signing layer,
+    cryptography or sigstore-python: their start-up is what it was before bundles could be verified."""
+    layout = tmp_path / "layout"
+    (tmp_path / "a.txt").write_text("a\n")
+    _, _, code = _run("push", f"oci:{layout}:v1", "a.txt", cwd=tmp_path)
+    assert code == 0
+    for args in (("verify", f"oci:{layout}:v1", "-r", "signature", "--emit", "none"),
+                 ("discover", f"oci:{layout}:v1", "--emit", "none")):
+        modules, _, _ = _run(*args, cwd=tmp_path)
+        assert _loaded(modules, SIGNING) == [], args

@@ -103,7 +103,8 @@ def verify(
     from ci_oras.emit.text import say, warn
     from ci_oras.errors import VerificationFailed
     from ci_oras.requirements import merge, parse_duration, parse_requirement_file, parse_requirements
-    from ci_oras.steps.verify import SigstoreFlags, VerifyOptions, signature_check, trust_scope
+    from ci_oras.steps.trust import SigstoreFlags, signature_check
+    from ci_oras.steps.verify import VerifyOptions, trust_scope
     from ci_oras.steps.verify import verify as verify_step
 
     from_flags = parse_requirements(require or [])
