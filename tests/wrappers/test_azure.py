@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from harness.installs import CLOSED_INDEX, SIGNING_TASKS, Installs
+from harness.installs import CLOSED_INDEX, SIGNING_TASKS, SIGSTORE_TASKS, Installs
 from wrapper_tools import (REPO_ROOT, Guarded, assert_only_own_credentials, installed, installed_path,
                            require_tool)
 
@@ -120,8 +120,8 @@ def test_node_tests_with_mock_test_runner(node: str, staged: Path, tmp_path: Pat
 def test_vsix_builds_and_its_task_runs_from_the_package(node: str, installs: Installs, tmp_path: Path) -> None:
     """package.sh (run on the session's wheel, or on the very same inputs by a recent session:
     :func:`harness.installs.build_vsix`) bundles ci-oras's wheel, a lock with every wheel it pins for the hosted
-    agents' platforms, and task-lib into every task; SIGNING_TASKS carry the whole lock, the others leave out
-    cryptography and what only it needs. The unpacked task installs ci-oras into a fresh venv (one per lock)
+    agents' platforms, and task-lib into every task; SIGSTORE_TASKS carry the whole lock, the other
+    SIGNING_TASKS leave out sigstore and what only it needs, the others cryptography too. The unpacked task installs ci-oras into a fresh venv (one per lock)
     with no package index reachable, and runs."""
     vsix = Path(installs.vsix()["vsix"])
     assert vsix.name == f"ci-oras.ci-oras-{__version__}.vsix"
@@ -140,8 +140,15 @@ def test_vsix_builds_and_its_task_runs_from_the_package(node: str, installs: Ins
         wheels = {name.rsplit("/", 1)[1] for name in names
                   if name.startswith(f"{base}/wheels/") and name.endswith(".whl")}
         found = {(w.split("-")[0].lower().replace("_", "-"), w.split("-")[1]) for w in wheels}
-        expected = pinned if f"{generate.azure_task_name(step)}V0" in SIGNING_TASKS else pinned - signing_only
-        assert found == expected, step.name
+        # each task's wheels are exactly the pins of the lock it carries; the verify task carries the whole
+        # lock, the other signing tasks all but sigstore's, the rest neither cryptography's nor sigstore's
+        task_name = f"{generate.azure_task_name(step)}V0"
+        own = set(re.findall(r"^([a-z0-9-]+)==([^ ;]+)", (unpacked / base / "runtime.lock").read_text(),
+                             flags=re.M))
+        assert found == own, step.name
+        assert (own == pinned) == (task_name in SIGSTORE_TASKS), step.name
+        assert bool(own & signing_only) == (task_name in SIGNING_TASKS), step.name
+        assert any(name == "sigstore" for name, _ in own) == (task_name in SIGSTORE_TASKS), step.name
         assert not any("aarch64" in wheel for wheel in wheels), "no agent runs Linux on ARM"
         if step.name == "sign":
             assert {w for w in wheels if w.startswith("cryptography-")} and any("win_amd64" in w for w in wheels)
