@@ -219,6 +219,15 @@ def test_bundles_still_verify_after_promotion_into_a_password_protected_registry
                       "--trusted-root", str(seeded.trusted_root), "-O", "json", env=env)
     document = _document(gate, EXIT_OK)
     assert {entry["result"] for entry in document["signatures"]} == {"verified"}
+    # discover shows the graph as cosign and actions/attest left it: the bundles under the image, the SBOM's
+    # signature under the SBOM bundle, each with the predicate-type annotation it was attached with
+    found = invoke_cli("discover", f"{registry_htpasswd.host}/{destination}:v1", "-O", "json", env=env)
+    assert found.returncode == EXIT_OK, found.stderr
+    below = {referrer["digest"]: referrer for referrer in json.loads(found.stdout)["referrers"]}
+    for name in ("sign", "provenance", "sbom"):
+        referrer = below[seeded.bundles[name]]
+        assert referrer["artifactType"] == BUNDLE and PREDICATE in referrer.get("annotations", {}), referrer
+    assert [child["digest"] for child in below[seeded.bundles["sbom"]]["referrers"]] == [seeded.bundles["sbom-sign"]]
 
 
 @pytest.mark.parametrize(("args", "message"), [
