@@ -42,8 +42,8 @@ import pytest
 import yaml
 from release_examples import (TAG, Staged, assert_production_untouched, assert_released, copy_shards_run,
                               release_file, stage_release)
-from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, failed_summary,
-                           require_tool, third_party_actions)
+from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_example_passes_jactionlint,
+                           assert_only_own_credentials, failed_summary, require_tool, third_party_actions)
 
 EXAMPLE = REPO_ROOT / "examples" / "github" / "release-images.yml"
 EXAMPLE_RELEASE_FILE = REPO_ROOT / "examples" / "github" / "release-file.yaml"
@@ -188,16 +188,7 @@ def test_release_example_scripts_pass_shellcheck(tmp_path: Path) -> None:
 
 
 def test_release_example_passes_jactionlint(tmp_path: Path) -> None:
-    """jactionlint (with shellcheck) finds nothing, once the ci-oras actions' placeholder ref ``v0.1.0`` stands
-    for a commit SHA as a user's copy may pin them (the unpinned-uses rule would flag the placeholder)."""
-    jactionlint, shellcheck = require_tool("jactionlint"), require_tool("shellcheck")
-    text = EXAMPLE.read_text(encoding="utf-8")
-    assert text.count("@v0.1.0\n") == 3
-    pinned = tmp_path / "release-images.yml"
-    pinned.write_text(text.replace("@v0.1.0\n", f"@{'0' * 40} # v0.1.0\n"), encoding="utf-8")
-    result = subprocess.run([jactionlint, "--no-online", "--no-color", "--strict-exit", f"--shellcheck={shellcheck}",
-                             str(pinned)], check=False, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_example_passes_jactionlint(EXAMPLE, tmp_path, own_uses=3)
 
 
 def test_release_example_runs_end_to_end(act: ActRunner, guarded_pair: tuple[Guarded, Guarded],

@@ -61,8 +61,8 @@ from gitlab_runner import (failed, job_output, local_templates, make_repository,
                            started)
 from harness.cli import clean_env, run_cli
 from samples.make_samples import spdx_json
-from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_only_own_credentials, failed_summary,
-                           require_tool, third_party_actions)
+from wrapper_tools import (REPO_ROOT, ActRun, ActRunner, Guarded, assert_example_passes_jactionlint,
+                           assert_only_own_credentials, failed_summary, require_tool, third_party_actions)
 
 GITHUB_EXAMPLE = REPO_ROOT / "examples" / "github" / "release-attested.yml"
 GITLAB_EXAMPLE = REPO_ROOT / "examples" / "gitlab" / "release-cosign.gitlab-ci.yml"
@@ -418,16 +418,7 @@ def test_github_attested_example_names_the_file_it_tells_users_to_copy_it_to() -
 
 
 def test_github_attested_example_passes_jactionlint(tmp_path: Path) -> None:
-    """jactionlint (with shellcheck) finds nothing, once the ci-oras actions' placeholder ref ``v0.1.0`` stands
-    for a commit SHA as a user's copy may pin them (the unpinned-uses rule would flag the placeholder)."""
-    jactionlint, shellcheck = require_tool("jactionlint"), require_tool("shellcheck")
-    text = GITHUB_EXAMPLE.read_text(encoding="utf-8")
-    assert text.count("@v0.1.0\n") == 3
-    pinned = tmp_path / "release-attested.yml"
-    pinned.write_text(text.replace("@v0.1.0\n", f"@{'0' * 40} # v0.1.0\n"), encoding="utf-8")
-    result = subprocess.run([jactionlint, "--no-online", "--no-color", "--strict-exit", f"--shellcheck={shellcheck}",
-                             str(pinned)], check=False, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_example_passes_jactionlint(GITHUB_EXAMPLE, tmp_path, own_uses=3)
 
 
 def test_github_attested_example_runs_end_to_end(act: ActRunner, guarded_pair: tuple[Guarded, Guarded],

@@ -264,3 +264,17 @@ def assert_only_own_credentials(*hosts: Guarded) -> None:
     for host in hosts:
         seen = host.authorizations()
         assert seen == {f"{host.username}:{host.password}"}, (host.host, seen)
+
+
+def assert_example_passes_jactionlint(example: Path, work: Path, own_uses: int) -> None:
+    """jactionlint (with shellcheck) finds nothing in the example workflow ``example``, once its ``own_uses``
+    ci-oras actions' placeholder ref ``v0.1.0`` stands for a commit SHA as a user's copy may pin them (the
+    unpinned-uses rule would flag the placeholder)."""
+    jactionlint, shellcheck = require_tool("jactionlint"), require_tool("shellcheck")
+    text = example.read_text(encoding="utf-8")
+    assert text.count("@v0.1.0\n") == own_uses
+    pinned = work / example.name
+    pinned.write_text(text.replace("@v0.1.0\n", f"@{'0' * 40} # v0.1.0\n"), encoding="utf-8")
+    result = subprocess.run([jactionlint, "--no-online", "--no-color", "--strict-exit", f"--shellcheck={shellcheck}",
+                             str(pinned)], check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
