@@ -56,9 +56,11 @@ else
   rm -rf "$venv"
   "$python" -m venv "$venv"
   # the dependencies exactly as requirements/runtime.lock pins them (hash-checked), then ci-oras alone
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+  # --no-compile: each step compiles only the modules it imports, once, on first import (pip would compile
+  # every module of every package, sigstore's tree included, for a job that may only push)
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile --require-hashes \
     -r "$root/requirements/runtime.lock"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$spec"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile --no-deps "$spec"
   exe="$venv/bin/ci-oras"
   installed="$("$exe" --version)"
   [ "$installed" = "ci-oras $version" ] || fail 1 "installed '$installed', expected ci-oras $version"

@@ -113,6 +113,11 @@ class Step:
     login_target: str | None = None
     #: More files the GitLab job keeps as artifacts (``$[[ inputs.x ]]`` allowed): the plan, the shard file.
     gitlab_artifacts: tuple[str, ...] = ()
+    #: The lock (under requirements/) the self-contained GitLab and Azure YAML templates install: the smallest
+    #: that covers what the command can import. ``runtime-core.lock`` leaves out cryptography and sigstore,
+    #: ``runtime-signing.lock`` sigstore alone (requirements/lock.py ``VARIANTS``); the install tests check
+    #: each step's imports against it.
+    lock: str = "runtime-core.lock"
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -293,6 +298,7 @@ SIGN = Step(
         Input("platform", "Sign this child of an image index: OS/ARCH.", Maps.OPTION, flag="--platform"),
     ) + COMMON,
     outputs=_outputs("sign"),
+    lock="runtime-signing.lock",
 )
 
 DISCOVER = Step(
@@ -369,6 +375,7 @@ VERIFY = Step(
               Maps.WRAPPER, InputType.BOOLEAN, default="true"),
     ) + COMMON,
     outputs=_outputs("verify"),
+    lock="runtime.lock",
     soft_failure=SoftFailure(1, "fail-on-missing", "a required referrer is missing (fail-on-missing: false)"),
 )
 
@@ -432,6 +439,7 @@ RELEASE_PLAN = Step(
               Maps.OPTION, flag="--copy-job"),
     ) + COMMON,
     outputs=_outputs("release-plan"),
+    lock="runtime-signing.lock",
     subcommand=("release", "plan"),
     login_target=RELEASE_LOGIN,
     gitlab_artifacts=("$[[ inputs.out ]]", "ci-oras-release-copy.yml"),

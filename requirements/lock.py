@@ -17,10 +17,16 @@ dependencies are pinned within the ranges asked for, so newer releases on the in
 also reads every ``ci_oras`` module's imports and fails when one names a module that no pinned wheel provides
 (an import the lock does not cover crashes an installed ci-oras, whatever the development venv holds).
 
+Beside the lock, ``VARIANTS`` are the same pins without some runtime dependencies and whatever only they need
+(``runtime-core.lock``: without cryptography and sigstore). A step that never imports those installs the smaller
+lock (the GitLab and Azure YAML templates of such steps carry it inline; ``catalog.Step.lock`` names each step's),
+so a job that only pushes or promotes does not fetch and compile sigstore's tree. ``make lock`` writes them from
+the same resolution and ``--check`` fails when one is not exactly what the lock and its wheels give.
+
 ``--wheels DIR`` downloads the pinned wheels of the chosen platforms, hash-checked, for an offline install
 (azure-pipelines/package.sh); ``--variant OTHER=NAME,...`` also writes into OTHER the wheels without those
-dependencies and whatever only they need, with the lock of what is left beside them. Writing and checking need Python 3.11 or later (tomllib):
-``make lock`` / ``make check-lock``.
+dependencies and whatever only they need, with the lock of what is left beside them. Writing and checking need
+Python 3.11 or later (tomllib): ``make lock`` / ``make check-lock``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import ast
 import contextlib
 import email.message
 import email.parser
+import functools
 import hashlib
 import os
 import re
@@ -54,6 +61,13 @@ LOCK = ROOT / "requirements" / "runtime.lock"
 PACKAGE = ROOT / "ci_oras"
 #: The Python versions pyproject.toml's requires-python admits and the wrappers may meet.
 PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+#: The smaller locks written beside runtime.lock: file name -> the runtime dependencies it leaves out, with
+#: whatever nothing else needs. sigstore is imported only by verify with a Sigstore identity, cryptography only
+#: by the signing steps (tests/install/test_installed.py checks each step's imports against ``catalog``).
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "runtime-signing.lock": ("sigstore",),
+    "runtime-core.lock": ("cryptography", "sigstore"),
+}
 
 
 @dataclass(frozen=True)
@@ -143,13 +157,19 @@ def _metadata(wheel: Path) -> email.message.Message:
         return email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
 
 
+@functools.cache
+def _requires(wheel: Path) -> tuple[Requirement, ...]:
+    """Every ``Requires-Dist`` of ``wheel``, parsed once (a check reads each wheel for 25 combinations and each
+    variant)."""
+    return tuple(Requirement(text) for text in _metadata(wheel).get_all("Requires-Dist") or [])
+
+
 def _dependencies(wheel: Path, environment: dict[str, str], extras: Iterable[str] = ()) -> list[Requirement]:
     """What ``wheel`` requires here, with what its ``extras`` add (a requirer asking for ``pydantic[email]``
     needs email-validator too)."""
     found = []
     asked = ("", *sorted(extras))
-    for text in _metadata(wheel).get_all("Requires-Dist") or []:
-        requirement = Requirement(text)
+    for requirement in _requires(wheel):
         if requirement.marker is None or any(requirement.marker.evaluate({**environment, "extra": extra})
                                              for extra in asked):
             found.append(requirement)
@@ -265,8 +285,9 @@ class _Pin:
     needed: set[tuple[str, str]]  # (python, platform name)
 
 
-def resolve() -> str:
-    """The lock's text: every wheel the runtime dependencies need on any supported Python and platform."""
+def resolve() -> dict[Path, str]:
+    """The lock's text (``LOCK``) and each of its ``VARIANTS``: every wheel the runtime dependencies need on any
+    supported Python and platform."""
     found: dict[tuple[str, str], _Pin] = {}
     results: dict[Combination, list[Path]] = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -276,6 +297,9 @@ def resolve() -> str:
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(one, combinations()))
+        by_name = {combination: {canonicalize_name(_name(wheel)): wheel for wheel in wheels}
+                   for combination, wheels in results.items()}
+        kept = {name: _kept(by_name, set(map(canonicalize_name, left_out))) for name, left_out in VARIANTS.items()}
         for (python, target), wheels in sorted(results.items(), key=lambda item: (item[0][1].name, item[0][0])):
             for wheel in wheels:
                 name, version, _, tags = parse_wheel_filename(wheel.name)
@@ -296,7 +320,24 @@ def resolve() -> str:
         digests = sorted({digest for digest, _, _ in _fewest_files(pin).values()})
         lines.extend(f"    --hash=sha256:{digest}" + (" \\" if at < len(digests) - 1 else "")
                      for at, digest in enumerate(digests))
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return {LOCK: text, **{LOCK.parent / name: variant_text(text, kept[name], VARIANTS[name]) for name in VARIANTS}}
+
+
+def _kept(wheels: Mapping[Combination, Mapping[str, Path]], left_out: set[str]) -> set[str]:
+    """The names some combination needs when ``left_out`` and what only they need are left out."""
+    keep: set[str] = set()
+    for (python, target), by_name in wheels.items():
+        keep |= _reached(runtime_requirements(), by_name, target.environment(python), left_out)
+    return keep
+
+
+def variant_text(text: str, keep: set[str], left_out: Iterable[str]) -> str:
+    """The lock ``text`` holding only the pins of ``keep`` (their blocks as they are, hashes and markers)."""
+    blocks = _lock_blocks(text)
+    kept = [block for block in blocks[1:] if canonicalize_name(Requirement(block.split(" \\")[0]).name) in keep]
+    note = f"# Without {', '.join(sorted(left_out))} and what nothing else needs (requirements/lock.py VARIANTS).\n"
+    return blocks[0] + note + "".join(kept)
 
 
 def _fewest_files(pin: _Pin) -> dict[str, tuple[str, frozenset[Tag], set[str]]]:
@@ -448,12 +489,15 @@ def _fetch_everywhere(locked: list[tuple[Requirement, str]], chosen: list[Combin
 
 
 def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package: Path = PACKAGE,
-          pythons: Sequence[str] = PYTHONS, downloads: Path | None = None) -> list[str]:
+          pythons: Sequence[str] = PYTHONS, downloads: Path | None = None,
+          variants: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """What is wrong with ``lock`` (empty: nothing): a runtime dependency missing or pinned outside its range;
     for each of ``pythons`` on each of ``platforms``, a pin pip cannot fetch with its hashes, or a
     dependency of a pinned wheel that the lock lacks or pins outside the range asked for; an import of
     ``package`` that no pinned wheel provides. ``downloads``: a directory keeping what pip fetched, for the
-    next check of the same lock (the tests check it every run); by default nothing is kept."""
+    next check of the same lock (the tests check it every run); by default nothing is kept. ``variants``: the
+    smaller locks beside ``lock`` that must be exactly what it gives (default: ``VARIANTS`` when checking
+    ``LOCK`` on every platform and Python)."""
     text = lock.read_text(encoding="utf-8")
     locked = entries(text)
     problems: list[str] = []
@@ -486,9 +530,26 @@ def check(lock: Path = LOCK, platforms: Sequence[Platform] = PLATFORMS, package:
                     problems.append(f"{where}: {owner} needs {requirement.name}, which {lock.name} lacks")
                 elif not requirement.specifier.contains(version, prereleases=True):
                     problems.append(f"{where}: {owner} needs {requirement}, {lock.name} pins {version}")
+        if variants is None:
+            everywhere = set(platforms) == set(PLATFORMS) and set(pythons) == set(PYTHONS)
+            variants = VARIANTS if everywhere and lock == LOCK else {}
+        if not refused:
+            problems += _stale_variants(lock, text, fetched, variants)
     if not any("pip refuses" in problem for problem in problems):
         problems += uncovered_imports(package, provided, lock.name)
     return sorted(set(problems))
+
+
+def _stale_variants(lock: Path, text: str, fetched: Mapping[Combination, Mapping[str, Path]],
+                    variants: Mapping[str, Sequence[str]]) -> list[str]:
+    """Each variant beside ``lock`` that is missing or not exactly what ``text`` and its wheels give."""
+    problems = []
+    for name, left_out in variants.items():
+        expected = variant_text(text, _kept(fetched, {canonicalize_name(n) for n in left_out}), left_out)
+        path = lock.parent / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != expected:
+            problems.append(f"{name} is not {lock.name} without {', '.join(left_out)} and what only they need")
+    return problems
 
 
 def top_level_modules(wheel: Path) -> set[str]:
@@ -574,14 +635,12 @@ def fetch_wheels(dest: Path, lock: Path = LOCK, platforms: Sequence[Platform] = 
                 for name in reached:
                     shutil.copy2(wheels[name], directory / wheels[name].name)
             if left_out:
-                kept = [block for block in _lock_blocks(lock.read_text(encoding="utf-8"))
-                        if block.startswith("#") or canonicalize_name(Requirement(block.split(" \\")[0]).name) in keep]
-                note = f"# Without {', '.join(sorted(left_out))} and what nothing else needs (lock.py --variant).\n"
-                (directory / "runtime.lock").write_text(kept[0] + note + "".join(kept[1:]), encoding="utf-8")
+                text = variant_text(lock.read_text(encoding="utf-8"), keep, left_out)
+                (directory / "runtime.lock").write_text(text, encoding="utf-8")
     return sorted(dest.glob("*.whl"))
 
 
-def _reached(roots: list[Requirement], wheels: dict[str, Path], environment: dict[str, str],
+def _reached(roots: list[Requirement], wheels: Mapping[str, Path], environment: dict[str, str],
              omitted: set[str]) -> set[str]:
     """The names needed from ``roots`` through the wheels' dependencies, never entering ``omitted``."""
     reached: set[str] = set()
@@ -637,8 +696,9 @@ def main() -> int:
         if problems:
             print("run `make lock` after changing pyproject.toml's dependencies", file=sys.stderr)
         return 1 if problems else 0
-    LOCK.write_text(resolve(), encoding="utf-8")
-    print(f"wrote {LOCK.relative_to(ROOT)}", file=sys.stderr)
+    for path, text in resolve().items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The checkout this module lives in (``ci_oras/wrappers/generate.py`` -> the repository root).
 DEFAULT_ROOT = Path(__file__).resolve().parents[2]
-#: The hash-pinned runtime dependencies every wrapper installs (written by requirements/lock.py).
-LOCK = DEFAULT_ROOT / "requirements" / "runtime.lock"
+#: Where the hash-pinned runtime dependencies the wrappers install are (runtime.lock and its smaller variants,
+#: written by requirements/lock.py; a step's ``lock`` names the one its templates carry).
+LOCKS = DEFAULT_ROOT / "requirements"
 #: Directories holding only generated files: anything else found there is reported as stale by ``--check``.
 GENERATED_DIRS = ("actions", "gitlab")
 
@@ -185,9 +186,10 @@ def _gitlab_argument(item: catalog.Input) -> str:
     return "\n".join(lines)
 
 
-def _lock_requirements() -> list[str]:
-    """The requirements of requirements/runtime.lock, one line each (``name==version ; marker --hash=…``)."""
-    text = LOCK.read_text(encoding="utf-8").replace("\\\n", " ")
+def _lock_requirements(name: str) -> list[str]:
+    """The requirements of the lock ``name`` under requirements/ (a step's ``lock``), one line each
+    (``name==version ; marker --hash=…``)."""
+    text = (LOCKS / name).read_text(encoding="utf-8").replace("\\\n", " ")
     lines = [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if any("'" in line for line in lines):
         raise ValueError("a lock line holds a single quote, which the templates' shell quoting cannot carry")
@@ -230,7 +232,7 @@ def environment() -> jinja2.Environment:
     env.globals["gh"] = _gh
     env.globals["fail_render"] = _fail_render
     # the self-contained GitLab and Azure YAML templates carry the lock inline (lock_install.sh.j2)
-    env.globals["lock_requirements"] = _lock_requirements()
+    env.globals["lock_requirements"] = _lock_requirements
     return env
 
 

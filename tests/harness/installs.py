@@ -200,17 +200,17 @@ def gitlab_install_lines(template: Path) -> str:
     return match.group(1)
 
 
-def gitlab_install(wheel: Path, dest: Path) -> Installed:
-    """The install lines of gitlab/push.yml (the same in every template), run by sh with ``package`` set to the
-    wheel, as a job in the default python image runs them."""
-    lines = gitlab_install_lines(REPO_ROOT / "gitlab" / "push.yml")
+def gitlab_install(wheel: Path, dest: Path, step: str) -> Installed:
+    """The install lines of gitlab/``step``.yml (each template carries its step's lock), run by sh with
+    ``package`` set to the wheel, as a job in the default python image runs them."""
+    lines = gitlab_install_lines(REPO_ROOT / "gitlab" / f"{step}.yml")
     script = 'set -eu\nfail() { echo "$*" >&2; exit 2; }\n' + lines + 'printf "%s\\n" "$exe" > "$OUT"\n'
     out = dest / "exe"
     env = user_env(dest / "home", extra={"CI_ORAS_PACKAGE": str(wheel), "TMPDIR": str(dest), "CI_JOB_ID": "1",
                                          "OUT": str(out), "GITLAB_CI": "true"})
     run(["sh", "-c", script], env=env, cwd=dest)
     exe = Path(out.read_text().strip())
-    return Installed("gitlab template", exe.parent.parent)
+    return Installed(f"gitlab/{step}.yml", exe.parent.parent)
 
 
 def wheels_cache() -> Path:
@@ -369,8 +369,9 @@ class Installs:
     def by_action(self) -> Installed:
         return self._venv("action", action_install)
 
-    def by_gitlab(self) -> Installed:
-        return self._venv("gitlab", lambda dest: gitlab_install(self.wheel(), dest))
+    def by_gitlab(self, step: str) -> Installed:
+        """The install of gitlab/``step``.yml: ``push`` installs runtime-core.lock, ``verify`` runtime.lock."""
+        return self._venv(f"gitlab-{step}", lambda dest: gitlab_install(self.wheel(), dest, step))
 
     def vsix(self) -> dict[str, Any]:
         return once(self.root / "vsix", lambda dest: build_vsix(self.wheel(), dest))

@@ -42,7 +42,8 @@ CYCLONEDX = "application/vnd.cyclonedx+json"
 WAYS: dict[str, Callable[[Installs], tuple[Installed, Installed]]] = {
     "pip": lambda installs: (installs.by_pip(),) * 2,
     "github-action": lambda installs: (installs.by_action(),) * 2,
-    "gitlab-template": lambda installs: (installs.by_gitlab(),) * 2,
+    # each GitLab template carries its step's lock: push's leaves out cryptography and sigstore
+    "gitlab-template": lambda installs: (installs.by_gitlab("push"), installs.by_gitlab("verify")),
     # each Azure task carries its own wheels: only sign and verify carry cryptography's
     "azure-vsix": lambda installs: (installs.from_vsix("CiOrasPushV0"), installs.from_vsix(SIGSTORE_TASKS[0])),
 }
@@ -220,7 +221,8 @@ def _one_command(module: str, function: str) -> ast.Module:
 def test_only_the_vsix_tasks_carrying_cryptography_can_import_it(lock: ModuleType) -> None:
     """package.sh gives cryptography's and sigstore's wheels to SIGNING_TASKS only: every other task's command,
     with the CLI around it, reaches no import of either (lazy ones included), and those tasks' commands reach
-    cryptography."""
+    cryptography. Each step's ``lock`` (what its GitLab and Azure YAML templates install) is the smallest
+    variant that leaves out nothing its command reaches."""
     script = (REPO_ROOT / "azure-pipelines" / "package.sh").read_text(encoding="utf-8")
     listed = re.search(r"^SIGNING_TASKS=\(([^)]*)\)", script, re.MULTILINE)
     assert listed and tuple(listed.group(1).split()) == SIGNING_TASKS
@@ -233,3 +235,7 @@ def test_only_the_vsix_tasks_carrying_cryptography_can_import_it(lock: ModuleTyp
         task = f"{generate.azure_task_name(step)}V0"
         assert ("cryptography" in reached) == (task in SIGNING_TASKS), (step.name, sorted(reached))
         assert ("sigstore" in reached) == (task in SIGSTORE_TASKS), (step.name, sorted(reached))
+        # the GitLab and Azure YAML templates install the step's lock: the smallest covering what it reaches
+        fitting = [name for name, left_out in lock.VARIANTS.items() if not reached & set(left_out)]
+        expected = max(fitting, key=lambda name: len(lock.VARIANTS[name]), default="runtime.lock")
+        assert step.lock == expected, (step.name, step.lock, sorted(reached))

@@ -20,6 +20,29 @@ def test_the_lock_matches_pyproject_and_is_complete(lock: ModuleType) -> None:
     assert lock.check(downloads=wheels_cache() / "lock-check") == []
 
 
+def test_a_variant_that_is_not_the_lock_without_its_dependencies_is_reported(lock: ModuleType,
+                                                                             tmp_path: Path) -> None:
+    """The smaller locks beside runtime.lock must be exactly it without their left-out dependencies: one that
+    keeps a left-out pin or drops a needed one is reported, and so is a missing one (the same lock's kept
+    downloads)."""
+    (tmp_path / "runtime.lock").write_text(lock.LOCK.read_text())
+    core = (lock.LOCK.parent / "runtime-core.lock").read_text()
+    signing = (lock.LOCK.parent / "runtime-signing.lock").read_text()
+    assert "cryptography==" not in core and "sigstore==" not in core and "typer==" in core
+    assert "cryptography==" in signing and "sigstore==" not in signing and "pydantic==" not in signing
+    cryptography = next(b for b in lock._lock_blocks(signing) if b.startswith("cryptography=="))
+    typer = next(b for b in lock._lock_blocks(signing) if b.startswith("typer=="))
+    variants = {**lock.VARIANTS, "runtime-other.lock": ("rich",)}
+    (tmp_path / "runtime-core.lock").write_text(core + cryptography)
+    (tmp_path / "runtime-signing.lock").write_text(signing.replace(typer, ""))
+    problems = lock.check(tmp_path / "runtime.lock", downloads=wheels_cache() / "lock-check", variants=variants)
+    assert problems == [
+        "runtime-core.lock is not runtime.lock without cryptography, sigstore and what only they need",
+        "runtime-other.lock is not runtime.lock without rich and what only they need",
+        "runtime-signing.lock is not runtime.lock without sigstore and what only they need",
+    ], problems
+
+
 def test_the_lock_pins_the_runtime_dependencies_and_no_generator_dependency(lock: ModuleType) -> None:
     names = {entry.name for entry, _ in lock.entries(lock.LOCK.read_text())}
     assert {"typer", "httpx", "cryptography", "cffi", "sigstore", "pydantic", "pydantic-core"} <= names
