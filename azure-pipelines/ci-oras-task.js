@@ -281,14 +281,16 @@ function installCiOras(taskDir, getInput) {
     if (onPath && versionOf(onPath) === version) return onPath;
   }
   const python = tl.which("python3", false) || tl.which("python", true);
-  // no pip of its own when the agent's Python has one, which the venv sees (ensurepip costs some 5 s of CPU);
-  // --no-compile: each step compiles only the modules it imports, once, on first import
-  runOrFail(python, ["-m", "venv", "--without-pip", "--system-site-packages", venv]);
+  // a venv without a pip of its own: the agent's pip installs into it (pip >= 22.3: --python), else ensurepip
+  // gives it one (some 5 s of CPU); --no-compile: each step compiles only the modules it imports, on first import
+  runOrFail(python, ["-m", "venv", "--without-pip", venv]);
   const venvPython = path.join(binDir(venv), "python");
-  if (childProcess.spawnSync(venvPython, ["-m", "pip", "--version"], { stdio: "ignore" }).status !== 0) {
+  let pip = [python, "-m", "pip", "--python", venvPython];
+  if (childProcess.spawnSync(python, [...pip.slice(1), "--version"], { stdio: "ignore" }).status !== 0) {
     runOrFail(venvPython, ["-m", "ensurepip", "--default-pip"]);
+    pip = [venvPython, "-m", "pip"];
   }
-  const pip = [venvPython, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"];
+  pip = [...pip, "install", "--quiet", "--disable-pip-version-check", "--no-compile"];
   if (wheel) {
     // offline: the dependencies from the wheels bundled beside the lock, each checked against its pinned hash,
     // then ci-oras itself without resolving anything

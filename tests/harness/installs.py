@@ -200,14 +200,15 @@ def gitlab_install_lines(template: Path) -> str:
     return match.group(1)
 
 
-def gitlab_install(wheel: Path, dest: Path, step: str) -> Installed:
+def gitlab_install(wheel: Path, dest: Path, step: str, bin_dirs: tuple[Path, ...] = ()) -> Installed:
     """The install lines of gitlab/``step``.yml (each template carries its step's lock), run by sh with
-    ``package`` set to the wheel, as a job in the default python image runs them."""
+    ``package`` set to the wheel, as a job in the default python image runs them (``bin_dirs``: first on PATH,
+    an image's other ``python3``)."""
     lines = gitlab_install_lines(REPO_ROOT / "gitlab" / f"{step}.yml")
     script = 'set -eu\nfail() { echo "$*" >&2; exit 2; }\n' + lines + 'printf "%s\\n" "$exe" > "$OUT"\n'
     out = dest / "exe"
-    env = user_env(dest / "home", extra={"CI_ORAS_PACKAGE": str(wheel), "TMPDIR": str(dest), "CI_JOB_ID": "1",
-                                         "OUT": str(out), "GITLAB_CI": "true"})
+    env = user_env(dest / "home", bin_dirs=bin_dirs, extra={
+        "CI_ORAS_PACKAGE": str(wheel), "TMPDIR": str(dest), "CI_JOB_ID": "1", "OUT": str(out), "GITLAB_CI": "true"})
     run(["sh", "-c", script], env=env, cwd=dest)
     exe = Path(out.read_text().strip())
     return Installed(f"gitlab/{step}.yml", exe.parent.parent)

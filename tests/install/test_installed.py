@@ -23,7 +23,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from harness.installs import REPO_ROOT, SIGNING_TASKS, SIGSTORE_TASKS, Installed, Installs, user_env
+from harness.installs import (REPO_ROOT, SIGNING_TASKS, SIGSTORE_TASKS, Installed, Installs, base_python,
+                             gitlab_install, user_env)
 from harness.notary_pki import make_pki
 from harness.registry import RunningRegistry
 from harness.sigstore_instance import SigstoreInstance
@@ -117,6 +118,23 @@ def test_the_release_steps_run_as_installed(way: str, installs: Installs, regist
     _ok(_ci_oras(steps, home, "release", "copy", "plan.json", "--shard", "1", "--output", "json"))
     committed = _ok(_ci_oras(steps, home, "release", "commit", "plan.json", "--output", "json"))
     assert committed["tagsWritten"] == 2, committed
+
+
+def test_the_template_install_gives_the_venv_a_pip_only_where_the_image_has_none(installs: Installs,
+                                                                               tmp_path: Path) -> None:
+    """The GitLab and Azure YAML templates install with the image's pip (``--python``) into a venv without one;
+    an image whose Python has no pip gets one from ensurepip, and the install still works."""
+    with_pip = installs.by_gitlab("push")
+    assert not (with_pip.venv / "bin" / "pip").exists()
+    image = tmp_path / "image"
+    subprocess.run([str(base_python()), "-m", "venv", "--without-pip", str(image)], check=True)
+    assert subprocess.run([str(image / "bin" / "python3"), "-m", "pip", "--version"], capture_output=True,
+                          check=False).returncode != 0
+    installed = gitlab_install(installs.wheel(), tmp_path / "job", "push", bin_dirs=(image / "bin",))
+    assert (installed.venv / "bin" / "pip").exists()
+    version = subprocess.run([str(installed.exe), "--version"], capture_output=True, text=True, check=True,
+                             env=user_env(tmp_path))
+    assert version.stdout.startswith("ci-oras ")
 
 
 def test_every_module_imports_in_a_venv_holding_only_the_locks_packages(installs: Installs,

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -171,8 +172,10 @@ def test_vsix_builds_and_its_task_runs_from_the_package(node: str, installs: Ins
     version = subprocess.run([str(venv / "bin/ci-oras"), "--version"], capture_output=True, text=True,
                              check=True, env=env)
     assert version.stdout.strip() == f"ci-oras {__version__}"
-    frozen = subprocess.run([str(venv / "bin/python"), "-m", "pip", "freeze"], capture_output=True, text=True,
-                            check=True, env=env).stdout
+    # the agent's pip installed into the venv, which has none of its own (ensurepip only where that pip is old)
+    assert not (venv / "bin" / "pip").exists()
+    frozen = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "freeze"],
+                            capture_output=True, text=True, check=True, env=env).stdout
     assert "typer==" + dict(pinned)["typer"] in frozen.splitlines(), frozen
     assert not any(line.startswith("cryptography==") for line in frozen.splitlines()), frozen
 
