@@ -54,13 +54,20 @@ else
   [ -n "$python" ] || fail 1 "installing ci-oras needs Python 3.10 or later on PATH (actions/setup-python)"
   echo "Installing ci-oras $version from $spec into $venv"
   rm -rf "$venv"
-  "$python" -m venv "$venv"
-  # the dependencies exactly as requirements/runtime.lock pins them (hash-checked), then ci-oras alone
+  # a venv without a pip of its own: the runner's pip installs into it (pip >= 22.3: --python), else ensurepip
+  # gives it one (some 4 s of CPU)
+  "$python" -m venv --without-pip "$venv"
+  pip=("$python" -m pip --python "$venv/bin/python")
+  if ! "${pip[@]}" --version >/dev/null 2>&1; then
+    "$venv/bin/python" -m ensurepip --default-pip >/dev/null || fail 1 "$python has neither pip nor ensurepip"
+    pip=("$venv/bin/python" -m pip)
+  fi
+  # the dependencies exactly as requirements/runtime.lock pins them (hash-checked), then ci-oras alone;
   # --no-compile: each step compiles only the modules it imports, once, on first import (pip would compile
   # every module of every package, sigstore's tree included, for a job that may only push)
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile --require-hashes \
+  "${pip[@]}" install --quiet --disable-pip-version-check --no-compile --require-hashes \
     -r "$root/requirements/runtime.lock"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile --no-deps "$spec"
+  "${pip[@]}" install --quiet --disable-pip-version-check --no-compile --no-deps "$spec"
   exe="$venv/bin/ci-oras"
   installed="$("$exe" --version)"
   [ "$installed" = "ci-oras $version" ] || fail 1 "installed '$installed', expected ci-oras $version"

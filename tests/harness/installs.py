@@ -340,7 +340,8 @@ def offline_task_install(task: Path, dest: Path) -> Installed:
     --no-deps; no package index is reachable (none configured, and the one pip would try refuses)."""
     env = user_env(dest / "home", extra={"PIP_INDEX_URL": CLOSED_INDEX})
     venv = dest / "venv"
-    pip = [*bare_venv(venv, env), "install", "--quiet", "--no-index", "--find-links", str(task / "wheels")]
+    pip = [*bare_venv(venv, env), "install", "--quiet", "--no-compile", "--no-index", "--find-links",
+           str(task / "wheels")]
     run([*pip, "--require-hashes", "-r", str(task / "runtime.lock")], env=env)
     (wheel,) = task.glob("ci_oras-*.whl")
     run([*pip, "--no-deps", str(wheel)], env=env)

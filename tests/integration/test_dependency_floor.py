@@ -48,7 +48,7 @@ def floor_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-                                "--disable-pip-version-check", *lowest_admitted()], capture_output=True, text=True)
+                                "--disable-pip-version-check", "--no-compile", *lowest_admitted()], capture_output=True, text=True)
     if installed.returncode:
         missing("cannot install the lowest admitted dependencies from the package index: "
                 f"{installed.stderr[-300:]}")
