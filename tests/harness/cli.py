@@ -107,6 +107,12 @@ class _PerThread(io.TextIOBase):
     def __getattr__(self, attribute: str) -> Any:  # buffer, encoding, isatty, ...
         return getattr(self._stream(), attribute)
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The thread's stream's: io.TextIOBase defines ``encoding`` (as None), so ``__getattr__`` never sees it,
+        and the CLI picks its check marks by it."""
+        return str(getattr(self._stream(), "encoding", None) or "utf-8")
+
     def write(self, text: str) -> int:
         return int(self._stream().write(text))
 

@@ -5,6 +5,9 @@ real. What is checked is what scanners and verifiers read from the registry: the
 ``artifactType``, its layer's media type and title, and the annotations (SBOM spec version, creation time,
 generating tools; the Notary certificate-chain thumbprints; the Sigstore bundle content). A file that is not
 what the command expects is refused before anything is uploaded.
+
+The CLI's ``main()`` runs in this process (``harness.cli.invoke_cli``): a subprocess would add only its
+start-up, some 0.2 s of CPU a run; the process boundary is tested elsewhere.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from harness.cli import CliResult, clean_env, run_cli
+from harness.cli import CliResult, clean_env, invoke_cli
 from harness.fake_registry import FakeRegistry
 from harness.oci import NOTARY, OCI_EMPTY_DIGEST, OCI_EMPTY_JSON, OCI_MANIFEST, SIGSTORE_BUNDLE, push_image
 from samples.make_samples import CREATED, make_chain, notary_cose, notary_jws, package_json, write_all
@@ -113,7 +116,7 @@ def test_attach_sbom_types_and_annotates(registry: tuple[FakeRegistry, str], sam
                                          env: dict[str, str], name: str) -> None:
     fake, subject = registry
     artifact_type, fmt, annotations = SBOMS[name]
-    doc = _ok(run_cli("attach-sbom", f"{fake.host}/app:v1", str(samples[name]), "-O", "json", env=env))
+    doc = _ok(invoke_cli("attach-sbom", f"{fake.host}/app:v1", str(samples[name]), "-O", "json", env=env))
     assert doc["schema"] == "ci-oras/attach-sbom/v1"
     jsonschema.validate(doc, load_schema("attach-sbom"))
     assert doc["format"] == fmt
@@ -132,7 +135,7 @@ def test_attach_sbom_types_and_annotates(registry: tuple[FakeRegistry, str], sam
 def test_attach_sbom_text_output_and_manifest_fetch(registry: tuple[FakeRegistry, str], samples: dict[str, Path],
                                                     env: dict[str, str]) -> None:
     fake, subject = registry
-    text = run_cli("attach-sbom", f"{fake.host}/app:v1", str(samples["spdx-2.3.json"]),
+    text = invoke_cli("attach-sbom", f"{fake.host}/app:v1", str(samples["spdx-2.3.json"]),
                    "-a", f"{CREATED_KEY}=2025-01-01T00:00:00Z", "-a", "team=platform", env=env)
     assert text.returncode == 0, text.stderr
     assert text.stdout == ""
@@ -140,7 +143,7 @@ def test_attach_sbom_text_output_and_manifest_fetch(registry: tuple[FakeRegistry
     digest = next(line.split(": ", 1)[1] for line in text.stderr.splitlines() if line.startswith("Digest: "))
     assert f"Attached to {fake.host}/app@{subject}" in text.stderr
 
-    fetched = run_cli("manifest", "fetch", f"{fake.host}/app@{digest}", env=env)
+    fetched = invoke_cli("manifest", "fetch", f"{fake.host}/app@{digest}", env=env)
     assert fetched.returncode == 0, fetched.stderr
     stored = fake.manifest("app", digest)
     assert stored is not None and fetched.stdout.encode() == stored.body  # the exact bytes, no newline
@@ -155,19 +158,19 @@ def test_attach_sbom_refuses_a_non_sbom_and_pushes_nothing(registry: tuple[FakeR
                                                            env: dict[str, str]) -> None:
     fake, _subject = registry
     (tmp_path / "package.json").write_bytes(package_json())
-    refused = run_cli("attach-sbom", f"{fake.host}/app:v1", "package.json", env=env, cwd=tmp_path)
+    refused = invoke_cli("attach-sbom", f"{fake.host}/app:v1", "package.json", env=env, cwd=tmp_path)
     assert refused.returncode == EXIT_USAGE, refused.stderr
     assert "not a CycloneDX or SPDX SBOM" in refused.stderr
     assert "--artifact-type" in refused.stderr
     assert refused.stdout == ""
     assert fake.writes() == []
 
-    missing = run_cli("attach-sbom", f"{fake.host}/app:v1", "nope.json", env=env, cwd=tmp_path)
+    missing = invoke_cli("attach-sbom", f"{fake.host}/app:v1", "nope.json", env=env, cwd=tmp_path)
     assert missing.returncode == EXIT_USAGE and "file not found" in missing.stderr
     assert fake.writes() == []
 
     # --artifact-type skips detection: the file is attached as it is.
-    forced = _ok(run_cli("attach-sbom", f"{fake.host}/app:v1", "package.json", "--artifact-type",
+    forced = _ok(invoke_cli("attach-sbom", f"{fake.host}/app:v1", "package.json", "--artifact-type",
                          "application/vnd.example.npm-manifest", "-O", "json", env=env, cwd=tmp_path))
     assert forced["schema"] == "ci-oras/attach-sbom/v1"
     assert forced["artifactType"] == "application/vnd.example.npm-manifest"
@@ -181,16 +184,16 @@ def test_attach_sbom_refusal_leaves_a_layout_untouched(samples: dict[str, Path],
     layout = tmp_path / "layout"
     (tmp_path / "app.txt").write_text("app\n")
     (tmp_path / "package.json").write_bytes(package_json())
-    assert run_cli("push", f"oci:{layout}:v1", "app.txt", env=env, cwd=tmp_path).returncode == 0
+    assert invoke_cli("push", f"oci:{layout}:v1", "app.txt", env=env, cwd=tmp_path).returncode == 0
     before = sorted(p.name for p in (layout / "blobs" / "sha256").iterdir())
     index_before = (layout / "index.json").read_bytes()
 
-    refused = run_cli("attach-sbom", f"oci:{layout}:v1", "package.json", env=env, cwd=tmp_path)
+    refused = invoke_cli("attach-sbom", f"oci:{layout}:v1", "package.json", env=env, cwd=tmp_path)
     assert refused.returncode == EXIT_USAGE, refused.stderr
     assert sorted(p.name for p in (layout / "blobs" / "sha256").iterdir()) == before
     assert (layout / "index.json").read_bytes() == index_before
 
-    ok = _ok(run_cli("attach-sbom", f"oci:{layout}:v1", str(samples["cyclonedx-1.5.json"]), "-O", "json", env=env))
+    ok = _ok(invoke_cli("attach-sbom", f"oci:{layout}:v1", str(samples["cyclonedx-1.5.json"]), "-O", "json", env=env))
     assert ok["format"] == "CycloneDX 1.5 JSON"
     raw = (layout / "blobs" / "sha256" / ok["digest"].split(":")[1]).read_bytes()
     assert json.loads(raw)["annotations"][SBOM_SPEC] == "1.5"
@@ -219,7 +222,7 @@ def test_attach_notary_signature(registry: tuple[FakeRegistry, str], tmp_path: P
     layer_type = "application/jose+json" if envelope == "jws" else "application/cose"
     expected = {THUMBPRINT: _thumbprints(chain.ders), CREATED_KEY: "2024-05-02T10:15:30Z"}
 
-    doc = _ok(run_cli("attach-signature", f"{fake.host}/app:v1", str(path), "-O", "json", env=env))
+    doc = _ok(invoke_cli("attach-signature", f"{fake.host}/app:v1", str(path), "-O", "json", env=env))
     assert doc["schema"] == "ci-oras/attach-signature/v1"
     jsonschema.validate(doc, load_schema("attach-signature"))
     assert doc["format"] == f"Notary Project {envelope.upper()} signature"
@@ -239,12 +242,12 @@ def test_attach_notary_signature_made_for_another_artifact_is_refused(
     fake, subject = registry
     path = tmp_path / f"other.{envelope}.sig"
     path.write_bytes(notary_jws(make_chain()) if envelope == "jws" else notary_cose(make_chain()))  # another target
-    refused = run_cli("attach-signature", f"{fake.host}/app:v1", str(path), "-O", "json", env=env)
+    refused = invoke_cli("attach-signature", f"{fake.host}/app:v1", str(path), "-O", "json", env=env)
     assert refused.returncode == EXIT_USAGE, refused.stderr
     assert f"not of {subject}" in refused.stderr and "Traceback" not in refused.stderr
     assert fake.referrers("app", subject) == []
     # Explicit types do not bypass it: the envelope is still a Notary signature of something else.
-    forced = run_cli("attach-signature", f"{fake.host}/app:v1", str(path), "--artifact-type", NOTARY,
+    forced = invoke_cli("attach-signature", f"{fake.host}/app:v1", str(path), "--artifact-type", NOTARY,
                      "--media-type", "application/jose+json" if envelope == "jws" else "application/cose", env=env)
     assert forced.returncode == EXIT_USAGE
 
@@ -260,7 +263,7 @@ def test_attach_notary_envelope_whose_payload_names_no_target_says_so(
     envelope["payload"] = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
     path = tmp_path / "untargeted.jws.sig"
     path.write_text(json.dumps(envelope))
-    refused = run_cli("attach-signature", f"{fake.host}/app:v1", str(path), env=env)
+    refused = invoke_cli("attach-signature", f"{fake.host}/app:v1", str(path), env=env)
     assert refused.returncode == EXIT_USAGE, refused.stderr
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr
@@ -274,7 +277,7 @@ def test_attach_notary_envelope_whose_payload_names_no_target_says_so(
 def test_attach_sigstore_bundle(registry: tuple[FakeRegistry, str], samples: dict[str, Path], env: dict[str, str],
                                 name: str, content: str) -> None:
     fake, subject = registry
-    doc = _ok(run_cli("attach-signature", f"{fake.host}/app:v1", str(samples[name]), "-O", "json", env=env))
+    doc = _ok(invoke_cli("attach-signature", f"{fake.host}/app:v1", str(samples[name]), "-O", "json", env=env))
     assert doc["schema"] == "ci-oras/attach-signature/v1"
     assert doc["format"].startswith("Sigstore bundle v0.3")
     manifest = _stored(fake, doc["digest"])
@@ -290,19 +293,19 @@ def test_attach_signature_unknown_format_needs_both_flags(registry: tuple[FakeRe
     fake, subject = registry
     sig = tmp_path / "image.sig"
     sig.write_text("MEUCIQDx1vTfJ8kq1cLx0s0v4k8nS3cQd3w0N5mJ8m7n2o5H2AIgQ0m0mZ3p0s1vYk2yq1g==\n")  # cosign-ish
-    refused = run_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", env=env, cwd=tmp_path)
+    refused = invoke_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", env=env, cwd=tmp_path)
     assert refused.returncode == EXIT_USAGE, refused.stderr
     assert "cannot tell what kind of signature" in refused.stderr
     assert "--artifact-type and --media-type" in refused.stderr
     assert refused.stdout == ""
 
-    half = run_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", "--artifact-type",
+    half = invoke_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", "--artifact-type",
                    "application/vnd.dev.cosign.simplesigning.v1+json", env=env, cwd=tmp_path)
     assert half.returncode == EXIT_USAGE, half.stderr
     assert "--artifact-type and --media-type" in half.stderr
     assert fake.writes() == [], "nothing is uploaded for a refused signature"
 
-    doc = _ok(run_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", "--artifact-type",
+    doc = _ok(invoke_cli("attach-signature", f"{fake.host}/app:v1", "image.sig", "--artifact-type",
                       "application/vnd.example.cosign-signature", "--media-type",
                       "application/vnd.dev.cosign.simplesigning.v1+json", "-a", "signer=ci", "-O", "json",
                       env=env, cwd=tmp_path))
@@ -319,7 +322,7 @@ def test_generic_attach_json_document(registry: tuple[FakeRegistry, str], tmp_pa
                                       env: dict[str, str]) -> None:
     fake, subject = registry
     (tmp_path / "report.txt").write_text("report\n")
-    doc = _ok(run_cli("attach", f"{fake.host}/app:v1", "report.txt", "--artifact-type", "application/x.report",
+    doc = _ok(invoke_cli("attach", f"{fake.host}/app:v1", "report.txt", "--artifact-type", "application/x.report",
                       "-O", "json", env=env, cwd=tmp_path))
     assert doc["schema"] == "ci-oras/attach/v1"
     jsonschema.validate(doc, load_schema("attach"))

@@ -2,6 +2,9 @@
 
 Content is seeded with raw HTTP into a real docker-registry (never with ci-oras itself), so a bug shared by
 push and pull cannot hide.
+
+The CLI's ``main()`` runs in this process (``harness.cli.invoke_cli``): a subprocess would add only its
+start-up, some 0.2 s of CPU a run; the process boundary is tested elsewhere.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from harness.cli import clean_env, run_cli
+from harness.cli import clean_env, invoke_cli
 from harness.layers import TITLE, directory_layer, push_directory_layer
 from harness.oci import OCI_INDEX, push_artifact, push_index, push_layer, with_platform
 from harness.proxy import RegistryProxy, matching
@@ -79,7 +82,7 @@ def test_a_failing_second_layer_leaves_nothing(registry_plain: RunningRegistry, 
     if existing_output:
         out.mkdir()
         (out / "keep.txt").write_bytes(b"mine")
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), *flags,
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), *flags,
                      env=clean_env(tmp_path))
     assert result.returncode == exit_code, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -104,7 +107,7 @@ def test_a_registry_failure_on_the_second_layer_leaves_nothing(registry_plain: R
         # Retry-After: 0 keeps the retries of a 503 instant; every one of them fails.
         rule = proxy.inject(matching("GET", rf"/blobs/{second['digest']}$"), status, times=50,
                             headers={"Retry-After": "0"})
-        result = run_cli("pull", f"127.0.0.1:{proxy.port}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
+        result = invoke_cli("pull", f"127.0.0.1:{proxy.port}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
     assert rule.hits, "the second layer's download must have been attempted"
     assert result.returncode == exit_code, result.stderr
     assert "Traceback" not in result.stderr
@@ -122,7 +125,7 @@ def test_limits_do_not_stop_an_honest_pull_and_a_merge_keeps_other_files(
     out = tmp_path / "out"
     (out / "notes").mkdir(parents=True)
     (out / "notes" / "mine.txt").write_bytes(b"mine")
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), "--max-unpack-entries", "6",
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), "--max-unpack-entries", "6",
                      env=clean_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (out / "notes" / "first.txt").read_bytes() == b"the first layer\n"
@@ -141,7 +144,7 @@ def test_a_conflict_found_late_changes_nothing(registry_plain: RunningRegistry, 
     out = tmp_path / "out"
     (out / "docs").mkdir(parents=True)
     (out / "docs" / "index.html").write_bytes(b"mine")
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
     assert result.returncode == EXIT_USAGE, result.stderr
     assert "--overwrite" in result.stderr
     assert sorted(os.listdir(out)) == ["docs"]
@@ -177,7 +180,7 @@ def same_named_children(registry_plain: RunningRegistry, unique_repo: str) -> di
 def test_index_children_writing_one_name_need_a_platform(registry_plain: RunningRegistry, tmp_path: Path,
                                                          unique_repo: str, same_named_children: dict[str, str]) -> None:
     out = tmp_path / "out"
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
     assert result.returncode == EXIT_USAGE, result.stderr
     assert "'app.txt'" in result.stderr and "linux/amd64 and linux/arm64/v8" in result.stderr
     assert "--platform" in result.stderr and "Traceback" not in result.stderr
@@ -188,7 +191,7 @@ def test_index_children_writing_one_name_need_a_platform(registry_plain: Running
 def test_platform_picks_one_child(registry_plain: RunningRegistry, tmp_path: Path, unique_repo: str,
                                   same_named_children: dict[str, str], platform: str) -> None:
     out = tmp_path / "out"
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), "--platform", platform,
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), "--platform", platform,
                      "-O", "json", env=clean_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (out / "app.txt").read_text() == "built for linux/arm64/v8\n"
@@ -200,11 +203,11 @@ def test_platform_picks_one_child(registry_plain: RunningRegistry, tmp_path: Pat
 
 def test_platform_that_is_not_there(registry_plain: RunningRegistry, tmp_path: Path, unique_repo: str,
                                     same_named_children: dict[str, str]) -> None:
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(tmp_path / "out"),
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(tmp_path / "out"),
                      "--platform", "windows/amd64", env=clean_env(tmp_path))
     assert result.returncode == EXIT_NOT_FOUND, result.stderr
     assert "available: linux/amd64, linux/arm64/v8" in result.stderr
-    bad = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(tmp_path / "out"),
+    bad = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(tmp_path / "out"),
                   "--platform", "linux", env=clean_env(tmp_path))
     assert bad.returncode == EXIT_USAGE and "OS/ARCH" in bad.stderr
     assert not (tmp_path / "out").exists()
@@ -220,7 +223,7 @@ def test_index_pull_takes_every_childs_files(registry_plain: RunningRegistry, tm
                          _dir_layer(client, registry_plain, unique_repo, {"README": b"docs"})])
         _index(client, registry_plain, unique_repo, [("linux/amd64", amd), ("linux/arm64", arm)])
     out = tmp_path / "out"
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), "-O", "json",
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), "-O", "json",
                      env=clean_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (out / "bin" / "app-amd64").read_bytes() == b"amd64"
@@ -231,6 +234,6 @@ def test_index_pull_takes_every_childs_files(registry_plain: RunningRegistry, tm
     assert document["platform"] is None
     assert [f["manifest"] for f in document["files"]] == [amd["digest"], arm["digest"], arm["digest"]]
     # --platform on a plain artifact has nothing to pick from.
-    child = run_cli("pull", f"{registry_plain.host}/{unique_repo}@{amd['digest']}", "-o", str(tmp_path / "x"),
+    child = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}@{amd['digest']}", "-o", str(tmp_path / "x"),
                     "--platform", "linux/amd64", env=clean_env(tmp_path))
     assert child.returncode == EXIT_USAGE and "not an image index" in child.stderr
