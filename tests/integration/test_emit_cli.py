@@ -2,6 +2,9 @@
 
 Each test builds its environment from ``clean_env`` minus whatever CI platform the test suite itself runs on,
 then sets the platform variables it means to test. Secrets are proven absent by scanning every file written.
+
+The CLI's ``main()`` runs in this process (``harness.cli.invoke_cli``): a subprocess would add only its
+start-up, some 0.2 s of CPU a run; the process boundary is tested elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.cli import CliResult, clean_env, expect, run_cli
+from harness.cli import CliResult, clean_env, expect, invoke_cli
 from harness.registry import RunningRegistry
 from harness.runner_files import parse_github_outputs
 
@@ -51,7 +54,7 @@ def _repo(registry: RunningRegistry) -> str:
 
 def _push(repo: str, tmp_path: Path, env: Mapping[str, str], *extra: str) -> CliResult:
     (tmp_path / "a.txt").write_text("hello")
-    return expect(run_cli("push", f"{repo}:v1", "a.txt", "--artifact-type", "application/vnd.acme.test", *extra,
+    return expect(invoke_cli("push", f"{repo}:v1", "a.txt", "--artifact-type", "application/vnd.acme.test", *extra,
                        env=env, cwd=tmp_path))
 
 
@@ -66,12 +69,12 @@ def test_github_outputs_summary_and_json_stdout(registry_plain: RunningRegistry,
     assert json.loads(outputs["result"]) == pushed
 
     (tmp_path / "report.txt").write_text("report")
-    attached = expect(run_cli("attach", f"{repo}:v1", "report.txt", "--artifact-type", "application/x.report",
+    attached = expect(invoke_cli("attach", f"{repo}:v1", "report.txt", "--artifact-type", "application/x.report",
                            "-O", "json", env=env, cwd=tmp_path)).json()
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["digest"] == attached["digest"] and outputs["subject"] == pushed["digest"]
 
-    found = expect(run_cli("discover", f"{repo}:v1", env=env))  # text mode: the tree on stdout, nothing else
+    found = expect(invoke_cli("discover", f"{repo}:v1", env=env))  # text mode: the tree on stdout, nothing else
     assert found.stdout.startswith(f"{repo}@{pushed['digest']}\n") and "::" not in found.stdout
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["count"] == "1" and outputs["digest"] == pushed["digest"]
@@ -88,7 +91,7 @@ def test_failing_verify_writes_ok_false(registry_plain: RunningRegistry, tmp_pat
     env = github_env(tmp_path)
     repo = _repo(registry_plain)
     _push(repo, tmp_path, env)
-    failed = expect(run_cli("verify", f"{repo}:v1", "--require", "sbom", "--require", "signature", env=env), 1)
+    failed = expect(invoke_cli("verify", f"{repo}:v1", "--require", "sbom", "--require", "signature", env=env), 1)
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["ok"] == "false" and json.loads(outputs["missing"]) == ["sbom", "signature"]
     assert json.loads(outputs["result"])["ok"] is False
@@ -97,7 +100,7 @@ def test_failing_verify_writes_ok_false(registry_plain: RunningRegistry, tmp_pat
     summary = (tmp_path / "step_summary").read_text()
     assert "**Failed**: missing `sbom`, `signature`." in summary and "ci-oras verify: failed" not in summary
 
-    as_json = expect(run_cli("verify", f"{repo}:v1", "--require", "sbom", "-O", "json", env=env), 1)
+    as_json = expect(invoke_cli("verify", f"{repo}:v1", "--require", "sbom", "-O", "json", env=env), 1)
     assert as_json.json()["ok"] is False  # stdout is still exactly the document
     assert github_outputs(tmp_path / "github_output")["missing"] == '["sbom"]'
     assert "::error title=ci-oras verify::" in as_json.stderr
@@ -105,7 +108,7 @@ def test_failing_verify_writes_ok_false(registry_plain: RunningRegistry, tmp_pat
 
 def test_errors_annotate_and_summarise(registry_plain: RunningRegistry, tmp_path: Path) -> None:
     env = github_env(tmp_path)
-    missing = expect(run_cli("pull", f"{_repo(registry_plain)}:nope", "-o", str(tmp_path / "o"), "-O", "json",
+    missing = expect(invoke_cli("pull", f"{_repo(registry_plain)}:nope", "-o", str(tmp_path / "o"), "-O", "json",
                           env=env), 3)
     assert missing.json()["error"]["kind"] == "not-found"  # -O json: the error document, and nothing else
     assert any(line.startswith("::error title=ci-oras pull::") for line in missing.stderr.splitlines())
@@ -118,7 +121,7 @@ def test_gitlab_dotenv_merges_steps(registry_plain: RunningRegistry, tmp_path: P
     (tmp_path / "ci-oras.env").write_text("BUILD_ID=42\n")
     repo = _repo(registry_plain)
     pushed = _push(repo, tmp_path, env, "-O", "json").json()
-    promoted = expect(run_cli("promote", f"{repo}:v1", f"{repo}-prod:v1", "-O", "json", env=env, cwd=tmp_path)).json()
+    promoted = expect(invoke_cli("promote", f"{repo}:v1", f"{repo}-prod:v1", "-O", "json", env=env, cwd=tmp_path)).json()
     values = dotenv(tmp_path / "ci-oras.env")
     assert values["BUILD_ID"] == "42"
     assert values["CI_ORAS_DIGEST"] == pushed["digest"] == promoted["digest"]
@@ -133,7 +136,7 @@ def test_gitlab_dotenv_merges_steps(registry_plain: RunningRegistry, tmp_path: P
     assert "### ci-oras push" in summary and "### ci-oras promote" in summary and "graph LR" in summary
 
     other = tmp_path / "out" / "deploy.env"
-    expect(run_cli("delete", f"{repo}-prod:v1", "--emit-file", str(other), env={**env, "CI_ORAS_DOTENV_PREFIX": "APP_"},
+    expect(invoke_cli("delete", f"{repo}-prod:v1", "--emit-file", str(other), env={**env, "CI_ORAS_DOTENV_PREFIX": "APP_"},
                 cwd=tmp_path))
     assert json.loads(dotenv(other)["APP_DELETED"]) == [pushed["digest"]]
     assert (tmp_path / "out" / "ci-oras-summary.md").exists()
@@ -155,7 +158,7 @@ def test_azure_logging_commands(registry_plain: RunningRegistry, tmp_path: Path)
     summary = Path(upload[0].removeprefix("##vso[task.uploadsummary]"))
     assert summary.parent == agent_temp and f"### ci-oras push `{repo}:v1`" in summary.read_text()
 
-    failed = expect(run_cli("verify", f"{repo}:v1", "--require", "sbom", env=env), 1)
+    failed = expect(invoke_cli("verify", f"{repo}:v1", "--require", "sbom", env=env), 1)
     assert "##vso[task.setvariable variable=ok;isOutput=true]false" in failed.stderr.splitlines()
     assert "##vso[task.logissue type=error]verification failed: missing sbom" in failed.stderr
 
@@ -184,10 +187,10 @@ def test_data_on_stdout_is_never_mixed_with_commands(registry_plain: RunningRegi
     env = {**github_env(tmp_path), "CI_ORAS_PASSWORD": "not-needed-here", "CI_ORAS_USERNAME": "nobody"}
     repo = _repo(registry_plain)
     _push(repo, tmp_path, env)
-    tags = expect(run_cli("tags", repo, env=env))
+    tags = expect(invoke_cli("tags", repo, env=env))
     assert tags.stdout == "v1\n"
     assert "::add-mask::not-needed-here" in tags.stderr.splitlines()
-    manifest = expect(run_cli("manifest", "fetch", f"{repo}:v1", env=env))
+    manifest = expect(invoke_cli("manifest", "fetch", f"{repo}:v1", env=env))
     assert json.loads(manifest.stdout)["artifactType"] == "application/vnd.acme.test"
     outputs = github_outputs(tmp_path / "github_output")
     assert outputs["artifact-type"] == "application/vnd.acme.test" and "digest" in outputs
@@ -222,8 +225,8 @@ def test_secrets_never_reach_outputs_or_summaries(registry_htpasswd: RunningRegi
     env = _env(tmp_path, extra)
     repo = f"{registry_htpasswd.host}/emit/{uuid.uuid4().hex[:8]}"
     (work / "a.txt").write_text("hello")
-    pushed = run_cli("push", f"{repo}:v1", "a.txt", *args, env=env, cwd=work, stdin=stdin)
-    verified = run_cli("verify", f"{repo}:v1", "--require", "sbom", *args, "-O", "json", env=env, cwd=work,
+    pushed = invoke_cli("push", f"{repo}:v1", "a.txt", *args, env=env, cwd=work, stdin=stdin)
+    verified = invoke_cli("verify", f"{repo}:v1", "--require", "sbom", *args, "-O", "json", env=env, cwd=work,
                        stdin=stdin)
     if how == "wrong":
         assert (pushed.returncode, verified.returncode) == (4, 4)

@@ -5,6 +5,9 @@ graph attached by the real ``attach-sbom``/``attach-signature`` (kept to two att
 and the spec-faithful fake with the referrers API, seeded by raw HTTP so its recorded requests can be counted.
 A multi-arch index is seeded by raw HTTP on both (fallback indexes written by hand on the real registry).
 Every ``--output json`` document is validated against the shipped schema.
+
+Verify runs in this process (``harness.cli.invoke_cli``) but for the run that races a concurrent change,
+which needs a real subprocess; the graph fixtures attach with real subprocesses.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from harness.cli import CliResult, clean_env, expect, run_cli
+from harness.cli import CliResult, clean_env, expect, invoke_cli
 from harness.fake_registry import FakeRegistry
 from harness.graphs import SignedSbom, attach_signed_sbom
 from harness.oci import (CYCLONEDX, NOTARY, OCI_INDEX, SIGSTORE_BUNDLE, SPDX, push_fallback_index, push_image,
@@ -229,7 +232,7 @@ def test_wait_succeeds_when_a_referrer_is_attached_meanwhile(registry_plain: Run
     attach: dict[str, CliResult] = {}
 
     def attach_now() -> None:
-        attach["result"] = run_cli("attach-signature", f"{ref}:v1", "image.sig", "-O", "json", env=env,
+        attach["result"] = invoke_cli("attach-signature", f"{ref}:v1", "image.sig", "-O", "json", env=env,
                                    cwd=tmp_path)
 
     result = _verify_then((f"{ref}:v1", "-r", "signature", "--wait", "1m", "--interval", "0.3", "-O", "json"),
@@ -314,7 +317,7 @@ class ApiGraph:
         return f"{self.fake.host}/{self.repo}"
 
     def verify(self, *args: str) -> CliResult:
-        return run_cli("verify", *args, env=self.env)
+        return invoke_cli("verify", *args, env=self.env)
 
     def referrer_requests(self) -> list[str]:
         return [r.target for r in self.fake.requests if "/referrers/" in r.path]
@@ -456,7 +459,7 @@ class MultiArch:
         return f"{self.host}/{self.repo}:multi"
 
     def verify(self, *args: str) -> CliResult:
-        return run_cli("verify", self.ref, *args, env=self.env)
+        return invoke_cli("verify", self.ref, *args, env=self.env)
 
 
 @pytest.fixture(scope="module", params=["tag-schema", "api"])
