@@ -1,4 +1,8 @@
-"""Integrity: tampered content, unsafe archives and unsafe titles end in exit 6 with nothing written outside."""
+"""Integrity: tampered content, unsafe archives and unsafe titles end in exit 6 with nothing written outside.
+
+The CLI's ``main()`` runs in this process (``harness.cli.invoke_cli``): a subprocess would add only its
+start-up, some 0.2 s of CPU a run; the process boundary is tested elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.cli import clean_env, push_one_file, run_cli
+from harness.cli import clean_env, push_one_file, invoke_cli
 from harness.layers import TITLE, push_directory_layer
 from harness.oci import push_artifact, push_layer
 from harness.registry import RunningRegistry
@@ -67,7 +71,7 @@ def test_unsafe_archive_is_refused(registry_plain: RunningRegistry, tmp_path: Pa
     out = sandbox / "out"
     out.mkdir(parents=True)
     before = sorted(p.name for p in Path("/tmp").iterdir())
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
     assert result.returncode == EXIT_INTEGRITY, result.stderr
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
     assert list(out.iterdir()) == [], "nothing may be left in the output directory"
@@ -80,7 +84,7 @@ def test_wrong_tar_digest_is_refused(registry_plain: RunningRegistry, tmp_path: 
     blob, _ = _tar_gz([(_entry("docs", tarfile.DIRTYPE), None), (_entry("docs/a.txt"), b"a")])
     _seed_directory_artifact(registry_plain, unique_repo, blob, "sha256:" + "0" * 64)
     out = tmp_path / "out"
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
     assert result.returncode == EXIT_INTEGRITY
     assert not (out / "docs").exists()
 
@@ -92,7 +96,7 @@ def test_unsafe_file_title_is_refused(registry_plain: RunningRegistry, tmp_path:
         layer = push_layer(client, registry_plain.url, unique_repo, b"payload", "text/plain", {TITLE: title})
         push_artifact(client, registry_plain.url, unique_repo, [layer], reference="v1")
     out = tmp_path / "sandbox" / "out"
-    result = run_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
+    result = invoke_cli("pull", f"{registry_plain.host}/{unique_repo}:v1", "-o", str(out), env=clean_env(tmp_path))
     assert result.returncode == EXIT_INTEGRITY, result.stderr
     assert not (tmp_path / "sandbox" / "escape.txt").exists()
     assert not Path("/tmp/ci-oras-abs-title.txt").exists()
@@ -104,13 +108,13 @@ def test_tampered_layout_blob_is_integrity_error(tmp_path: Path) -> None:
     (src / "file.txt").write_text("original\n")
     env = clean_env(tmp_path)
     layout = tmp_path / "layout"
-    pushed = run_cli("push", f"oci:{layout}:v1", "file.txt", "--output", "json", env=env, cwd=src)
+    pushed = invoke_cli("push", f"oci:{layout}:v1", "file.txt", "--output", "json", env=env, cwd=src)
     assert pushed.returncode == 0, pushed.stderr
     layer_digest = pushed.json()["layers"][0]["digest"]
     blob = layout / "blobs" / "sha256" / layer_digest.split(":")[1]
     blob.write_text("tampered\n")
     out = tmp_path / "out"
-    result = run_cli("pull", f"oci:{layout}:v1", "-o", str(out), env=env)
+    result = invoke_cli("pull", f"oci:{layout}:v1", "-o", str(out), env=env)
     assert result.returncode == EXIT_INTEGRITY, result.stderr
     assert "mismatch" in result.stderr
     assert not (out / "file.txt").exists(), "a file that failed verification must not be left behind"
@@ -123,5 +127,5 @@ def test_manifest_digest_mismatch_is_integrity_error(registry_plain: RunningRegi
     env, digest = push_one_file(f"oci:{tmp_path / 'layout'}:v1", tmp_path)
     manifest_file = tmp_path / "layout" / "blobs" / "sha256" / digest.split(":")[1]
     manifest_file.write_bytes(manifest_file.read_bytes() + b" ")
-    result = run_cli("manifest", "fetch", f"oci:{tmp_path / 'layout'}@{digest}", env=env)
+    result = invoke_cli("manifest", "fetch", f"oci:{tmp_path / 'layout'}@{digest}", env=env)
     assert result.returncode == EXIT_INTEGRITY, result.stderr

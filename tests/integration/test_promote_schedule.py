@@ -5,6 +5,9 @@ manifest PUT must arrive after the answers that stored its blobs, its children a
 referrers index after the answers for the subject and every referrer; the tag after every other write. The
 copy pool is checked by counting requests in flight at the destination (never more than ``--concurrency``
 blob and manifest requests, and the referrer PUTs several at once behind a latency proxy), not by timing them.
+
+The CLI's ``main()`` runs in this process (``harness.cli.invoke_cli``): a subprocess would add only its
+start-up, some 0.2 s of CPU a run; the process boundary is tested elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.cli import clean_env, run_cli
+from harness.cli import clean_env, invoke_cli
 from harness.oci import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, digest_of, push_blob, push_manifest
 from harness.proxy import AnsweringProxy, ProxyRecord, RegistryProxy, matching
 from harness.registry import RegistryFactory, RunningRegistry
@@ -122,7 +125,7 @@ def test_dependencies_are_stored_before_what_names_them_and_the_pool_stays_full(
     upstream = registry_factory("plain") if where == "across registries" else registry_plain
     with AnsweringProxy(upstream) as proxy:
         proxy.latency = 0.05  # a registry that is not on this machine: requests overlap only if sent together
-        result = run_cli("promote", source, f"{proxy.host}/{unique_repo}:v1", "--concurrency", str(CONCURRENCY),
+        result = invoke_cli("promote", source, f"{proxy.host}/{unique_repo}:v1", "--concurrency", str(CONCURRENCY),
                          "-O", "json", env=clean_env(tmp_path))
         assert result.returncode == 0, result.stderr
         assert result.json()["referrers"] == 9 and result.json()["copied"]["manifests"] == 12
@@ -162,7 +165,7 @@ def test_a_failed_write_stops_the_copy_without_a_tag(registry_plain: RunningRegi
     with RegistryProxy(registry_plain) as proxy:
         proxy.inject(matching(method="PUT", path=f"/manifests/{refused}$"), 403, times=10,
                      body=b'{"errors":[{"code":"DENIED","message":"no"}]}')
-        result = run_cli("promote", source, f"{proxy.host}/{unique_repo}:v1", env=clean_env(tmp_path))
+        result = invoke_cli("promote", source, f"{proxy.host}/{unique_repo}:v1", env=clean_env(tmp_path))
         assert result.returncode == 4, result.stderr
         assert "access denied" in result.stderr and "Traceback" not in result.stderr
         assert proxy.requests_matching(method="PUT", path=rf"/manifests/(v1|sha256-{subject.split(':')[1]})$") == []
@@ -174,7 +177,7 @@ def test_a_pool_of_one_copies_everything_one_request_at_a_time(
     """No step waits on another inside a worker, so a single worker cannot deadlock."""
     source, graph = seeded
     with AnsweringProxy(registry_factory("plain")) as proxy:
-        result = run_cli("promote", source, f"{proxy.host}/{unique_repo}:v1", "--concurrency", "1", "-O", "json",
+        result = invoke_cli("promote", source, f"{proxy.host}/{unique_repo}:v1", "--concurrency", "1", "-O", "json",
                          env=clean_env(tmp_path))
         assert result.returncode == 0, result.stderr
         assert result.json()["copied"]["manifests"] == 12 and result.json()["referrers"] == 9
@@ -192,13 +195,13 @@ def test_a_first_copy_asks_only_what_the_destination_can_have(
     env = clean_env(tmp_path)
     with AnsweringProxy(registry_factory("plain")) as proxy:
         destination = f"{proxy.host}/{unique_repo}:v1"
-        assert run_cli("promote", source, destination, env=env).returncode == 0
+        assert invoke_cli("promote", source, destination, env=env).returncode == 0
         heads = {r.path.rsplit("/", 1)[1] for r in proxy.requests_matching(method="HEAD")}
         assert heads == {graph.index, *graph.children[graph.index]}
         # The referrer PUTs were answered without OCI-Subject: the lists are fallback indexes, no API probe.
         assert proxy.requests_matching(path="/referrers/") == []
         proxy.clear()
-        again = run_cli("promote", source, destination, "-O", "json", env=env)
+        again = invoke_cli("promote", source, destination, "-O", "json", env=env)
         assert again.returncode == 0, again.stderr
         assert [r for r in proxy.requests if r.method in WRITES] == []
         heads = {r.path.rsplit("/", 1)[1] for r in proxy.requests_matching(method="HEAD", path="/manifests/")}
@@ -215,7 +218,7 @@ def test_a_large_blob_is_asked_about_before_it_is_sent(
             headers={"Accept": OCI_MANIFEST}).content)
     config, layer = blobs
     with AnsweringProxy(registry_factory("plain")) as proxy:
-        result = run_cli("promote", f"{registry_plain.host}/{unique_repo}:v1", f"{proxy.host}/{unique_repo}:v1",
+        result = invoke_cli("promote", f"{registry_plain.host}/{unique_repo}:v1", f"{proxy.host}/{unique_repo}:v1",
                          env=clean_env(tmp_path))
         assert result.returncode == 0, result.stderr
         asked = {r.path.rsplit("/", 1)[1] for r in proxy.requests_matching(method="HEAD", path="/blobs/")}
