@@ -299,7 +299,7 @@ def resolve() -> dict[Path, str]:
             list(pool.map(one, combinations()))
         by_name = {combination: {canonicalize_name(_name(wheel)): wheel for wheel in wheels}
                    for combination, wheels in results.items()}
-        kept = {name: _kept(by_name, set(map(canonicalize_name, left_out))) for name, left_out in VARIANTS.items()}
+        kept = {name: _kept(by_name, left_out) for name, left_out in VARIANTS.items()}
         for (python, target), wheels in sorted(results.items(), key=lambda item: (item[0][1].name, item[0][0])):
             for wheel in wheels:
                 name, version, _, tags = parse_wheel_filename(wheel.name)
@@ -324,11 +324,12 @@ def resolve() -> dict[Path, str]:
     return {LOCK: text, **{LOCK.parent / name: variant_text(text, kept[name], VARIANTS[name]) for name in VARIANTS}}
 
 
-def _kept(wheels: Mapping[Combination, Mapping[str, Path]], left_out: set[str]) -> set[str]:
+def _kept(wheels: Mapping[Combination, Mapping[str, Path]], left_out: Iterable[str]) -> set[str]:
     """The names some combination needs when ``left_out`` and what only they need are left out."""
+    omitted = {canonicalize_name(name) for name in left_out}
     keep: set[str] = set()
     for (python, target), by_name in wheels.items():
-        keep |= _reached(runtime_requirements(), by_name, target.environment(python), left_out)
+        keep |= _reached(runtime_requirements(), by_name, target.environment(python), omitted)
     return keep
 
 
@@ -545,7 +546,7 @@ def _stale_variants(lock: Path, text: str, fetched: Mapping[Combination, Mapping
     """Each variant beside ``lock`` that is missing or not exactly what ``text`` and its wheels give."""
     problems = []
     for name, left_out in variants.items():
-        expected = variant_text(text, _kept(fetched, {canonicalize_name(n) for n in left_out}), left_out)
+        expected = variant_text(text, _kept(fetched, left_out), left_out)
         path = lock.parent / name
         if not path.is_file() or path.read_text(encoding="utf-8") != expected:
             problems.append(f"{name} is not {lock.name} without {', '.join(left_out)} and what only they need")
